@@ -1,0 +1,36 @@
+# Quick start: `make lab` (set up + open the notebooks) and `make test` (set up + run the tests).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+export JEAT_DATA ?= $(abspath ../shared/data/cifar10)
+
+.PHONY: setup lab test test-fast lint bench clean
+
+$(BIN)/jeat: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e '.[dev]'
+	# peer library for cross-checks; --no-deps because it pins an old `requests`
+	$(BIN)/pip install --quiet --no-deps torchattacks==3.5.1
+	touch $(BIN)/jeat
+
+setup: $(BIN)/jeat
+
+lab: setup
+	$(BIN)/jupyter lab --ServerApp.jpserver_extensions='{"jupytext": true}' notebooks/
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+
+bench: setup
+	$(BIN)/python benchmarks/bench_core.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,250 @@
+"""Adversarial attacks written in the energy view (Eq. 2, 3, 14, 18).
+
+An attack ascends an objective built from the energies of :mod:`jeat_core.energy`:
+
+* ``objective="ce"``     -> ``E(x, y) - E(x)``  (the usual CE attack, Eq. 14)
+* ``objective="energy"`` -> ``E(x, y)``         (the energy attack, Eq. 18)
+
+:func:`pgd` is the one loop (Eq. 3); :func:`fgsm` is PGD with a single step of size ``eps``
+(Eq. 2) and :func:`fgsm_rs` is FGSM from a uniform random start, the attack of Algorithm 1
+(and of Wong et al., "Fast is better than free"). A *threat model* is a small pair
+``step`` / ``project`` (:class:`LinfThreat`, :class:`L2Threat`).
+
+All functions are pure: inputs in [0, 1], a new tensor returned, the model's mode and its
+parameters' ``.grad`` untouched (input gradients come from ``torch.autograd.grad`` on the *sum*
+of per-example objectives, so step sizes do not depend on batch size).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .energy import cross_entropy, joint_energy
+
+OBJECTIVES = ("ce", "energy")
+NORMS = ("linf", "l2")
+
+
+# ----------------------------------------------------------------------------- threat models
+@dataclass(frozen=True)
+class LinfThreat:
+    """L-inf ball of radius ``eps``: signed-gradient steps, coordinate-wise clipping."""
+
+    eps: float
+
+    def step(self, g: Tensor, step_size: float) -> Tensor:
+        return step_size * g.sign()
+
+    def project(self, delta: Tensor) -> Tensor:
+        return delta.clamp(-self.eps, self.eps)
+
+    def random(self, like: Tensor, generator: torch.Generator | None) -> Tensor:
+        u = torch.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+        return (2 * u - 1) * self.eps
+
+
+def _per_example_norm(t: Tensor) -> Tensor:
+    return t.flatten(1).norm(dim=1).view(-1, *([1] * (t.dim() - 1)))
+
+
+@dataclass(frozen=True)
+class L2Threat:
+    """L2 ball of radius ``eps``: normalised-gradient steps, radial projection."""
+
+    eps: float
+
+    def step(self, g: Tensor, step_size: float) -> Tensor:
+        return step_size * g / _per_example_norm(g).clamp_min(1e-12)
+
+    def project(self, delta: Tensor) -> Tensor:
+        n = _per_example_norm(delta)
+        return delta * (self.eps / n.clamp_min(1e-12)).clamp(max=1.0)
+
+    def random(self, like: Tensor, generator: torch.Generator | None) -> Tensor:
+        # uniform in the ball: gaussian direction, radius eps * U^(1/d)
+        g = torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+        d = like[0].numel()
+        u = torch.rand((like.shape[0],), generator=generator, device=like.device, dtype=like.dtype)
+        r = (self.eps * u.pow(1.0 / d)).view(-1, *([1] * (like.dim() - 1)))
+        return g / _per_example_norm(g).clamp_min(1e-12) * r
+
+
+def threat_model(norm: str, eps: float) -> LinfThreat | L2Threat:
+    if norm == "linf":
+        return LinfThreat(eps)
+    if norm == "l2":
+        return L2Threat(eps)
+    raise ValueError(f"unknown norm {norm!r}; choose one of {', '.join(NORMS)}")
+
+
+# ----------------------------------------------------------------------------- validation
+def _check_number(name: str, value: float, *, allow_zero: bool = True) -> None:
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number; got {value!r}")
+    if value < 0 or (value == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name} must be {bound}; got {value}")
+
+
+def check_images(x: Tensor, name: str = "x") -> None:
+    """Raise ``ValueError`` unless ``x`` is a float ``(B, C, H, W)`` batch with values in [0, 1]."""
+    if not isinstance(x, Tensor):
+        raise ValueError(f"{name} must be a torch.Tensor; got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"{name} must have shape (B, C, H, W); got shape {tuple(x.shape)}")
+    if not x.dtype.is_floating_point:
+        raise ValueError(f"{name} must be a float tensor with values in [0, 1]; got dtype {x.dtype}")
+    if x.numel():
+        lo, hi = float(x.min()), float(x.max())
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"{name} contains NaN or inf")
+        if lo < 0 or hi > 1:
+            raise ValueError(f"{name} must have values in [0, 1]; got range [{lo:.4g}, {hi:.4g}]")
+
+
+def _check_labels(y: Tensor, x: Tensor) -> Tensor:
+    if not isinstance(y, Tensor):
+        y = torch.as_tensor(y)
+    if y.dim() != 1 or y.shape[0] != x.shape[0]:
+        raise ValueError(f"y must have shape ({x.shape[0]},) to match x; got shape {tuple(y.shape)}")
+    if y.dtype.is_floating_point or y.dtype == torch.bool:
+        raise ValueError(f"y must hold integer class labels; got dtype {y.dtype}")
+    if y.numel() and int(y.min()) < 0:
+        raise ValueError(f"labels must be >= 0; got {int(y.min())}")
+    return y.to(device=x.device, dtype=torch.long)
+
+
+def _objective(name: str) -> Callable[[Tensor, Tensor], Tensor]:
+    if name == "ce":
+        return cross_entropy
+    if name == "energy":
+        return joint_energy
+    raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
+
+
+def _logits(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor) -> Tensor:
+    logits = model(x)
+    n_classes = logits.shape[-1]
+    if y.numel() and int(y.max()) >= n_classes:
+        raise ValueError(f"labels must lie in [0, {n_classes - 1}] for this model; got {int(y.max())}")
+    return logits
+
+
+# ----------------------------------------------------------------------------- attacks
+def pgd(
+    model: Callable[[Tensor], Tensor],
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    step_size: float,
+    n_steps: int,
+    norm: str = "linf",
+    objective: str = "ce",
+    random_start: bool = True,
+    targeted: bool = False,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Projected gradient ascent on an energy objective (Eq. 3; objective of Eq. 14 or 18).
+
+    ``x_n = Proj_{B(x_0, eps) ∩ [0,1]}( x_{n-1} + step(∇_x obj(x_{n-1}, y)) )``
+
+    Args:
+        model: maps ``(B, C, H, W)`` images in [0, 1] to ``(B, K)`` logits.
+        x: ``(B, C, H, W)`` clean images in [0, 1].
+        y: ``(B,)`` labels (the true labels; the *target* labels when ``targeted``).
+        eps: radius of the threat model (e.g. ``8/255``).
+        step_size: step per iteration (``η`` in Eq. 3).
+        n_steps: number of iterations (0 returns the random start, or ``x``).
+        norm: ``"linf"`` or ``"l2"``.
+        objective: ``"ce"`` (E(x,y) - E(x), Eq. 14) or ``"energy"`` (E(x,y), Eq. 18).
+        random_start: start from a uniform point of the ball (Madry et al.).
+        targeted: *descend* the objective for label ``y`` (move towards class y).
+        generator: optional ``torch.Generator`` for the random start.
+    Returns:
+        ``(B, C, H, W)`` adversarial images, inside the eps-ball around ``x`` and in [0, 1].
+    """
+    check_images(x)
+    y = _check_labels(y, x)
+    _check_number("eps", eps)
+    _check_number("step_size", step_size)
+    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 0:
+        raise ValueError(f"n_steps must be an integer >= 0; got {n_steps!r}")
+    obj = _objective(objective)
+    threat = threat_model(norm, eps)
+    sign = -1.0 if targeted else 1.0
+
+    x0 = x.detach()
+    delta = threat.random(x0, generator) if random_start else torch.zeros_like(x0)
+    delta = ((x0 + delta).clamp(0, 1) - x0).detach()
+    for _ in range(n_steps):
+        delta.requires_grad_(True)
+        loss = sign * obj(_logits(model, x0 + delta, y), y).sum()
+        (g,) = torch.autograd.grad(loss, delta)
+        with torch.no_grad():
+            delta = threat.project(delta + threat.step(g, step_size))
+            delta = (x0 + delta).clamp(0, 1) - x0  # stay a valid image
+        delta = delta.detach()
+    return (x0 + delta).detach()
+
+
+def fgsm(
+    model: Callable[[Tensor], Tensor],
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    objective: str = "ce",
+    targeted: bool = False,
+) -> Tensor:
+    """FGSM (Eq. 2 / Eq. 14, or Eq. 18 with ``objective="energy"``): one L-inf step of size eps.
+
+    Identical to ``pgd(..., step_size=eps, n_steps=1, random_start=False)``.
+    """
+    return pgd(model, x, y, eps=eps, step_size=eps, n_steps=1, norm="linf",
+               objective=objective, random_start=False, targeted=targeted)
+
+
+def fgsm_rs(
+    model: Callable[[Tensor], Tensor],
+    x: Tensor,
+    y: Tensor,
+    *,
+    eps: float,
+    step_size: float | None = None,
+    objective: str = "energy",
+    grad_at: str = "perturbed",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """FGSM with a uniform random start: the attack of Algorithm 1 (and of Wong et al. 2020).
+
+    ``δ ~ U(-ε, ε);  δ <- clip(δ + α·sign(∇_x obj), -ε, ε);  x_adv = clip(x + δ, 0, 1)``
+
+    Algorithm 1 writes ``α = ε`` and ``∇_x E(x, y)`` without saying where the gradient is taken.
+    Our default takes it at the randomly perturbed point ``x + δ`` (``grad_at="perturbed"``, as in
+    Wong et al.; the gradient at the clean point would make the random start pointless for the
+    direction); ``grad_at="clean"`` takes the literal reading. ``step_size`` defaults to ``eps``.
+    """
+    check_images(x)
+    y = _check_labels(y, x)
+    _check_number("eps", eps)
+    alpha = eps if step_size is None else step_size
+    _check_number("step_size", alpha)
+    if grad_at not in ("perturbed", "clean"):
+        raise ValueError(f"grad_at must be 'perturbed' or 'clean'; got {grad_at!r}")
+    if grad_at == "perturbed":
+        return pgd(model, x, y, eps=eps, step_size=alpha, n_steps=1, norm="linf",
+                   objective=objective, random_start=True, generator=generator)
+    obj = _objective(objective)
+    threat = LinfThreat(eps)
+    x0 = x.detach()
+    delta = threat.random(x0, generator)
+    xg = x0.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(obj(_logits(model, xg, y), y).sum(), xg)
+    delta = threat.project(delta + threat.step(g, alpha))
+    return (x0 + delta).clamp(0, 1).detach()

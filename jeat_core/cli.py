@@ -1,0 +1,293 @@
+"""The ``jeat`` command: ``train``, ``eval`` and ``generate`` (thin wrappers around the library)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import replace
+from fractions import Fraction
+from pathlib import Path
+
+CLASSES_HELP = "0-9 or names (airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck)"
+
+
+# ----------------------------------------------------------------------------- argument types
+def size(text: str) -> float:
+    """A non-negative number, also written as a fraction like ``8/255``."""
+    try:
+        v = float(Fraction(text.strip()))
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or fraction (e.g. 0.03 or 8/255)") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return v
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 1")
+    return v
+
+
+def nonneg_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+    return v
+
+
+def parse_labels(text: str, n_classes: int = 10) -> list[int]:
+    from .data import CIFAR10_CLASSES
+
+    if text == "all":
+        return list(range(n_classes))
+    out = []
+    for tok in text.split(","):
+        tok = tok.strip()
+        if tok.isdigit() and int(tok) < n_classes:
+            out.append(int(tok))
+        elif tok in CIFAR10_CLASSES:
+            out.append(CIFAR10_CLASSES.index(tok))
+        else:
+            raise ValueError(f"bad label {tok!r} in --labels; use 'all' or a comma list of {CLASSES_HELP}")
+    return out
+
+
+# ----------------------------------------------------------------------------- train
+def _train(a: argparse.Namespace) -> int:
+    from .training import AttackConfig, fit, make_config
+
+    over: dict = {}
+    for k in ("epochs", "max_steps", "seed", "log_every", "checkpoint_every", "eval_n"):
+        if getattr(a, k) is not None:
+            over[k] = getattr(a, k)
+    if a.deterministic:
+        over["deterministic"] = True
+    if a.no_amp:
+        over["amp"] = False
+    if a.compile:
+        over["compile"] = True
+    if a.dataset:
+        over["dataset"] = a.dataset
+    if a.sigma is not None:
+        if a.method != "noise":
+            raise ValueError("--sigma only applies to --method noise")
+        over["sigma"] = a.sigma
+    cfg = make_config(a.method, a.preset, **over)
+    if a.lr is not None or a.batch_size is not None:
+        cfg = replace(cfg, optim=replace(cfg.optim, **{k: v for k, v in
+                                                      (("lr", a.lr), ("batch_size", a.batch_size)) if v is not None}))
+    if hasattr(cfg, "attack"):
+        att = {k: v for k, v in (("kind", a.attack), ("eps", a.eps), ("n_steps", a.attack_steps),
+                                 ("step_size", a.attack_step_size)) if v is not None}
+        if a.attack == "pgd" and a.attack_steps is None:
+            att["n_steps"] = 10
+        cfg = replace(cfg, attack=replace(cfg.attack, **att))
+    elif any(v is not None for v in (a.attack, a.eps, a.attack_steps, a.attack_step_size)):
+        raise ValueError(f"--attack/--eps/--attack-steps/--attack-step-size do not apply to --method {a.method}")
+    if hasattr(cfg, "sgld"):
+        sg = {k: v for k, v in (("n_steps", a.sgld_steps), ("step_size", a.sgld_step_size),
+                                ("noise_std", a.sgld_noise), ("buffer_size", a.buffer_size),
+                                ("reinit_prob", a.reinit_prob)) if v is not None}
+        cfg = replace(cfg, sgld=replace(cfg.sgld, **sg))
+        if a.energy_l2 is not None:
+            cfg = replace(cfg, energy_l2=a.energy_l2)
+    if a.reinit_prob is not None and not 0 <= a.reinit_prob <= 1:
+        raise ValueError("--reinit-prob must lie in [0, 1]")
+    out = Path(a.out or f"runs/{a.method}")
+    res = fit(cfg, out=out, data_root=a.data_root, device=a.device, resume=a.resume, progress=not a.no_progress)
+    m = res.manifest
+    print(json.dumps({"out": str(out), "method": m["method"], "steps": m["steps"],
+                      "train_seconds": m["train_seconds"], **{k: v for k, v in m["metrics"].items()
+                                                              if k in ("clean_acc", "eval_n", "train_loss")}}))
+    return 0
+
+
+# ----------------------------------------------------------------------------- eval
+ATTACKS = ("none", "fgsm", "pgd20", "energy-pgd20")
+
+
+def evaluate(model, x, y, *, attack: str = "pgd20", eps: float = 8 / 255, step_size: float = 2 / 255,
+             batch_size: int = 250, seed: int = 0, progress: bool = False) -> dict:
+    """Clean and robust accuracy of ``model`` on ``(x, y)`` (Tab. 1 / Tab. 3 protocol:
+    L-inf PGD-20, step 2/255, random start)."""
+    import torch
+
+    from .attacks import fgsm, pgd
+
+    if attack not in ATTACKS:
+        raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
+    g = torch.Generator().manual_seed(seed)
+    clean = robust = 0
+    rng = range(0, len(x), batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+
+        rng = tqdm(rng, desc=f"eval {attack}", unit="batch", file=sys.stderr)
+    for i in rng:
+        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+        with torch.no_grad():
+            clean += int((model(xb).argmax(1) == yb).sum())
+        if attack == "none":
+            continue
+        if attack == "fgsm":
+            xa = fgsm(model, xb, yb, eps=eps)
+        else:
+            xa = pgd(model, xb, yb, eps=eps, step_size=step_size, n_steps=20,
+                     objective="energy" if attack == "energy-pgd20" else "ce", generator=g)
+        with torch.no_grad():
+            robust += int((model(xa).argmax(1) == yb).sum())
+    n = len(x)
+    return {"clean_acc": clean / n, "robust_acc": (robust / n) if attack != "none" else clean / n,
+            "n": n, "attack": attack, "eps": eps}
+
+
+def _eval(a: argparse.Namespace) -> int:
+    from .checkpoints import load_model
+    from .data import load_split
+
+    model, manifest = load_model(a.model, device=a.device or "cpu")
+    test = load_split("test", dataset=manifest["data"].get("dataset", "cifar10"), data_root=a.data_root)
+    x, y = test.tensors(a.n)
+    dev = a.device or "cpu"
+    res = evaluate(model, x.to(dev), y.to(dev), attack=a.attack, eps=a.eps, seed=a.seed,
+                   batch_size=a.batch_size, progress=not a.json)
+    res["model"] = a.model
+    print(json.dumps(res) if a.json else "\n".join(f"{k:>12}: {v}" for k, v in res.items()))
+    return 0
+
+
+# ----------------------------------------------------------------------------- generate
+def _generate(a: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from .checkpoints import load_model
+    from .data import load_split, to_uint8
+    from .sampling import ClassGaussian, generation_energy, langevin, uniform_init
+
+    model, manifest = load_model(a.model, device=a.device or "cpu")
+    labels = parse_labels(a.labels)
+    y = torch.tensor([c for c in labels for _ in range(a.per_class)])
+    g = torch.Generator().manual_seed(a.seed)
+    if a.init == "class_gaussian":
+        train = load_split("train", dataset=manifest["data"].get("dataset", "cifar10"), data_root=a.data_root)
+        x0 = ClassGaussian(train.x, train.y).sample(y, generator=g)
+    else:
+        x0 = uniform_init(len(y), generator=g)
+    dev = a.device or "cpu"
+    xs = []
+    for i in range(0, len(y), a.batch_size):
+        yb = y[i:i + a.batch_size].to(dev)
+        xs.append(langevin(generation_energy(model, yb, a.energy), x0[i:i + a.batch_size].to(dev),
+                           step_size=a.step_size, n_steps=a.steps, noise_std=a.noise, clamp=(0.0, 1.0),
+                           generator=g, progress=True).cpu())
+    x = torch.cat(xs)
+    out = Path(a.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, x=to_uint8(x), y=y.numpy(), energy=a.energy, init=a.init, steps=a.steps,
+                        step_size=a.step_size, noise=a.noise, model=str(a.model), seed=a.seed)
+    print(json.dumps({"out": str(out), "n": len(y), "labels": labels, "energy": a.energy, "init": a.init}))
+    return 0
+
+
+# ----------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    from .training import METHODS, PRESETS
+
+    p = argparse.ArgumentParser(prog="jeat", description="Energy view of robust classifiers (JEAT, ICCV 2021).")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    t = sub.add_parser("train", help="train a classifier with one of the paper's methods")
+    t.add_argument("--method", required=True, choices=METHODS)
+    t.add_argument("--preset", default="cpu", choices=PRESETS)
+    t.add_argument("--sigma", type=size, help="noise std for --method noise (e.g. 16/255)")
+    t.add_argument("--data-root", help="folder with train.npz/test.npz (default: $JEAT_DATA)")
+    t.add_argument("--dataset", choices=("cifar10", "cifar100", "procedural"))
+    t.add_argument("--epochs", type=size)
+    t.add_argument("--max-steps", type=positive_int, help="stop after N steps (smoke runs)")
+    t.add_argument("--out", help="output folder (default runs/<method>)")
+    t.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
+    t.add_argument("--seed", type=nonneg_int)
+    t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
+    t.add_argument("--lr", type=size)
+    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--attack", choices=("fgsm_rs", "pgd"), help="training attack (at/prejeat/jeat)")
+    t.add_argument("--eps", type=size, help="attack radius, e.g. 8/255")
+    t.add_argument("--attack-steps", type=positive_int)
+    t.add_argument("--attack-step-size", type=size)
+    t.add_argument("--sgld-steps", type=positive_int, help="K in Algorithm 1 (jeat/jem)")
+    t.add_argument("--sgld-step-size", type=size, help="η: drift is -(η/2)∇E")
+    t.add_argument("--sgld-noise", type=size, help="noise std s (sqrt(η) is exact Langevin)")
+    t.add_argument("--buffer-size", type=positive_int)
+    t.add_argument("--reinit-prob", type=size, help="ρ in Algorithm 1")
+    t.add_argument("--energy-l2", type=size, help="L2 penalty on energies (JEM stabiliser)")
+    t.add_argument("--log-every", type=nonneg_int)
+    t.add_argument("--checkpoint-every", type=nonneg_int)
+    t.add_argument("--eval-n", type=nonneg_int, help="test images for the final clean accuracy")
+    t.add_argument("--deterministic", action="store_true")
+    t.add_argument("--no-amp", action="store_true")
+    t.add_argument("--compile", action="store_true")
+    t.add_argument("--no-progress", action="store_true")
+    t.set_defaults(func=_train)
+
+    e = sub.add_parser("eval", help="clean and robust accuracy of a checkpoint")
+    e.add_argument("--model", required=True, help="checkpoint folder or shipped name (cifar10-cpu/jeat)")
+    e.add_argument("--attack", default="pgd20", choices=ATTACKS)
+    e.add_argument("--eps", type=size, default=8 / 255)
+    e.add_argument("--n", type=positive_int, default=None, help="number of test images (default all)")
+    e.add_argument("--batch-size", type=positive_int, default=250)
+    e.add_argument("--data-root")
+    e.add_argument("--device")
+    e.add_argument("--seed", type=nonneg_int, default=0)
+    e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.set_defaults(func=_eval)
+
+    g = sub.add_parser("generate", help="class-conditional Langevin generation (Eq. 16/17)")
+    g.add_argument("--model", required=True)
+    g.add_argument("--labels", default="all", help=f"'all' or a comma list of {CLASSES_HELP}")
+    g.add_argument("--per-class", type=positive_int, default=10)
+    g.add_argument("--energy", default="joint", choices=("joint", "ce"), help="joint = Eq. 17, ce = Eq. 16")
+    g.add_argument("--init", default="class_gaussian", choices=("class_gaussian", "uniform"))
+    g.add_argument("--steps", type=nonneg_int, default=60)
+    g.add_argument("--step-size", type=size, default=0.1, help="η (drift -(η/2)∇E)")
+    g.add_argument("--noise", type=size, default=0.01, help="noise std s")
+    g.add_argument("--batch-size", type=positive_int, default=100)
+    g.add_argument("--seed", type=nonneg_int, default=0)
+    g.add_argument("--data-root")
+    g.add_argument("--device")
+    g.add_argument("--out", required=True, help="output .npz")
+    g.set_defaults(func=_generate)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoints import CheckpointError
+    from .data import DataNotFoundError
+    from .training import TrainingDiverged
+
+    parser = build_parser()
+    a = parser.parse_args(argv)
+    try:
+        return a.func(a)
+    except (ValueError, FileNotFoundError, DataNotFoundError, CheckpointError) as e:
+        print(f"jeat {a.cmd}: error: {e}", file=sys.stderr)
+        return 2
+    except TrainingDiverged as e:
+        print(f"jeat {a.cmd}: {e}", file=sys.stderr)
+        return 3
+    except KeyboardInterrupt:
+        print(f"jeat {a.cmd}: interrupted; resume with --resume (the last checkpoint is kept)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

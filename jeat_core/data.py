@@ -1,0 +1,167 @@
+"""Data: CIFAR-10/100 from a local ``train.npz``/``test.npz`` folder or torchvision, plus a tiny
+procedural dataset for fast unit tests.
+
+Where the data comes from is one setting: ``data_root`` argument (``--data-root`` on the command
+line), else the ``JEAT_DATA`` environment variable, else ``~/.cache/jeat/data`` (torchvision
+downloads there when the network allows it). A folder holding ``train.npz`` and ``test.npz``
+(``x`` uint8 ``(N, 32, 32, 3)``, ``y`` labels) is used as is. Images are kept as uint8 NHWC
+arrays and turned into float ``(B, 3, 32, 32)`` tensors in [0, 1] per batch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
+                   "dog", "frog", "horse", "ship", "truck")
+DATASETS = ("cifar10", "cifar100", "procedural")
+DEFAULT_ROOT = Path("~/.cache/jeat/data").expanduser()
+
+
+class DataNotFoundError(FileNotFoundError):
+    """No data where we looked; the message says how to get it."""
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split as arrays: ``x`` uint8 ``(N, H, W, C)``, ``y`` int64 ``(N,)``, plus provenance."""
+
+    x: np.ndarray
+    y: np.ndarray
+    source: str
+    sha256: str | None = None
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    def tensors(self, n: int | None = None, start: int = 0) -> tuple[Tensor, Tensor]:
+        """Float images ``(n, C, H, W)`` in [0, 1] and labels ``(n,)``."""
+        end = len(self) if n is None else min(len(self), start + n)
+        return to_float(self.x[start:end]), torch.from_numpy(self.y[start:end]).long()
+
+
+def resolve_root(data_root: str | os.PathLike | None = None) -> Path:
+    """``data_root`` if given, else ``$JEAT_DATA``, else ``~/.cache/jeat/data``."""
+    if data_root is not None:
+        return Path(data_root).expanduser()
+    env = os.environ.get("JEAT_DATA")
+    return Path(env).expanduser() if env else DEFAULT_ROOT
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def to_float(x: np.ndarray | Tensor) -> Tensor:
+    """uint8 ``(N, H, W, C)`` -> float32 ``(N, C, H, W)`` in [0, 1]."""
+    x = torch.as_tensor(x)
+    return x.permute(0, 3, 1, 2).float().div(255).contiguous()
+
+
+def to_uint8(x: Tensor) -> np.ndarray:
+    """float ``(N, C, H, W)`` in [0, 1] -> uint8 ``(N, H, W, C)`` (rounded)."""
+    return x.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _load_npz(path: Path, with_hash: bool) -> Split:
+    try:
+        with np.load(path) as d:
+            x, y = d["x"], d["y"]
+    except (OSError, ValueError, KeyError) as e:
+        raise DataNotFoundError(f"{path} is not a readable npz with arrays 'x' and 'y': {e}") from e
+    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
+        raise ValueError(f"{path}: 'x' must be uint8 (N, H, W, C); got {x.dtype} {x.shape}")
+    if len(y) != len(x):
+        raise ValueError(f"{path}: 'x' has {len(x)} images but 'y' has {len(y)} labels")
+    return Split(x, y.astype(np.int64), str(path), file_sha256(path) if with_hash else None)
+
+
+def load_split(split: str = "train", *, dataset: str = "cifar10", data_root=None,
+               download: bool = True, with_hash: bool = False) -> Split:
+    """Load ``split`` (``"train"`` or ``"test"``) of ``dataset``.
+
+    Looks for ``<root>/<split>.npz`` (also ``<root>/<dataset>/<split>.npz``), then for
+    torchvision's files under ``root`` (downloading them if ``download``).
+    """
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test'; got {split!r}")
+    if dataset == "procedural":
+        n = 2000 if split == "train" else 500
+        return procedural(n, seed=0 if split == "train" else 1)
+    if dataset not in ("cifar10", "cifar100"):
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    root = resolve_root(data_root)
+    for cand in (root / f"{split}.npz", root / dataset / f"{split}.npz"):
+        if cand.is_file():
+            return _load_npz(cand, with_hash)
+    try:
+        import torchvision
+
+        cls = torchvision.datasets.CIFAR10 if dataset == "cifar10" else torchvision.datasets.CIFAR100
+        ds = cls(str(root), train=split == "train", download=download)
+    except Exception as e:  # no files and no network: say how to get the data
+        raise DataNotFoundError(
+            f"{dataset} {split} data not found under {root} ({type(e).__name__}: {e}).\n"
+            f"Either put {split}.npz (arrays x: uint8 (N,32,32,3), y: labels) in a folder and set "
+            f"JEAT_DATA=/that/folder (or pass --data-root), or allow torchvision to download "
+            f"{dataset} into {root}."
+        ) from e
+    return Split(np.asarray(ds.data, dtype=np.uint8), np.asarray(ds.targets, dtype=np.int64),
+                 f"torchvision:{dataset}:{root}")
+
+
+def class_names(dataset: str = "cifar10", n_classes: int = 10) -> tuple[str, ...]:
+    if dataset in ("cifar10", "procedural") and n_classes == 10:
+        return CIFAR10_CLASSES
+    return tuple(str(i) for i in range(n_classes))
+
+
+def procedural(n: int = 2000, *, n_classes: int = 10, seed: int = 0, size: int = 32) -> Split:
+    """A learnable toy dataset for unit tests (not for results).
+
+    Class ``k`` is a smooth colour gradient whose orientation and colour depend on ``k``,
+    plus per-image noise and a random shift, so a small CNN separates classes in a few steps.
+    """
+    g = np.random.default_rng(seed)
+    y = g.integers(0, n_classes, n)
+    t = np.linspace(-1, 1, size)
+    yy, xx = np.meshgrid(t, t, indexing="ij")
+    angles = np.pi * np.arange(n_classes) / n_classes
+    colours = np.stack([0.5 + 0.4 * np.cos(2 * np.pi * (np.arange(n_classes) / n_classes + s / 3))
+                        for s in range(3)], 1)  # (K, 3)
+    a = angles[y][:, None, None]
+    shift = g.uniform(-0.5, 0.5, (n, 1, 1))
+    ramp = np.sin(3 * (np.cos(a) * xx + np.sin(a) * yy) + shift)  # (n, H, W)
+    img = colours[y][:, None, None, :] * (0.6 + 0.3 * ramp[..., None])
+    img = img + g.normal(0, 0.05, img.shape)
+    x = (np.clip(img, 0, 1) * 255).round().astype(np.uint8)
+    return Split(x, y.astype(np.int64), f"procedural(n={n}, seed={seed})")
+
+
+def augment(x: Tensor, *, pad: int = 4, flip: bool = True, generator: torch.Generator | None = None) -> Tensor:
+    """Random crop with ``pad`` pixels of reflection padding and horizontal flips, per image."""
+    b, _, h, w = x.shape
+    if pad:
+        xp = torch.nn.functional.pad(x, (pad,) * 4, mode="reflect")
+        i = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+        j = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
+        rows = (i[:, None] + torch.arange(h)[None]).to(x.device)  # (B, H)
+        cols = (j[:, None] + torch.arange(w)[None]).to(x.device)  # (B, W)
+        x = xp[torch.arange(b, device=x.device)[:, None, None, None],
+               torch.arange(x.shape[1], device=x.device)[None, :, None, None],
+               rows[:, None, :, None], cols[:, None, None, :]]
+    if flip:
+        f = (torch.rand((b,), generator=generator) < 0.5).to(x.device)
+        x = torch.where(f[:, None, None, None], x.flip(3), x)
+    return x

@@ -1,0 +1,102 @@
+"""Energies of a classifier's logits (Eq. 11-13).
+
+Sign convention, written once for the whole project: **lower energy = more probable**.
+
+With logits ``f(x)`` of shape ``(B, K)``:
+
+* joint energy     ``E(x, y) = -f(x)[y]``                      (Eq. 12, first line)
+* marginal energy  ``E(x)    = -logsumexp_k f(x)[k]``          (Eq. 12, second line)
+* cross-entropy    ``-log p(y|x) = E(x, y) - E(x)``            (Eq. 13)
+
+All functions are pure, take logits (not images) and return per-example tensors ``(B,)``.
+:func:`energy_of` turns a model into an ``x -> (B,)`` energy function for attacks, Langevin
+sampling, Fisher scores and landscapes.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+EnergyFn = Callable[[Tensor], Tensor]
+
+#: names accepted by :func:`energy_of` / :func:`energy_from_logits`
+ENERGY_KINDS = ("joint", "marginal", "ce")
+
+
+def _check_logits(logits: Tensor) -> None:
+    if logits.dim() != 2:
+        raise ValueError(f"logits must have shape (B, K); got shape {tuple(logits.shape)}")
+
+
+def _check_labels(y: Tensor, logits: Tensor) -> Tensor:
+    y = torch.as_tensor(y, device=logits.device)
+    if y.dim() == 0:
+        y = y.expand(logits.shape[0])
+    if y.shape != (logits.shape[0],):
+        raise ValueError(
+            f"labels must have shape ({logits.shape[0]},) to match the logits; got {tuple(y.shape)}"
+        )
+    if y.dtype.is_floating_point:
+        raise ValueError(f"labels must be integers; got dtype {y.dtype}")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
+        raise ValueError(
+            f"labels must lie in [0, {logits.shape[1] - 1}]; got min {int(y.min())}, max {int(y.max())}"
+        )
+    return y.long()
+
+
+def joint_energy(logits: Tensor, y: Tensor) -> Tensor:
+    """``E(x, y) = -f(x)[y]`` (Eq. 12).
+
+    Args:
+        logits: ``(B, K)`` classifier outputs.
+        y: ``(B,)`` integer labels (a scalar is broadcast to the batch).
+    Returns:
+        ``(B,)`` joint energies.
+    """
+    _check_logits(logits)
+    y = _check_labels(y, logits)
+    return -logits.gather(1, y[:, None]).squeeze(1)
+
+
+def marginal_energy(logits: Tensor) -> Tensor:
+    """``E(x) = -log sum_k exp f(x)[k]`` (Eq. 12). Returns ``(B,)``."""
+    _check_logits(logits)
+    return -torch.logsumexp(logits, dim=1)
+
+
+def cross_entropy(logits: Tensor, y: Tensor) -> Tensor:
+    """Per-example cross-entropy written as ``E(x, y) - E(x)`` (Eq. 13). Returns ``(B,)``."""
+    return joint_energy(logits, y) - marginal_energy(logits)
+
+
+def energy_from_logits(logits: Tensor, kind: str, y: Tensor | None = None) -> Tensor:
+    """Dispatch on ``kind`` in :data:`ENERGY_KINDS`; ``y`` is required except for ``marginal``."""
+    if kind == "marginal":
+        return marginal_energy(logits)
+    if kind not in ENERGY_KINDS:
+        raise ValueError(f"unknown energy {kind!r}; choose one of {', '.join(ENERGY_KINDS)}")
+    if y is None:
+        raise ValueError(f"energy {kind!r} needs labels y")
+    return joint_energy(logits, y) if kind == "joint" else cross_entropy(logits, y)
+
+
+def energy_of(model: Callable[[Tensor], Tensor], kind: str = "joint", y: Tensor | None = None) -> EnergyFn:
+    """Return ``x -> (B,)`` energy of ``model`` for ``kind``.
+
+    ``"joint"`` is E(x, y) (used by Eq. 17 generation and the energy attack, Eq. 18), ``"ce"`` is
+    E(x, y) - E(x) (Eq. 16 generation, CE attack Eq. 14) and ``"marginal"`` is E(x) (SGLD in
+    Algorithm 1).
+    """
+    if kind not in ENERGY_KINDS:
+        raise ValueError(f"unknown energy {kind!r}; choose one of {', '.join(ENERGY_KINDS)}")
+    if kind != "marginal" and y is None:
+        raise ValueError(f"energy {kind!r} needs labels y")
+
+    def fn(x: Tensor) -> Tensor:
+        return energy_from_logits(model(x), kind, y)
+
+    return fn

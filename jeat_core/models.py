@@ -1,0 +1,133 @@
+"""Classifiers whose logits define the energies: a small CNN (``cpu`` preset) and WideResNet.
+
+Every model takes images in [0, 1] and normalises them itself (``Normalize``), so attacks,
+Langevin sampling and the data pipeline all work in pixel space. Activations are smooth (SiLU)
+by default: with ReLU the Hessian of E(x, y) vanishes almost everywhere, which makes Fisher
+scores (Eq. 23/24) degenerate and Langevin chains rougher. Batch norm makes the energy of one
+image depend on the rest of the batch and breaks SGLD (JEM); choose ``norm="none"`` or
+``"group"`` for JEM/JEAT (the presets do).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import Tensor, nn
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+NORMS = ("none", "group", "batch")
+ACTIVATIONS = {"silu": nn.SiLU, "relu": nn.ReLU, "softplus": nn.Softplus}
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel; part of the model so inputs stay in [0, 1]."""
+
+    def __init__(self, mean=CIFAR10_MEAN, std=CIFAR10_STD):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return (x - self.mean) / self.std
+
+
+def _norm(kind: str, channels: int) -> nn.Module:
+    if kind == "none":
+        return nn.Identity()
+    if kind == "group":
+        return nn.GroupNorm(min(32, channels // 4) or 1, channels)
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    raise ValueError(f"unknown norm {kind!r}; choose one of {', '.join(NORMS)}")
+
+
+def _act(kind: str) -> nn.Module:
+    if kind not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {kind!r}; choose one of {', '.join(ACTIVATIONS)}")
+    return ACTIVATIONS[kind]()
+
+
+class SmallCNN(nn.Module):
+    """Three stages of two 3×3 convolutions (widths ``widths``), 2×2 average pooling, an MLP head.
+
+    ~0.8 M parameters with the default widths (32, 64, 128): about 3 MB of fp32 weights.
+    Average (not max) pooling keeps the energy smooth in x.
+    """
+
+    def __init__(self, n_classes: int = 10, widths=(32, 64, 128), hidden: int = 256,
+                 act: str = "silu", norm: str = "none", in_channels: int = 3):
+        super().__init__()
+        layers: list[nn.Module] = [Normalize()]
+        c = in_channels
+        for w in widths:
+            layers += [nn.Conv2d(c, w, 3, padding=1), _norm(norm, w), _act(act),
+                       nn.Conv2d(w, w, 3, padding=1), _norm(norm, w), _act(act), nn.AvgPool2d(2)]
+            c = w
+        self.features = nn.Sequential(*layers)
+        side = 32 // 2 ** len(widths)  # (B, c, side, side) after the last pooling
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(c * side * side, hidden), _act(act),
+                                  nn.Linear(hidden, n_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.features(x))
+
+
+class _WideBlock(nn.Module):
+    def __init__(self, c_in: int, c_out: int, stride: int, norm: str, act: str, dropout: float):
+        super().__init__()
+        self.n1, self.a1 = _norm(norm, c_in), _act(act)
+        self.c1 = nn.Conv2d(c_in, c_out, 3, stride, 1, bias=norm != "batch")
+        self.n2, self.a2 = _norm(norm, c_out), _act(act)
+        self.drop = nn.Dropout(dropout) if dropout else nn.Identity()
+        self.c2 = nn.Conv2d(c_out, c_out, 3, 1, 1, bias=norm != "batch")
+        self.short = None if (c_in == c_out and stride == 1) else nn.Conv2d(c_in, c_out, 1, stride, 0, bias=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        o = self.a1(self.n1(x))
+        y = self.c1(o)
+        y = self.c2(self.drop(self.a2(self.n2(y))))
+        return y + (x if self.short is None else self.short(o))
+
+
+class WideResNet(nn.Module):
+    """WideResNet-depth-widen (Zagoruyko & Komodakis), pre-activation blocks.
+
+    ``WideResNet(28, 10)`` is the paper's architecture (36.5 M parameters). ``norm`` chooses
+    batch / group / no normalisation (JEM and JEAT train without batch norm).
+    """
+
+    def __init__(self, depth: int = 28, widen: int = 10, n_classes: int = 10, norm: str = "batch",
+                 act: str = "silu", dropout: float = 0.0):
+        super().__init__()
+        if (depth - 4) % 6:
+            raise ValueError(f"WideResNet depth must be 6n+4; got {depth}")
+        n = (depth - 4) // 6
+        widths = [16, 16 * widen, 32 * widen, 64 * widen]
+        layers: list[nn.Module] = [Normalize(), nn.Conv2d(3, widths[0], 3, 1, 1, bias=False)]
+        c = widths[0]
+        for i, w in enumerate(widths[1:]):
+            for j in range(n):
+                layers.append(_WideBlock(c, w, (1 if i == 0 else 2) if j == 0 else 1, norm, act, dropout))
+                c = w
+        layers += [_norm(norm, c), _act(act), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+        self.features = nn.Sequential(*layers)
+        self.fc = nn.Linear(c, n_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.features(x))
+
+
+MODELS: dict[str, Callable[..., nn.Module]] = {
+    "small_cnn": SmallCNN,
+    "wrn28_10": lambda **kw: WideResNet(28, 10, **kw),
+    "wrn16_4": lambda **kw: WideResNet(16, 4, **kw),
+}
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    """Build a registered architecture by name (see :data:`MODELS`)."""
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    return MODELS[name](**kwargs)

@@ -1,0 +1,222 @@
+"""Langevin / SGLD sampling, generation seeds and the replay buffer (Eq. 9, 10, 16, 17; Alg. 1).
+
+One update rule serves every sampler in the paper:
+
+    x_{t+1} = x_t - (η/2) ∇_x U(x_t) + s · ε,     ε ~ N(0, I)
+
+with ``U`` an energy (:mod:`jeat_core.energy`): ``U = E(x, y) - E(x)`` is "CE generation"
+(Eq. 16, Santurkar et al.), ``U = E(x, y)`` is "energy generation" (Eq. 17 / Eq. 10) and
+``U = E(x)`` is the SGLD of Algorithm 1. Exact Langevin dynamics (Eq. 9) has ``s = sqrt(η)``;
+practical samplers decouple the two (JEM: a step of 1 on the gradient with noise 0.01 - in our
+``η/2`` convention that is ``η = 2``, ``s = 0.01``). Both are supported and ``noise_std=None``
+means exact Langevin.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+from torch import Tensor
+
+from .energy import EnergyFn, energy_of
+
+GENERATION_ENERGIES = {"ce": "ce", "joint": "joint"}  # Eq. 16, Eq. 17
+INITS = ("class_gaussian", "uniform", "data_noise")
+
+
+def langevin(
+    energy_fn: EnergyFn,
+    x0: Tensor,
+    *,
+    step_size: float,
+    n_steps: int,
+    noise_std: float | None = None,
+    clamp: tuple[float, float] | None = None,
+    record_every: int | None = None,
+    generator: torch.Generator | None = None,
+    progress: bool = False,
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Run ``n_steps`` of Langevin dynamics on ``energy_fn`` from ``x0`` (Eq. 9/10/16/17).
+
+    Args:
+        energy_fn: ``x -> (B,)`` energies; gradients are taken on their sum.
+        x0: ``(B, ...)`` starting points (not modified).
+        step_size: ``η``; the drift is ``-(η/2) ∇U``.
+        n_steps: number of updates ``K``.
+        noise_std: ``s``; ``None`` -> ``sqrt(η)`` (exact Langevin), ``0`` -> gradient descent.
+        clamp: ``(lo, hi)`` to clip after every step (e.g. ``(0, 1)`` for images), or ``None``.
+        record_every: if set, also return the chain ``(T, B, ...)`` holding ``x0`` and every
+            ``record_every``-th iterate (the final one always included).
+        generator: optional ``torch.Generator`` for the noise.
+        progress: show a tqdm bar.
+    Returns:
+        ``x_K`` (detached), or ``(x_K, chain)`` when ``record_every`` is set.
+    """
+    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size >= 0):
+        raise ValueError(f"step_size must be a finite number >= 0; got {step_size!r}")
+    if not isinstance(n_steps, int) or n_steps < 0:
+        raise ValueError(f"n_steps must be an integer >= 0; got {n_steps!r}")
+    s = math.sqrt(step_size) if noise_std is None else noise_std
+    if not (isinstance(s, (int, float)) and math.isfinite(s) and s >= 0):
+        raise ValueError(f"noise_std must be a finite number >= 0; got {noise_std!r}")
+    if record_every is not None and (not isinstance(record_every, int) or record_every < 1):
+        raise ValueError(f"record_every must be a positive integer; got {record_every!r}")
+
+    x = x0.detach().clone()
+    chain = [x.clone()] if record_every else None
+    steps = range(n_steps)
+    if progress:
+        from tqdm.auto import tqdm
+
+        steps = tqdm(steps, desc="langevin", leave=False)
+    for t in steps:
+        x.requires_grad_(True)
+        (g,) = torch.autograd.grad(energy_fn(x).sum(), x)
+        with torch.no_grad():
+            x = x - 0.5 * step_size * g
+            if s > 0:
+                x = x + s * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            if clamp is not None:
+                x = x.clamp(*clamp)
+        x = x.detach()
+        if chain is not None and ((t + 1) % record_every == 0 or t + 1 == n_steps):
+            chain.append(x.clone())
+    if chain is not None:
+        return x, torch.stack(chain)
+    return x
+
+
+def generation_energy(model: Callable[[Tensor], Tensor], y: Tensor, energy: str = "joint") -> EnergyFn:
+    """Energy for class-conditional generation: ``"ce"`` -> Eq. 16, ``"joint"`` -> Eq. 17."""
+    if energy not in GENERATION_ENERGIES:
+        raise ValueError(f"unknown generation energy {energy!r}; choose 'joint' (Eq. 17) or 'ce' (Eq. 16)")
+    return energy_of(model, GENERATION_ENERGIES[energy], y)
+
+
+# ----------------------------------------------------------------------------- seeds
+def uniform_init(n: int, shape=(3, 32, 32), *, device=None, generator: torch.Generator | None = None) -> Tensor:
+    """``n`` images drawn from U(0, 1) (the SGLD init of Algorithm 1)."""
+    return torch.rand((n, *shape), generator=generator, device=device)
+
+
+def data_noise_init(x: Tensor, sigma: float, *, generator: torch.Generator | None = None) -> Tensor:
+    """Real images plus Gaussian noise of std ``sigma``, clipped to [0, 1]."""
+    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    return (x + sigma * noise).clamp(0, 1)
+
+
+class ClassGaussian:
+    """Class-conditional Gaussian seeds ``N(μ_y, Σ_y + λI)`` in pixel space (Santurkar et al.).
+
+    ``μ_y`` and ``Σ_y`` are the mean and (unbiased) covariance of the class's training images at
+    full resolution (3×32×32 = 3072 dimensions), ``λ = 1e-4``. Sampling is exact without forming
+    the 3072×3072 covariance: with the centred class data ``X_c`` (n×D),
+    ``μ + X_cᵀ z / sqrt(n-1) + sqrt(λ) ε`` with ``z ~ N(0, I_n)``, ``ε ~ N(0, I_D)`` has covariance
+    ``X_cᵀX_c/(n-1) + λI = Σ_y + λI``. Samples are clipped to [0, 1].
+
+    Args:
+        x: ``(N, C, H, W)`` float images in [0, 1] or ``(N, H, W, C)`` uint8.
+        y: ``(N,)`` labels.
+        ridge: ``λ``.
+    """
+
+    def __init__(self, x: Tensor, y: Tensor, *, ridge: float = 1e-4):
+        x = _as_float_nchw(x)
+        y = torch.as_tensor(y).long().cpu()
+        if x.shape[0] != y.shape[0]:
+            raise ValueError(f"x and y differ in length: {x.shape[0]} vs {y.shape[0]}")
+        self.shape = tuple(x.shape[1:])
+        self.ridge = ridge
+        self.classes = sorted(int(c) for c in torch.unique(y))
+        self._centred: dict[int, Tensor] = {}
+        self.means: dict[int, Tensor] = {}
+        for c in self.classes:
+            xc = x[y == c].flatten(1)  # (n_c, D)
+            if xc.shape[0] < 2:
+                raise ValueError(f"class {c} has fewer than 2 images; cannot fit a covariance")
+            mu = xc.mean(0)
+            self.means[c] = mu
+            self._centred[c] = (xc - mu) / math.sqrt(xc.shape[0] - 1)
+
+    def covariance(self, c: int) -> Tensor:
+        """``Σ_c + λI`` as a dense ``(D, D)`` matrix (for tests and inspection)."""
+        a = self._centred[c]
+        return a.T @ a + self.ridge * torch.eye(a.shape[1])
+
+    def sample(self, labels: Tensor, *, generator: torch.Generator | None = None, device=None) -> Tensor:
+        """One seed per entry of ``labels``; returns ``(B, C, H, W)`` in [0, 1] on ``device``."""
+        labels = torch.as_tensor(labels).long().cpu()
+        out = torch.empty((labels.shape[0], int(math.prod(self.shape))))
+        for c in torch.unique(labels).tolist():
+            if c not in self._centred:
+                raise ValueError(f"no images of class {c} were given to fit the class Gaussian")
+            idx = (labels == c).nonzero().squeeze(1)
+            a = self._centred[c]
+            z = torch.randn((idx.numel(), a.shape[0]), generator=generator)
+            e = torch.randn((idx.numel(), a.shape[1]), generator=generator)
+            out[idx] = self.means[c] + z @ a + math.sqrt(self.ridge) * e
+        return out.view(-1, *self.shape).clamp(0, 1).to(device)
+
+
+def _as_float_nchw(x) -> Tensor:
+    x = torch.as_tensor(x)
+    if x.dtype == torch.uint8:
+        if x.dim() == 4 and x.shape[-1] in (1, 3):
+            x = x.permute(0, 3, 1, 2)
+        return x.float().div(255)
+    return x.float().cpu()
+
+
+# ----------------------------------------------------------------------------- replay buffer
+class ReplayBuffer:
+    """Persistent SGLD chains (JEM; Algorithm 1's buffer ``B``).
+
+    ``sample`` draws ``n`` entries; each is replaced, with probability ``reinit_prob`` (ρ), by a
+    fresh draw from ``init_fn`` (U(0, 1) by default). After running SGLD the caller writes the
+    results back with ``push(x, idx)``. The buffer is an explicit object the caller owns and
+    checkpoints (``state_dict``/``load_state_dict``); it never changes behind the caller's back.
+    """
+
+    def __init__(self, size: int, shape=(3, 32, 32), *, reinit_prob: float = 0.05,
+                 init_fn: Callable[[int, torch.Generator | None], Tensor] | None = None,
+                 device=None, generator: torch.Generator | None = None):
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"buffer size must be a positive integer; got {size!r}")
+        if not 0 <= reinit_prob <= 1:
+            raise ValueError(f"reinit_prob must lie in [0, 1]; got {reinit_prob}")
+        self.size, self.shape, self.reinit_prob = size, tuple(shape), float(reinit_prob)
+        self.device = device
+        self._init = init_fn or (lambda n, g: uniform_init(n, self.shape, generator=g))
+        self.data = self._init(size, generator).to(device)
+        self.n_reinit = 0
+        self.n_sampled = 0
+
+    def sample(self, n: int, *, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
+        """Return ``(x, idx)``: ``n`` chains (a copy) and their slots in the buffer."""
+        idx = torch.randint(0, self.size, (n,), generator=generator)
+        x = self.data[idx.to(self.data.device)].clone()
+        fresh = torch.rand((n,), generator=generator) < self.reinit_prob
+        k = int(fresh.sum())
+        if k:
+            x[fresh.to(x.device)] = self._init(k, generator).to(x.device, x.dtype)
+        self.n_reinit += k
+        self.n_sampled += n
+        return x, idx
+
+    def push(self, x: Tensor, idx: Tensor) -> None:
+        """Write the chains ``x`` back into slots ``idx``."""
+        self.data[idx.to(self.data.device)] = x.detach().to(self.data.device, self.data.dtype)
+
+    def state_dict(self) -> dict:
+        return {"data": self.data.clone(), "reinit_prob": self.reinit_prob,
+                "n_reinit": self.n_reinit, "n_sampled": self.n_sampled}
+
+    def load_state_dict(self, state: dict) -> None:
+        data = state["data"]
+        if tuple(data.shape) != (self.size, *self.shape):
+            raise ValueError(f"buffer state has shape {tuple(data.shape)}; expected {(self.size, *self.shape)}")
+        self.data = data.to(self.data.device, self.data.dtype).clone()
+        self.reinit_prob = float(state["reinit_prob"])
+        self.n_reinit, self.n_sampled = int(state["n_reinit"]), int(state["n_sampled"])

@@ -1,0 +1,728 @@
+"""Training: one loop (:func:`fit`) and one step function per method.
+
+Methods (Sec. 2.1, 3.2, 3.3, 3.4 of the paper, and JEM for comparison):
+
+=========  ====================================================================================
+standard   CE on clean images.
+noise      CE on ``x + δ``, ``δ ~ N(0, σ²)`` (Sec. 3.2, "blind adversarial training").
+at         CE on CE-attack examples (Eq. 1/14): FGSM with random start, or PGD-k.
+prejeat    CE on energy-attack examples (Eq. 18).
+jeat       Algorithm 1: energy attack; SGLD negatives on E(x) from a replay buffer; minimise
+           ``[E(x_adv,y) − E(x_adv)] + [E(x_adv) − E(x̃_K)]`` (Eq. 19/20).
+jem        Grathwohl et al.: CE on clean images + ``E(x) − E(x̃_K)``.
+=========  ====================================================================================
+
+Every step function has the signature ``step(state, x, y, cfg, log_dynamics) -> dict of floats``.
+At logging steps it also measures the energy dynamics of Fig. 3 / Eq. 15 for E(x,y) and E(x):
+``Δ_x E = E(x_adv) − E(x_ori)`` before the update and ``Δ_θ E = E_after(x_adv) − E_before(x_adv)``
+after it (for ``noise`` ``x_adv`` is the noisy image; for ``standard``/``jem`` it is ``x``).
+
+Choices the paper leaves open are fields of the configs (documented there) and settable from
+the command line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import dataclasses
+import json
+import math
+import os
+import subprocess
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from . import __version__
+from .attacks import fgsm_rs, pgd
+from .checkpoints import (ENERGY_LOG, MANIFEST, STATE, WEIGHTS, load_state, save_state, save_weights,
+                          write_json)
+from .data import Split, augment, load_split, to_float
+from .energy import cross_entropy, joint_energy, marginal_energy
+from .models import build_model
+from .sampling import ReplayBuffer, langevin
+
+METHODS = ("standard", "noise", "at", "prejeat", "jeat", "jem")
+PRESETS = ("cpu", "paper")
+
+
+# ============================================================================ configs
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture name in :data:`jeat_core.models.MODELS` and its keyword arguments."""
+
+    name: str = "small_cnn"
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """Optimiser and schedule. ``schedule``: ``cosine`` (to 0) or ``constant``; linear warm-up
+    over ``warmup_steps``; ``step`` multiplies by ``gamma`` at each fraction in ``milestones``."""
+
+    name: str = "adam"  # adam | sgd
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    batch_size: int = 128
+    warmup_steps: int = 200
+    schedule: str = "cosine"  # cosine | constant | step
+    milestones: tuple = (0.5, 0.75)
+    gamma: float = 0.1
+    grad_clip: float = 0.0  # 0 = off
+
+
+@dataclass(frozen=True)
+class AttackConfig:
+    """Training attack. ``kind="fgsm_rs"``: FGSM from a uniform random start (Algorithm 1's
+    attack); ``step_size`` defaults to ``eps`` as written in Algorithm 1 (Wong et al. use
+    1.25·eps); the gradient is taken at the randomly perturbed point (``grad_at``, see
+    :func:`jeat_core.attacks.fgsm_rs`). ``kind="pgd"``: ``n_steps`` of PGD with ``step_size``."""
+
+    kind: str = "fgsm_rs"  # fgsm_rs | pgd
+    objective: str = "ce"  # ce (Eq. 14) | energy (Eq. 18)
+    eps: float = 8 / 255
+    step_size: float | None = None  # None -> eps (fgsm_rs) or 2/255 (pgd)
+    n_steps: int = 1
+    grad_at: str = "perturbed"
+
+
+@dataclass(frozen=True)
+class SGLDConfig:
+    """SGLD negatives for ``jeat``/``jem`` on the marginal energy E(x) (Algorithm 1).
+
+    The update is ``x <- x − (η/2)∇E(x) + s·N(0, I)``. Defaults follow JEM's practical sampler
+    (gradient step 1, noise 0.01, i.e. ``η = 2``, ``s = 0.01``) with fewer steps at cpu scale;
+    ``noise_std=None`` gives exact Langevin (``s = sqrt(η)``) as Algorithm 1 writes it.
+    ``batch_size`` negatives per step are drawn from a replay buffer of ``buffer_size`` chains,
+    re-initialised to U(0, 1) with probability ``reinit_prob`` (ρ).
+    """
+
+    step_size: float = 2.0
+    noise_std: float | None = 0.01
+    n_steps: int = 10
+    buffer_size: int = 10000
+    reinit_prob: float = 0.05
+    batch_size: int = 64
+    clamp: bool = True
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Fields shared by every method (the per-method configs below add their own)."""
+
+    method: str = "standard"
+    preset: str = "cpu"
+    model: ModelConfig = ModelConfig()
+    optim: OptimConfig = OptimConfig()
+    dataset: str = "cifar10"
+    epochs: float = 10.0
+    max_steps: int | None = None  # stop after this many steps (smoke runs); None = epochs
+    seed: int = 0
+    augment: bool = True
+    log_every: int = 50  # energy-dynamics log and metrics
+    checkpoint_every: int = 500  # resumable state
+    eval_n: int = 1000  # test images for the end-of-training clean accuracy
+    deterministic: bool = False
+    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    channels_last: bool = True
+    compile: bool = False
+    # divergence guard
+    max_abs_energy: float = 1e4
+    guard_every: int = 50  # in-memory "last good" snapshot period
+    max_retries: int = 3
+    lr_backoff: float = 0.5
+
+
+@dataclass(frozen=True)
+class StandardConfig(TrainConfig):
+    method: str = "standard"
+
+
+@dataclass(frozen=True)
+class NoiseConfig(TrainConfig):
+    """Gaussian noise injection, ``δ ~ N(0, σ²)`` with σ in {8, 16, 24}/255 in the paper."""
+
+    method: str = "noise"
+    sigma: float = 16 / 255
+    clip: bool = True  # clip x + δ to [0, 1]
+
+
+@dataclass(frozen=True)
+class ATConfig(TrainConfig):
+    method: str = "at"
+    attack: AttackConfig = AttackConfig(objective="ce")
+
+
+@dataclass(frozen=True)
+class PreJEATConfig(TrainConfig):
+    method: str = "prejeat"
+    attack: AttackConfig = AttackConfig(objective="energy")
+
+
+@dataclass(frozen=True)
+class JEATConfig(TrainConfig):
+    """Algorithm 1. ``energy_l2`` adds ``λ (E(x_adv)² + E(x̃)²)``, the remedy for JEM-style
+    energy blow-up (REFERENCES.md); 0 is the paper's objective."""
+
+    method: str = "jeat"
+    attack: AttackConfig = AttackConfig(objective="energy")
+    sgld: SGLDConfig = SGLDConfig()
+    energy_l2: float = 0.0
+
+
+@dataclass(frozen=True)
+class JEMConfig(TrainConfig):
+    """JEM: CE on clean data + ``E(x̂) − E(x̃_K)`` with ``x̂ = x + N(0, data_noise²)``."""
+
+    method: str = "jem"
+    sgld: SGLDConfig = SGLDConfig()
+    data_noise: float = 0.03
+    energy_l2: float = 0.0
+
+
+CONFIGS: dict[str, type[TrainConfig]] = {
+    "standard": StandardConfig, "noise": NoiseConfig, "at": ATConfig,
+    "prejeat": PreJEATConfig, "jeat": JEATConfig, "jem": JEMConfig,
+}
+
+
+def make_config(method: str, preset: str = "cpu", **overrides) -> TrainConfig:
+    """The default config of ``method`` at ``preset`` scale, with top-level ``overrides``.
+
+    ``cpu``: :class:`~jeat_core.models.SmallCNN` (SiLU, no norm), Adam, cosine schedule, sized
+    to train within an hour on 2 CPU cores. ``paper``: WideResNet-28-10 (batch norm except for
+    ``jeat``/``jem``, which cannot use it), SGD 0.1 / momentum 0.9 / wd 5e-4 for the classifiers,
+    Adam 1e-4 with warm-up for the SGLD methods (JEM's settings), batch 128 (64 for SGLD methods).
+    """
+    if method not in CONFIGS:
+        raise ValueError(f"unknown method {method!r}; choose one of {', '.join(METHODS)}")
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    cls = CONFIGS[method]
+    sgld_method = method in ("jeat", "jem")
+    if preset == "cpu":
+        epochs = {"standard": 20, "noise": 20, "at": 12, "prejeat": 12, "jeat": 4, "jem": 4}[method]
+        base: dict[str, Any] = dict(
+            preset="cpu",
+            model=ModelConfig("small_cnn", {"widths": [32, 64, 128], "act": "silu", "norm": "none"}),
+            optim=OptimConfig("adam", lr=3e-4 if sgld_method else 1e-3, batch_size=128,
+                              warmup_steps=200, schedule="cosine"),
+            epochs=float(epochs))
+    else:
+        base = dict(
+            preset="paper",
+            model=ModelConfig("wrn28_10", {"norm": "none" if sgld_method else "batch", "act": "silu"}),
+            optim=(OptimConfig("adam", lr=1e-4, batch_size=64, warmup_steps=1000, schedule="step",
+                               milestones=(0.8, 0.9), gamma=0.3) if sgld_method else
+                   OptimConfig("sgd", lr=0.1, weight_decay=5e-4, batch_size=128, warmup_steps=0,
+                               schedule="step", milestones=(0.5, 0.75))),
+            epochs=150.0 if sgld_method else 100.0, log_every=100, checkpoint_every=1000,
+            eval_n=10000)
+        if sgld_method:
+            base["sgld"] = SGLDConfig(n_steps=20, batch_size=64)
+    base.update(overrides)
+    try:
+        return cls(method=method, **base)
+    except TypeError as e:
+        raise ValueError(f"bad option for method {method!r}: {e}") from e
+
+
+def config_to_dict(cfg: TrainConfig) -> dict:
+    return dataclasses.asdict(cfg)
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+    """Inverse of :func:`config_to_dict` (used by ``--resume`` and manifests)."""
+    cls = CONFIGS[d["method"]]
+    kw = dict(d)
+    kw["model"] = ModelConfig(**d["model"])
+    o = dict(d["optim"])
+    o["milestones"] = tuple(o.get("milestones", ()))
+    kw["optim"] = OptimConfig(**o)
+    if "attack" in d:
+        kw["attack"] = AttackConfig(**d["attack"])
+    if "sgld" in d:
+        kw["sgld"] = SGLDConfig(**d["sgld"])
+    return cls(**kw)
+
+
+# ============================================================================ state
+@dataclass
+class TrainState:
+    """Everything that changes during training; ``state_dict()`` makes it resumable."""
+
+    model: nn.Module  # maybe DDP-wrapped; ``core`` is the bare module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    generator: torch.Generator  # augmentation, noise, attacks, SGLD (per rank)
+    buffer: ReplayBuffer | None = None
+    step: int = 0
+    device: torch.device = torch.device("cpu")
+    events: list = field(default_factory=list)
+    train_seconds: float = 0.0
+
+    @property
+    def core(self) -> nn.Module:
+        m = getattr(self.model, "module", self.model)
+        return getattr(m, "_orig_mod", m)
+
+    def state_dict(self) -> dict:
+        return {
+            "model": {k: v.detach().cpu().clone() for k, v in self.core.state_dict().items()},
+            "optimizer": _to_cpu(copy.deepcopy(self.optimizer.state_dict())),
+            "scheduler": self.scheduler.state_dict(),
+            "generator": self.generator.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "buffer": self.buffer.state_dict() if self.buffer is not None else None,
+            "step": self.step,
+            "events": json.dumps(self.events),
+            "train_seconds": self.train_seconds,
+        }
+
+    def load_state_dict(self, s: dict) -> None:
+        self.core.load_state_dict(s["model"])
+        self.optimizer.load_state_dict(s["optimizer"])
+        self.scheduler.load_state_dict(s["scheduler"])
+        self.generator.set_state(s["generator"])
+        torch.set_rng_state(s["torch_rng"])
+        if self.buffer is not None and s.get("buffer") is not None:
+            self.buffer.load_state_dict(s["buffer"])
+        self.step = int(s["step"])
+        self.events = json.loads(s.get("events", "[]"))
+        self.train_seconds = float(s.get("train_seconds", 0.0))
+
+
+def _to_cpu(obj):
+    if isinstance(obj, Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return {k: _to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_cpu(v) for v in obj]
+    return obj
+
+
+@contextlib.contextmanager
+def evaluating(model: nn.Module):
+    """Put ``model`` in eval mode inside the block and restore its previous mode after."""
+    was = model.training
+    model.eval()
+    try:
+        yield model
+    finally:
+        model.train(was)
+
+
+def _autocast(state: TrainState, cfg: TrainConfig):
+    if cfg.amp and state.device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+# ============================================================================ step functions
+def _energies(logits: Tensor, y: Tensor) -> dict[str, Tensor]:
+    return {"joint": joint_energy(logits, y).float(), "marginal": marginal_energy(logits).float()}
+
+
+def _update(state: TrainState, cfg: TrainConfig, x_in: Tensor, y: Tensor, *, x_ori: Tensor,
+            negatives: Tensor | None = None, ce_on: Tensor | None = None, pos_weight: float = 1.0,
+            energy_l2: float = 0.0, log_dynamics: bool = False) -> dict[str, float]:
+    """One parameter update on ``x_in`` (the "adversarial" input) and shared bookkeeping.
+
+    Loss: ``mean CE(x_ce, y)`` where ``x_ce = ce_on`` (default ``x_in``); plus, when
+    ``negatives`` are given, ``pos_weight·[mean E(x_in) − mean E(x̃)] + energy_l2·(E(x_in)² + E(x̃)²)``.
+    One forward pass of the (possibly DDP) model covers every input.
+    """
+    core = state.core
+    before = None
+    if log_dynamics:
+        with torch.no_grad(), evaluating(core), _autocast(state, cfg):
+            e_ori = _energies(core(x_ori), y)
+            e_adv = _energies(core(x_in), y)
+        before = (e_ori, e_adv)
+
+    parts = [x_in] + ([ce_on] if ce_on is not None else []) + ([negatives] if negatives is not None else [])
+    sizes = [len(p) for p in parts]
+    with _autocast(state, cfg):
+        logits = state.model(torch.cat(parts)).float()
+    chunks = list(torch.split(logits, sizes))
+    l_in = chunks.pop(0)
+    l_ce = chunks.pop(0) if ce_on is not None else l_in
+    ce = cross_entropy(l_ce, y).mean()
+    loss = ce
+    out = {"ce": float(ce.detach()), "acc": float((l_ce.argmax(1) == y).float().mean())}
+    if negatives is not None:
+        l_neg = chunks.pop(0)
+        e_pos, e_neg = marginal_energy(l_in), marginal_energy(l_neg)
+        gen = e_pos.mean() - e_neg.mean()
+        loss = loss + pos_weight * gen
+        if energy_l2:
+            loss = loss + energy_l2 * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
+        out.update(gen_loss=float(gen.detach()), e_pos=float(e_pos.mean().detach()),
+                   e_neg=float(e_neg.mean().detach()))
+    out["loss"] = float(loss.detach())
+    out["max_abs_energy"] = float(logits.detach().abs().max()) if logits.numel() else 0.0
+
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.optim.grad_clip:
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.optim.grad_clip)
+    state.optimizer.step()
+    state.scheduler.step()
+    out["lr"] = state.optimizer.param_groups[0]["lr"]
+
+    if before is not None:
+        e_ori, e_adv = before
+        with torch.no_grad(), evaluating(core), _autocast(state, cfg):
+            e_after = _energies(core(x_in), y)
+        for k in ("joint", "marginal"):
+            dx, dth = e_adv[k] - e_ori[k], e_after[k] - e_adv[k]
+            out.update({f"dxE_{k}_mean": float(dx.mean()), f"dxE_{k}_var": float(dx.var(unbiased=False)),
+                        f"dthetaE_{k}_mean": float(dth.mean()), f"dthetaE_{k}_var": float(dth.var(unbiased=False))})
+    return out
+
+
+def _attack(state: TrainState, cfg, x: Tensor, y: Tensor) -> Tensor:
+    a: AttackConfig = cfg.attack
+    with evaluating(state.core) as m, _autocast(state, cfg):
+        if a.kind == "fgsm_rs":
+            return fgsm_rs(m, x, y, eps=a.eps, step_size=a.step_size, objective=a.objective,
+                           grad_at=a.grad_at, generator=state.generator)
+        if a.kind == "pgd":
+            return pgd(m, x, y, eps=a.eps, step_size=2 / 255 if a.step_size is None else a.step_size,
+                       n_steps=a.n_steps, objective=a.objective, random_start=True,
+                       generator=state.generator)
+    raise ValueError(f"unknown attack kind {a.kind!r}; choose 'fgsm_rs' or 'pgd'")
+
+
+def _sgld_negatives(state: TrainState, cfg) -> Tensor:
+    """Algorithm 1's inner loop: K SGLD steps on E(x) from the replay buffer, pushed back."""
+    s: SGLDConfig = cfg.sgld
+    x0, idx = state.buffer.sample(s.batch_size, generator=state.generator)
+    x0 = x0.to(state.device)
+    with evaluating(state.core) as m, _autocast(state, cfg):
+        xk = langevin(lambda z: marginal_energy(m(z)).float(), x0, step_size=s.step_size,
+                      n_steps=s.n_steps, noise_std=s.noise_std, clamp=(0.0, 1.0) if s.clamp else None,
+                      generator=state.generator)
+    state.buffer.push(xk, idx)
+    return xk
+
+
+def standard_step(state, x, y, cfg, log_dynamics=False):
+    return _update(state, cfg, x, y, x_ori=x, log_dynamics=log_dynamics)
+
+
+def noise_step(state, x, y, cfg: NoiseConfig, log_dynamics=False):
+    xn = x + cfg.sigma * torch.randn(x.shape, generator=state.generator).to(x)
+    if cfg.clip:
+        xn = xn.clamp(0, 1)
+    return _update(state, cfg, xn, y, x_ori=x, log_dynamics=log_dynamics)
+
+
+def at_step(state, x, y, cfg: ATConfig, log_dynamics=False):
+    return _update(state, cfg, _attack(state, cfg, x, y), y, x_ori=x, log_dynamics=log_dynamics)
+
+
+prejeat_step = at_step  # same loop; the config's attack objective is "energy" (Eq. 18)
+
+
+def jeat_step(state, x, y, cfg: JEATConfig, log_dynamics=False):
+    x_adv = _attack(state, cfg, x, y)
+    neg = _sgld_negatives(state, cfg)
+    return _update(state, cfg, x_adv, y, x_ori=x, negatives=neg, energy_l2=cfg.energy_l2,
+                   log_dynamics=log_dynamics)
+
+
+def jem_step(state, x, y, cfg: JEMConfig, log_dynamics=False):
+    xn = (x + cfg.data_noise * torch.randn(x.shape, generator=state.generator).to(x)).clamp(0, 1)
+    neg = _sgld_negatives(state, cfg)
+    # p(x) term on the noisy data, CE on the clean data (JEM); Δ-energies measured at x̂
+    return _update(state, cfg, xn, y, x_ori=x, negatives=neg, ce_on=x, energy_l2=cfg.energy_l2,
+                   log_dynamics=log_dynamics)
+
+
+STEP_FNS: dict[str, Callable] = {
+    "standard": standard_step, "noise": noise_step, "at": at_step,
+    "prejeat": prejeat_step, "jeat": jeat_step, "jem": jem_step,
+}
+
+
+# ============================================================================ the loop
+class TrainingDiverged(RuntimeError):
+    """Training kept diverging after ``max_retries`` roll-backs."""
+
+
+def _lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    o = cfg.optim
+
+    def f(step: int) -> float:
+        warm = min(1.0, (step + 1) / o.warmup_steps) if o.warmup_steps else 1.0
+        frac = min(step / max(total_steps, 1), 1.0)
+        if o.schedule == "cosine":
+            sched = 0.5 * (1 + math.cos(math.pi * frac))
+        elif o.schedule == "step":
+            sched = o.gamma ** sum(frac >= m for m in o.milestones)
+        elif o.schedule == "constant":
+            sched = 1.0
+        else:
+            raise ValueError(f"unknown schedule {o.schedule!r}; choose cosine, step or constant")
+        return warm * sched
+
+    return f
+
+
+def _dist():
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def init_distributed(device: str | None = None) -> tuple[int, int]:
+    """Initialise torch.distributed when launched by ``torchrun`` (``WORLD_SIZE > 1``)."""
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() and (device or "cuda").startswith("cuda") else "gloo"
+        dist.init_process_group(backend)
+        if backend == "nccl":
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return _dist()
+
+
+def build_state(cfg: TrainConfig, device: torch.device, steps_total: int) -> TrainState:
+    rank, world = _dist()
+    torch.manual_seed(cfg.seed)  # identical initial weights on every rank
+    model = build_model(cfg.model.name, **cfg.model.kwargs).to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    params = model.parameters()
+    o = cfg.optim
+    if o.name == "adam":
+        opt = torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay) if o.weight_decay \
+            else torch.optim.Adam(params, lr=o.lr)
+    elif o.name == "sgd":
+        opt = torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=True)
+    else:
+        raise ValueError(f"unknown optimiser {o.name!r}; choose 'adam' or 'sgd'")
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_total))
+    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank + 1)
+    buffer = None
+    if hasattr(cfg, "sgld"):
+        buffer = ReplayBuffer(cfg.sgld.buffer_size, reinit_prob=cfg.sgld.reinit_prob, generator=gen)
+    wrapped: nn.Module = model
+    if world > 1:
+        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if cfg.compile:
+        wrapped = torch.compile(wrapped)
+    return TrainState(model=wrapped, optimizer=opt, scheduler=sched, generator=gen, buffer=buffer, device=device)
+
+
+def _git_commit() -> str | None:
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                              cwd=Path(__file__).parent).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _is_bad(metrics: dict, cfg: TrainConfig) -> str | None:
+    if not all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)):
+        return "non-finite loss or metric"
+    if metrics.get("max_abs_energy", 0.0) > cfg.max_abs_energy:
+        return f"energy magnitude {metrics['max_abs_energy']:.3g} > {cfg.max_abs_energy:g}"
+    return None
+
+
+@dataclass
+class FitResult:
+    state: TrainState
+    config: TrainConfig
+    manifest: dict
+    out: Path | None
+
+
+def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=None, device: str | None = None,
+        resume: bool = False, progress: bool = True, train_data: Split | None = None,
+        test_data: Split | None = None, callbacks: tuple[Callable[[int, dict], None], ...] = ()) -> FitResult:
+    """Train ``cfg`` and write ``out/{model.safetensors, manifest.json, state.pt, energy_log.jsonl}``.
+
+    Args:
+        cfg: a method config (:func:`make_config`).
+        out: output folder (``None``: keep in memory only).
+        data_root: data folder (see :mod:`jeat_core.data`); ``train_data``/``test_data`` override.
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; default CUDA when available.
+        resume: continue from ``out/state.pt`` (the config stored there wins for everything but
+            ``max_steps`` / ``epochs``).
+        callbacks: ``f(step, metrics)`` called after every step.
+    Returns:
+        :class:`FitResult` with the final state, the (possibly guard-modified) config and manifest.
+    """
+    rank, world = init_distributed(device)
+    if device is None:
+        device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    out_dir = Path(out) if out is not None else None
+    if resume:
+        if out_dir is None or not (out_dir / STATE).is_file():
+            raise FileNotFoundError(f"--resume: no training state at {out_dir}/{STATE}; start without --resume")
+        saved = load_state(out_dir / STATE)
+        saved_cfg = config_from_dict(json.loads(saved["config"]))
+        cfg = replace(saved_cfg, max_steps=cfg.max_steps, epochs=cfg.epochs)
+
+    train = train_data or load_split("train", dataset=cfg.dataset, data_root=data_root, with_hash=True)
+    test = test_data or load_split("test", dataset=cfg.dataset, data_root=data_root)
+    xs = torch.from_numpy(train.x).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W) uint8
+    ys = torch.from_numpy(train.y).long()
+    global_bs = cfg.optim.batch_size
+    if global_bs % world:
+        raise ValueError(f"batch size {global_bs} is not divisible by the number of processes {world}")
+    steps_per_epoch = len(ys) // global_bs
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch size {global_bs} exceeds the training set size {len(ys)}")
+    total = math.ceil(cfg.epochs * steps_per_epoch)
+    stop_at = total if cfg.max_steps is None else min(total, cfg.max_steps)
+
+    state = build_state(cfg, dev, total)
+    if resume:
+        state.load_state_dict(saved)
+    step_fn = STEP_FNS[cfg.method]
+    log_f = None
+    if out_dir is not None and rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        if not resume and (out_dir / ENERGY_LOG).exists():
+            (out_dir / ENERGY_LOG).unlink()
+        log_f = open(out_dir / ENERGY_LOG, "a")
+
+    def manifest(metrics: dict) -> dict:
+        return {
+            "method": cfg.method, "config": config_to_dict(cfg),
+            "arch": {"name": cfg.model.name, "kwargs": dict(cfg.model.kwargs)},
+            "data": {"dataset": cfg.dataset, "source": train.source, "sha256": train.sha256,
+                     "n_train": len(train), "n_test": len(test)},
+            "metrics": metrics, "train_seconds": round(state.train_seconds, 2), "steps": state.step,
+            "total_steps": total, "epochs_done": round(state.step / steps_per_epoch, 3),
+            "divergence_events": state.events, "world_size": world, "device": str(dev),
+            "git_commit": _git_commit(), "jeat_version": __version__,
+            "torch_version": torch.__version__,
+        }
+
+    def checkpoint(metrics: dict) -> None:
+        if out_dir is None or rank:
+            return
+        s = state.state_dict()
+        s["config"] = json.dumps(config_to_dict(cfg))
+        save_state(out_dir / STATE, s)
+        save_weights(out_dir / WEIGHTS, state.model, {"method": cfg.method})
+        write_json(out_dir / MANIFEST, manifest(metrics))
+
+    good = copy.deepcopy(state.state_dict())
+    retries = 0
+    bar = None
+    if progress and rank == 0:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=stop_at, initial=state.step, desc=f"train {cfg.method}", unit="step")
+    last: dict = {}
+    state.model.train()
+    try:
+        while state.step < stop_at:
+            t0 = time.perf_counter()
+            epoch, pos = divmod(state.step, steps_per_epoch)
+            perm = torch.randperm(len(ys), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+            idx = perm[pos * global_bs:(pos + 1) * global_bs][rank::world]
+            x = xs[idx].float().div_(255)
+            if cfg.augment:
+                x = augment(x, generator=state.generator)
+            x, y = x.to(dev, non_blocking=True), ys[idx].to(dev, non_blocking=True)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            log_now = cfg.log_every > 0 and state.step % cfg.log_every == 0
+            metrics = step_fn(state, x, y, cfg, log_now)
+            bad = _is_bad(metrics, cfg)
+            if world > 1:
+                flag = torch.tensor([1.0 if bad else 0.0], device=dev)
+                torch.distributed.all_reduce(flag)
+                bad = bad or ("diverged on another rank" if flag.item() else None)
+            if bad:
+                retries += 1
+                new_lr = cfg.optim.lr * cfg.lr_backoff
+                event = {"step": state.step, "reason": bad, "retry": retries,
+                         "rolled_back_to": int(good["step"]), "new_lr": new_lr, "new_seed": cfg.seed + retries}
+                if retries > cfg.max_retries:
+                    state.events.append({**event, "action": "stopped"})
+                    checkpoint_good(out_dir, rank, good, cfg, manifest, state)
+                    raise TrainingDiverged(
+                        f"{cfg.method} training diverged at step {state.step} ({bad}) {retries} times; "
+                        f"stopped. The last good state (step {good['step']}) is saved in {out_dir}. "
+                        f"Try a lower --lr, --energy-l2 0.1, or more SGLD steps.")
+                cfg = replace(cfg, optim=replace(cfg.optim, lr=new_lr), seed=cfg.seed + retries)
+                state.load_state_dict(copy.deepcopy(good))
+                for g in state.optimizer.param_groups:
+                    g["initial_lr"] = new_lr
+                state.scheduler.base_lrs = [new_lr for _ in state.scheduler.base_lrs]
+                state.generator.manual_seed(cfg.seed * 1000 + rank + 1)
+                state.events.append({**event, "action": "rolled back, lr lowered, reseeded"})
+                if bar is not None:
+                    bar.n = state.step
+                    bar.set_postfix_str(f"diverged ({bad}); rolled back")
+                continue
+            state.step += 1
+            state.train_seconds += time.perf_counter() - t0
+            last = metrics
+            if log_now and log_f is not None:
+                log_f.write(json.dumps({"step": state.step - 1, "epoch": round((state.step - 1) / steps_per_epoch, 4),
+                                        **metrics}) + "\n")
+                log_f.flush()
+            for cb in callbacks:
+                cb(state.step, metrics)
+            if state.step % cfg.guard_every == 0:
+                good = copy.deepcopy(state.state_dict())
+            if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < stop_at:
+                checkpoint({"train_" + k: v for k, v in last.items()})
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['acc']:.2f}")
+    finally:
+        if bar is not None:
+            bar.close()
+        if log_f is not None:
+            log_f.close()
+
+    final = {"train_" + k: v for k, v in last.items()}
+    if cfg.eval_n:
+        from .metrics import accuracy
+
+        xt, yt = test.tensors(cfg.eval_n)
+        with evaluating(state.core) as m:
+            final["clean_acc"] = accuracy(m, xt.to(dev), yt.to(dev))
+        final["eval_n"] = len(yt)
+    checkpoint(final)
+    return FitResult(state, cfg, manifest(final), out_dir)
+
+
+def checkpoint_good(out_dir, rank, good, cfg, manifest_fn, state) -> None:
+    """On giving up, write the last good state (weights + manifest with the events)."""
+    if out_dir is None or rank:
+        return
+    events = state.events
+    state.load_state_dict(copy.deepcopy(good))
+    state.events = events
+    s = state.state_dict()
+    s["config"] = json.dumps(config_to_dict(cfg))
+    save_state(out_dir / STATE, s)
+    save_weights(out_dir / WEIGHTS, state.model, {"method": cfg.method})
+    write_json(out_dir / MANIFEST, manifest_fn({"diverged": True}))

@@ -1,0 +1,128 @@
+import pytest
+import torch
+
+from conftest import tiny_cnn
+from jeat_core.attacks import fgsm, fgsm_rs, pgd
+from jeat_core.data import to_float
+from jeat_core.energy import cross_entropy, joint_energy
+
+
+@pytest.fixture
+def batch(toy):
+    return to_float(toy.x[:32]), torch.from_numpy(toy.y[:32])
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 8 / 255), ("l2", 0.5)])
+@pytest.mark.parametrize("objective", ["ce", "energy"])
+def test_bounds_range_and_ascent(batch, norm, eps, objective):
+    model = tiny_cnn()
+    x, y = batch
+    xa = pgd(model, x, y, eps=eps, step_size=eps / 4, n_steps=10, norm=norm, objective=objective,
+             generator=torch.Generator().manual_seed(0))
+    d = (xa - x).flatten(1)
+    size = d.abs().max(1).values if norm == "linf" else d.norm(dim=1)
+    assert (size <= eps + 1e-5).all()
+    assert xa.min() >= 0 and xa.max() <= 1
+    obj = cross_entropy if objective == "ce" else joint_energy
+    with torch.no_grad():
+        assert obj(model(xa), y).mean() > obj(model(x), y).mean()
+
+
+def test_fgsm_is_one_step_pgd(batch):
+    model = tiny_cnn()
+    x, y = batch
+    for objective in ("ce", "energy"):
+        a = fgsm(model, x, y, eps=8 / 255, objective=objective)
+        b = pgd(model, x, y, eps=8 / 255, step_size=8 / 255, n_steps=1, random_start=False, objective=objective)
+        torch.testing.assert_close(a, b)
+
+
+def test_fgsm_rs_bounds_and_targeted(batch):
+    model = tiny_cnn()
+    x, y = batch
+    for grad_at in ("perturbed", "clean"):
+        xa = fgsm_rs(model, x, y, eps=8 / 255, grad_at=grad_at, generator=torch.Generator().manual_seed(1))
+        assert (xa - x).abs().max() <= 8 / 255 + 1e-6 and xa.min() >= 0 and xa.max() <= 1
+    target = (y + 1) % 10
+    xt = pgd(model, x, target, eps=0.1, step_size=0.02, n_steps=10, targeted=True, objective="energy")
+    with torch.no_grad():
+        assert joint_energy(model(xt), target).mean() < joint_energy(model(x), target).mean()
+
+
+def test_no_hidden_state_changes(batch):
+    model = tiny_cnn().train()
+    x, y = batch
+    pgd(model, x, y, eps=8 / 255, step_size=2 / 255, n_steps=2)
+    assert model.training and all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize("kw,msg", [
+    (dict(eps=-0.1), "eps must be >= 0"),
+    (dict(eps=float("nan")), "eps must be a finite number"),
+    (dict(n_steps=-1), "n_steps must be an integer >= 0"),
+    (dict(norm="l3"), "unknown norm 'l3'"),
+    (dict(objective="hinge"), "unknown objective 'hinge'"),
+])
+def test_bad_arguments(batch, kw, msg):
+    x, y = batch
+    args = dict(eps=8 / 255, step_size=2 / 255, n_steps=1) | kw
+    with pytest.raises(ValueError) as e:
+        pgd(tiny_cnn(), x, y, **args)
+    assert msg in str(e.value)
+
+
+def test_bad_inputs(batch):
+    x, y = batch
+    m = tiny_cnn()
+    cases = [
+        (lambda: pgd(m, x * 2, y, eps=0.1, step_size=0.1, n_steps=1), "values in [0, 1]"),
+        (lambda: pgd(m, x[0], y, eps=0.1, step_size=0.1, n_steps=1), "shape (B, C, H, W)"),
+        (lambda: pgd(m, x, y[:3], eps=0.1, step_size=0.1, n_steps=1), "y must have shape (32,)"),
+        (lambda: pgd(m, x, y + 10, eps=0.1, step_size=0.1, n_steps=1), "labels must lie in [0, 9]"),
+        (lambda: pgd(m, x, y - 100, eps=0.1, step_size=0.1, n_steps=1), "labels must be >= 0"),
+        (lambda: fgsm(m, x, y.float(), eps=0.1), "integer class labels"),
+    ]
+    for call, msg in cases:
+        with pytest.raises(ValueError) as e:
+            call()
+        assert msg in str(e.value)
+
+
+@pytest.mark.slow
+def test_table1_in_miniature(standard_model, cifar_test):
+    """Tab. 1: on a standard model both the CE attack (Eq. 14) and the energy attack (Eq. 18)
+    at 8/255 drive accuracy close to 0."""
+    x, y = cifar_test.tensors(500)
+    from jeat_core.cli import evaluate
+
+    clean = evaluate(standard_model, x, y, attack="none")["clean_acc"]
+    assert clean > 0.4, f"the test model is undertrained ({clean:.3f})"
+    for attack in ("pgd20", "energy-pgd20"):
+        r = evaluate(standard_model, x, y, attack=attack)["robust_acc"]
+        assert r < 0.05, f"{attack}: robust accuracy {r:.3f} on a standard model"
+
+
+@pytest.mark.slow
+def test_pgd_agrees_with_torchattacks(standard_model, cifar_test):
+    """Our PGD and torchattacks' PGD give the same adversarial accuracy (within 1 point on 1000
+    real test images) at a radius where accuracy is neither 0 nor clean."""
+    import torchattacks
+
+    x, y = cifar_test.tensors(1000)
+    eps, alpha, steps = 1 / 255, 0.25 / 255, 10
+    torch.manual_seed(0)
+    peer = torchattacks.PGD(standard_model, eps=eps, alpha=alpha, steps=steps, random_start=True)
+    ours_correct = peer_correct = 0
+    g = torch.Generator().manual_seed(0)
+    for i in range(0, len(x), 250):
+        xb, yb = x[i:i + 250], y[i:i + 250]
+        xo = pgd(standard_model, xb, yb, eps=eps, step_size=alpha, n_steps=steps, generator=g)
+        xp = peer(xb, yb)
+        with torch.no_grad():
+            ours_correct += int((standard_model(xo).argmax(1) == yb).sum())
+            peer_correct += int((standard_model(xp).argmax(1) == yb).sum())
+    ours, theirs = ours_correct / len(x), peer_correct / len(x)
+    with torch.no_grad():
+        clean = float((standard_model(x).argmax(1) == y).float().mean())
+    assert 0.05 < ours < clean - 0.05, f"radius not informative: clean {clean:.3f}, adversarial {ours:.3f}"
+    assert abs(ours - theirs) <= 0.01, f"ours {ours:.3f} vs torchattacks {theirs:.3f}"

@@ -1,0 +1,79 @@
+import math
+
+import pytest
+import torch
+
+from jeat_core.sampling import ClassGaussian, ReplayBuffer, generation_energy, langevin
+
+
+def test_langevin_samples_a_gaussian():
+    """Exact Langevin (noise = sqrt(step)) on E(x) = ½ Σ_i (x_i − μ_i)² / σ_i² samples N(μ, σ²)."""
+    mu, sd = torch.tensor([1.0, -2.0]), torch.tensor([0.5, 2.0])
+
+    def energy(x):
+        return 0.5 * (((x - mu) / sd) ** 2).sum(1)
+
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.zeros(4000, 2)
+    x, chain = langevin(energy, x0, step_size=0.01, n_steps=3000, generator=g, record_every=1000)
+    assert chain.shape == (4, 4000, 2)
+    torch.testing.assert_close(x.mean(0), mu, atol=0.08, rtol=0)
+    # discretisation bias of the unadjusted sampler is O(step): var = σ² / (1 − step/(4σ²))
+    expected_var = sd ** 2 / (1 - 0.01 / (4 * sd ** 2))
+    torch.testing.assert_close(x.var(0), expected_var, rtol=0.06, atol=0)
+
+
+def test_noise_free_langevin_reaches_the_minimum():
+    target = torch.tensor([[0.3, 0.7, -1.0]])
+    x = langevin(lambda x: ((x - target) ** 2).sum(1), torch.zeros(5, 3), step_size=0.1, n_steps=300,
+                 noise_std=0.0)
+    torch.testing.assert_close(x, target.expand(5, 3), atol=1e-5, rtol=0)
+
+
+def test_langevin_clamp_and_bad_args():
+    x = langevin(lambda x: -x.sum(1) * 100, torch.full((2, 3), 0.5), step_size=1.0, n_steps=3, clamp=(0, 1))
+    assert x.max() <= 1 and x.min() >= 0
+    with pytest.raises(ValueError, match="step_size must be a finite number >= 0"):
+        langevin(lambda x: x.sum(1), torch.zeros(1, 2), step_size=-1, n_steps=1)
+    with pytest.raises(ValueError, match="noise_std must be"):
+        langevin(lambda x: x.sum(1), torch.zeros(1, 2), step_size=1, n_steps=1, noise_std=-0.1)
+    with pytest.raises(ValueError, match="unknown generation energy"):
+        generation_energy(torch.nn.Identity(), torch.zeros(1, dtype=torch.long), "marginal")
+
+
+def test_class_gaussian_moments():
+    g = torch.Generator().manual_seed(0)
+    n, d = 4000, 6
+    a = torch.randn(d, d, generator=g) * 0.05
+    x = (0.5 + torch.randn(n, d, generator=g) @ a).clamp(0, 1).view(n, 1, 2, 3)
+    y = torch.zeros(n, dtype=torch.long)
+    cg = ClassGaussian(x, y, ridge=1e-4)
+    flat = x.flatten(1)
+    torch.testing.assert_close(cg.covariance(0), torch.cov(flat.T) + 1e-4 * torch.eye(d), atol=1e-6, rtol=1e-4)
+    s = cg.sample(torch.zeros(20000, dtype=torch.long), generator=g).flatten(1)
+    torch.testing.assert_close(s.mean(0), flat.mean(0), atol=3e-3, rtol=0)
+    torch.testing.assert_close(torch.cov(s.T), cg.covariance(0), atol=2e-3, rtol=0)
+    with pytest.raises(ValueError, match="no images of class 3"):
+        cg.sample(torch.tensor([3]))
+
+
+def test_replay_buffer_reinit_rate_and_state():
+    rho = 0.2
+    buf = ReplayBuffer(1000, (2,), reinit_prob=rho, init_fn=lambda n, g: torch.full((n, 2), -1.0))
+    buf.data.fill_(5.0)  # mark old chains
+    g = torch.Generator().manual_seed(0)
+    fresh = 0
+    for _ in range(50):
+        x, idx = buf.sample(200, generator=g)
+        fresh += int((x[:, 0] == -1).sum())
+    rate = fresh / (50 * 200)
+    assert abs(rate - rho) < 4 * math.sqrt(rho * (1 - rho) / 10000), rate
+    assert abs(buf.n_reinit / buf.n_sampled - rate) < 1e-12
+    x, idx = buf.sample(10, generator=g)
+    buf.push(x + 1, idx)
+    other = ReplayBuffer(1000, (2,), reinit_prob=0.5)
+    other.load_state_dict(buf.state_dict())
+    torch.testing.assert_close(other.data, buf.data)
+    assert other.reinit_prob == rho and other.n_sampled == buf.n_sampled
+    with pytest.raises(ValueError, match="reinit_prob must lie in"):
+        ReplayBuffer(10, (2,), reinit_prob=1.5)
