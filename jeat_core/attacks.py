@@ -18,8 +18,8 @@ of per-example objectives, so step sizes do not depend on batch size).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 from torch import Tensor

@@ -63,7 +63,7 @@ def parse_labels(text: str, n_classes: int = 10) -> list[int]:
 
 # ----------------------------------------------------------------------------- train
 def _train(a: argparse.Namespace) -> int:
-    from .training import AttackConfig, fit, make_config
+    from .training import fit, make_config
 
     over: dict = {}
     for k in ("epochs", "max_steps", "seed", "log_every", "checkpoint_every", "eval_n"):

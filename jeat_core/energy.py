@@ -15,7 +15,7 @@ sampling, Fisher scores and landscapes.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

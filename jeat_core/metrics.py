@@ -12,7 +12,7 @@ costing one double-backward (``∇_x (∇_x E · v) = Hv``).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor

@@ -10,7 +10,7 @@ image depend on the rest of the batch and breaks SGLD (JEM); choose ``norm="none
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn

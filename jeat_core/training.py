@@ -31,19 +31,18 @@ import math
 import os
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from . import __version__
 from .attacks import fgsm_rs, pgd
-from .checkpoints import (ENERGY_LOG, MANIFEST, STATE, WEIGHTS, load_state, save_state, save_weights,
-                          write_json)
-from .data import Split, augment, load_split, to_float
+from .checkpoints import ENERGY_LOG, MANIFEST, STATE, WEIGHTS, load_state, save_state, save_weights, write_json
+from .data import Split, augment, load_split
 from .energy import cross_entropy, joint_energy, marginal_energy
 from .models import build_model
 from .sampling import ReplayBuffer, langevin
@@ -521,7 +520,8 @@ def build_state(cfg: TrainConfig, device: torch.device, steps_total: int) -> Tra
         buffer = ReplayBuffer(cfg.sgld.buffer_size, reinit_prob=cfg.sgld.reinit_prob, generator=gen)
     wrapped: nn.Module = model
     if world > 1:
-        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        ids = [device.index] if device.type == "cuda" else None
+        wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     if cfg.compile:
         wrapped = torch.compile(wrapped)
     return TrainState(model=wrapped, optimizer=opt, scheduler=sched, generator=gen, buffer=buffer, device=device)
@@ -603,8 +603,13 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
     log_f = None
     if out_dir is not None and rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-        if not resume and (out_dir / ENERGY_LOG).exists():
-            (out_dir / ENERGY_LOG).unlink()
+        log_path = out_dir / ENERGY_LOG
+        if not resume and log_path.exists():
+            log_path.unlink()
+        elif resume and log_path.exists():  # drop lines written after the state we resume from
+            kept = [ln for ln in log_path.read_text().splitlines()
+                    if ln.strip() and json.loads(ln)["step"] < state.step]
+            log_path.write_text("".join(ln + "\n" for ln in kept))
         log_f = open(out_dir / ENERGY_LOG, "a")
 
     def manifest(metrics: dict) -> dict:
@@ -630,7 +635,7 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
         write_json(out_dir / MANIFEST, manifest(metrics))
 
     good = copy.deepcopy(state.state_dict())
-    retries = 0
+    retries, base_seed = 0, cfg.seed
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
@@ -661,7 +666,7 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
                 retries += 1
                 new_lr = cfg.optim.lr * cfg.lr_backoff
                 event = {"step": state.step, "reason": bad, "retry": retries,
-                         "rolled_back_to": int(good["step"]), "new_lr": new_lr, "new_seed": cfg.seed + retries}
+                         "rolled_back_to": int(good["step"]), "new_lr": new_lr, "new_seed": base_seed + retries}
                 if retries > cfg.max_retries:
                     state.events.append({**event, "action": "stopped"})
                     checkpoint_good(out_dir, rank, good, cfg, manifest, state)
@@ -669,8 +674,10 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
                         f"{cfg.method} training diverged at step {state.step} ({bad}) {retries} times; "
                         f"stopped. The last good state (step {good['step']}) is saved in {out_dir}. "
                         f"Try a lower --lr, --energy-l2 0.1, or more SGLD steps.")
-                cfg = replace(cfg, optim=replace(cfg.optim, lr=new_lr), seed=cfg.seed + retries)
+                cfg = replace(cfg, optim=replace(cfg.optim, lr=new_lr), seed=base_seed + retries)
+                events = state.events
                 state.load_state_dict(copy.deepcopy(good))
+                state.events = events
                 for g in state.optimizer.param_groups:
                     g["initial_lr"] = new_lr
                 state.scheduler.base_lrs = [new_lr for _ in state.scheduler.base_lrs]

@@ -1,7 +1,7 @@
 import pytest
 import torch
-
 from conftest import tiny_cnn
+
 from jeat_core.attacks import fgsm, fgsm_rs, pgd
 from jeat_core.data import to_float
 from jeat_core.energy import cross_entropy, joint_energy

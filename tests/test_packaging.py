@@ -1,0 +1,26 @@
+import re
+import tomllib
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[ ]", req.strip(), maxsplit=1)[0].lower()
+
+
+def test_environment_yml_matches_pyproject():
+    pp = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = {r.replace(" ", "") for r in pp["dependencies"] + pp["optional-dependencies"]["dev"]}
+    pip_section = (REPO / "environment.yml").read_text().split("- pip:", 1)[1]
+    listed = {line.strip()[2:].replace(" ", "") for line in pip_section.splitlines() if line.strip().startswith("- ")}
+    assert listed == wanted, f"only in pyproject: {wanted - listed}; only in environment.yml: {listed - wanted}"
+    assert "torch==2.14.1" in wanted and "torchvision==0.29.1" in wanted
+
+
+def test_readme_quick_start_is_what_ci_runs():
+    readme = (REPO / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1].split("\n## ", 1)[0]
+    commands = re.findall(r"^make (\w+)", quick, flags=re.M)
+    assert commands[:2] == ["lab", "test"] or commands[:2] == ["figures", "test"], commands
+    assert "make test" in (REPO / ".ci" / "run").read_text()

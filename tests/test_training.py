@@ -1,0 +1,156 @@
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from jeat_core import training
+from jeat_core.checkpoints import load_model, read_manifest
+from jeat_core.data import procedural
+from jeat_core.training import METHODS, TrainingDiverged, config_from_dict, config_to_dict, fit, make_config
+
+REPO = Path(__file__).resolve().parent.parent
+TOY_TRAIN, TOY_TEST = procedural(512, seed=0), procedural(128, seed=1)
+
+
+def small(method, **kw):
+    cfg = make_config(method, "cpu", eval_n=64, checkpoint_every=0, log_every=2, **kw)
+    cfg = replace(cfg, optim=replace(cfg.optim, batch_size=32, warmup_steps=0))
+    if hasattr(cfg, "sgld"):
+        cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=3, batch_size=16, buffer_size=100))
+    return cfg
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_each_method_trains(method, tmp_path):
+    cfg = small(method, max_steps=4)
+    torch.manual_seed(cfg.seed)
+    init = {k: v.clone() for k, v in training.build_state(cfg, torch.device("cpu"), 10).core.state_dict().items()}
+    res = fit(cfg, out=tmp_path, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False, device="cpu")
+    final = res.state.core.state_dict()
+    assert any(not torch.equal(init[k], final[k]) for k in init), "weights did not change"
+    m = read_manifest(tmp_path)
+    assert m["steps"] == 4 and m["method"] == method
+    assert all(isinstance(v, (int, float)) for v in m["metrics"].values())
+    lines = [json.loads(line) for line in (tmp_path / "energy_log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in lines] == [0, 2]
+    for r in lines:
+        for key in ("dxE_joint_mean", "dthetaE_joint_mean", "dxE_marginal_var", "dthetaE_marginal_var", "loss"):
+            assert key in r and r[key] == r[key]  # present and not NaN
+    if method in ("at", "prejeat", "jeat"):  # the attack raises the energy it ascends
+        key = "dxE_joint_mean"
+        assert all(r[key] > 0 for r in lines), [r[key] for r in lines]
+    model, manifest = load_model(tmp_path)
+    assert manifest["config"]["method"] == method
+    assert config_from_dict(config_to_dict(res.config)) == res.config
+
+
+def test_methods_differ_in_what_they_do(monkeypatch):
+    """prejeat attacks with the energy objective (Eq. 18), at with CE (Eq. 14); jeat adds SGLD."""
+    assert make_config("at").attack.objective == "ce"
+    assert make_config("prejeat").attack.objective == "energy"
+    assert make_config("jeat").attack.objective == "energy" and hasattr(make_config("jeat"), "sgld")
+    assert not hasattr(make_config("prejeat"), "sgld")
+    assert make_config("noise", sigma=8 / 255).sigma == pytest.approx(8 / 255)
+    assert make_config("jeat", "paper").model.kwargs["norm"] == "none"
+    with pytest.raises(ValueError, match="unknown method 'gan'"):
+        make_config("gan")
+    with pytest.raises(ValueError, match="bad option for method 'standard'"):
+        make_config("standard", sigma=0.1)
+
+
+def test_divergence_guard_rolls_back_and_recovers(tmp_path, monkeypatch):
+    orig = training.STEP_FNS["standard"]
+    calls = {"n": 0}
+
+    def faulty(state, x, y, cfg, log):
+        calls["n"] += 1
+        if calls["n"] == 5:  # inject a NaN into the weights once
+            with torch.no_grad():
+                next(state.core.parameters()).fill_(float("nan"))
+        return orig(state, x, y, cfg, log)
+
+    monkeypatch.setitem(training.STEP_FNS, "standard", faulty)
+    cfg = replace(small("standard", max_steps=8), guard_every=2)
+    res = fit(cfg, out=tmp_path, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False, device="cpu")
+    assert res.state.step == 8
+    assert all(torch.isfinite(p).all() for p in res.state.core.parameters())
+    ev = read_manifest(tmp_path)["divergence_events"]
+    assert len(ev) == 1 and ev[0]["step"] == 4 and ev[0]["rolled_back_to"] == 4
+    assert res.config.optim.lr == pytest.approx(cfg.optim.lr * cfg.lr_backoff)
+    assert res.config.seed == cfg.seed + 1
+
+
+def test_divergence_guard_gives_up_with_a_message(tmp_path, monkeypatch):
+    orig = training.STEP_FNS["standard"]
+
+    def always_nan(state, x, y, cfg, log):
+        out = orig(state, x, y, cfg, log)
+        return {**out, "loss": float("nan")}
+
+    monkeypatch.setitem(training.STEP_FNS, "standard", always_nan)
+    cfg = replace(small("standard", max_steps=8), max_retries=2)
+    with pytest.raises(TrainingDiverged, match="diverged at step 0 .* 3 times; stopped"):
+        fit(cfg, out=tmp_path, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False, device="cpu")
+    m = read_manifest(tmp_path)
+    assert m["metrics"] == {"diverged": True} and len(m["divergence_events"]) == 3
+
+
+def _train_cmd(out, extra=()):
+    return [sys.executable, "-m", "jeat_core", "train", "--method", "jeat", "--dataset", "procedural",
+            "--max-steps", "40", "--batch-size", "32", "--sgld-steps", "3", "--buffer-size", "200",
+            "--checkpoint-every", "4", "--log-every", "4", "--deterministic", "--eval-n", "64",
+            "--no-progress", "--out", str(out), *extra]
+
+
+def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    subprocess.run(_train_cmd(full), check=True, env=env, capture_output=True, timeout=600)
+    proc = subprocess.Popen(_train_cmd(cut), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline:
+        mf = cut / "manifest.json"
+        if mf.exists() and json.loads(mf.read_text())["steps"] >= 12:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = json.loads((cut / "manifest.json").read_text())["steps"]
+    assert 12 <= killed_at < 40, f"run was not interrupted mid-way (step {killed_at})"
+    subprocess.run(_train_cmd(cut, ["--resume"]), check=True, env=env, capture_output=True, timeout=600)
+    a, b = load_file(str(full / "model.safetensors")), load_file(str(cut / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    steps = [json.loads(line)["step"] for line in (cut / "energy_log.jsonl").read_text().splitlines()]
+    assert steps == list(range(0, 40, 4))
+    assert read_manifest(cut)["steps"] == 40
+
+
+def test_resume_without_state_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no training state"):
+        fit(small("standard", max_steps=2), out=tmp_path, resume=True, train_data=TOY_TRAIN,
+            test_data=TOY_TEST, progress=False)
+
+
+@pytest.mark.parametrize("method", ["jeat"])
+def test_ddp_two_ranks_end_identical(tmp_path, method):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           str(REPO / "tests" / "ddp_worker.py"), str(tmp_path), method]
+    r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    w0, w1 = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
+    for k in w0:
+        assert torch.equal(w0[k], w1[k]), k
+    b0, b1 = (torch.load(tmp_path / f"buffer{r}.pt", weights_only=True)["buffer"] for r in (0, 1))
+    assert not torch.equal(b0, b1), "replay buffers should be per rank (different seeds)"
+    assert read_manifest(tmp_path)["world_size"] == 2
