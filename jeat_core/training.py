@@ -207,13 +207,15 @@ def make_config(method: str, preset: str = "cpu", **overrides) -> TrainConfig:
     cls = CONFIGS[method]
     sgld_method = method in ("jeat", "jem")
     if preset == "cpu":
-        epochs = {"standard": 20, "noise": 20, "at": 12, "prejeat": 12, "jeat": 4, "jem": 4}[method]
+        epochs = {"standard": 15, "noise": 10, "at": 6, "prejeat": 6, "jeat": 4, "jem": 4}[method]
         base: dict[str, Any] = dict(
             preset="cpu",
             model=ModelConfig("small_cnn", {"widths": [32, 64, 128], "act": "silu", "norm": "none"}),
             optim=OptimConfig("adam", lr=3e-4 if sgld_method else 1e-3, batch_size=128,
                               warmup_steps=200, schedule="cosine"),
             epochs=float(epochs))
+        if sgld_method:  # short-run SGLD at cpu scale: K = 5 persistent steps on 64 chains
+            base["sgld"] = SGLDConfig(n_steps=5, batch_size=64)
     else:
         base = dict(
             preset="paper",
