@@ -1,0 +1,229 @@
+"""Paper figures and tables as functions shared by the notebooks and ``jeat figures``.
+
+Each ``*_data`` function computes numbers (tensors / dicts) from models; each ``plot_*`` function
+turns them into a matplotlib figure. ``save_figure`` writes ``.pdf`` (vector) and ``.png``;
+``save_table`` writes ``.md`` and ``.json``. Model colours are fixed across figures
+(:data:`MODEL_COLOURS`) and classes are shown by name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from .data import CIFAR10_CLASSES
+from .energy import energy_of
+from .landscape import energy_grid, landscape_stats, random_directions
+from .sampling import ClassGaussian, generation_energy, langevin
+
+MODEL_COLOURS = {"standard": "#7f7f7f", "noise-8": "#c7e9c0", "noise-16": "#74c476", "noise-24": "#238b45",
+                 "at": "#1f77b4", "prejeat": "#ff7f0e", "jem": "#9467bd", "jeat": "#d62728"}
+MODEL_LABELS = {"standard": "Normal", "at": "AT", "prejeat": "PreJEAT", "jeat": "JEAT", "jem": "JEM",
+                "noise-8": "σ = 8/255", "noise-16": "σ = 16/255", "noise-24": "σ = 24/255"}
+
+
+def _plt():
+    import matplotlib
+
+    if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "nbagg", "widget"):
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "figure.dpi": 110, "savefig.bbox": "tight"})
+    return plt
+
+
+def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.pdf", out / f"{name}.png"]
+    fig.savefig(paths[0])
+    fig.savefig(paths[1], dpi=150)
+    return paths
+
+
+def save_table(rows: list[dict], out_dir: str | Path, name: str, *, title: str = "", notes: str = "") -> list[Path]:
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    cols = list(rows[0]) if rows else []
+    md = [f"# {title}\n" if title else "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for r in rows:
+        md.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
+    if notes:
+        md.append("\n" + notes)
+    (out / f"{name}.md").write_text("\n".join(md).lstrip() + "\n")
+    (out / f"{name}.json").write_text(json.dumps({"title": title, "rows": rows, "notes": notes}, indent=2) + "\n")
+    return [out / f"{name}.md", out / f"{name}.json"]
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def image_grid(x: Tensor, nrow: int) -> np.ndarray:
+    """``(N, C, H, W)`` in [0, 1] -> one ``(H', W', C)`` array with 1-pixel white gutters."""
+    n, c, h, w = x.shape
+    ncol = nrow
+    rows = (n + ncol - 1) // ncol
+    grid = np.ones((rows * (h + 1) - 1, ncol * (w + 1) - 1, c), dtype=np.float32)
+    for i in range(n):
+        r, k = divmod(i, ncol)
+        grid[r * (h + 1):r * (h + 1) + h, k * (w + 1):k * (w + 1) + w] = x[i].permute(1, 2, 0).cpu().numpy()
+    return grid
+
+
+# ----------------------------------------------------------------------------- Fig. 2
+def contour_data(models: dict, x: Tensor, y: int, *, radius: float = 2.0, resolution: int = 41, seed: int = 0,
+                 scale: str = "l2") -> dict:
+    """E(x + a d1 + b d2, y) for each model on the same directions (Fig. 2), with flatness stats."""
+    d1, d2 = random_directions(tuple(x.shape[-3:]), seed=seed, scale=scale)
+    out = {}
+    for name, m in models.items():
+        a, b, grid = energy_grid(energy_of(m, "joint", torch.tensor([y])), x, d1, d2, radius=radius,
+                                 resolution=resolution)
+        out[name] = {"a": a, "b": b, "grid": grid, "stats": landscape_stats(a, b, grid)}
+    return out
+
+
+def plot_contours(data: dict, *, title: str = ""):
+    plt = _plt()
+    names = list(data)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 2.9), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        d = data[name]
+        cs = ax.contourf(d["b"].numpy(), d["a"].numpy(), d["grid"].numpy(), levels=20, cmap="viridis")
+        ax.plot(0, 0, marker="*", color="#1f77ff", markersize=12, markeredgecolor="white")
+        ax.set_title(f"{MODEL_LABELS.get(name, name)}\nflatness {d['stats']['flatness']:.2f}")
+        ax.set_xlabel("direction 2")
+        ax.set_ylabel("direction 1")
+        fig.colorbar(cs, ax=ax, label="E(x, y)", shrink=0.85)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- Fig. 3
+def read_energy_log(path: str | Path) -> list[dict]:
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def plot_delta_energy(log: list[dict], *, title: str = ""):
+    """Fig. 3: Δ_x E and Δ_θ E for E(x,y) (a) and E(x) (b); points = mean, bars = ± std."""
+    plt = _plt()
+    steps = np.array([r["step"] for r in log])
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    for ax, kind, label in [(axes[0], "joint", "E(x, y)"), (axes[1], "marginal", "E(x)")]:
+        for key, colour, name in [("dxE", "#d62728", "Δ_x"), ("dthetaE", "#1f77b4", "Δ_θ")]:
+            mean = np.array([r[f"{key}_{kind}_mean"] for r in log])
+            std = np.sqrt(np.array([r[f"{key}_{kind}_var"] for r in log]))
+            ax.errorbar(steps, mean, yerr=std, fmt="o", ms=2.5, lw=0.6, color=colour, label=f"{name} {label}")
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xlabel("training step")
+        ax.set_ylabel("energy change")
+        ax.legend(frameon=False)
+    axes[0].set_title("(a) E(x, y)")
+    axes[1].set_title("(b) E(x)")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- generation
+def generate(model, labels: Tensor, seeds: Tensor, *, energy: str = "joint", step_size: float = 0.1,
+             n_steps: int = 60, noise_std: float = 0.01, seed: int = 0, record_every: int | None = None):
+    """Class-conditional Langevin generation (Eq. 16 with ``energy="ce"``, Eq. 17 with ``"joint"``)."""
+    g = torch.Generator().manual_seed(seed)
+    return langevin(generation_energy(model, labels, energy), seeds, step_size=step_size, n_steps=n_steps,
+                    noise_std=noise_std, clamp=(0.0, 1.0), record_every=record_every, generator=g)
+
+
+def class_seeds(class_gaussian: ClassGaussian, labels: Tensor, seed: int = 0) -> Tensor:
+    return class_gaussian.sample(labels, generator=torch.Generator().manual_seed(seed))
+
+
+def plot_image_rows(rows: dict[str, Tensor], *, nrow: int, title: str = ""):
+    """One panel per entry of ``rows`` (name -> images), stacked vertically."""
+    plt = _plt()
+    fig, axes = plt.subplots(len(rows), 1, figsize=(nrow * 0.55 + 1.5, 0.62 * sum(
+        (len(v) + nrow - 1) // nrow for v in rows.values()) + 0.4 * len(rows)), squeeze=False)
+    for ax, (name, imgs) in zip(axes[:, 0], rows.items()):
+        ax.imshow(image_grid(imgs, nrow), interpolation="nearest")
+        ax.set_title(name, fontsize=9, loc="left")
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_class_grid(images: Tensor, labels: Tensor, per_class: int, *, title: str = ""):
+    plt = _plt()
+    classes = sorted(set(labels.tolist()))
+    fig, ax = plt.subplots(figsize=(per_class * 0.55 + 1.2, len(classes) * 0.55 + 0.4))
+    ax.imshow(image_grid(images, per_class), interpolation="nearest")
+    ax.set_yticks([i * 33 + 16 for i in range(len(classes))], [CIFAR10_CLASSES[c] for c in classes])
+    ax.set_xticks([])
+    for s in ax.spines.values():
+        s.set_visible(False)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- SSIM neighbours (Fig. 7)
+def _gauss_window(size: int = 11, sigma: float = 1.5) -> Tensor:
+    t = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    g = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]
+
+
+def ssim(a: Tensor, b: Tensor) -> Tensor:
+    """Mean SSIM (Wang et al. 2004; 11×11 Gaussian window, σ = 1.5, K = (0.01, 0.03), data range 1)
+    between matching images of ``a`` and ``b`` ``(N, C, H, W)`` in [0, 1]; returns ``(N,)``."""
+    c = a.shape[1]
+    w = _gauss_window().to(a).expand(c, 1, 11, 11)
+
+    def f(z):
+        return torch.nn.functional.conv2d(z, w, groups=c)
+
+    mu_a, mu_b = f(a), f(b)
+    saa, sbb, sab = f(a * a) - mu_a ** 2, f(b * b) - mu_b ** 2, f(a * b) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    m = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (saa + sbb + c2))
+    return m.flatten(1).mean(1)
+
+
+@torch.no_grad()
+def nearest_by_ssim(queries: Tensor, train_x: np.ndarray, *, k: int = 10, prefilter: int = 256,
+                    batch: int = 5000) -> tuple[Tensor, Tensor]:
+    """For each query, the ``k`` training images with the highest SSIM.
+
+    Exact SSIM against all training images is costly on a CPU, so candidates are first the
+    ``prefilter`` nearest in L2 among *all* training images, then ranked by SSIM. Returns
+    ``(indices (Q, k), ssim (Q, k))``.
+    """
+    q = queries.flatten(1)
+    dists = []
+    for i in range(0, len(train_x), batch):
+        t = torch.from_numpy(train_x[i:i + batch]).permute(0, 3, 1, 2).float().div(255).flatten(1)
+        dists.append(torch.cdist(q, t))
+    d = torch.cat(dists, 1)  # (Q, N)
+    cand = d.topk(min(prefilter, d.shape[1]), largest=False).indices  # (Q, P)
+    idx_out, s_out = [], []
+    for qi in range(len(queries)):
+        imgs = torch.from_numpy(train_x[cand[qi].numpy()]).permute(0, 3, 1, 2).float().div(255)
+        s = ssim(queries[qi:qi + 1].expand_as(imgs), imgs)
+        top = s.topk(k)
+        idx_out.append(cand[qi][top.indices])
+        s_out.append(top.values)
+    return torch.stack(idx_out), torch.stack(s_out)
