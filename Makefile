@@ -11,14 +11,16 @@ $(BIN)/jeat: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet -e '.[dev]'
-	# peer library for cross-checks; --no-deps because it pins an old `requests`
+	# peer library for cross-checks; --no-deps because it pins an old `requests` (its scipy comes from the dev extra)
 	$(BIN)/pip install --quiet --no-deps torchattacks==3.5.1
 	touch $(BIN)/jeat
 
 setup: $(BIN)/jeat
 
 lab: setup
-	$(BIN)/jupyter lab --ServerApp.jpserver_extensions='{"jupytext": true}' notebooks/
+	# the .py notebooks are the source; pair each with a (git-ignored) .ipynb, then open JupyterLab
+	$(BIN)/jupytext --sync notebooks/*.py
+	$(BIN)/jupyter lab notebooks/
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -227,3 +227,47 @@ def nearest_by_ssim(queries: Tensor, train_x: np.ndarray, *, k: int = 10, prefil
         idx_out.append(cand[qi][top.indices])
         s_out.append(top.values)
     return torch.stack(idx_out), torch.stack(s_out)
+
+
+# ----------------------------------------------------------------------------- tables
+def table1_rows(model, x: Tensor, y: Tensor, *, eps: float = 8 / 255, seed: int = 0) -> list[dict]:
+    """Tab. 1: accuracy with no attack, the CE attack (Eq. 14) and the energy attack (Eq. 18),
+    both PGD-20 (L-inf, step 2/255, random start)."""
+    from .cli import evaluate
+
+    rows = []
+    attacks = [("No attack", "none"), ("CE attack (Eq. 14)", "pgd20"), ("Energy attack (Eq. 18)", "energy-pgd20")]
+    for name, attack in attacks:
+        r = evaluate(model, x, y, attack=attack, eps=eps, seed=seed)
+        rows.append({"attack": name, "accuracy": r["robust_acc"], "n": r["n"], "eps": eps})
+    return rows
+
+
+def table2_fisher_rows(models: dict, x: Tensor, y: Tensor, *, n_probes: int = 4, seed: int = 0,
+                       batch_size: int = 100) -> list[dict]:
+    """Tab. 2: joint (Eq. 23) and marginal (Eq. 24) Fisher scores on real test images."""
+    from .metrics import fisher_score
+
+    rows = []
+    for name, m in models.items():
+        g = torch.Generator().manual_seed(seed)
+        jfs, mfs = [], []
+        for i in range(0, len(x), batch_size):
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            jfs.append(fisher_score(energy_of(m, "joint", yb), xb, n_probes=n_probes, generator=g, per_example=True)[1])
+            mfs.append(fisher_score(energy_of(m, "marginal"), xb, n_probes=n_probes, generator=g, per_example=True)[1])
+        rows.append({"model": MODEL_LABELS.get(name, name), "JFS": float(torch.cat(jfs).mean()),
+                     "MFS": float(torch.cat(mfs).mean()), "n": len(x), "probes": n_probes})
+    return rows
+
+
+def table3_rows(models: dict, x: Tensor, y: Tensor, *, eps: float = 8 / 255, seed: int = 0) -> list[dict]:
+    """Tab. 3: clean accuracy and PGD-20 robustness (L-inf, eps 8/255, step 2/255, random start)."""
+    from .cli import evaluate
+
+    rows = []
+    for name, m in models.items():
+        r = evaluate(m, x, y, attack="pgd20", eps=eps, seed=seed)
+        rows.append({"model": MODEL_LABELS.get(name, name), "clean_acc": r["clean_acc"], "pgd20_acc": r["robust_acc"],
+                     "n": r["n"], "eps": eps})
+    return rows
