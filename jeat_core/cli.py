@@ -161,6 +161,12 @@ def _eval(a: argparse.Namespace) -> int:
     res = evaluate(model, x.to(dev), y.to(dev), attack=a.attack, eps=a.eps, seed=a.seed,
                    batch_size=a.batch_size, progress=not a.json)
     res["model"] = a.model
+    if a.record:  # keep the measurement with the checkpoint
+        from .checkpoints import MANIFEST, resolve, write_json
+
+        folder = resolve(a.model)
+        manifest.setdefault("evals", {})[f"{a.attack}@{a.eps:.5f}"] = {k: v for k, v in res.items() if k != "model"}
+        write_json(folder / MANIFEST, manifest)
     print(json.dumps(res) if a.json else "\n".join(f"{k:>12}: {v}" for k, v in res.items()))
     return 0
 
@@ -249,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--device")
     e.add_argument("--seed", type=nonneg_int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON object")
+    e.add_argument("--record", action="store_true", help="also store the result in the checkpoint's manifest")
     e.set_defaults(func=_eval)
 
     g = sub.add_parser("generate", help="class-conditional Langevin generation (Eq. 16/17)")

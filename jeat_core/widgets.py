@@ -179,3 +179,43 @@ def generation_explorer(models: dict, class_gaussian, *, n_images: int = 8, labe
                              description="energy"),
     }
     return Explorer(controls, compute, draw, title="Langevin generation")
+
+
+# ----------------------------------------------------------------------------- notebook 02
+def landscape_explorer(models: dict, x, y, *, radius: float = 2.0, resolution: int = 21, seed: int = 0) -> Explorer:
+    """Model, image, radius, resolution and direction seed for the Fig. 2 contour of E(x, y)."""
+    import ipywidgets as w
+
+    from .figures import contour_data, plot_contours
+
+    @functools.lru_cache(maxsize=64)
+    def grid(model: str, index: int, radius: float, resolution: int, seed: int):
+        return contour_data({model: models[model]}, x[index], int(y[index]), radius=radius, resolution=resolution,
+                            seed=seed)
+
+    def compute(model: str, index: int, radius: float, resolution: int, seed: int) -> dict:
+        d = grid(model, index, round(radius, 3), resolution, seed)
+        return {"data": d, "stats": d[model]["stats"], "label": int(y[index]), "model": model}
+
+    def draw(r: dict):
+        return plot_contours(r["data"], title=f"E(x, y = {CIFAR10_CLASSES[r['label']]}) along two random directions")
+
+    controls = {
+        "model": w.Dropdown(options=list(models), description="model"),
+        "index": w.IntSlider(0, 0, len(x) - 1, description="image"),
+        "radius": w.FloatSlider(radius, min=0.25, max=8.0, step=0.25, description="radius (L2)"),
+        "resolution": w.IntSlider(resolution, 9, 61, step=4, description="resolution"),
+        "seed": w.IntSlider(seed, 0, 20, description="direction seed"),
+    }
+    return Explorer(controls, compute, draw, title="Energy landscape (Fig. 2)")
+
+
+def surface_3d(a, b, grid, *, title: str = ""):
+    """Plotly 3-D surface of an energy grid (for the notebooks)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure(go.Surface(x=b.numpy(), y=a.numpy(), z=grid.numpy(), colorscale="Viridis",
+                               colorbar={"title": "E(x, y)"}))
+    fig.update_layout(title=title, height=480, scene={"xaxis_title": "direction 2", "yaxis_title": "direction 1",
+                                                      "zaxis_title": "E(x, y)"})
+    return fig

@@ -53,9 +53,11 @@ def test_train_eval_generate_on_real_cifar(tmp_path, data_root):
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["data"]["sha256"] == "239ecf5a09203869e4b19678d4b01b39f623a469d91774b99257baa0ddc79ed7"
     r = run("eval", "--model", str(out), "--attack", "pgd20", "--eps", "8/255", "--n", "20", "--data-root",
-            data_root, "--json")
+            data_root, "--json", "--record")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
+    recorded = json.loads((out / "manifest.json").read_text())["evals"]["pgd20@0.03137"]
+    assert recorded["robust_acc"] == res["robust_acc"] and recorded["n"] == 20
     assert res["n"] == 20 and res["attack"] == "pgd20" and res["eps"] == pytest.approx(8 / 255)
     assert 0 <= res["robust_acc"] <= res["clean_acc"] <= 1
     npz = tmp_path / "gen.npz"
