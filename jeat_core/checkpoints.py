@@ -146,3 +146,22 @@ def load_model(name_or_dir: str | os.PathLike, *, device="cpu") -> tuple[nn.Modu
         raise CheckpointError(f"{folder / WEIGHTS} does not match architecture {arch}: {e}") from e
     model.requires_grad_(False)
     return model.to(device).eval(), manifest
+
+
+def zoo_table(root: Path | None = None, preset: str = "cifar10-cpu") -> str:
+    """Markdown table of the shipped models from their manifests (clean / PGD-20 / time / command)."""
+    root = (root or shipped_root()) / preset
+    lines = ["| name | method | clean (n) | PGD-20 8/255 (n) | energy PGD-20 (n) | train time | steps |",
+             "|---|---|---|---|---|---|---|"]
+    for folder in sorted(p.parent for p in root.glob(f"*/{WEIGHTS}")):
+        m = read_manifest(folder)
+        ev = m.get("evals", {})
+
+        def cell(key: str, field: str = "robust_acc") -> str:
+            e = ev.get(key)
+            return f"{100 * e[field]:.2f}% ({e['n']})" if e else "—"
+
+        lines.append(f"| `{folder.name}` | {m['method']} | {cell('none@0.03137', 'clean_acc')} | "
+                     f"{cell('pgd20@0.03137')} | {cell('energy-pgd20@0.03137')} | "
+                     f"{m['train_seconds'] / 60:.1f} min | {m['steps']} |")
+    return "\n".join(lines)

@@ -1,0 +1,28 @@
+"""Shipped checkpoints (checkpoints/cifar10-cpu/*): load by name, valid manifest, honest accuracy."""
+
+import pytest
+
+from jeat_core.checkpoints import load_model, read_manifest, shipped_root
+from jeat_core.metrics import accuracy
+
+SHIPPED = sorted(p.parent.name for p in (shipped_root() / "cifar10-cpu").glob("*/model.safetensors"))
+
+
+def test_some_models_are_shipped():
+    assert "standard" in SHIPPED, SHIPPED
+    total = sum(f.stat().st_size for f in (shipped_root() / "cifar10-cpu").rglob("*") if f.is_file())
+    assert total <= 40 * 2 ** 20, f"shipped checkpoints take {total / 2 ** 20:.1f} MB (budget 40 MB)"
+
+
+@pytest.mark.parametrize("name", SHIPPED)
+def test_shipped_model_matches_its_manifest(name, cifar_test):
+    folder = shipped_root() / "cifar10-cpu" / name
+    assert (folder / "model.safetensors").stat().st_size <= 5 * 2 ** 20
+    manifest = read_manifest(folder)
+    assert manifest["data"]["sha256"] == "239ecf5a09203869e4b19678d4b01b39f623a469d91774b99257baa0ddc79ed7"
+    assert manifest["train_seconds"] <= 3600, "cpu-preset models train within an hour"
+    assert (folder / "energy_log.jsonl").is_file()
+    model, _ = load_model(f"cifar10-cpu/{name}")
+    x, y = cifar_test.tensors(1000)
+    acc = accuracy(model, x, y)
+    assert abs(acc - manifest["metrics"]["clean_acc"]) <= 0.02, (acc, manifest["metrics"]["clean_acc"])
