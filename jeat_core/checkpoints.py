@@ -153,15 +153,15 @@ def zoo_table(root: Path | None = None, preset: str = "cifar10-cpu") -> str:
     root = (root or shipped_root()) / preset
     lines = ["| name | method | clean (n) | PGD-20 8/255 (n) | energy PGD-20 (n) | train time | steps |",
              "|---|---|---|---|---|---|---|"]
+
+    def cell(evals: dict, key: str, field: str = "robust_acc") -> str:
+        e = evals.get(key)
+        return f"{100 * e[field]:.2f}% ({e['n']})" if e else "—"
+
     for folder in sorted(p.parent for p in root.glob(f"*/{WEIGHTS}")):
         m = read_manifest(folder)
         ev = m.get("evals", {})
-
-        def cell(key: str, field: str = "robust_acc") -> str:
-            e = ev.get(key)
-            return f"{100 * e[field]:.2f}% ({e['n']})" if e else "—"
-
-        lines.append(f"| `{folder.name}` | {m['method']} | {cell('none@0.03137', 'clean_acc')} | "
-                     f"{cell('pgd20@0.03137')} | {cell('energy-pgd20@0.03137')} | "
+        lines.append(f"| `{folder.name}` | {m['method']} | {cell(ev, 'none@0.03137', 'clean_acc')} | "
+                     f"{cell(ev, 'pgd20@0.03137')} | {cell(ev, 'energy-pgd20@0.03137')} | "
                      f"{m['train_seconds'] / 60:.1f} min | {m['steps']} |")
     return "\n".join(lines)

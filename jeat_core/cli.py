@@ -186,7 +186,8 @@ def _generate(a: argparse.Namespace) -> int:
     g = torch.Generator().manual_seed(a.seed)
     if a.init == "class_gaussian":
         train = load_split("train", dataset=manifest["data"].get("dataset", "cifar10"), data_root=a.data_root)
-        x0 = ClassGaussian(train.x, train.y).sample(y, generator=g)
+        keep = np.isin(train.y, labels)  # fit only the requested classes
+        x0 = ClassGaussian(train.x[keep], train.y[keep]).sample(y, generator=g)
     else:
         x0 = uniform_init(len(y), generator=g)
     dev = a.device or "cpu"
