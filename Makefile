@@ -20,7 +20,7 @@ setup: $(BIN)/jeat
 lab: setup
 	# the .py notebooks are the source; pair each with a (git-ignored) .ipynb, then open JupyterLab
 	$(BIN)/jupytext --sync notebooks/*.py
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 test: setup
 	$(BIN)/python -m pytest -q
