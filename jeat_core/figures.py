@@ -271,3 +271,104 @@ def table3_rows(models: dict, x: Tensor, y: Tensor, *, eps: float = 8 / 255, see
         rows.append({"model": MODEL_LABELS.get(name, name), "clean_acc": r["clean_acc"], "pgd20_acc": r["robust_acc"],
                      "n": r["n"], "eps": eps})
     return rows
+
+
+# ----------------------------------------------------------------------------- all figures (`jeat figures`)
+def _models(names, preset: str = "cifar10-cpu") -> dict:
+    from .checkpoints import load_model
+
+    return {n: load_model(f"{preset}/{n}")[0] for n in names}
+
+
+def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None, progress: bool = True) -> dict:
+    """Write every figure and table the shipped models allow. Returns ``{name: paths or reason}``.
+
+    ``smoke`` uses tiny sizes (a few images, few steps) to check the pipeline in minutes.
+    """
+    from .checkpoints import CheckpointError, resolve
+    from .data import load_split
+
+    test = load_split("test", data_root=data_root)
+    n = 64 if smoke else 1000
+    x, y = test.tensors(n)
+    steps = 5 if smoke else 60
+    per_class = 2 if smoke else 8
+    report: dict = {}
+
+    def job(name, fn):
+        try:
+            report[name] = [str(p) for p in fn()]
+        except CheckpointError as e:
+            report[name] = f"skipped: {e}"
+
+    def train_gaussian():
+        train = load_split("train", data_root=data_root)
+        return ClassGaussian(train.x, train.y)
+
+    cg = {}
+
+    def seeds(labels, seed=0):
+        if "cg" not in cg:
+            cg["cg"] = train_gaussian()
+        return cg["cg"].sample(labels, generator=torch.Generator().manual_seed(seed))
+
+    job("table1_attacks", lambda: save_table(
+        table1_rows(_models(["standard"])["standard"], x, y), out, "table1_attacks",
+        title=f"Tab. 1: CE vs energy attack, standard model (n={n})"))
+    job("fig2_energy_contours", lambda: save_figure(plot_contours(contour_data(
+        _models(["standard", "at", "prejeat", "jeat"]), x[0], int(y[0]), resolution=9 if smoke else 41)),
+        out, "fig2_energy_contours"))
+    job("fig3_delta_energy", lambda: save_figure(plot_delta_energy(
+        read_energy_log(resolve("cifar10-cpu/at") / "energy_log.jsonl"), title="AT (cpu preset)"),
+        out, "fig3_delta_energy"))
+
+    def fig4():
+        m = _models(["at", "prejeat"])
+        labels = torch.full((per_class,), 8)
+        s = seeds(labels)
+        rows = {"(a) AT, Eq. 16": generate(m["at"], labels, s, energy="ce", n_steps=steps),
+                "(b) AT, Eq. 17": generate(m["at"], labels, s, energy="joint", n_steps=steps),
+                "(c) PreJEAT, Eq. 17": generate(m["prejeat"], labels, s, energy="joint", n_steps=steps)}
+        return save_figure(plot_image_rows(rows, nrow=per_class, title="label: ship"), out, "fig4_eq16_vs_eq17")
+
+    job("fig4_eq16_vs_eq17", fig4)
+
+    def fig5():
+        m = _models(["noise-8", "noise-16", "noise-24"])
+        labels = torch.full((per_class,), 8)
+        s = seeds(labels)
+        rows = {MODEL_LABELS[k]: generate(v, labels, s, n_steps=steps) for k, v in m.items()}
+        return save_figure(plot_image_rows(rows, nrow=per_class, title="noise-trained classifiers, label: ship"),
+                           out, "fig5_noise_generation")
+
+    job("fig5_noise_generation", fig5)
+
+    def fig6():
+        m = _models(["at", "prejeat", "jem", "jeat"])
+        labels = torch.arange(10).repeat_interleave(per_class)
+        s = seeds(labels)
+        rows = {MODEL_LABELS[k]: generate(v, labels, s, n_steps=steps) for k, v in m.items()}
+        return save_figure(plot_image_rows(rows, nrow=per_class), out, "fig6_generation_by_model")
+
+    job("fig6_generation_by_model", fig6)
+
+    def fig7():
+        m = _models(["jeat"])["jeat"]
+        labels = torch.arange(0, 10, 2)[: 2 if smoke else 5]
+        gen = generate(m, labels, seeds(labels), n_steps=steps)
+        train = load_split("train", data_root=data_root)
+        idx, sim = nearest_by_ssim(gen, train.x[:2000] if smoke else train.x, k=10)
+        near = torch.from_numpy(train.x[idx.flatten().numpy()]).permute(0, 3, 1, 2).float().div(255)
+        rows = {f"generated → 10 most similar training images (SSIM {float(sim[i, 0]):.2f} best)":
+                torch.cat([gen[i:i + 1], near[i * 10:(i + 1) * 10]]) for i in range(len(gen))}
+        return save_figure(plot_image_rows(rows, nrow=11), out, "fig7_nearest_neighbours")
+
+    job("fig7_nearest_neighbours", fig7)
+    job("table2_fisher", lambda: save_table(
+        table2_fisher_rows(_models(["standard", "at", "jem", "jeat"]), x[:16 if smoke else 200],
+                           y[:16 if smoke else 200], n_probes=1 if smoke else 4), out, "table2_fisher",
+        title="Tab. 2: Fisher scores (lower is better)"))
+    job("table3_robustness", lambda: save_table(
+        table3_rows(_models(["jem", "jeat", "at"]), x, y), out, "table3_robustness",
+        title=f"Tab. 3: clean and PGD-20 accuracy (n={n})"))
+    return report
