@@ -99,6 +99,14 @@ def _train(a: argparse.Namespace) -> int:
     if a.reinit_prob is not None and not 0 <= a.reinit_prob <= 1:
         raise ValueError("--reinit-prob must lie in [0, 1]")
     out = Path(a.out or f"runs/{a.method}")
+    if a.resume:  # continue with the stored config; only --epochs / --max-steps may change
+        from .training import saved_config
+
+        stored = saved_config(out)
+        if stored.method != a.method:
+            raise ValueError(f"--resume: {out} holds a {stored.method!r} run, not {a.method!r}")
+        cfg = replace(stored, epochs=a.epochs if a.epochs is not None else stored.epochs,
+                      max_steps=a.max_steps if a.max_steps is not None else stored.max_steps)
     res = fit(cfg, out=out, data_root=a.data_root, device=a.device, resume=a.resume, progress=not a.no_progress)
     m = res.manifest
     print(json.dumps({"out": str(out), "method": m["method"], "steps": m["steps"],

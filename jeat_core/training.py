@@ -239,6 +239,14 @@ def config_to_dict(cfg: TrainConfig) -> dict:
     return dataclasses.asdict(cfg)
 
 
+def saved_config(out: str | os.PathLike) -> TrainConfig:
+    """The config stored in ``out/state.pt`` (what ``--resume`` continues with)."""
+    path = Path(out) / STATE
+    if not path.is_file():
+        raise FileNotFoundError(f"--resume: no training state at {path}; start without --resume")
+    return config_from_dict(json.loads(load_state(path)["config"]))
+
+
 def config_from_dict(d: dict) -> TrainConfig:
     """Inverse of :func:`config_to_dict` (used by ``--resume`` and manifests)."""
     cls = CONFIGS[d["method"]]

@@ -66,3 +66,16 @@ def test_train_eval_generate_on_real_cifar(tmp_path, data_root):
     assert r.returncode == 0, r.stderr
     d = np.load(npz)
     assert d["x"].shape == (6, 32, 32, 3) and d["x"].dtype == np.uint8 and d["y"].tolist() == [0, 0, 3, 3, 8, 8]
+
+
+def test_resume_keeps_the_stored_config(tmp_path, capsys):
+    out = str(tmp_path / "run")
+    common = ["--dataset", "procedural", "--batch-size", "50", "--out", out, "--no-progress", "--eval-n", "10"]
+    assert main(["train", "--method", "noise", "--sigma", "8/255", "--epochs", "0.5", "--max-steps", "2", *common]) == 0
+    assert main(["train", "--method", "noise", "--resume", "--max-steps", "3", *common]) == 0
+    m = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert m["steps"] == 3 and m["total_steps"] == 20  # 0.5 epoch of 2000 images at batch 50, as stored
+    assert m["config"]["sigma"] == pytest.approx(8 / 255)
+    capsys.readouterr()
+    assert main(["train", "--method", "at", "--resume", *common]) == 2
+    assert "holds a 'noise' run, not 'at'" in capsys.readouterr().err
