@@ -33,8 +33,8 @@ def _check_logits(logits: Tensor) -> None:
 
 def _check_labels(y: Tensor, logits: Tensor) -> Tensor:
     y = torch.as_tensor(y, device=logits.device)
-    if y.dim() == 0:
-        y = y.expand(logits.shape[0])
+    if y.dim() == 0 or y.shape == (1,):  # one label for the whole batch
+        y = y.reshape(()).expand(logits.shape[0])
     if y.shape != (logits.shape[0],):
         raise ValueError(
             f"labels must have shape ({logits.shape[0]},) to match the logits; got {tuple(y.shape)}"
@@ -53,7 +53,7 @@ def joint_energy(logits: Tensor, y: Tensor) -> Tensor:
 
     Args:
         logits: ``(B, K)`` classifier outputs.
-        y: ``(B,)`` integer labels (a scalar is broadcast to the batch).
+        y: ``(B,)`` integer labels (a scalar or a single label is broadcast to the batch).
     Returns:
         ``(B,)`` joint energies.
     """
