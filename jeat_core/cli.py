@@ -281,9 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--per-class", type=positive_int, default=10)
     g.add_argument("--energy", default="joint", choices=("joint", "ce"), help="joint = Eq. 17, ce = Eq. 16")
     g.add_argument("--init", default="class_gaussian", choices=("class_gaussian", "uniform"))
+    # defaults: chosen by eye on cifar10-cpu/at (η 0.1-5, K 20-120, s 0-0.01 compared): larger η or K
+    # over-saturates Eq. 17 samples, smaller η leaves them close to the Gaussian seed
     g.add_argument("--steps", type=nonneg_int, default=60)
-    g.add_argument("--step-size", type=size, default=0.1, help="η (drift -(η/2)∇E)")
-    g.add_argument("--noise", type=size, default=0.01, help="noise std s")
+    g.add_argument("--step-size", type=size, default=0.25, help="η (drift -(η/2)∇E)")
+    g.add_argument("--noise", type=size, default=0.001, help="noise std s")
     g.add_argument("--batch-size", type=positive_int, default=100)
     g.add_argument("--seed", type=nonneg_int, default=0)
     g.add_argument("--data-root")

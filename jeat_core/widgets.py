@@ -121,7 +121,7 @@ def attack_explorer(model, x, y, *, eps: float = 8 / 255, n_steps: int = 20) -> 
 
 # ----------------------------------------------------------------------------- notebook 04
 def generation_explorer(models: dict, class_gaussian, *, n_images: int = 8, label: int = 8,
-                        step_size: float = 0.1, steps: int = 40, noise: float = 0.01) -> Explorer:
+                        step_size: float = 0.25, steps: int = 40, noise: float = 0.001) -> Explorer:
     """Model, label, step size (log), steps, noise, seed, init and energy (Eq. 16 vs Eq. 17)."""
     import ipywidgets as w
 

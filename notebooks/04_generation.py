@@ -30,7 +30,7 @@ MODELS = ["at", "prejeat", "jeat", "standard"]
 LABEL = 8  # ship, as in Fig. 4
 N_IMAGES = 4 if SMOKE else 8
 STEPS = 5 if SMOKE else 40
-STEP_SIZE, NOISE = 0.1, 0.01
+STEP_SIZE, NOISE = 0.25, 0.001  # jeat generate's defaults
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures")
 
 # %%
