@@ -679,7 +679,10 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
                          "rolled_back_to": int(good["step"]), "new_lr": new_lr, "new_seed": base_seed + retries}
                 if retries > cfg.max_retries:
                     state.events.append({**event, "action": "stopped"})
-                    checkpoint_good(out_dir, rank, good, cfg, manifest, state)
+                    events = state.events  # save the last good state, with the events that led here
+                    state.load_state_dict(copy.deepcopy(good))
+                    state.events = events
+                    checkpoint({"diverged": True})
                     raise TrainingDiverged(
                         f"{cfg.method} training diverged at step {state.step} ({bad}) {retries} times; "
                         f"stopped. The last good state (step {good['step']}) is saved in {out_dir}. "
@@ -730,16 +733,3 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
     checkpoint(final)
     return FitResult(state, cfg, manifest(final), out_dir)
 
-
-def checkpoint_good(out_dir, rank, good, cfg, manifest_fn, state) -> None:
-    """On giving up, write the last good state (weights + manifest with the events)."""
-    if out_dir is None or rank:
-        return
-    events = state.events
-    state.load_state_dict(copy.deepcopy(good))
-    state.events = events
-    s = state.state_dict()
-    s["config"] = json.dumps(config_to_dict(cfg))
-    save_state(out_dir / STATE, s)
-    save_weights(out_dir / WEIGHTS, state.model, {"method": cfg.method})
-    write_json(out_dir / MANIFEST, manifest_fn({"diverged": True}))
