@@ -96,6 +96,12 @@ def _train(a: argparse.Namespace) -> int:
         cfg = replace(cfg, sgld=replace(cfg.sgld, **sg))
         if a.energy_l2 is not None:
             cfg = replace(cfg, energy_l2=a.energy_l2)
+        if a.gen_weight is not None:
+            cfg = replace(cfg, gen_weight=a.gen_weight)
+        if a.gen_start is not None:
+            if not 0 <= a.gen_start < 1:
+                raise ValueError(f"--gen-start must be a fraction in [0, 1), got {a.gen_start}")
+            cfg = replace(cfg, gen_start=a.gen_start)
     if a.reinit_prob is not None and not 0 <= a.reinit_prob <= 1:
         raise ValueError("--reinit-prob must lie in [0, 1]")
     out = Path(a.out or f"runs/{a.method}")
@@ -120,9 +126,9 @@ ATTACKS = ("none", "fgsm", "pgd20", "energy-pgd20")
 
 
 def evaluate(model, x, y, *, attack: str = "pgd20", eps: float = 8 / 255, step_size: float = 2 / 255,
-             batch_size: int = 250, seed: int = 0, progress: bool = False) -> dict:
+             batch_size: int = 250, seed: int = 0, progress: bool = False, n_steps: int = 20) -> dict:
     """Clean and robust accuracy of ``model`` on ``(x, y)`` (Tab. 1 / Tab. 3 protocol:
-    L-inf PGD-20, step 2/255, random start)."""
+    L-inf PGD-20, step 2/255, random start; ``n_steps`` changes the number of PGD steps)."""
     import torch
 
     from .attacks import fgsm, pgd
@@ -145,7 +151,7 @@ def evaluate(model, x, y, *, attack: str = "pgd20", eps: float = 8 / 255, step_s
         if attack == "fgsm":
             xa = fgsm(model, xb, yb, eps=eps)
         else:
-            xa = pgd(model, xb, yb, eps=eps, step_size=step_size, n_steps=20,
+            xa = pgd(model, xb, yb, eps=eps, step_size=step_size, n_steps=n_steps,
                      objective="energy" if attack == "energy-pgd20" else "ce", generator=g)
         with torch.no_grad():
             robust += int((model(xa).argmax(1) == yb).sum())
@@ -253,6 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--buffer-size", type=positive_int)
     t.add_argument("--reinit-prob", type=size, help="ρ in Algorithm 1")
     t.add_argument("--energy-l2", type=size, help="L2 penalty on energies (JEM stabiliser)")
+    t.add_argument("--gen-weight", type=size, help="weight of the p(x) term (jeat/jem; 1 = paper)")
+    t.add_argument("--gen-start", type=size, help="fraction of training before the p(x) term is on (jeat/jem)")
     t.add_argument("--log-every", type=nonneg_int)
     t.add_argument("--checkpoint-every", type=nonneg_int)
     t.add_argument("--eval-n", type=nonneg_int, help="test images for the final clean accuracy")

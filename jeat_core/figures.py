@@ -49,15 +49,21 @@ def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
 def save_table(rows: list[dict], out_dir: str | Path, name: str, *, title: str = "", notes: str = "") -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    cols = list(rows[0]) if rows else []
-    md = [f"# {title}\n" if title else "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for r in rows:
-        md.append("| " + " | ".join(_fmt(r[c]) for c in cols) + " |")
+    md = [f"# {title}\n" if title else "", table_markdown(rows)]
     if notes:
         md.append("\n" + notes)
     (out / f"{name}.md").write_text("\n".join(md).lstrip() + "\n")
     (out / f"{name}.json").write_text(json.dumps({"title": title, "rows": rows, "notes": notes}, indent=2) + "\n")
     return [out / f"{name}.md", out / f"{name}.json"]
+
+
+def table_markdown(rows: list[dict]) -> str:
+    """A Markdown table of ``rows`` (dicts with the same keys); in a notebook wrap it in
+    ``IPython.display.Markdown``."""
+    cols = list(rows[0]) if rows else []
+    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
+    return "\n".join(md)
 
 
 def _fmt(v) -> str:

@@ -174,6 +174,8 @@ class JEATConfig(TrainConfig):
     attack: AttackConfig = AttackConfig(objective="energy")
     sgld: SGLDConfig = SGLDConfig()
     energy_l2: float = 0.0
+    gen_weight: float = 1.0  # weight of the p(x) term E(x_adv) − E(x̃); 1 is Algorithm 1
+    gen_start: float = 0.0  # fraction of training run as PreJEAT before the p(x) term is switched on
 
 
 @dataclass(frozen=True)
@@ -184,6 +186,8 @@ class JEMConfig(TrainConfig):
     sgld: SGLDConfig = SGLDConfig()
     data_noise: float = 0.03
     energy_l2: float = 0.0
+    gen_weight: float = 1.0  # weight of the p(x) term E(x̂) − E(x̃)
+    gen_start: float = 0.0  # fraction of training run as a plain classifier before the p(x) term
 
 
 CONFIGS: dict[str, type[TrainConfig]] = {
@@ -276,6 +280,7 @@ class TrainState:
     device: torch.device = torch.device("cpu")
     events: list = field(default_factory=list)
     train_seconds: float = 0.0
+    total_steps: int = 0
 
     @property
     def core(self) -> nn.Module:
@@ -442,19 +447,29 @@ def at_step(state, x, y, cfg: ATConfig, log_dynamics=False):
 prejeat_step = at_step  # same loop; the config's attack objective is "energy" (Eq. 18)
 
 
+def _gen_on(state: TrainState, cfg) -> bool:
+    """Whether the p(x) term is active at this step (off during the first ``gen_start`` of training)."""
+    return state.step >= cfg.gen_start * state.total_steps
+
+
 def jeat_step(state, x, y, cfg: JEATConfig, log_dynamics=False):
+    """Algorithm 1: CE + ``gen_weight·[E(x_adv) − E(x̃)]`` on the energy-attack example (Eq. 18)."""
     x_adv = _attack(state, cfg, x, y)
+    if not _gen_on(state, cfg):  # warm-up: PreJEAT
+        return _update(state, cfg, x_adv, y, x_ori=x, log_dynamics=log_dynamics)
     neg = _sgld_negatives(state, cfg)
-    return _update(state, cfg, x_adv, y, x_ori=x, negatives=neg, energy_l2=cfg.energy_l2,
-                   log_dynamics=log_dynamics)
+    return _update(state, cfg, x_adv, y, x_ori=x, negatives=neg, pos_weight=cfg.gen_weight,
+                   energy_l2=cfg.energy_l2, log_dynamics=log_dynamics)
 
 
 def jem_step(state, x, y, cfg: JEMConfig, log_dynamics=False):
+    if not _gen_on(state, cfg):  # warm-up: a plain classifier
+        return _update(state, cfg, x, y, x_ori=x, log_dynamics=log_dynamics)
     xn = (x + cfg.data_noise * torch.randn(x.shape, generator=state.generator).to(x)).clamp(0, 1)
     neg = _sgld_negatives(state, cfg)
     # p(x) term on the noisy data, CE on the clean data (JEM); Δ-energies measured at x̂
-    return _update(state, cfg, xn, y, x_ori=x, negatives=neg, ce_on=x, energy_l2=cfg.energy_l2,
-                   log_dynamics=log_dynamics)
+    return _update(state, cfg, xn, y, x_ori=x, negatives=neg, ce_on=x, pos_weight=cfg.gen_weight,
+                   energy_l2=cfg.energy_l2, log_dynamics=log_dynamics)
 
 
 STEP_FNS: dict[str, Callable] = {
@@ -534,7 +549,8 @@ def build_state(cfg: TrainConfig, device: torch.device, steps_total: int) -> Tra
         wrapped = nn.parallel.DistributedDataParallel(model, device_ids=ids)
     if cfg.compile:
         wrapped = torch.compile(wrapped)
-    return TrainState(model=wrapped, optimizer=opt, scheduler=sched, generator=gen, buffer=buffer, device=device)
+    return TrainState(model=wrapped, optimizer=opt, scheduler=sched, generator=gen, buffer=buffer, device=device,
+                      total_steps=steps_total)
 
 
 def _git_commit() -> str | None:

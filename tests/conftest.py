@@ -1,4 +1,5 @@
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,28 @@ def standard_model(data_root, request):
                           optim=OptimConfig("adam", lr=1e-3, batch_size=128, warmup_steps=20))
         fit(cfg, out=cache, data_root=data_root, progress=False)
     return load_model(cache)[0]
+
+
+ZOO = {
+    "standard": ("standard", {}), "noise-8": ("noise", {"sigma": 8 / 255}),
+    "noise-16": ("noise", {"sigma": 16 / 255}), "noise-24": ("noise", {"sigma": 24 / 255}),
+    "at": ("at", {}), "prejeat": ("prejeat", {}), "jeat": ("jeat", {}), "jem": ("jem", {}),
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory):
+    """All eight zoo names as tiny models trained for 2 steps on a toy set: exercises every code
+    path that loads `cifar10-cpu/<name>` (figures, notebooks) in seconds."""
+    from jeat_core.training import fit, make_config
+
+    root = tmp_path_factory.mktemp("zoo")
+    data, test = procedural(256, seed=0), procedural(64, seed=1)
+    for name, (method, kw) in ZOO.items():
+        cfg = make_config(method, "cpu", max_steps=2, log_every=1, checkpoint_every=0, eval_n=0,
+                          model=replace(make_config(method).model, kwargs={"widths": [8, 16], "hidden": 32}), **kw)
+        cfg = replace(cfg, optim=replace(cfg.optim, batch_size=32))
+        if hasattr(cfg, "sgld"):
+            cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=2, batch_size=8, buffer_size=50))
+        fit(cfg, out=root / "cifar10-cpu" / name, train_data=data, test_data=test, progress=False, device="cpu")
+    return root

@@ -2,36 +2,14 @@
 so the pipeline is tested before (and independently of) the shipped models."""
 
 import json
-from dataclasses import replace
 
 import pytest
 
-from jeat_core.data import procedural
 from jeat_core.figures import make_all, nearest_by_ssim, ssim
-from jeat_core.training import fit, make_config
 
 FILES = ["fig2_energy_contours", "fig3_delta_energy", "fig4_eq16_vs_eq17", "fig5_noise_generation",
          "fig6_generation_by_model", "fig7_nearest_neighbours"]
 TABLES = ["table1_attacks", "table2_fisher", "table3_robustness"]
-ZOO = {
-    "standard": ("standard", {}), "noise-8": ("noise", {"sigma": 8 / 255}),
-    "noise-16": ("noise", {"sigma": 16 / 255}), "noise-24": ("noise", {"sigma": 24 / 255}),
-    "at": ("at", {}), "prejeat": ("prejeat", {}), "jeat": ("jeat", {}), "jem": ("jem", {}),
-}
-
-
-@pytest.fixture(scope="module")
-def tiny_zoo(tmp_path_factory):
-    root = tmp_path_factory.mktemp("zoo")
-    data, test = procedural(256, seed=0), procedural(64, seed=1)
-    for name, (method, kw) in ZOO.items():
-        cfg = make_config(method, "cpu", max_steps=2, log_every=1, checkpoint_every=0, eval_n=0,
-                          model=replace(make_config(method).model, kwargs={"widths": [8, 16], "hidden": 32}), **kw)
-        cfg = replace(cfg, optim=replace(cfg.optim, batch_size=32))
-        if hasattr(cfg, "sgld"):
-            cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=2, batch_size=8, buffer_size=50))
-        fit(cfg, out=root / "cifar10-cpu" / name, train_data=data, test_data=test, progress=False, device="cpu")
-    return root
 
 
 @pytest.mark.slow
