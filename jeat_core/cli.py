@@ -229,6 +229,24 @@ def _figures(a: argparse.Namespace) -> int:
     return 1 if skipped else 0
 
 
+def _audit(a: argparse.Namespace) -> int:
+    from .audit import run_audit, to_markdown
+
+    if a.inception_weights and not Path(a.inception_weights).is_file():
+        raise FileNotFoundError(f"--inception-weights: no file at {a.inception_weights}")
+    report = run_audit(smoke=a.smoke, data_root=a.data_root, inception_weights=a.inception_weights,
+                       progress=lambda msg: print(f"[audit] {msg}", file=sys.stderr, flush=True))
+    md = to_markdown(report)
+    if a.out:
+        out = Path(a.out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(md)
+        out.with_suffix(".json").write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n")
+        print(f"jeat audit: wrote {out} and {out.with_suffix('.json')}", file=sys.stderr)
+    print(json.dumps(report, indent=2, ensure_ascii=False) if a.json else md)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .training import METHODS, PRESETS
 
@@ -306,6 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--smoke", action="store_true", help="tiny sizes, to check the pipeline")
     f.add_argument("--data-root")
     f.set_defaults(func=_figures)
+
+    u = sub.add_parser("audit", help="measure each claim of the paper on the shipped models")
+    u.add_argument("--smoke", action="store_true", help="tiny sizes (minutes): checks the pipeline, not the claims")
+    u.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
+    u.add_argument("--out", help="also write the Markdown here (and the JSON beside it), e.g. figures/audit.md")
+    u.add_argument("--inception-weights", help="offline torch-fidelity Inception weights for real IS/FID")
+    u.add_argument("--data-root")
+    u.set_defaults(func=_audit)
     return p
 
 
