@@ -20,7 +20,8 @@ setup: $(BIN)/jeat
 lab: setup
 	# the .py notebooks are the source; pair each with a (git-ignored) .ipynb, then open JupyterLab
 	$(BIN)/jupytext --sync notebooks/*.py
-	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
+	# jupyter/overrides.json: .py notebooks open as notebooks (Jupytext Notebook viewer), no news pop-up
+	$(BIN)/jupyter lab --LabApp.app_settings_dir=$(CURDIR)/jupyter $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -26,15 +26,17 @@ MODEL_LABELS = {"standard": "Normal", "at": "AT", "prejeat": "PreJEAT", "jeat": 
                 "noise-8": "σ = 8/255", "noise-16": "σ = 16/255", "noise-24": "σ = 24/255"}
 
 
-def _plt():
-    import matplotlib
+def subplots(*args, **kwargs):
+    """``Figure`` + axes like ``plt.subplots``, but *not* registered with pyplot: a notebook shows
+    the figure once (as the cell's value) instead of twice, and nothing accumulates in pyplot's
+    figure list when explorers redraw. Style: 9-pt fonts, tight bounding boxes."""
+    import matplotlib as mpl
+    from matplotlib.figure import Figure
 
-    if matplotlib.get_backend().lower() not in ("module://matplotlib_inline.backend_inline", "nbagg", "widget"):
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    plt.rcParams.update({"font.size": 9, "axes.titlesize": 10, "figure.dpi": 110, "savefig.bbox": "tight"})
-    return plt
+    with mpl.rc_context({"font.size": 9, "axes.titlesize": 10, "figure.dpi": 110, "savefig.bbox": "tight"}):
+        fig = Figure(figsize=kwargs.pop("figsize", None), dpi=110)
+        axes = fig.subplots(*args, **kwargs)
+    return fig, axes
 
 
 def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
@@ -98,9 +100,8 @@ def contour_data(models: dict, x: Tensor, y: int, *, radius: float = 2.0, resolu
 
 
 def plot_contours(data: dict, *, title: str = ""):
-    plt = _plt()
     names = list(data)
-    fig, axes = plt.subplots(1, len(names), figsize=(3.0 * len(names), 2.9), squeeze=False)
+    fig, axes = subplots(1, len(names), figsize=(3.0 * len(names), 2.9), squeeze=False)
     for ax, name in zip(axes[0], names):
         d = data[name]
         cs = ax.contourf(d["b"].numpy(), d["a"].numpy(), d["grid"].numpy(), levels=20, cmap="viridis")
@@ -122,9 +123,8 @@ def read_energy_log(path: str | Path) -> list[dict]:
 
 def plot_delta_energy(log: list[dict], *, title: str = ""):
     """Fig. 3: Δ_x E and Δ_θ E for E(x,y) (a) and E(x) (b); points = mean, bars = ± std."""
-    plt = _plt()
     steps = np.array([r["step"] for r in log])
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, axes = subplots(1, 2, figsize=(9, 3.2))
     for ax, kind, label in [(axes[0], "joint", "E(x, y)"), (axes[1], "marginal", "E(x)")]:
         for key, colour, name in [("dxE", "#d62728", "Δ_x"), ("dthetaE", "#1f77b4", "Δ_θ")]:
             mean = np.array([r[f"{key}_{kind}_mean"] for r in log])
@@ -160,8 +160,7 @@ def class_seeds(class_gaussian: ClassGaussian, labels: Tensor, seed: int = 0) ->
 
 def plot_image_rows(rows: dict[str, Tensor], *, nrow: int, title: str = ""):
     """One panel per entry of ``rows`` (name -> images), stacked vertically."""
-    plt = _plt()
-    fig, axes = plt.subplots(len(rows), 1, figsize=(nrow * 0.55 + 1.5, 0.62 * sum(
+    fig, axes = subplots(len(rows), 1, figsize=(nrow * 0.55 + 1.5, 0.62 * sum(
         (len(v) + nrow - 1) // nrow for v in rows.values()) + 0.4 * len(rows)), squeeze=False)
     for ax, (name, imgs) in zip(axes[:, 0], rows.items()):
         ax.imshow(image_grid(imgs, nrow), interpolation="nearest")
@@ -174,9 +173,8 @@ def plot_image_rows(rows: dict[str, Tensor], *, nrow: int, title: str = ""):
 
 
 def plot_class_grid(images: Tensor, labels: Tensor, per_class: int, *, title: str = ""):
-    plt = _plt()
     classes = sorted(set(labels.tolist()))
-    fig, ax = plt.subplots(figsize=(per_class * 0.55 + 1.2, len(classes) * 0.55 + 0.4))
+    fig, ax = subplots(figsize=(per_class * 0.55 + 1.2, len(classes) * 0.55 + 0.4))
     ax.imshow(image_grid(images, per_class), interpolation="nearest")
     ax.set_yticks([i * 33 + 16 for i in range(len(classes))], [CIFAR10_CLASSES[c] for c in classes])
     ax.set_xticks([])

@@ -29,6 +29,8 @@ class Explorer:
         self.status = w.HTML("")
         self.last: dict | None = None
         for c in controls.values():
+            if hasattr(c, "continuous_update"):
+                c.continuous_update = False  # recompute when a slider is released, not at every pixel
             c.observe(lambda _change: self.refresh(), names="value")
         header = [w.HTML(f"<b>{title}</b>")] if title else []
         boxes = [w.HBox(list(controls.values())[i:i + 3]) for i in range(0, len(controls), 3)]
@@ -48,15 +50,12 @@ class Explorer:
         import base64
         import io
 
-        import matplotlib.pyplot as plt
-
         self.status.value = "<i>computing…</i>"
         try:
             self.last = self.compute(**self.values())
             fig = self.draw(self.last)
             buf = io.BytesIO()
             fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-            plt.close(fig)
             self.png = buf.getvalue()
             self.out.outputs = ({"output_type": "display_data", "metadata": {},
                                  "data": {"image/png": base64.b64encode(self.png).decode("ascii"),
@@ -107,9 +106,9 @@ def attack_explorer(model, x, y, *, eps: float = 8 / 255, n_steps: int = 20) -> 
         return out
 
     def draw(r: dict):
-        import matplotlib.pyplot as plt
+        from .figures import subplots
 
-        fig, axes = plt.subplots(1, 4, figsize=(10, 2.6), gridspec_kw={"width_ratios": [1, 1, 1, 1.6]})
+        fig, axes = subplots(1, 4, figsize=(10, 2.6), gridspec_kw={"width_ratios": [1, 1, 1, 1.6]})
         names = {"x": "clean", "ce": "CE attack (Eq. 14)", "energy": "energy attack (Eq. 18)"}
         for ax, row in zip(axes[:3], r["rows"]):
             ax.imshow(r["images"][row["input"]][0].permute(1, 2, 0).numpy())
@@ -166,9 +165,9 @@ def generation_explorer(models: dict, class_gaussian, *, n_images: int = 8, labe
                 "noise": noise, "energy": energy, "model": model}
 
     def draw(r: dict):
-        import matplotlib.pyplot as plt
+        from .figures import subplots
 
-        fig, axes = plt.subplots(2, 1, figsize=(n_images * 0.75, 2.4))
+        fig, axes = subplots(2, 1, figsize=(n_images * 0.75, 2.4))
         axes[0].imshow(image_grid(r["x0"], n_images))
         axes[0].set_title("seeds", fontsize=8, loc="left")
         axes[1].imshow(image_grid(r["x"], n_images))
@@ -251,10 +250,10 @@ def fisher_explorer(models: dict, x, y, *, n_probes: int = 2, n_images: int = 8,
         return {"rows": rows(n_probes, n_images), "n_probes": n_probes, "n_images": n_images}
 
     def draw(r: dict):
-        import matplotlib.pyplot as plt
+        from .figures import subplots
 
         names = list(models)
-        fig, axes = plt.subplots(1, 2, figsize=(8, 2.8))
+        fig, axes = subplots(1, 2, figsize=(8, 2.8))
         for ax, key, eq in [(axes[0], "JFS", "Eq. 23, E(x, y)"), (axes[1], "MFS", "Eq. 24, E(x)")]:
             vals = [row[key] for row in r["rows"]]
             ax.bar([MODEL_LABELS.get(n, n) for n in names], vals,
@@ -289,10 +288,10 @@ def robustness_explorer(models: dict, x, y, *, eps255: float = 8.0, steps: int =
         return {"eps255": eps255, "steps": steps, "rows": {n: result(n, eps255, steps) for n in models}}
 
     def draw(r: dict):
-        import matplotlib.pyplot as plt
+        from .figures import subplots
 
         names = list(r["rows"])
-        fig, ax = plt.subplots(figsize=(1.3 * len(names) + 2, 2.8))
+        fig, ax = subplots(figsize=(1.3 * len(names) + 2, 2.8))
         xs = range(len(names))
         colours = [MODEL_COLOURS.get(n, "#555555") for n in names]
         ax.bar([i - 0.2 for i in xs], [100 * r["rows"][n]["clean_acc"] for n in names], 0.4, color=colours,
@@ -336,9 +335,9 @@ def memorisation_explorer(models: dict, class_gaussian, train_x, *, label: int =
         return {"model": model, "label": label, "seed": seed, **result(model, label, seed)}
 
     def draw(r: dict):
-        import matplotlib.pyplot as plt
+        from .figures import subplots
 
-        fig, axes = plt.subplots(1, k + 1, figsize=(1.3 * (k + 1), 1.9))
+        fig, axes = subplots(1, k + 1, figsize=(1.3 * (k + 1), 1.9))
         axes[0].imshow(r["x"][0].permute(1, 2, 0).numpy())
         axes[0].set_title(f"generated\n({r['model']}, {CIFAR10_CLASSES[r['label']]})", fontsize=7)
         for j in range(k):
