@@ -1,10 +1,11 @@
-# Quick start: `make lab` (set up + open the notebooks) and `make test` (set up + run the tests).
+# Quick start: `make figures` (set up + reproduce every figure/table), `make test` (set up + run the tests),
+# `make lab` (open the notebooks in JupyterLab).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 export JEAT_DATA ?= $(abspath ../shared/data/cifar10)
 
-.PHONY: setup lab test test-fast lint bench clean
+.PHONY: setup lab figures audit test test-fast lint bench clean
 
 $(BIN)/jeat: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,6 +23,14 @@ lab: setup
 	$(BIN)/jupytext --sync notebooks/*.py
 	# jupyter/overrides.json: .py notebooks open as notebooks (Jupytext Notebook viewer), no news pop-up
 	$(BIN)/jupyter lab --LabApp.app_settings_dir=$(CURDIR)/jupyter $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/
+
+figures: setup
+	# every paper figure and table from the shipped models -> figures/ (about 15 minutes on 2 cores)
+	$(BIN)/jeat figures --out figures
+
+audit: setup
+	# each claim of the paper measured on the shipped models -> figures/audit.md (+ .json)
+	$(BIN)/jeat audit --out figures/audit.md
 
 test: setup
 	$(BIN)/python -m pytest -q
