@@ -65,7 +65,7 @@ Markdown(table_markdown(rows))
 # %%
 from jeat_core.widgets import robustness_explorer
 
-robustness_explorer(models, x[: 8 if SMOKE else 32], y[: 8 if SMOKE else 32], steps=2 if SMOKE else 10)
+robustness_explorer(models, x[: 8 if SMOKE else 16], y[: 8 if SMOKE else 16], steps=2 if SMOKE else 10)
 
 # %%
 print(*save_table(rows, FIGURES, "table3_robustness", title=f"Tab. 3: clean and PGD-20 accuracy (n={N})"), sep="\n")
