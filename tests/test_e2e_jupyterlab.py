@@ -51,6 +51,7 @@ def lab(tmp_path_factory, data_root, tiny_zoo):
     from jeat_core.checkpoints import shipped_root
 
     port, token = _free_port(), "jeat-e2e-token"
+    existing = set((REPO / "notebooks").glob("*.ipynb"))
     figs = tmp_path_factory.mktemp("figures")
     env = {**os.environ, "JEAT_SMOKE": "1", "JEAT_DATA": data_root, "JEAT_FIGURES": str(figs)}
     if not all((shipped_root() / "cifar10-cpu" / n / "model.safetensors").is_file() for n in NEEDED):
@@ -80,6 +81,8 @@ def lab(tmp_path_factory, data_root, tiny_zoo):
         proc.wait(10)
     except subprocess.TimeoutExpired:
         proc.kill()
+    for paired in set((REPO / "notebooks").glob("*.ipynb")) - existing:  # jupytext's pairs made by the test
+        paired.unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="module")
