@@ -102,6 +102,10 @@ def _train(a: argparse.Namespace) -> int:
             if not 0 <= a.gen_start < 1:
                 raise ValueError(f"--gen-start must be a fraction in [0, 1), got {a.gen_start}")
             cfg = replace(cfg, gen_start=a.gen_start)
+    elif any(v is not None for v in (a.sgld_steps, a.sgld_step_size, a.sgld_noise, a.buffer_size, a.energy_l2,
+                                     a.gen_weight, a.gen_start)):
+        raise ValueError(f"--sgld-*/--buffer-size/--energy-l2/--gen-weight/--gen-start apply only to jeat and jem, "
+                         f"not --method {a.method}")
     if a.reinit_prob is not None and not 0 <= a.reinit_prob <= 1:
         raise ValueError("--reinit-prob must lie in [0, 1]")
     out = Path(a.out or f"runs/{a.method}")

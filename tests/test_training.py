@@ -154,3 +154,32 @@ def test_ddp_two_ranks_end_identical(tmp_path, method):
     b0, b1 = (torch.load(tmp_path / f"buffer{r}.pt", weights_only=True)["buffer"] for r in (0, 1))
     assert not torch.equal(b0, b1), "replay buffers should be per rank (different seeds)"
     assert read_manifest(tmp_path)["world_size"] == 2
+
+
+def test_gen_start_delays_and_gen_weight_scales_the_px_term(toy):
+    """--gen-start: no SGLD / p(x) term during the first fraction of steps; --gen-weight scales it."""
+    from dataclasses import replace as _replace
+
+    from jeat_core.training import fit, make_config
+
+    def run(**kw):
+        cfg = make_config("jeat", "cpu", max_steps=4, epochs=1.0, log_every=0, checkpoint_every=0, eval_n=0,
+                          model=_replace(make_config("jeat").model, kwargs={"widths": [8, 16], "hidden": 32}), **kw)
+        cfg = _replace(cfg, optim=_replace(cfg.optim, batch_size=128),
+                       sgld=_replace(cfg.sgld, n_steps=1, batch_size=8, buffer_size=20))
+        seen = []
+        fit(cfg, train_data=toy, test_data=toy, progress=False, device="cpu",
+            callbacks=(lambda step, m: seen.append(m),))
+        return seen
+
+    seen = run(gen_start=0.5)  # 512 images / batch 128 = 4 steps; the term switches on at step 2
+    assert ["gen_loss" in m for m in seen] == [False, False, True, True]
+    for m in run(gen_weight=0.0):
+        assert m["loss"] == pytest.approx(m["ce"], abs=1e-6)  # weight 0: the p(x) term adds nothing
+
+
+def test_cli_rejects_sgld_options_for_other_methods(capsys):
+    from jeat_core.cli import main
+
+    assert main(["train", "--method", "at", "--gen-weight", "0.1", "--max-steps", "1"]) == 2
+    assert "apply only to jeat and jem" in capsys.readouterr().err
