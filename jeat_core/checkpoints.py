@@ -148,20 +148,47 @@ def load_model(name_or_dir: str | os.PathLike, *, device="cpu") -> tuple[nn.Modu
     return model.to(device).eval(), manifest
 
 
+def record_eval(manifest: dict, record: dict) -> dict:
+    """Add an evaluation record to ``manifest["evals"]`` (a list of records), replacing the one with
+    the same ``attack`` and ``eps``. Record schema: ``{"attack", "eps", "n", "clean_acc", "robust_acc"}``
+    plus optional ``"clean_ci"``/``"robust_ci"`` (95% Wilson intervals)."""
+    evals = migrate_evals(manifest.get("evals"))
+    evals = [e for e in evals if not (e["attack"] == record["attack"] and abs(e["eps"] - record["eps"]) < 1e-9)]
+    manifest["evals"] = sorted(evals + [record], key=lambda e: (e["attack"], e["eps"]))
+    return manifest
+
+
+def migrate_evals(evals) -> list[dict]:
+    """The evaluation records as a list; older manifests stored a dict keyed ``"attack@eps"``."""
+    if not evals:
+        return []
+    if isinstance(evals, dict):
+        return [dict(v, attack=v.get("attack", k.split("@")[0]), eps=v.get("eps", float(k.split("@")[1])))
+                for k, v in evals.items()]
+    return list(evals)
+
+
+def find_eval(manifest: dict, attack: str, eps: float = 8 / 255) -> dict | None:
+    """The evaluation record of ``attack`` at ``eps`` (matched to 1e-5), or ``None``."""
+    for e in migrate_evals(manifest.get("evals")):
+        if e["attack"] == attack and (attack == "none" or abs(e["eps"] - eps) < 1e-5):
+            return e
+    return None
+
+
 def zoo_table(root: Path | None = None, preset: str = "cifar10-cpu") -> str:
     """Markdown table of the shipped models from their manifests (clean / PGD-20 / time / command)."""
     root = (root or shipped_root()) / preset
     lines = ["| name | method | clean (n) | PGD-20 8/255 (n) | energy PGD-20 (n) | train time | steps |",
              "|---|---|---|---|---|---|---|"]
 
-    def cell(evals: dict, key: str, field: str = "robust_acc") -> str:
-        e = evals.get(key)
+    def cell(m: dict, attack: str, field: str = "robust_acc") -> str:
+        e = find_eval(m, attack)
         return f"{100 * e[field]:.2f}% ({e['n']})" if e else "—"
 
     for folder in sorted(p.parent for p in root.glob(f"*/{WEIGHTS}")):
         m = read_manifest(folder)
-        ev = m.get("evals", {})
-        lines.append(f"| `{folder.name}` | {m['method']} | {cell(ev, 'none@0.03137', 'clean_acc')} | "
-                     f"{cell(ev, 'pgd20@0.03137')} | {cell(ev, 'energy-pgd20@0.03137')} | "
+        lines.append(f"| `{folder.name}` | {m['method']} | {cell(m, 'none', 'clean_acc')} | "
+                     f"{cell(m, 'pgd20')} | {cell(m, 'energy-pgd20')} | "
                      f"{m['train_seconds'] / 60:.1f} min | {m['steps']} |")
     return "\n".join(lines)

@@ -126,42 +126,8 @@ def _train(a: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- eval
-ATTACKS = ("none", "fgsm", "pgd20", "energy-pgd20")
-
-
-def evaluate(model, x, y, *, attack: str = "pgd20", eps: float = 8 / 255, step_size: float = 2 / 255,
-             batch_size: int = 250, seed: int = 0, progress: bool = False, n_steps: int = 20) -> dict:
-    """Clean and robust accuracy of ``model`` on ``(x, y)`` (Tab. 1 / Tab. 3 protocol:
-    L-inf PGD-20, step 2/255, random start; ``n_steps`` changes the number of PGD steps)."""
-    import torch
-
-    from .attacks import fgsm, pgd
-
-    if attack not in ATTACKS:
-        raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
-    g = torch.Generator().manual_seed(seed)
-    clean = robust = 0
-    rng = range(0, len(x), batch_size)
-    if progress:
-        from tqdm.auto import tqdm
-
-        rng = tqdm(rng, desc=f"eval {attack}", unit="batch", file=sys.stderr)
-    for i in rng:
-        xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-        with torch.no_grad():
-            clean += int((model(xb).argmax(1) == yb).sum())
-        if attack == "none":
-            continue
-        if attack == "fgsm":
-            xa = fgsm(model, xb, yb, eps=eps)
-        else:
-            xa = pgd(model, xb, yb, eps=eps, step_size=step_size, n_steps=n_steps,
-                     objective="energy" if attack == "energy-pgd20" else "ce", generator=g)
-        with torch.no_grad():
-            robust += int((model(xa).argmax(1) == yb).sum())
-    n = len(x)
-    return {"clean_acc": clean / n, "robust_acc": (robust / n) if attack != "none" else clean / n,
-            "n": n, "attack": attack, "eps": eps}
+from .metrics import ATTACKS  # noqa: E402  (kept for callers of cli.evaluate)
+from .metrics import robust_accuracy as evaluate  # noqa: E402
 
 
 def _eval(a: argparse.Namespace) -> int:
@@ -176,10 +142,10 @@ def _eval(a: argparse.Namespace) -> int:
                    batch_size=a.batch_size, progress=not a.json)
     res["model"] = a.model
     if a.record:  # keep the measurement with the checkpoint
-        from .checkpoints import MANIFEST, resolve, write_json
+        from .checkpoints import MANIFEST, record_eval, resolve, write_json
 
         folder = resolve(a.model)
-        manifest.setdefault("evals", {})[f"{a.attack}@{a.eps:.5f}"] = {k: v for k, v in res.items() if k != "model"}
+        record_eval(manifest, {k: v for k, v in res.items() if k != "model"})
         write_json(folder / MANIFEST, manifest)
     print(json.dumps(res) if a.json else "\n".join(f"{k:>12}: {v}" for k, v in res.items()))
     return 0

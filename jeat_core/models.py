@@ -119,10 +119,50 @@ class WideResNet(nn.Module):
         return self.fc(self.features(x))
 
 
+class EvalResNet(nn.Module):
+    """ResNet-9-style classifier: conv-BN-ReLU stem, three stages (conv, max-pool, BN-ReLU, and a
+    residual pair of convs in stages 1 and 3), global max pooling, a linear head.
+
+    ``features(x)`` is the penultimate ``(B, widths[-1])`` representation used for FID/KID.
+    """
+
+    def __init__(self, n_classes: int = 10, widths=(32, 64, 128, 256)):
+        super().__init__()
+
+        def cbr(c_in, c_out, pool=False):
+            layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            if pool:
+                layers.insert(1, nn.MaxPool2d(2))
+            return nn.Sequential(*layers)
+
+        w0, w1, w2, w3 = widths
+        self.norm = Normalize()
+        self.stem = cbr(3, w0)
+        self.l1, self.r1 = cbr(w0, w1, pool=True), nn.Sequential(cbr(w1, w1), cbr(w1, w1))
+        self.l2 = cbr(w1, w2, pool=True)
+        self.l3, self.r3 = cbr(w2, w3, pool=True), nn.Sequential(cbr(w3, w3), cbr(w3, w3))
+        self.pool = nn.AdaptiveMaxPool2d(1)
+        self.fc = nn.Linear(w3, n_classes)
+        self.scale = 0.125  # logit scale (keeps the BN-ReLU net's logits in a sensible range)
+
+    def features(self, x: Tensor) -> Tensor:
+        h = self.stem(self.norm(x))
+        h = self.l1(h)
+        h = h + self.r1(h)
+        h = self.l2(h)
+        h = self.l3(h)
+        h = h + self.r3(h)
+        return self.pool(h).flatten(1)  # (B, widths[-1])
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.features(x)) * self.scale
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "small_cnn": SmallCNN,
     "wrn28_10": lambda **kw: WideResNet(28, 10, **kw),
     "wrn16_4": lambda **kw: WideResNet(16, 4, **kw),
+    "eval_resnet": EvalResNet,  # the independent evaluator (jeat_core.evaluator)
 }
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
@@ -93,6 +94,49 @@ def generation_energy(model: Callable[[Tensor], Tensor], y: Tensor, energy: str 
     if energy not in GENERATION_ENERGIES:
         raise ValueError(f"unknown generation energy {energy!r}; choose 'joint' (Eq. 17) or 'ce' (Eq. 16)")
     return energy_of(model, GENERATION_ENERGIES[energy], y)
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    """Settings of class-conditional Langevin generation (Eq. 16 / Eq. 17).
+
+    ``energy``: ``"joint"`` (Eq. 17, U = E(x, y)) or ``"ce"`` (Eq. 16, U = E(x, y) − E(x)).
+    ``step_size`` η (drift ``−(η/2)∇U``), ``n_steps`` K, ``noise_std`` s (decoupled from η, as in
+    JEM and its followers), clamped to [0, 1] after every step. The defaults were chosen by eye on
+    the cpu AT model; each shipped model stores its own best settings in ``manifest["sampler"]``
+    (chosen on validation seeds by the evaluator's KID), see :func:`sampler_for`.
+    """
+
+    energy: str = "joint"
+    step_size: float = 0.25
+    n_steps: int = 60
+    noise_std: float = 0.001
+
+    def __post_init__(self):
+        if self.energy not in GENERATION_ENERGIES:
+            raise ValueError(f"unknown generation energy {self.energy!r}; choose 'joint' (Eq. 17) or 'ce' (Eq. 16)")
+        if not (math.isfinite(self.step_size) and 0 <= self.step_size <= 100):
+            raise ValueError(f"step_size must be in [0, 100]; got {self.step_size!r}")
+        if not (isinstance(self.n_steps, int) and 0 <= self.n_steps <= 100_000):
+            raise ValueError(f"n_steps must be an integer in [0, 100000]; got {self.n_steps!r}")
+        if not (math.isfinite(self.noise_std) and 0 <= self.noise_std <= 10):
+            raise ValueError(f"noise_std must be in [0, 10]; got {self.noise_std!r}")
+
+
+def sampler_for(manifest: dict | None, energy: str = "joint") -> GenerationConfig:
+    """The model's own best sampler for ``energy`` (``manifest["sampler"][energy]``) or the defaults."""
+    tuned = ((manifest or {}).get("sampler") or {}).get(energy) or {}
+    keys = ("step_size", "n_steps", "noise_std")
+    return GenerationConfig(energy=energy, **{k: (int(tuned[k]) if k == "n_steps" else float(tuned[k]))
+                                              for k in keys if k in tuned})
+
+
+def generate(model: Callable[[Tensor], Tensor], labels: Tensor, seeds: Tensor,
+             cfg: GenerationConfig = GenerationConfig(), *, seed: int = 0) -> Tensor:
+    """Class-conditional generation from ``seeds`` ``(B, C, H, W)`` towards ``labels`` ``(B,)`` with ``cfg``."""
+    g = torch.Generator(device=seeds.device).manual_seed(seed)
+    return langevin(generation_energy(model, labels, cfg.energy), seeds, step_size=cfg.step_size,
+                    n_steps=cfg.n_steps, noise_std=cfg.noise_std, clamp=(0.0, 1.0), generator=g)
 
 
 # ----------------------------------------------------------------------------- seeds

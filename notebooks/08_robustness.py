@@ -39,12 +39,12 @@ x, y = load_split("test").tensors(N)
 # ## What the manifests record (full test set for clean accuracy)
 
 # %%
+from jeat_core.checkpoints import find_eval
+
 for name, man in manifests.items():
-    ev = {e["attack"]: e for e in man.get("evals", [])}
-    clean = ev.get("none", {}).get("robust_acc")
-    pgd = ev.get("pgd20", {})
-    print(f"{name:>9}: clean {clean if clean is None else f'{clean:.2%}'}"
-          f"; PGD-20 {pgd.get('robust_acc', float('nan')):.2%} (n={pgd.get('n', 0)})")
+    clean, pgd = find_eval(man, "none"), find_eval(man, "pgd20")
+    print(f"{name:>9}: clean " + (f"{clean['clean_acc']:.2%} (n={clean['n']})" if clean else "—")
+          + "; PGD-20 " + (f"{pgd['robust_acc']:.2%} (n={pgd['n']})" if pgd else "—"))
 
 # %% [markdown]
 # ## Tab. 3 recomputed on the first N test images

@@ -56,7 +56,7 @@ def test_train_eval_generate_on_real_cifar(tmp_path, data_root):
             data_root, "--json", "--record")
     assert r.returncode == 0, r.stderr
     res = json.loads(r.stdout)
-    recorded = json.loads((out / "manifest.json").read_text())["evals"]["pgd20@0.03137"]
+    (recorded,) = [e for e in json.loads((out / "manifest.json").read_text())["evals"] if e["attack"] == "pgd20"]
     assert recorded["robust_acc"] == res["robust_acc"] and recorded["n"] == 20
     assert res["n"] == 20 and res["attack"] == "pgd20" and res["eps"] == pytest.approx(8 / 255)
     assert 0 <= res["robust_acc"] <= res["clean_acc"] <= 1
