@@ -96,18 +96,24 @@ def generation_energy(model: Callable[[Tensor], Tensor], y: Tensor, energy: str 
     return energy_of(model, GENERATION_ENERGIES[energy], y)
 
 
+STEPS = ("langevin", "l2")
+
+
 @dataclass(frozen=True)
 class GenerationConfig:
     """Settings of class-conditional Langevin generation (Eq. 16 / Eq. 17).
 
     ``energy``: ``"joint"`` (Eq. 17, U = E(x, y)) or ``"ce"`` (Eq. 16, U = E(x, y) − E(x)).
-    ``step_size`` η (drift ``−(η/2)∇U``), ``n_steps`` K, ``noise_std`` s (decoupled from η, as in
-    JEM and its followers), clamped to [0, 1] after every step. The defaults were chosen by eye on
-    the cpu AT model; each shipped model stores its own best settings in ``manifest["sampler"]``
-    (chosen on validation seeds by the evaluator's KID), see :func:`sampler_for`.
+    ``step``: ``"langevin"`` — ``x ← x − (η/2)∇U + s·ε`` with ``step_size`` η; or ``"l2"`` — the
+    normalised-gradient step of Santurkar et al.'s targeted L2 PGD, ``x ← x − η ∇U/‖∇U‖₂ + s·ε``
+    (per image; no projection, their ε of 30 never binds on CIFAR). ``n_steps`` K, ``noise_std`` s
+    (decoupled from η, as in JEM and its followers); images are clamped to [0, 1] after every step.
+    The defaults were chosen by eye on the cpu AT model; each shipped model stores its own best
+    settings in ``manifest["sampler"]`` (chosen on validation seeds by the evaluator's KID), see :func:`sampler_for`.
     """
 
     energy: str = "joint"
+    step: str = "langevin"
     step_size: float = 0.25
     n_steps: int = 60
     noise_std: float = 0.001
@@ -115,6 +121,8 @@ class GenerationConfig:
     def __post_init__(self):
         if self.energy not in GENERATION_ENERGIES:
             raise ValueError(f"unknown generation energy {self.energy!r}; choose 'joint' (Eq. 17) or 'ce' (Eq. 16)")
+        if self.step not in STEPS:
+            raise ValueError(f"unknown generation step {self.step!r}; choose one of {', '.join(STEPS)}")
         if not (math.isfinite(self.step_size) and 0 <= self.step_size <= 100):
             raise ValueError(f"step_size must be in [0, 100]; got {self.step_size!r}")
         if not (isinstance(self.n_steps, int) and 0 <= self.n_steps <= 100_000):
@@ -126,17 +134,30 @@ class GenerationConfig:
 def sampler_for(manifest: dict | None, energy: str = "joint") -> GenerationConfig:
     """The model's own best sampler for ``energy`` (``manifest["sampler"][energy]``) or the defaults."""
     tuned = ((manifest or {}).get("sampler") or {}).get(energy) or {}
-    keys = ("step_size", "n_steps", "noise_std")
-    return GenerationConfig(energy=energy, **{k: (int(tuned[k]) if k == "n_steps" else float(tuned[k]))
-                                              for k in keys if k in tuned})
+    conv = {"step": str, "step_size": float, "n_steps": int, "noise_std": float}
+    return GenerationConfig(energy=energy, **{k: f(tuned[k]) for k, f in conv.items() if k in tuned})
 
 
 def generate(model: Callable[[Tensor], Tensor], labels: Tensor, seeds: Tensor,
              cfg: GenerationConfig = GenerationConfig(), *, seed: int = 0) -> Tensor:
     """Class-conditional generation from ``seeds`` ``(B, C, H, W)`` towards ``labels`` ``(B,)`` with ``cfg``."""
     g = torch.Generator(device=seeds.device).manual_seed(seed)
-    return langevin(generation_energy(model, labels, cfg.energy), seeds, step_size=cfg.step_size,
-                    n_steps=cfg.n_steps, noise_std=cfg.noise_std, clamp=(0.0, 1.0), generator=g)
+    energy_fn = generation_energy(model, labels, cfg.energy)
+    if cfg.step == "langevin":
+        return langevin(energy_fn, seeds, step_size=cfg.step_size, n_steps=cfg.n_steps, noise_std=cfg.noise_std,
+                        clamp=(0.0, 1.0), generator=g)
+    x = seeds.detach().clone()
+    for _ in range(cfg.n_steps):
+        x.requires_grad_(True)
+        (grad,) = torch.autograd.grad(energy_fn(x).sum(), x)
+        with torch.no_grad():
+            norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
+            x = x - cfg.step_size * grad / norm
+            if cfg.noise_std > 0:
+                x = x + cfg.noise_std * torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
+            x = x.clamp(0.0, 1.0)
+        x = x.detach()
+    return x
 
 
 # ----------------------------------------------------------------------------- seeds
