@@ -39,7 +39,7 @@ EVALUATOR = "cifar10-cpu/evaluator"
 class EvaluatorConfig:
     """Training recipe of the evaluator (see the module docstring)."""
 
-    epochs: int = 8
+    epochs: int = 6
     batch_size: int = 256
     lr: float = 0.3
     momentum: float = 0.9
@@ -118,9 +118,10 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | Path, *, data_root=None, pr
         epoch += 1
         seconds += time.time() - t0
         acc = _accuracy(model, xt[:2000], yt[:2000])
-        history.append({"epoch": epoch, "loss": float(loss), "test_acc_2k": acc, "seconds": seconds})
+        history.append({"epoch": epoch, "loss": float(loss.detach()), "test_acc_2k": acc, "seconds": seconds})
         if progress:
-            print(f"evaluator: epoch {epoch}: loss {float(loss):.3f}, test acc (2k) {acc:.3f}", file=sys.stderr)
+            print(f"evaluator: epoch {epoch}: loss {float(loss.detach()):.3f}, test acc (2k) {acc:.3f}",
+                  file=sys.stderr)
         save_state(out / STATE, {"model": model.state_dict(), "opt": opt.state_dict(), "rng": g.get_state(),
                                  "epoch": epoch, "seconds": seconds, "history": json.dumps(history)})
     model.eval()

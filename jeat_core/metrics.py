@@ -15,9 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from .data import to_float
 from .energy import EnergyFn
 
 EXACT_MAX_DIM = 64
@@ -214,54 +216,103 @@ def bootstrap_ci(values: Tensor, stat: Callable[[Tensor], float] = lambda v: flo
     return percentile_ci([stat(values[torch.randint(0, n, (n,), generator=g)]) for _ in range(n_boot)], level)
 
 
-class KIDReference:
-    """Features of a real reference set with its kernel matrix computed once, so that KID/FID of
-    many generated sets, their bootstrap intervals and the intervals of their *differences* are cheap.
+def _counts(n: int, g: torch.Generator) -> Tensor:
+    """Multiplicities of a bootstrap resample of ``n`` rows (float64 ``(n,)``, summing to ``n``)."""
+    return torch.bincount(torch.randint(0, n, (n,), generator=g), minlength=n).double()
 
-    Bootstrap: generated and real rows are resampled with replacement (the same real resample for
-    both sets of a difference), and the kernel matrices are indexed instead of recomputed.
+
+def _within(k: Tensor, c: Tensor) -> Tensor:
+    """Mean kernel over pairs of *distinct* original rows of a resample with multiplicities ``c``:
+    ``(cᵀKc − Σ c_u² K_uu) / (n² − Σ c_u²)`` (a row paired with its own copy is a diagonal term,
+    which the unbiased estimator excludes)."""
+    c2 = c * c
+    return (c @ k @ c - (c2 * k.diagonal()).sum()) / (c.sum() ** 2 - c2.sum())
+
+
+def _weighted_fid(fx: Tensor, cx: Tensor, mu_y: Tensor, cov_y: Tensor) -> float:
+    """FID of a resample of ``fx`` with multiplicities ``cx`` against a Gaussian ``(mu_y, cov_y)``."""
+    w = cx / cx.sum()
+    mu = w @ fx
+    d = fx - mu
+    cov = (d * w[:, None]).T @ d * (cx.sum() / (cx.sum() - 1))
+    wv, v = torch.linalg.eigh(cov)
+    root = (v * wv.clamp_min(0).sqrt()) @ v.T
+    cross = torch.linalg.eigvalsh(root @ cov_y @ root).clamp_min(0).sqrt().sum()
+    return float((mu - mu_y).pow(2).sum() + cov.trace() + cov_y.trace() - 2 * cross)
+
+
+class KIDReference:
+    """Features of a real reference set, prepared once, so that KID/FID of many generated sets, their
+    bootstrap intervals and the intervals of their *differences* are cheap.
+
+    Bootstrap: generated and real rows are resampled with replacement; a resample is represented by
+    its multiplicities ``c``, so its KID is a few matrix-vector products with the full kernel
+    matrices (pairs of copies of one row count as diagonal terms and are excluded, as in the unbiased
+    estimator). The ``n_boot`` real resamples are drawn once (fixed seed) and shared by every score
+    and difference; in a difference of two KIDs against one real resample the real-real term cancels.
     """
 
-    def __init__(self, real: Tensor, *, n_boot: int = 200, seed: int = 0):
+    def __init__(self, real: Tensor, *, n_boot: int = 300, n_boot_fid: int = 30, seed: int = 0):
         self.real = real.double()
-        self.kyy = polynomial_kernel(self.real, self.real)
-        self.n_boot, self.seed = n_boot, seed
-
-    def _resamples(self, n_gen: int, salt: int = 0):
-        g = torch.Generator().manual_seed(self.seed + salt)
+        self.n_boot, self.n_boot_fid, self.seed = n_boot, n_boot_fid, seed
+        kyy = polynomial_kernel(self.real, self.real)
         n = len(self.real)
-        for _ in range(self.n_boot):
-            yield torch.randint(0, n_gen, (n_gen,), generator=g), torch.randint(0, n, (n,), generator=g)
+        self.kyy_mean = float((kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1)))
+        g = torch.Generator().manual_seed(seed)
+        self.cy = torch.stack([_counts(n, g) for _ in range(n_boot)])  # (n_boot, N)
+        c2 = self.cy * self.cy
+        self.yy_boot = (((self.cy @ kyy) * self.cy).sum(1) - c2 @ kyy.diagonal()) / (self.cy.sum(1) ** 2 - c2.sum(1))
+        self.fid_y = []
+        for c in self.cy[:n_boot_fid]:
+            w = c / c.sum()
+            mu = w @ self.real
+            d = self.real - mu
+            self.fid_y.append((mu, (d * w[:, None]).T @ d * (c.sum() / (c.sum() - 1))))
 
-    def _kid_idx(self, kxx, kxy, i, j) -> float:
-        return float(_kid_from_kernels(kxx[i][:, i], self.kyy[j][:, j], kxy[i][:, j]))
-
-    def score(self, fx: Tensor) -> dict:
-        """``{"kid", "kid_ci", "fid", "fid_ci", "n"}`` of generated features ``fx`` against the reference."""
-        fx = fx.double()
+    def _boot_terms(self, fx: Tensor, salt: int) -> tuple[Tensor, Tensor]:
+        """Per real resample b: the within-set term of a resample of ``fx`` and its cross term."""
         kxx, kxy = polynomial_kernel(fx, fx), polynomial_kernel(fx, self.real)
-        boot_k, boot_f = [], []
-        for b, (i, j) in enumerate(self._resamples(len(fx))):
-            boot_k.append(self._kid_idx(kxx, kxy, i, j))
-            if b < 100:  # FID's eigendecompositions are the slow part: 100 resamples
-                boot_f.append(frechet_distance(fx[i], self.real[j]))
-        return {"kid": float(_kid_from_kernels(kxx, self.kyy, kxy)), "kid_ci": percentile_ci(boot_k),
-                "fid": frechet_distance(fx, self.real), "fid_ci": percentile_ci(boot_f), "n": len(fx)}
+        g = torch.Generator().manual_seed(self.seed + 1000 + salt)
+        cx = torch.stack([_counts(len(fx), g) for _ in range(self.n_boot)])  # (n_boot, M)
+        xx = torch.stack([_within(kxx, c) for c in cx])
+        xy = ((cx @ kxy) * self.cy).sum(1) / (cx.sum(1) * self.cy.sum(1))
+        return xx, xy, cx
+
+    def score(self, fx: Tensor, *, fid_interval: bool = True) -> dict:
+        """``{"kid", "kid_ci", "fid", "fid_ci", "n"}`` of generated features ``fx`` against the reference.
+        KID's interval is a percentile bootstrap; FID's a bias-corrected one with ``n_boot_fid`` resamples
+        (``None`` when ``fid_interval`` is false: its eigendecompositions are the slow part)."""
+        fx = fx.double()
+        xx, xy, cx = self._boot_terms(fx, 0)
+        boot_k = xx + self.yy_boot - 2 * xy
+        kxx, kxy = polynomial_kernel(fx, fx), polynomial_kernel(fx, self.real)
+        m = len(fx)
+        est = float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + self.kyy_mean - 2 * kxy.mean())
+        fid = frechet_distance(fx, self.real)
+        # FID is biased upwards at finite n, and a resample (≈ 63% distinct rows) more so: the percentile
+        # interval is shifted by the bootstrap's estimate of that bias (mean of resamples − estimate)
+        fid_ci = None
+        if fid_interval:
+            boot_f = torch.tensor([_weighted_fid(fx, cx[b], *self.fid_y[b]) for b in range(len(self.fid_y))])
+            bias = float(boot_f.mean()) - fid
+            lo, hi = percentile_ci(boot_f)
+            fid_ci = (lo - bias, hi - bias)
+        return {"kid": est, "kid_ci": percentile_ci(boot_k), "fid": fid, "fid_ci": fid_ci, "n": m}
 
     def difference(self, fa: Tensor, fb: Tensor) -> dict:
         """KID(a) − KID(b) with a bootstrap 95% interval (negative: ``a`` closer to the real set)."""
         fa, fb = fa.double(), fb.double()
-        ka, kb = polynomial_kernel(fa, fa), polynomial_kernel(fb, fb)
-        ka_y, kb_y = polynomial_kernel(fa, self.real), polynomial_kernel(fb, self.real)
-        g = torch.Generator().manual_seed(self.seed + 1)
-        diffs = []
-        for _ in range(self.n_boot):
-            i = torch.randint(0, len(fa), (len(fa),), generator=g)
-            k = torch.randint(0, len(fb), (len(fb),), generator=g)
-            j = torch.randint(0, len(self.real), (len(self.real),), generator=g)
-            diffs.append(self._kid_idx(ka, ka_y, i, j) - self._kid_idx(kb, kb_y, k, j))
-        est = float(_kid_from_kernels(ka, self.kyy, ka_y) - _kid_from_kernels(kb, self.kyy, kb_y))
-        return {"diff": est, "ci": percentile_ci(diffs), "n": [len(fa), len(fb)], "n_real": len(self.real)}
+        xa, ya, _ = self._boot_terms(fa, 1)
+        xb, yb, _ = self._boot_terms(fb, 2)
+        diffs = (xa - 2 * ya) - (xb - 2 * yb)
+
+        def point(f):
+            k = polynomial_kernel(f, f)
+            m = len(f)
+            return float((k.sum() - k.diagonal().sum()) / (m * (m - 1)) - 2 * polynomial_kernel(f, self.real).mean())
+
+        return {"diff": point(fa) - point(fb), "ci": percentile_ci(diffs), "n": [len(fa), len(fb)],
+                "n_real": len(self.real)}
 
 
 def proportion_difference_ci(k1: int, n1: int, k2: int, n2: int, z: float = 1.959964) -> tuple[float, float]:
@@ -301,3 +352,53 @@ def fisher_scores_piecewise_linear(model, x: Tensor, y: Tensor) -> tuple[Tensor,
     jtp = torch.einsum("bk,bkd->bd", p, jac)
     mfs = (p * sq).sum(1) - 0.5 * jtp.pow(2).sum(1)
     return jfs, mfs
+
+
+# ----------------------------------------------------------------------------- SSIM neighbours (Fig. 7)
+def _gauss_window(size: int = 11, sigma: float = 1.5) -> Tensor:
+    t = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
+    g = torch.exp(-t ** 2 / (2 * sigma ** 2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :])[None, None]
+
+
+def ssim(a: Tensor, b: Tensor) -> Tensor:
+    """Mean SSIM (Wang et al. 2004; 11×11 Gaussian window, σ = 1.5, K = (0.01, 0.03), data range 1)
+    between matching images of ``a`` and ``b`` ``(N, C, H, W)`` in [0, 1]; returns ``(N,)``."""
+    c = a.shape[1]
+    w = _gauss_window().to(a).expand(c, 1, 11, 11)
+
+    def f(z):
+        return torch.nn.functional.conv2d(z, w, groups=c)
+
+    mu_a, mu_b = f(a), f(b)
+    saa, sbb, sab = f(a * a) - mu_a ** 2, f(b * b) - mu_b ** 2, f(a * b) - mu_a * mu_b
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    m = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (saa + sbb + c2))
+    return m.flatten(1).mean(1)
+
+
+@torch.no_grad()
+def nearest_by_ssim(queries: Tensor, train_x: np.ndarray, *, k: int = 10, prefilter: int = 256,
+                    batch: int = 5000) -> tuple[Tensor, Tensor]:
+    """For each query, the ``k`` training images with the highest SSIM.
+
+    Exact SSIM against all training images is costly on a CPU, so candidates are first the
+    ``prefilter`` nearest in L2 among *all* training images, then ranked by SSIM. Returns
+    ``(indices (Q, k), ssim (Q, k))``.
+    """
+    q = queries.flatten(1)
+    dists = []
+    for i in range(0, len(train_x), batch):
+        t = to_float(train_x[i:i + batch]).flatten(1)
+        dists.append(torch.cdist(q, t))
+    d = torch.cat(dists, 1)  # (Q, N)
+    cand = d.topk(min(prefilter, d.shape[1]), largest=False).indices  # (Q, P)
+    idx_out, s_out = [], []
+    for qi in range(len(queries)):
+        imgs = to_float(train_x[cand[qi].numpy()])
+        s = ssim(queries[qi:qi + 1].expand_as(imgs), imgs)
+        top = s.topk(k)
+        idx_out.append(cand[qi][top.indices])
+        s_out.append(top.values)
+    return torch.stack(idx_out), torch.stack(s_out)

@@ -141,23 +141,36 @@ def sampler_for(manifest: dict | None, energy: str = "joint") -> GenerationConfi
 def generate(model: Callable[[Tensor], Tensor], labels: Tensor, seeds: Tensor,
              cfg: GenerationConfig = GenerationConfig(), *, seed: int = 0) -> Tensor:
     """Class-conditional generation from ``seeds`` ``(B, C, H, W)`` towards ``labels`` ``(B,)`` with ``cfg``."""
+    return generate_snapshots(model, labels, seeds, cfg, at=(cfg.n_steps,), seed=seed)[cfg.n_steps]
+
+
+def generate_snapshots(model: Callable[[Tensor], Tensor], labels: Tensor, seeds: Tensor, cfg: GenerationConfig,
+                       *, at: tuple[int, ...], seed: int = 0) -> dict[int, Tensor]:
+    """One chain of ``max(at)`` steps of ``cfg`` (its ``n_steps`` ignored); the images after each step
+    count in ``at`` (``0`` gives the seeds). Same random stream as :func:`generate`, so
+    ``generate_snapshots(..., at=(K,))[K]`` equals ``generate`` with ``n_steps=K``."""
+    if not at or min(at) < 0:
+        raise ValueError(f"at must hold step counts >= 0; got {at!r}")
     g = torch.Generator(device=seeds.device).manual_seed(seed)
     energy_fn = generation_energy(model, labels, cfg.energy)
-    if cfg.step == "langevin":
-        return langevin(energy_fn, seeds, step_size=cfg.step_size, n_steps=cfg.n_steps, noise_std=cfg.noise_std,
-                        clamp=(0.0, 1.0), generator=g)
     x = seeds.detach().clone()
-    for _ in range(cfg.n_steps):
+    out = {0: x.clone()} if 0 in at else {}
+    for t in range(1, max(at) + 1):
         x.requires_grad_(True)
         (grad,) = torch.autograd.grad(energy_fn(x).sum(), x)
         with torch.no_grad():
-            norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
-            x = x - cfg.step_size * grad / norm
+            if cfg.step == "langevin":
+                x = x - 0.5 * cfg.step_size * grad
+            else:
+                norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
+                x = x - cfg.step_size * grad / norm
             if cfg.noise_std > 0:
                 x = x + cfg.noise_std * torch.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
             x = x.clamp(0.0, 1.0)
         x = x.detach()
-    return x
+        if t in at:
+            out[t] = x.clone()
+    return out
 
 
 # ----------------------------------------------------------------------------- seeds

@@ -78,4 +78,19 @@ def tiny_zoo(tmp_path_factory):
         if hasattr(cfg, "sgld"):
             cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=2, batch_size=8, buffer_size=50))
         fit(cfg, out=root / "cifar10-cpu" / name, train_data=data, test_data=test, progress=False, device="cpu")
+    tiny_evaluator(root / "cifar10-cpu" / "evaluator")
     return root
+
+
+def tiny_evaluator(out: Path) -> None:
+    """An untrained, narrow :class:`EvalResNet` saved as a loadable evaluator checkpoint."""
+    from jeat_core.checkpoints import MANIFEST, WEIGHTS, save_weights, write_json
+    from jeat_core.models import EvalResNet
+
+    torch.manual_seed(0)
+    widths = [8, 8, 16, 16]
+    save_weights(out / WEIGHTS, EvalResNet(widths=widths).eval())
+    write_json(out / MANIFEST, {"method": "evaluator", "config": {}, "arch": {"name": "eval_resnet",
+                                "kwargs": {"widths": widths}}, "data": {"dataset": "procedural"},
+                                "metrics": {}, "train_seconds": 0, "steps": 0, "git_commit": None,
+                                "jeat_version": "test"})

@@ -53,10 +53,17 @@ def test_audit_smoke_json(tiny_zoo, data_root, monkeypatch, capsys, tmp_path):
     claims = report["claims"]
     assert len(claims) >= 9 and [c["id"] for c in claims] == list(range(1, len(claims) + 1))
     for c in claims:
-        assert set(c) == {"id", "claim", "paper", "ours", "metric", "n", "reproduced", "note"}, c
+        assert set(c) == {"id", "claim", "paper", "ours", "metric", "n", "reproduced", "note", "seconds"}, c
         assert c["reproduced"] in VERDICTS and c["claim"] and c["paper"] and c["metric"]
         # every model exists in the tiny zoo, so every claim is measured
         assert c["reproduced"] != "not measurable here" and c["ours"] is not None and c["n"] > 0, c
+        # every numeric claim carries 95% intervals
+        assert '_ci' in json.dumps(c["ours"]) or '"ci' in json.dumps(c["ours"]), c
+    gen = [c for c in claims if c["id"] in report["generation_claims"]]
+    assert len(gen) == 3
+    for c in gen:  # KID with CI, evaluator accuracy, real-vs-real floor and seed baseline beside every set
+        assert "kid_ci" in json.dumps(c["ours"]) and "eval_acc" in json.dumps(c["ours"])
+        assert {"real_vs_real", "seeds"} <= set(c["ours"]["baselines"])
     md = (tmp_path / "audit.md").read_text()
     assert md.count("\n| ") >= 10 and json.loads((tmp_path / "audit.json").read_text())["claims"] == claims
 

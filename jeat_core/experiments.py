@@ -1,0 +1,313 @@
+"""Experiments: the measurements behind the paper's generation figures, Fisher scores and Fig. 2
+numbers, returning data (records), with one cached context (zoo, data, seeds, evaluator).
+
+Generation protocol (Figs. 4-6, Tab. 2), used by ``jeat audit`` and ``jeat tune-samplers``:
+
+* **Seeds**: class-conditional Gaussians fitted on the training images (Santurkar et al.), balanced
+  labels (the same number per class). Validation seeds (``VAL_SEED``) choose samplers; fresh seeds
+  (``TEST_SEED``) score them.
+* **Evaluator**: the independent classifier of :mod:`jeat_core.evaluator`; its pooled features feed
+  KID and FID, its predictions the *evaluator accuracy* (share of samples classified as the intended
+  class). A CIFAR-trained feature space, not Inception.
+* **Reference**: real test images ``[5000, 10000)``; the real-vs-real floor uses test images
+  ``[0, n)``, disjoint from it. Validation uses ``[0, 2000)`` as its reference.
+* **Best vs best**: each (model, energy) gets the sampler of :data:`SAMPLER_GRID` × :data:`STEP_COUNTS`
+  with the lowest validation KID, stored in its manifest (``manifest["sampler"][energy]``) and used
+  by ``jeat generate`` and the explorers; a comparison *at matched distance moved* from the seeds
+  is reported beside it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .checkpoints import load_model
+from .data import load_split
+from .evaluator import EVALUATOR
+from .metrics import KIDReference, fisher_score, fisher_scores_piecewise_linear, penultimate, wilson_interval
+from .sampling import ClassGaussian, GenerationConfig, generate, generate_snapshots
+
+VAL_SEED, TEST_SEED = 1, 2
+STEP_COUNTS = (20, 60)
+SAMPLER_GRID = (
+    GenerationConfig(step="langevin", step_size=0.1, n_steps=60, noise_std=0.001),
+    GenerationConfig(step="langevin", step_size=0.3, n_steps=60, noise_std=0.001),
+    GenerationConfig(step="langevin", step_size=1.0, n_steps=60, noise_std=0.001),
+    GenerationConfig(step="langevin", step_size=3.0, n_steps=60, noise_std=0.001),
+    GenerationConfig(step="l2", step_size=0.5, n_steps=60, noise_std=0.0),
+)
+# (model, energy) pairs whose samplers the audit compares
+TUNED_PAIRS = (("at", "joint"), ("at", "ce"), ("prejeat", "joint"), ("jeat", "joint"), ("jem", "joint"),
+               ("noise-8", "joint"), ("noise-16", "joint"), ("noise-24", "joint"))
+
+
+def balanced_labels(per_class: int, n_classes: int = 10) -> Tensor:
+    """``(per_class * n_classes,)`` labels 0, 1, ..., K-1, 0, 1, ..."""
+    return torch.arange(n_classes).repeat(per_class)
+
+
+def sampler_record(cfg: GenerationConfig) -> dict:
+    return {k: v for k, v in asdict(cfg).items() if k != "energy"}
+
+
+def describe(cfg: GenerationConfig) -> str:
+    kind = "Langevin η" if cfg.step == "langevin" else "L2 step"
+    return f"{kind} {cfg.step_size:g}, K {cfg.n_steps}, s {cfg.noise_std:g}"
+
+
+@dataclass
+class Context:
+    """Lazily loaded, cached inputs of the experiments: models, data, seeds, evaluator, references."""
+
+    data_root: str | None = None
+    preset: str = "cifar10-cpu"
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def _get(self, key, make):
+        if key not in self._cache:
+            self._cache[key] = make()
+        return self._cache[key]
+
+    def model(self, name: str):
+        """``(model, manifest)`` of a shipped model (``CheckpointError`` when it is not shipped)."""
+        return self._get(("model", name), lambda: load_model(f"{self.preset}/{name}"))
+
+    def test(self) -> tuple[Tensor, Tensor]:
+        return self._get("test", lambda: load_split("test", data_root=self.data_root).tensors())
+
+    def train_split(self):
+        return self._get("train", lambda: load_split("train", data_root=self.data_root))
+
+    def class_gaussian(self) -> ClassGaussian:
+        return self._get("cg", lambda: ClassGaussian(self.train_split().x, self.train_split().y))
+
+    def seeds(self, per_class: int, seed: int) -> tuple[Tensor, Tensor]:
+        """``(seeds, labels)``: class-Gaussian seeds for balanced labels."""
+        def make():
+            labels = balanced_labels(per_class)
+            return self.class_gaussian().sample(labels, generator=torch.Generator().manual_seed(seed)), labels
+        return self._get(("seeds", per_class, seed), make)
+
+    def evaluator(self):
+        return self._get("evaluator", lambda: load_model(EVALUATOR)[0])
+
+    def features(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        return penultimate(self.evaluator(), x)
+
+    def reference(self, lo: int, hi: int) -> KIDReference:
+        return self._get(("ref", lo, hi), lambda: KIDReference(self.features(self.test()[0][lo:hi])[0]))
+
+
+def score_images(ctx: Context, images: Tensor, labels: Tensor, ref: KIDReference, seeds: Tensor | None = None,
+                 *, fid_interval: bool = True) -> dict:
+    """KID and FID (bootstrap 95% CIs) against ``ref``, evaluator accuracy (Wilson CI) and, given the
+    seeds, the mean L2 distance moved from them."""
+    f, p = ctx.features(images)
+    out = ref.score(f, fid_interval=fid_interval)
+    hits = int((p.argmax(1) == labels).sum())
+    out["eval_acc"], out["eval_acc_ci"] = hits / len(labels), list(wilson_interval(hits, len(labels)))
+    if seeds is not None:
+        out["l2_moved"] = float((images - seeds).flatten(1).norm(dim=1).mean())
+    out["features"] = f
+    return out
+
+
+def public(rec: dict) -> dict:
+    """A score record without its feature tensor, rounded for tables and JSON."""
+    def r(v):
+        if isinstance(v, float):
+            return float(f"{v:.4g}")
+        if isinstance(v, (list, tuple)):
+            return [r(u) for u in v]
+        return v
+    return {k: r(v) for k, v in rec.items() if k != "features"}
+
+
+def tune_sampler(ctx: Context, name: str, energy: str, *, per_class: int = 10,
+                 progress=lambda msg: None) -> dict:
+    """Validation KID of every sampler in the grid for one (model, energy); returns
+    ``{"best": GenerationConfig, "rows": [...]}`` (rows: sampler, KID, CI, eval acc, L2 moved)."""
+    model, _ = ctx.model(name)
+    seeds, labels = ctx.seeds(per_class, VAL_SEED)
+    ref = ctx.reference(0, 2000)
+    rows = []
+    for base in SAMPLER_GRID:
+        cfg = replace(base, energy=energy)
+        t0 = time.time()
+        snaps = generate_snapshots(model, labels, seeds, cfg, at=STEP_COUNTS, seed=VAL_SEED)
+        for k, images in snaps.items():
+            rec = public(score_images(ctx, images, labels, ref, seeds, fid_interval=False))
+            rows.append({"sampler": sampler_record(replace(cfg, n_steps=k)), **rec})
+        progress(f"{name} {energy}: {describe(cfg)} ({time.time() - t0:.0f} s): "
+                 + ", ".join(f"K {r['sampler']['n_steps']} KID {r['kid']:.2e}" for r in rows[-len(snaps):]))
+    best = min(rows, key=lambda r: r["kid"])
+    return {"best": GenerationConfig(energy=energy, **best["sampler"]), "rows": rows}
+
+
+def matched_distance(rows_a: list[dict], rows_b: list[dict]) -> dict:
+    """Compare two validation grids at (nearly) the same L2 distance moved from the seeds: for each
+    pair of grid rows, the one with the closest ``l2_moved``; returns both rows' KIDs."""
+    ra, rb = min(((a, b) for a in rows_a for b in rows_b), key=lambda ab: abs(ab[0]["l2_moved"] - ab[1]["l2_moved"]))
+    return {"a": {"sampler": ra["sampler"], "kid": ra["kid"], "l2_moved": ra["l2_moved"]},
+            "b": {"sampler": rb["sampler"], "kid": rb["kid"], "l2_moved": rb["l2_moved"]}}
+
+
+def generation_set(ctx: Context, name: str, energy: str = "joint", *, per_class: int = 100,
+                   cfg: GenerationConfig | None = None) -> dict:
+    """Generate ``per_class`` images per class on fresh seeds with the model's own best sampler
+    (``manifest["sampler"][energy]``, else ``cfg`` or the defaults) and score them against the
+    reference test images [5000, 10000)."""
+    from .sampling import sampler_for
+
+    key = ("gen", name, energy, per_class, cfg)
+    if key in ctx._cache:
+        return ctx._cache[key]
+    model, manifest = ctx.model(name)
+    cfg = cfg or sampler_for(manifest, energy)
+    seeds, labels = ctx.seeds(per_class, TEST_SEED)
+    images = generate(model, labels, seeds, cfg, seed=TEST_SEED)
+    rec = score_images(ctx, images, labels, ctx.reference(5000, 10000), seeds)
+    rec.update(sampler=sampler_record(cfg), model=name, energy=energy, images=images)
+    ctx._cache[key] = rec
+    return rec
+
+
+def baselines(ctx: Context, *, per_class: int = 100) -> dict:
+    """The real-vs-real floor (test images [0, n) against [5000, 10000)) and the class-Gaussian-seed
+    baseline (the seeds themselves, scored like generated images)."""
+    def make():
+        n = per_class * 10
+        ref = ctx.reference(5000, 10000)
+        x, y = ctx.test()
+        seeds, labels = ctx.seeds(per_class, TEST_SEED)
+        return {"real": score_images(ctx, x[:n], y[:n], ref), "seeds": score_images(ctx, seeds, labels, ref)}
+    return ctx._get(("baselines", per_class), make)
+
+
+def kid_difference(ctx: Context, a: dict, b: dict) -> dict:
+    """KID(a) − KID(b) with a bootstrap 95% CI over generated and reference images."""
+    return ctx.reference(5000, 10000).difference(a["features"], b["features"])
+
+
+# ----------------------------------------------------------------------------- Fisher scores
+def fisher_table(ctx: Context, names: list[str], *, n: int = 500, n_probes: int = 2, batch: int = 100) -> list[dict]:
+    """Tab. 2 in both conventions, mean ± standard error over the first ``n`` test images:
+
+    * ``JFS``/``MFS``: Eq. 23/24 as written, ``½‖∇E‖² − tr ∇²E`` (Hutchinson trace, Rademacher probes);
+    * ``JFS_pl``/``MFS_pl``: the piecewise-linear convention ``∇²ₓf ≡ 0`` (exact, see
+      :func:`jeat_core.metrics.fisher_scores_piecewise_linear`).
+    """
+    from .energy import energy_of
+
+    x, y = ctx.test()
+    x, y = x[:n], y[:n]
+    rows = []
+    for name in names:
+        model, _ = ctx.model(name)
+        cols: dict[str, list[Tensor]] = {"JFS": [], "MFS": [], "JFS_pl": [], "MFS_pl": []}
+        g = torch.Generator().manual_seed(0)
+        for i in range(0, n, batch):
+            xb, yb = x[i:i + batch], y[i:i + batch]
+            cols["JFS"].append(fisher_score(energy_of(model, "joint", yb), xb, n_probes=n_probes, per_example=True,
+                                            generator=g)[1])
+            cols["MFS"].append(fisher_score(energy_of(model, "marginal"), xb, n_probes=n_probes, per_example=True,
+                                            generator=g)[1])
+            j, m = fisher_scores_piecewise_linear(model, xb, yb)
+            cols["JFS_pl"].append(j)
+            cols["MFS_pl"].append(m)
+        row = {"model": name, "n": n}
+        for k, v in cols.items():
+            t = torch.cat(v).double()
+            row[k], row[k + "_se"] = float(t.mean()), float(t.std() / math.sqrt(len(t)))
+        rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------- Fig. 2 numbers
+def landscape_numbers(ctx: Context, names: list[str], *, n: int = 50, radius: float = 2.0,
+                      resolution: int = 15) -> dict:
+    """Per model, over ``n`` test images: flatness in units of log-probability — the mean
+    ``|Δ log p(x', y)|`` over a 2-D slice of L2 radius ``radius`` (directions as Fig. 2), which removes
+    the logit-scale confound of raw energies — and the rank of the image's own E(x, y) within its slice
+    (0 = x is the slice minimum), each with a bootstrap 95% CI over images."""
+    from .energy import energy_of
+    from .landscape import energy_grid, random_directions
+    from .metrics import bootstrap_ci
+
+    x, y = ctx.test()
+    out = {}
+    for name in names:
+        model, _ = ctx.model(name)
+        flat, rank, is_min = [], [], []
+        for i in range(n):
+            d1, d2 = random_directions(x[i].shape, seed=i)
+            ce = energy_of(model, "ce", torch.tensor([int(y[i])]))
+            logp = -energy_grid(ce, x[i], d1, d2, radius=radius, resolution=resolution)[2]  # (R, R): log p(y|x')
+            c = resolution // 2
+            flat.append(float((logp - logp[c, c]).abs().mean()))
+            e = -logp
+            rank.append(float((e < e[c, c] - 1e-9).double().mean()))
+            is_min.append(float(rank[-1] == 0.0))
+        ft, rt = torch.tensor(flat, dtype=torch.float64), torch.tensor(rank, dtype=torch.float64)
+        out[name] = {"flatness_logp": float(ft.mean()), "flatness_ci": list(bootstrap_ci(ft)),
+                     "rank_of_x": float(rt.mean()), "rank_ci": list(bootstrap_ci(rt)),
+                     "x_is_min": f"{int(sum(is_min))}/{n}", "n": n}
+    return out
+
+
+# ----------------------------------------------------------------------------- command line
+def tune_main(argv: list[str] | None = None) -> int:
+    """``python -m jeat_core.experiments``: choose each shipped model's best sampler on validation
+    seeds and store it in its manifest (``manifest["sampler"][energy]``, with the grid's KIDs)."""
+    from .checkpoints import resolve, write_json
+
+    p = argparse.ArgumentParser(prog="python -m jeat_core.experiments", description=tune_main.__doc__)
+    p.add_argument("--data-root")
+    p.add_argument("--per-class", type=int, default=10)
+    p.add_argument("--only", help="comma-separated model names")
+    p.add_argument("--dry-run", action="store_true", help="do not write manifests")
+    p.add_argument("--report", help="also write every grid row as JSON here")
+    a = p.parse_args(argv)
+    ctx = Context(data_root=a.data_root)
+    only = set(a.only.split(",")) if a.only else None
+
+    def say(msg: str) -> None:
+        print(f"[tune] {msg}", file=sys.stderr, flush=True)
+
+    report = {}
+    for name, energy in TUNED_PAIRS:
+        if only and name not in only:
+            continue
+        res = tune_sampler(ctx, name, energy, per_class=a.per_class, progress=say)
+        say(f"{name} {energy}: best {describe(res['best'])}")
+        entry = {**sampler_record(res["best"]),
+                 "chosen_by": f"lowest KID of the evaluator's features on {a.per_class * 10} validation seeds "
+                              f"(seed {VAL_SEED}) against real test images [0, 2000)",
+                 "grid": res["rows"]}
+        report.setdefault(name, {})[energy] = entry
+        if a.report:
+            write_json(Path(a.report), report)
+        if not a.dry_run:
+            store_sampler(resolve(f"{ctx.preset}/{name}"), energy, entry)
+    return 0
+
+
+def store_sampler(folder, energy: str, entry: dict) -> None:
+    """Write a tuned sampler into a checkpoint's manifest (``manifest["sampler"][energy]``)."""
+    from .checkpoints import MANIFEST, read_manifest, write_json
+
+    manifest = read_manifest(folder)
+    manifest.setdefault("sampler", {})[energy] = entry
+    write_json(Path(folder) / MANIFEST, manifest)
+
+
+if __name__ == "__main__":
+    sys.exit(tune_main())
