@@ -110,12 +110,14 @@ class Settings:
     n_land: int = 50
     n_ssim: int = 50
     apgd_steps: int = 50
+    max_gen_steps: int | None = None  # caps each sampler's K (smoke runs only)
     smoke: bool = False
     inception_weights: str | None = None
 
     @classmethod
     def smoke_run(cls) -> Settings:
-        return cls(n_attack=64, per_class=3, n_fisher=8, n_probes=1, n_land=3, n_ssim=5, apgd_steps=5, smoke=True)
+        return cls(n_attack=64, per_class=3, n_fisher=8, n_probes=1, n_land=3, n_ssim=5, apgd_steps=5, max_gen_steps=3,
+                   smoke=True)
 
 
 @dataclass(frozen=True)
@@ -243,9 +245,12 @@ def _ordered_kid(ctx: Context, st: Settings, recs: dict) -> tuple[list[str], dic
     return verdicts, diffs
 
 
+def _gen(ctx: Context, st: Settings, name: str, energy: str = "joint") -> dict:
+    return generation_set(ctx, name, energy, per_class=st.per_class, max_steps=st.max_gen_steps)
+
+
 def _fig4(ctx: Context, st: Settings) -> dict:
-    recs = {"eq16": generation_set(ctx, "at", "ce", per_class=st.per_class),
-            "eq17": generation_set(ctx, "at", "joint", per_class=st.per_class)}
+    recs = {"eq16": _gen(ctx, st, "at", "ce"), "eq17": _gen(ctx, st, "at", "joint")}
     verdicts, diffs = _ordered_kid(ctx, st, recs)
     ours = {k: _gen_record(ctx, r) for k, r in recs.items()}
     ours.update(diffs)
@@ -269,7 +274,7 @@ def _matched_note(manifest: dict, ea: str, eb: str) -> str:
 
 
 def _fig5(ctx: Context, st: Settings) -> dict:
-    recs = {n: generation_set(ctx, n, per_class=st.per_class) for n in ("noise-8", "noise-16", "noise-24")}
+    recs = {n: _gen(ctx, st, n) for n in ("noise-8", "noise-16", "noise-24")}
     verdicts, diffs = _ordered_kid(ctx, st, recs)
     ours = {k: _gen_record(ctx, r) for k, r in recs.items()}
     ours.update(diffs)
@@ -278,7 +283,7 @@ def _fig5(ctx: Context, st: Settings) -> dict:
 
 
 def _fig6(ctx: Context, st: Settings) -> dict:
-    recs = {n: generation_set(ctx, n, per_class=st.per_class) for n in ("at", "prejeat", "jeat")}
+    recs = {n: _gen(ctx, st, n) for n in ("at", "prejeat", "jeat")}
     verdicts, diffs = _ordered_kid(ctx, st, recs)
     ours = {k: _gen_record(ctx, r) for k, r in recs.items()}
     ours.update(diffs)
@@ -343,7 +348,7 @@ def _tab3(ctx: Context, st: Settings) -> dict:
 def _fig7(ctx: Context, st: Settings) -> dict:
     from .metrics import nearest_by_ssim
 
-    rec = generation_set(ctx, "jeat", per_class=st.per_class)
+    rec = _gen(ctx, st, "jeat")
     k = st.n_ssim
     train_x = ctx.train_split().x[:2000] if st.smoke else ctx.train_split().x
     _, s_gen = nearest_by_ssim(rec["images"][:k], train_x, k=1)

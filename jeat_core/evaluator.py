@@ -132,7 +132,7 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | Path, *, data_root=None, pr
         "arch": {"name": "eval_resnet", "kwargs": {"widths": list(cfg.widths)}},
         "data": {"dataset": "cifar10", "source": train.source, "sha256": train.sha256,
                  "n_train": len(train), "n_test": len(test)},
-        "metrics": {"test_acc": acc, "history": history},
+        "metrics": {"clean_acc": acc, "history": history},
         "train_seconds": seconds, "steps": total, "git_commit": _git_commit(), "jeat_version": __version__,
         "note": "Independent evaluator for generation metrics (FID/KID features, evaluator accuracy); "
                 "never used to generate or to train a zoo model. A CIFAR-trained feature space, not Inception.",
@@ -151,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     m = train_evaluator(EvaluatorConfig(epochs=a.epochs, threads=a.threads), a.out, data_root=a.data_root,
                         progress=not a.no_progress)
-    print(f"evaluator: test accuracy {m['metrics']['test_acc']:.4f} on {m['data']['n_test']} images, "
+    print(f"evaluator: test accuracy {m['metrics']['clean_acc']:.4f} on {m['data']['n_test']} images, "
           f"{m['train_seconds'] / 60:.1f} min")
     return 0
 

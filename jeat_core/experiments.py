@@ -161,17 +161,19 @@ def matched_distance(rows_a: list[dict], rows_b: list[dict]) -> dict:
 
 
 def generation_set(ctx: Context, name: str, energy: str = "joint", *, per_class: int = 100,
-                   cfg: GenerationConfig | None = None) -> dict:
+                   max_steps: int | None = None) -> dict:
     """Generate ``per_class`` images per class on fresh seeds with the model's own best sampler
-    (``manifest["sampler"][energy]``, else ``cfg`` or the defaults) and score them against the
-    reference test images [5000, 10000)."""
+    (``manifest["sampler"][energy]``, else the defaults; ``max_steps`` caps K for smoke runs) and
+    score them against the reference test images [5000, 10000)."""
     from .sampling import sampler_for
 
-    key = ("gen", name, energy, per_class, cfg)
+    key = ("gen", name, energy, per_class, max_steps)
     if key in ctx._cache:
         return ctx._cache[key]
     model, manifest = ctx.model(name)
-    cfg = cfg or sampler_for(manifest, energy)
+    cfg = sampler_for(manifest, energy)
+    if max_steps is not None:
+        cfg = replace(cfg, n_steps=min(cfg.n_steps, max_steps))
     seeds, labels = ctx.seeds(per_class, TEST_SEED)
     images = generate(model, labels, seeds, cfg, seed=TEST_SEED)
     rec = score_images(ctx, images, labels, ctx.reference(5000, 10000), seeds)

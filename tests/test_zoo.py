@@ -21,8 +21,20 @@ def test_shipped_model_matches_its_manifest(name, cifar_test):
     manifest = read_manifest(folder)
     assert manifest["data"]["sha256"] == "239ecf5a09203869e4b19678d4b01b39f623a469d91774b99257baa0ddc79ed7"
     assert manifest["train_seconds"] <= 3600, "cpu-preset models train within an hour"
-    assert (folder / "energy_log.jsonl").is_file()
+    if manifest["method"] != "evaluator":  # the evaluator is a plain classifier, not trained by `fit`
+        assert (folder / "energy_log.jsonl").is_file()
     model, _ = load_model(f"cifar10-cpu/{name}")
     x, y = cifar_test.tensors(1000)
     acc = accuracy(model, x, y)
     assert abs(acc - manifest["metrics"]["clean_acc"]) <= 0.02, (acc, manifest["metrics"]["clean_acc"])
+
+
+def test_the_evaluator_is_independent_and_accurate():
+    """The generation metrics' feature network: a recipe unlike the generators', >= 88% clean accuracy."""
+    folder = shipped_root() / "cifar10-cpu" / "evaluator"
+    manifest = read_manifest(folder)
+    assert manifest["method"] == "evaluator" and manifest["arch"]["name"] == "eval_resnet"
+    root = shipped_root() / "cifar10-cpu"
+    generators = {read_manifest(root / n)["arch"]["name"] for n in SHIPPED if n != "evaluator"}
+    assert "eval_resnet" not in generators
+    assert manifest["metrics"]["clean_acc"] >= 0.88, manifest["metrics"]["clean_acc"]
