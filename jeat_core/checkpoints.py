@@ -213,6 +213,8 @@ class RunLock:
             import fcntl
         except ImportError:  # no flock (Windows): no locking
             return self
+        if self.folder.exists() and not self.folder.is_dir():
+            raise CheckpointError(f"--out {self.folder} exists and is not a folder")
         self.folder.mkdir(parents=True, exist_ok=True)
         path = self.folder / LOCK
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)

@@ -151,6 +151,12 @@ def _same(a, b) -> bool:
     return a == b
 
 
+def _show(v, flag: bool = True) -> str:
+    if v is True and flag:  # a flag given on the command line
+        return ""
+    return f" {v:.6g}" if isinstance(v, float) else f" {v}"
+
+
 def _train(a: argparse.Namespace) -> int:
     from .training import fit, make_config
 
@@ -205,8 +211,8 @@ def _train(a: argparse.Namespace) -> int:
         if stored.method != a.method:
             raise ValueError(f"--resume: {out} holds a {stored.method!r} run, not {a.method!r}")
         given = [k for k in RESUME_FIELDS if getattr(a, k) not in (None, False)]
-        differ = [f"--{k.replace('_', '-')} {getattr(a, k) if not isinstance(getattr(a, k), bool) else ''}".rstrip()
-                  + f" (stored: {_field(stored, RESUME_FIELDS[k])})"
+        differ = [f"--{k.replace('_', '-')}{_show(getattr(a, k))} (stored {RESUME_FIELDS[k]} ="
+                  f"{_show(_field(stored, RESUME_FIELDS[k]), flag=False)})"
                   for k in given if not _same(_field(cfg, RESUME_FIELDS[k]), _field(stored, RESUME_FIELDS[k]))]
         if differ:
             raise ValueError(f"--resume continues {out} with its stored settings and would ignore "
