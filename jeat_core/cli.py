@@ -204,6 +204,9 @@ def _train(a: argparse.Namespace) -> int:
         raise ValueError(f"--sgld-*/--buffer-size/--reinit-prob/--energy-l2/--gen-weight/--gen-start apply only "
                          f"to jeat and jem, not --method {a.method}")
     out = Path(a.out or f"runs/{a.method}")
+    from .checkpoints import RunLock
+
+    RunLock(out).acquire().release()  # another writer? say so before reading anything (fit locks for real)
     if a.resume:  # continue with the stored config; only --epochs / --max-steps may change
         from .training import saved_config
 

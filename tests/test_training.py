@@ -111,6 +111,25 @@ def _train_cmd(out, extra=()):
             "--no-progress", "--out", str(out), *extra]
 
 
+def _assert_group_agrees(folder: Path) -> None:
+    """manifest.json names the step and sha256 of model.safetensors beside it, and state.pt is at
+    least that far; if a kill fell between the replaces, loading must refuse rather than mix."""
+    import hashlib
+
+    from jeat_core.checkpoints import CheckpointError, load_state
+
+    m = read_manifest(folder)
+    raw = (folder / "model.safetensors").read_bytes()
+    if hashlib.sha256(raw).hexdigest() != m["weights"]["sha256"]:
+        with pytest.raises(CheckpointError, match="does not match its manifest"):
+            load_model(folder)
+        return
+    header = json.loads(raw[8:8 + int.from_bytes(raw[:8], "little")])
+    assert int(header["__metadata__"]["step"]) == m["weights"]["step"] == m["steps"]
+    assert load_state(folder / "state.pt")["step"] >= m["steps"]
+    load_model(folder)
+
+
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full, cut = tmp_path / "full", tmp_path / "cut"
@@ -126,7 +145,10 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     proc.wait()
     killed_at = json.loads((cut / "manifest.json").read_text())["steps"]
     assert 12 <= killed_at < 40, f"run was not interrupted mid-way (step {killed_at})"
+    _assert_group_agrees(cut)  # the kill left manifest, weights and state of one step (or says it did not)
     subprocess.run(_train_cmd(cut, ["--resume"]), check=True, env=env, capture_output=True, timeout=600)
+    _assert_group_agrees(cut)
+    assert not list(cut.glob(".*.tmp")), "stale temporaries were left behind"
     a, b = load_file(str(full / "model.safetensors")), load_file(str(cut / "model.safetensors"))
     assert a.keys() == b.keys()
     for k in a:
