@@ -190,7 +190,11 @@ def load_state(path: Path, map_location="cpu") -> dict:
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:
-        raise CheckpointError(f"{path} is not a readable weights-only training state: {e}") from e
+        lines = str(e).splitlines()
+        why = next((ln.strip() for ln in lines if "Unsupported global" in ln), None)  # a pickle with code
+        raise CheckpointError(f"{path} is not a readable weights-only training state"
+                              f" ({why or type(e).__name__ + ': truncated, corrupted or not written by jeat train'})"
+                              ) from e
     if not isinstance(state, dict):
         raise CheckpointError(f"{path} is not a training state (expected a dict, got {type(state).__name__})")
     return state

@@ -94,7 +94,13 @@ def _load_npz(path: Path, with_hash: bool) -> Split:
             x, y = d["x"], d["y"]
     except DataError:
         raise
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+    except ValueError as e:
+        if "pickle" not in str(e):
+            raise DataError(f"{path} is not a readable npz with arrays 'x' and 'y' ({type(e).__name__}: "
+                            f"{' '.join(str(e).split())[:200]})") from None
+        raise DataError(f"{path} holds pickled (object) data, which jeat does not load; save plain arrays "
+                        f"(x uint8, y integers) with numpy.savez") from None
+    except (OSError, KeyError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
         raise DataError(f"{path} is not a readable npz with arrays 'x' and 'y' "
                         f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
     return Split(x, y, str(path), file_sha256(path) if with_hash else None)

@@ -737,8 +737,10 @@ def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, c
         try:
             state.load_state_dict(saved)
         except (RuntimeError, KeyError, ValueError, TypeError) as e:
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            why = next((ln for ln in lines if "size mismatch" in ln or "key" in ln.lower()), lines[0] if lines else "")
             raise CheckpointError(f"{out_dir / STATE} does not fit the stored config's model/optimiser "
-                                  f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
+                                  f"({type(e).__name__}: {why[:200]})") from None
     step_fn = STEP_FNS[cfg.method]
     log_f = None
     if out_dir is not None and rank == 0:
