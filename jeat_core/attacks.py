@@ -18,6 +18,7 @@ of per-example objectives, so step sizes do not depend on batch size).
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -83,12 +84,16 @@ def threat_model(norm: str, eps: float) -> LinfThreat | L2Threat:
 
 
 # ----------------------------------------------------------------------------- validation
-def _check_number(name: str, value: float, *, allow_zero: bool = True) -> None:
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+def _check_number(name: str, value: float, *, allow_zero: bool = True) -> float:
+    """``value`` as a Python float (numpy and 0-d tensor scalars accepted) if finite and >= 0."""
+    if isinstance(value, Tensor) and value.numel() == 1 and not value.dtype.is_complex:
+        value = value.item()
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number; got {value!r}")
     if value < 0 or (value == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name} must be {bound}; got {value}")
+    return float(value)
 
 
 def check_images(x: Tensor, name: str = "x") -> None:
@@ -171,10 +176,11 @@ def pgd(
     """
     check_images(x)
     y = _check_labels(y, x)
-    _check_number("eps", eps)
-    _check_number("step_size", step_size)
-    if not isinstance(n_steps, int) or isinstance(n_steps, bool) or n_steps < 0:
+    eps = _check_number("eps", eps)
+    step_size = _check_number("step_size", step_size)
+    if not isinstance(n_steps, numbers.Integral) or isinstance(n_steps, bool) or n_steps < 0:
         raise ValueError(f"n_steps must be an integer >= 0; got {n_steps!r}")
+    n_steps = int(n_steps)
     obj = _objective(objective)
     threat = threat_model(norm, eps)
     sign = -1.0 if targeted else 1.0
@@ -232,9 +238,8 @@ def fgsm_rs(
     """
     check_images(x)
     y = _check_labels(y, x)
-    _check_number("eps", eps)
-    alpha = eps if step_size is None else step_size
-    _check_number("step_size", alpha)
+    eps = _check_number("eps", eps)
+    alpha = _check_number("step_size", eps if step_size is None else step_size)
     if grad_at not in ("perturbed", "clean"):
         raise ValueError(f"grad_at must be 'perturbed' or 'clean'; got {grad_at!r}")
     if grad_at == "perturbed":

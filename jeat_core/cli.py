@@ -4,40 +4,109 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import re
 import sys
 from dataclasses import replace
-from fractions import Fraction
 from pathlib import Path
 
 CLASSES_HELP = "0-9 or names (airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck)"
 
 
 # ----------------------------------------------------------------------------- argument types
-def size(text: str) -> float:
-    """A non-negative number, also written as a fraction like ``8/255``."""
-    try:
-        v = float(Fraction(text.strip()))
-    except (ValueError, ZeroDivisionError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or fraction (e.g. 0.03 or 8/255)") from None
-    if v < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
+# Numbers are parsed strictly: a plain decimal or a fraction of two (``8/255``); no nan/inf, no
+# value that overflows or underflows a float, and each option's range is checked at parse time,
+# so a bad value is one line naming the option (argparse adds the name) and exit status 2.
+_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
+def _decimal(part: str, text: str) -> float:
+    part = part.strip()
+    if not _DECIMAL.fullmatch(part):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or fraction (e.g. 0.03 or 8/255)")
+    v = float(part)  # never hangs, unlike Fraction("1e-99999999")
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"{text!r} is too large")
+    if v == 0 and re.search(r"[1-9]", re.split("[eE]", part)[0]):
+        raise argparse.ArgumentTypeError(f"{text!r} is too small (it underflows to 0)")
     return v
 
 
-def _int_at_least(lo: int):
-    def parse(text: str) -> int:
-        try:
-            v = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-        if v < lo:
-            raise argparse.ArgumentTypeError(f"{text!r} must be >= {lo}")
+def number(lo: float | None = 0.0, hi: float | None = None, *, lo_open: bool = False, hi_open: bool = False):
+    """An argparse type for a finite number (or fraction like ``8/255``) in a range."""
+
+    def parse(text: str) -> float:
+        parts = str(text).split("/")
+        if len(parts) > 2:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number or fraction (e.g. 0.03 or 8/255)")
+        vals = [_decimal(p, text) for p in parts]
+        v = vals[0]
+        if len(vals) == 2:
+            if vals[1] == 0:
+                raise argparse.ArgumentTypeError(f"{text!r} divides by zero")
+            v = vals[0] / vals[1]
+            if not math.isfinite(v):
+                raise argparse.ArgumentTypeError(f"{text!r} is too large")
+            if v == 0 and vals[0] != 0:
+                raise argparse.ArgumentTypeError(f"{text!r} is too small (it underflows to 0)")
+        if lo is not None and (v < lo or (lo_open and v == lo)):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {'>' if lo_open else '>='} {lo:g}")
+        if hi is not None and (v > hi or (hi_open and v == hi)):
+            raise argparse.ArgumentTypeError(f"{text!r} must be {'<' if hi_open else '<='} {hi:g}")
         return v
 
     return parse
 
 
-positive_int, nonneg_int = _int_at_least(1), _int_at_least(0)
+size = number(0.0)  # a non-negative number, also written as a fraction like ``8/255``
+positive = number(0.0, lo_open=True)
+pixel = number(0.0, 1.0)  # a radius or step in [0, 1] pixel space
+fraction01 = number(0.0, 1.0)
+
+
+def integer(lo: int, hi: int):
+    """An argparse type for an integer in ``[lo, hi]``."""
+
+    def parse(text: str) -> int:
+        t = str(text).strip()
+        if not re.fullmatch(r"[+-]?\d+", t):
+            raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+        if len(t.lstrip("+-")) > 30 or not lo <= int(t) <= hi:
+            raise argparse.ArgumentTypeError(f"{text!r} must be an integer in [{lo}, {hi}]")
+        return int(t)
+
+    return parse
+
+
+BIG = 10 ** 9
+positive_int, nonneg_int = integer(1, BIG), integer(0, BIG)
+seed_int = integer(0, 2 ** 31 - 1)
+batch_int = integer(1, 65536)
+
+
+def device_arg(text: str) -> str:
+    """``cpu``, ``cuda`` or ``cuda:N``, checked against this machine."""
+    import torch
+
+    try:
+        d = torch.device(text)
+    except (RuntimeError, ValueError, TypeError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a device; use cpu, cuda or cuda:N") from None
+    if d.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{text!r}: only cpu and cuda devices are supported")
+    if d.type == "cuda":
+        if not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(f"{text!r}: CUDA is not available on this machine; use --device cpu")
+        if d.index is not None and d.index >= torch.cuda.device_count():
+            raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return text
+
+
+def labels_arg(text: str) -> list[int]:
+    try:
+        return parse_labels(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_labels(text: str, n_classes: int = 10) -> list[int]:
@@ -48,7 +117,7 @@ def parse_labels(text: str, n_classes: int = 10) -> list[int]:
     out = []
     for tok in text.split(","):
         tok = tok.strip()
-        if tok.isdigit() and int(tok) < n_classes:
+        if re.fullmatch(r"[0-9]{1,4}", tok) and int(tok) < n_classes:
             out.append(int(tok))
         elif tok in CIFAR10_CLASSES:
             out.append(CIFAR10_CLASSES.index(tok))
@@ -58,6 +127,36 @@ def parse_labels(text: str, n_classes: int = 10) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- train
+# command-line option -> the config field it sets (what --resume compares with the stored run)
+RESUME_FIELDS = {
+    "preset": "preset", "dataset": "dataset", "sigma": "sigma", "seed": "seed", "lr": "optim.lr",
+    "batch_size": "optim.batch_size", "attack": "attack.kind", "eps": "attack.eps",
+    "attack_steps": "attack.n_steps", "attack_step_size": "attack.step_size", "sgld_steps": "sgld.n_steps",
+    "sgld_step_size": "sgld.step_size", "sgld_noise": "sgld.noise_std", "buffer_size": "sgld.buffer_size",
+    "reinit_prob": "sgld.reinit_prob", "energy_l2": "energy_l2", "gen_weight": "gen_weight",
+    "gen_start": "gen_start", "log_every": "log_every", "checkpoint_every": "checkpoint_every",
+    "eval_n": "eval_n", "deterministic": "deterministic", "no_amp": "amp", "compile": "compile",
+}
+
+
+def _field(cfg, path: str):
+    for part in path.split("."):
+        cfg = getattr(cfg, part, None)
+    return cfg
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+    return a == b
+
+
+def _show(v, flag: bool = True) -> str:
+    if v is True and flag:  # a flag given on the command line
+        return ""
+    return f" {v:.6g}" if isinstance(v, float) else f" {v}"
+
+
 def _train(a: argparse.Namespace) -> int:
     from .training import fit, make_config
 
@@ -77,7 +176,7 @@ def _train(a: argparse.Namespace) -> int:
         if a.method != "noise":
             raise ValueError("--sigma only applies to --method noise")
         over["sigma"] = a.sigma
-    cfg = make_config(a.method, a.preset, **over)
+    cfg = make_config(a.method, a.preset or "cpu", **over)
     if a.lr is not None or a.batch_size is not None:
         cfg = replace(cfg, optim=replace(cfg.optim, **{k: v for k, v in
                                                       (("lr", a.lr), ("batch_size", a.batch_size)) if v is not None}))
@@ -99,29 +198,38 @@ def _train(a: argparse.Namespace) -> int:
         if a.gen_weight is not None:
             cfg = replace(cfg, gen_weight=a.gen_weight)
         if a.gen_start is not None:
-            if not 0 <= a.gen_start < 1:
-                raise ValueError(f"--gen-start must be a fraction in [0, 1), got {a.gen_start}")
             cfg = replace(cfg, gen_start=a.gen_start)
     elif any(v is not None for v in (a.sgld_steps, a.sgld_step_size, a.sgld_noise, a.buffer_size, a.energy_l2,
-                                     a.gen_weight, a.gen_start)):
-        raise ValueError(f"--sgld-*/--buffer-size/--energy-l2/--gen-weight/--gen-start apply only to jeat and jem, "
-                         f"not --method {a.method}")
-    if a.reinit_prob is not None and not 0 <= a.reinit_prob <= 1:
-        raise ValueError("--reinit-prob must lie in [0, 1]")
+                                     a.gen_weight, a.gen_start, a.reinit_prob)):
+        raise ValueError(f"--sgld-*/--buffer-size/--reinit-prob/--energy-l2/--gen-weight/--gen-start apply only "
+                         f"to jeat and jem, not --method {a.method}")
     out = Path(a.out or f"runs/{a.method}")
+    from .checkpoints import RunLock
+
+    RunLock(out).acquire().release()  # another writer? say so before reading anything (fit locks for real)
     if a.resume:  # continue with the stored config; only --epochs / --max-steps may change
         from .training import saved_config
 
         stored = saved_config(out)
         if stored.method != a.method:
             raise ValueError(f"--resume: {out} holds a {stored.method!r} run, not {a.method!r}")
+        given = [k for k in RESUME_FIELDS if getattr(a, k) not in (None, False)]
+        differ = [f"--{k.replace('_', '-')}{_show(getattr(a, k))} (stored {RESUME_FIELDS[k]} ="
+                  f"{_show(_field(stored, RESUME_FIELDS[k]), flag=False)})"
+                  for k in given if not _same(_field(cfg, RESUME_FIELDS[k]), _field(stored, RESUME_FIELDS[k]))]
+        if differ:
+            raise ValueError(f"--resume continues {out} with its stored settings and would ignore "
+                             f"{', '.join(differ)}; drop these options (only --epochs and --max-steps may change) "
+                             f"or start a new run with another --out")
         cfg = replace(stored, epochs=a.epochs if a.epochs is not None else stored.epochs,
                       max_steps=a.max_steps if a.max_steps is not None else stored.max_steps)
-    res = fit(cfg, out=out, data_root=a.data_root, device=a.device, resume=a.resume, progress=not a.no_progress)
+    res = fit(cfg, out=out, data_root=a.data_root, device=a.device, resume=a.resume, overwrite=a.overwrite,
+              progress=not a.no_progress)
     m = res.manifest
     print(json.dumps({"out": str(out), "method": m["method"], "steps": m["steps"],
                       "train_seconds": m["train_seconds"], **{k: v for k, v in m["metrics"].items()
-                                                              if k in ("clean_acc", "eval_n", "train_loss")}}))
+                                                              if k in ("clean_acc", "eval_n", "train_loss")},
+                      "divergence_events": len(m["divergence_events"])}))
     return 0
 
 
@@ -131,37 +239,63 @@ from .metrics import robust_accuracy as evaluate  # noqa: E402
 
 
 def _eval(a: argparse.Namespace) -> int:
-    from .checkpoints import load_model
+    import copy
+
+    from .checkpoints import MANIFEST, RunLock, load_model, read_manifest, record_eval, resolve, write_json
     from .data import load_split
 
-    model, manifest = load_model(a.model, device=a.device or "cpu")
+    dev = a.device or "cpu"
+    model, manifest = load_model(a.model, device=dev)
     test = load_split("test", dataset=manifest["data"].get("dataset", "cifar10"), data_root=a.data_root)
     x, y = test.tensors(a.n)
-    dev = a.device or "cpu"
+    if a.record:  # refuse before spending the time: would this replace a record of larger n?
+        record_eval(copy.deepcopy(manifest), {"attack": a.attack, "eps": a.eps, "n": len(y)}, force=a.force)
     res = evaluate(model, x.to(dev), y.to(dev), attack=a.attack, eps=a.eps, seed=a.seed,
                    batch_size=a.batch_size, progress=not a.json)
     res["model"] = a.model
-    if a.record:  # keep the measurement with the checkpoint
-        from .checkpoints import MANIFEST, record_eval, resolve, write_json
-
+    if a.record:  # keep the measurement with the checkpoint (re-read under the folder's lock)
         folder = resolve(a.model)
-        record_eval(manifest, {k: v for k, v in res.items() if k != "model"})
-        write_json(folder / MANIFEST, manifest)
+        with RunLock(folder):
+            current = read_manifest(folder)
+            record_eval(current, {k: v for k, v in res.items() if k != "model"}, force=a.force)
+            write_json(folder / MANIFEST, current)
     print(json.dumps(res) if a.json else "\n".join(f"{k:>12}: {v}" for k, v in res.items()))
     return 0
 
 
 # ----------------------------------------------------------------------------- generate
+def _npz_out(text: str) -> Path:
+    """The path ``--out`` will really have (numpy appends ``.npz``), checked writable up front."""
+    import tempfile
+
+    out = Path(text).expanduser()
+    if out.suffix != ".npz":
+        out = out.with_name(out.name + ".npz")
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name ending in .npz")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out.parent):
+            pass
+    except OSError as e:
+        raise ValueError(f"--out {out}: cannot write in {out.parent} ({e.strerror or e})") from None
+    return out
+
+
 def _generate(a: argparse.Namespace) -> int:
+    import io
+
     import numpy as np
     import torch
 
-    from .checkpoints import load_model
+    from .checkpoints import atomic_write_bytes, load_model
     from .data import load_split, to_uint8
     from .sampling import ClassGaussian, generation_energy, langevin, uniform_init
 
-    model, manifest = load_model(a.model, device=a.device or "cpu")
-    labels = parse_labels(a.labels)
+    out = _npz_out(a.out)  # before any sampling
+    dev = a.device or "cpu"
+    model, manifest = load_model(a.model, device=dev)
+    labels = a.labels
     y = torch.tensor([c for c in labels for _ in range(a.per_class)])
     g = torch.Generator().manual_seed(a.seed)
     if a.init == "class_gaussian":
@@ -170,7 +304,6 @@ def _generate(a: argparse.Namespace) -> int:
         x0 = ClassGaussian(train.x[keep], train.y[keep]).sample(y, generator=g)
     else:
         x0 = uniform_init(len(y), generator=g)
-    dev = a.device or "cpu"
     xs = []
     for i in range(0, len(y), a.batch_size):
         yb = y[i:i + a.batch_size].to(dev)
@@ -178,10 +311,10 @@ def _generate(a: argparse.Namespace) -> int:
                            step_size=a.step_size, n_steps=a.steps, noise_std=a.noise, clamp=(0.0, 1.0),
                            generator=g, progress=True).cpu())
     x = torch.cat(xs)
-    out = Path(a.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(out, x=to_uint8(x), y=y.numpy(), energy=a.energy, init=a.init, steps=a.steps,
+    buf = io.BytesIO()
+    np.savez_compressed(buf, x=to_uint8(x), y=y.numpy(), energy=a.energy, init=a.init, steps=a.steps,
                         step_size=a.step_size, noise=a.noise, model=str(a.model), seed=a.seed)
+    atomic_write_bytes(out, buf.getvalue())
     print(json.dumps({"out": str(out), "n": len(y), "labels": labels, "energy": a.energy, "init": a.init}))
     return 0
 
@@ -217,41 +350,50 @@ def _audit(a: argparse.Namespace) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``jeat train: error: argument --eps: '8' must be <= 1``."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .training import METHODS, PRESETS
 
-    p = argparse.ArgumentParser(prog="jeat", description="Energy view of robust classifiers (JEAT, ICCV 2021).")
+    p = _Parser(prog="jeat", description="Energy view of robust classifiers (JEAT, ICCV 2021).")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a classifier with one of the paper's methods")
     t.add_argument("--method", required=True, choices=METHODS)
-    t.add_argument("--preset", default="cpu", choices=PRESETS)
-    t.add_argument("--sigma", type=size, help="noise std for --method noise (e.g. 16/255)")
+    t.add_argument("--preset", choices=PRESETS, help="cpu (default) or paper")
+    t.add_argument("--sigma", type=number(0.0, 1.0, lo_open=True), help="noise std for --method noise (e.g. 16/255)")
     t.add_argument("--data-root", help="folder with train.npz/test.npz (default: $JEAT_DATA)")
     t.add_argument("--dataset", choices=("cifar10", "cifar100", "procedural"))
-    t.add_argument("--epochs", type=size)
+    t.add_argument("--epochs", type=number(0.0, 10000.0, lo_open=True))
     t.add_argument("--max-steps", type=positive_int, help="stop after N steps (smoke runs)")
-    t.add_argument("--out", help="output folder (default runs/<method>)")
+    t.add_argument("--out", help="output folder (default runs/<method>); must be empty unless --resume/--overwrite")
     t.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
-    t.add_argument("--seed", type=nonneg_int)
-    t.add_argument("--device", help="cpu, cuda, cuda:1 (default: cuda when available)")
-    t.add_argument("--lr", type=size)
-    t.add_argument("--batch-size", type=positive_int)
+    t.add_argument("--overwrite", action="store_true", help="replace a previous run in OUT")
+    t.add_argument("--seed", type=seed_int)
+    t.add_argument("--device", type=device_arg, help="cpu, cuda, cuda:1 (default: cuda when available)")
+    t.add_argument("--lr", type=positive)
+    t.add_argument("--batch-size", type=batch_int)
     t.add_argument("--attack", choices=("fgsm_rs", "pgd"), help="training attack (at/prejeat/jeat)")
-    t.add_argument("--eps", type=size, help="attack radius, e.g. 8/255")
-    t.add_argument("--attack-steps", type=positive_int)
-    t.add_argument("--attack-step-size", type=size)
-    t.add_argument("--sgld-steps", type=positive_int, help="K in Algorithm 1 (jeat/jem)")
-    t.add_argument("--sgld-step-size", type=size, help="η: drift is -(η/2)∇E")
-    t.add_argument("--sgld-noise", type=size, help="noise std s (sqrt(η) is exact Langevin)")
-    t.add_argument("--buffer-size", type=positive_int)
-    t.add_argument("--reinit-prob", type=size, help="ρ in Algorithm 1")
-    t.add_argument("--energy-l2", type=size, help="L2 penalty on energies (JEM stabiliser)")
-    t.add_argument("--gen-weight", type=size, help="weight of the p(x) term (jeat/jem; 1 = paper)")
-    t.add_argument("--gen-start", type=size, help="fraction of training before the p(x) term is on (jeat/jem)")
+    t.add_argument("--eps", type=pixel, help="attack radius in [0, 1], e.g. 8/255")
+    t.add_argument("--attack-steps", type=integer(1, 10000))
+    t.add_argument("--attack-step-size", type=number(0.0, 1.0, lo_open=True))
+    t.add_argument("--sgld-steps", type=integer(1, 10000), help="K in Algorithm 1 (jeat/jem)")
+    t.add_argument("--sgld-step-size", type=number(0.0, 1e6, lo_open=True), help="η: drift is -(η/2)∇E")
+    t.add_argument("--sgld-noise", type=number(0.0, 10.0), help="noise std s (sqrt(η) is exact Langevin)")
+    t.add_argument("--buffer-size", type=integer(1, 200_000))
+    t.add_argument("--reinit-prob", type=fraction01, help="ρ in Algorithm 1")
+    t.add_argument("--energy-l2", type=number(0.0, 1e6), help="L2 penalty on energies (JEM stabiliser)")
+    t.add_argument("--gen-weight", type=number(0.0, 1e6), help="weight of the p(x) term (jeat/jem; 1 = paper)")
+    t.add_argument("--gen-start", type=number(0.0, 1.0, hi_open=True),
+                   help="fraction of training before the p(x) term is on (jeat/jem)")
     t.add_argument("--log-every", type=nonneg_int)
     t.add_argument("--checkpoint-every", type=nonneg_int)
-    t.add_argument("--eval-n", type=nonneg_int, help="test images for the final clean accuracy")
+    t.add_argument("--eval-n", type=integer(0, 10 ** 7), help="test images for the final clean accuracy")
     t.add_argument("--deterministic", action="store_true")
     t.add_argument("--no-amp", action="store_true")
     t.add_argument("--compile", action="store_true")
@@ -261,32 +403,34 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("eval", help="clean and robust accuracy of a checkpoint")
     e.add_argument("--model", required=True, help="checkpoint folder or shipped name (cifar10-cpu/jeat)")
     e.add_argument("--attack", default="pgd20", choices=ATTACKS)
-    e.add_argument("--eps", type=size, default=8 / 255)
-    e.add_argument("--n", type=positive_int, default=None, help="number of test images (default all)")
-    e.add_argument("--batch-size", type=positive_int, default=250)
+    e.add_argument("--eps", type=pixel, default=8 / 255, help="attack radius in [0, 1], e.g. 8/255")
+    e.add_argument("--n", type=integer(1, 10 ** 7), default=None, help="number of test images (default all)")
+    e.add_argument("--batch-size", type=batch_int, default=250)
     e.add_argument("--data-root")
-    e.add_argument("--device")
-    e.add_argument("--seed", type=nonneg_int, default=0)
+    e.add_argument("--device", type=device_arg)
+    e.add_argument("--seed", type=seed_int, default=0)
     e.add_argument("--json", action="store_true", help="print one JSON object")
     e.add_argument("--record", action="store_true", help="also store the result in the checkpoint's manifest")
+    e.add_argument("--force", action="store_true", help="with --record: replace a record measured on more images")
     e.set_defaults(func=_eval)
 
     g = sub.add_parser("generate", help="class-conditional Langevin generation (Eq. 16/17)")
     g.add_argument("--model", required=True)
-    g.add_argument("--labels", default="all", help=f"'all' or a comma list of {CLASSES_HELP}")
-    g.add_argument("--per-class", type=positive_int, default=10)
+    g.add_argument("--labels", type=labels_arg, default=list(range(10)),
+                   help=f"'all' or a comma list of {CLASSES_HELP}")
+    g.add_argument("--per-class", type=integer(1, 5000), default=10)
     g.add_argument("--energy", default="joint", choices=("joint", "ce"), help="joint = Eq. 17, ce = Eq. 16")
     g.add_argument("--init", default="class_gaussian", choices=("class_gaussian", "uniform"))
     # defaults: chosen by eye on cifar10-cpu/at (η 0.1-5, K 20-120, s 0-0.01 compared): larger η or K
     # over-saturates Eq. 17 samples, smaller η leaves them close to the Gaussian seed
-    g.add_argument("--steps", type=nonneg_int, default=60)
-    g.add_argument("--step-size", type=size, default=0.25, help="η (drift -(η/2)∇E)")
-    g.add_argument("--noise", type=size, default=0.001, help="noise std s")
-    g.add_argument("--batch-size", type=positive_int, default=100)
-    g.add_argument("--seed", type=nonneg_int, default=0)
+    g.add_argument("--steps", type=integer(0, 100_000), default=60)
+    g.add_argument("--step-size", type=number(0.0, 1e6), default=0.25, help="η (drift -(η/2)∇E)")
+    g.add_argument("--noise", type=number(0.0, 10.0), default=0.001, help="noise std s")
+    g.add_argument("--batch-size", type=batch_int, default=100)
+    g.add_argument("--seed", type=seed_int, default=0)
     g.add_argument("--data-root")
-    g.add_argument("--device")
-    g.add_argument("--out", required=True, help="output .npz")
+    g.add_argument("--device", type=device_arg)
+    g.add_argument("--out", required=True, help="output .npz (the suffix is added when missing)")
     g.set_defaults(func=_generate)
 
     f = sub.add_parser("figures", help="write the paper's figures and tables from the shipped models")
@@ -305,6 +449,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _one_line(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.filename is not None and e.strerror:
+        text = f"{e.strerror}: {e.filename}"
+    else:
+        text = str(e) or type(e).__name__
+    return " ".join(text.split())
+
+
 def main(argv: list[str] | None = None) -> int:
     from .checkpoints import CheckpointError
     from .data import DataNotFoundError
@@ -314,11 +466,11 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(argv)
     try:
         return a.func(a)
-    except (ValueError, FileNotFoundError, DataNotFoundError, CheckpointError) as e:
-        print(f"jeat {a.cmd}: error: {e}", file=sys.stderr)
+    except (ValueError, OSError, DataNotFoundError, CheckpointError) as e:
+        print(f"jeat {a.cmd}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:
-        print(f"jeat {a.cmd}: {e}", file=sys.stderr)
+        print(f"jeat {a.cmd}: {_one_line(e)}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
         print(f"jeat {a.cmd}: interrupted; resume with --resume (the last checkpoint is kept)", file=sys.stderr)

@@ -74,17 +74,69 @@ def to_uint8(x: Tensor) -> np.ndarray:
     return x.detach().clamp(0, 1).mul(255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
+N_CLASSES = {"cifar10": 10, "cifar100": 100, "procedural": 10}
+
+
+class DataError(ValueError):
+    """A data file exists but does not hold a valid split; the message names the file."""
+
+
 def _load_npz(path: Path, with_hash: bool) -> Split:
+    import zipfile
+
     try:
-        with np.load(path) as d:
+        with np.load(path, allow_pickle=False) as d:
+            if not hasattr(d, "files"):
+                raise DataError(f"{path} is a bare .npy array, not an npz with arrays 'x' and 'y'")
+            missing = [k for k in ("x", "y") if k not in d.files]
+            if missing:
+                raise DataError(f"{path} lacks array(s) {', '.join(missing)}; it holds {', '.join(d.files) or 'none'}")
             x, y = d["x"], d["y"]
-    except (OSError, ValueError, KeyError) as e:
-        raise DataNotFoundError(f"{path} is not a readable npz with arrays 'x' and 'y': {e}") from e
-    if x.dtype != np.uint8 or x.ndim != 4 or x.shape[-1] not in (1, 3):
-        raise ValueError(f"{path}: 'x' must be uint8 (N, H, W, C); got {x.dtype} {x.shape}")
+    except DataError:
+        raise
+    except ValueError as e:
+        if "pickle" not in str(e):
+            raise DataError(f"{path} is not a readable npz with arrays 'x' and 'y' ({type(e).__name__}: "
+                            f"{' '.join(str(e).split())[:200]})") from None
+        raise DataError(f"{path} holds pickled (object) data, which jeat does not load; save plain arrays "
+                        f"(x uint8, y integers) with numpy.savez") from None
+    except (OSError, KeyError, EOFError, zipfile.BadZipFile, zipfile.LargeZipFile) as e:
+        raise DataError(f"{path} is not a readable npz with arrays 'x' and 'y' "
+                        f"({type(e).__name__}: {' '.join(str(e).split())[:200]})") from None
+    return Split(x, y, str(path), file_sha256(path) if with_hash else None)
+
+
+def validate_split(split: Split, dataset: str | None = None, where: str | None = None) -> Split:
+    """Check a split and return it with int64 labels; raise :class:`DataError` naming ``where``.
+
+    ``x``: uint8 ``(N, 32, 32, 3)`` with ``N > 0``; ``y``: 1-D integers in ``[0, K)`` with ``K`` the
+    dataset's class count; a file with far fewer classes than ``dataset`` has (CIFAR-10 files
+    under ``--dataset cifar100``) is refused too.
+    """
+    where = where or split.source
+    x, y = split.x, split.y
+    if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or x.shape[1:] != (32, 32, 3):
+        raise DataError(f"{where}: 'x' must be uint8 images of shape (N, 32, 32, 3); got "
+                        f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
+    if len(x) == 0:
+        raise DataError(f"{where}: the split is empty (0 images)")
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"{where}: 'y' must be 1-D (one label per image); got shape {y.shape}")
+    if not np.issubdtype(y.dtype, np.integer):
+        raise DataError(f"{where}: 'y' must hold integer class labels; got {y.dtype}")
     if len(y) != len(x):
-        raise ValueError(f"{path}: 'x' has {len(x)} images but 'y' has {len(y)} labels")
-    return Split(x, y.astype(np.int64), str(path), file_sha256(path) if with_hash else None)
+        raise DataError(f"{where}: 'x' has {len(x)} images but 'y' has {len(y)} labels")
+    k = N_CLASSES.get(dataset or "", None)
+    lo, hi = int(y.min()), int(y.max())
+    if lo < 0 or (k is not None and hi >= k):
+        raise DataError(f"{where}: labels must lie in [0, {(k or hi + 1) - 1}]"
+                        f"{f' for {dataset}' if k else ''}; found {lo if lo < 0 else hi}")
+    found = len(np.unique(y))
+    if k is not None and found < k and len(y) >= 20 * k:
+        raise DataError(f"{where}: {len(y)} images hold only {found} classes, but {dataset} has {k}; "
+                        f"these files are not {dataset} (check --dataset and --data-root)")
+    return Split(x, y.astype(np.int64), split.source, split.sha256)
 
 
 def load_split(split: str = "train", *, dataset: str = "cifar10", data_root=None,
@@ -104,7 +156,7 @@ def load_split(split: str = "train", *, dataset: str = "cifar10", data_root=None
     root = resolve_root(data_root)
     for cand in (root / f"{split}.npz", root / dataset / f"{split}.npz"):
         if cand.is_file():
-            return _load_npz(cand, with_hash)
+            return validate_split(_load_npz(cand, with_hash), dataset, str(cand))
     try:
         import torchvision
 
@@ -117,8 +169,8 @@ def load_split(split: str = "train", *, dataset: str = "cifar10", data_root=None
             f"JEAT_DATA=/that/folder (or pass --data-root), or allow torchvision to download "
             f"{dataset} into {root}."
         ) from e
-    return Split(np.asarray(ds.data, dtype=np.uint8), np.asarray(ds.targets, dtype=np.int64),
-                 f"torchvision:{dataset}:{root}")
+    return validate_split(Split(np.asarray(ds.data, dtype=np.uint8), np.asarray(ds.targets, dtype=np.int64),
+                                f"torchvision:{dataset}:{root}"), dataset)
 
 
 def class_names(dataset: str = "cifar10", n_classes: int = 10) -> tuple[str, ...]:

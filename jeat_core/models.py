@@ -171,3 +171,48 @@ def build_model(name: str, **kwargs) -> nn.Module:
     if name not in MODELS:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     return MODELS[name](**kwargs)
+
+
+MAX_PARAMS = 200_000_000  # WideResNet-28-10 has 36.5 M
+_INT_BOUNDS = {"n_classes": (1, 1000), "hidden": (1, 16384), "in_channels": (1, 4)}
+MAX_WIDTH = 4096
+
+
+def check_arch(name: str, kwargs: dict) -> int:
+    """Validate an architecture's kwargs (types and bounds) without allocating it.
+
+    Bounds are checked per argument first (``widths`` entries in [1, 4096], at most 5 stages,
+    ``n_classes`` in [1, 1000], ...); then the model is built on the ``meta`` device (no memory)
+    to count its parameters, which must not exceed :data:`MAX_PARAMS`. Returns the count.
+    """
+    if name not in MODELS:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"kwargs of {name!r} must be an object; got {type(kwargs).__name__}")
+
+    def is_int(v) -> bool:
+        return isinstance(v, int) and not isinstance(v, bool)
+
+    for k, v in kwargs.items():
+        if k in _INT_BOUNDS:
+            lo, hi = _INT_BOUNDS[k]
+            if not is_int(v) or not lo <= v <= hi:
+                raise ValueError(f"{k} must be an integer in [{lo}, {hi}]; got {v!r}")
+        elif k == "widths":
+            if not isinstance(v, (list, tuple)) or not 1 <= len(v) <= 5 or \
+                    not all(is_int(w) and 1 <= w <= MAX_WIDTH for w in v):
+                raise ValueError(f"widths must be a list of 1 to 5 integers in [1, {MAX_WIDTH}]; got {v!r}")
+        elif k == "act" and v not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {v!r}; choose one of {', '.join(ACTIVATIONS)}")
+        elif k == "norm" and v not in NORMS:
+            raise ValueError(f"unknown norm {v!r}; choose one of {', '.join(NORMS)}")
+        elif k == "dropout" and not (isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < 1):
+            raise ValueError(f"dropout must be a number in [0, 1); got {v!r}")
+    try:
+        with torch.device("meta"):
+            n = sum(p.numel() for p in MODELS[name](**kwargs).parameters())
+    except (TypeError, ValueError) as e:  # unknown keyword, wrong number of widths, ...
+        raise ValueError(f"bad kwargs for {name!r}: {e}") from None
+    if n > MAX_PARAMS:
+        raise ValueError(f"{name} with {kwargs} would have {n:,} parameters (limit {MAX_PARAMS:,})")
+    return n

@@ -15,6 +15,7 @@ means exact Langevin.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -55,15 +56,25 @@ def langevin(
     Returns:
         ``x_K`` (detached), or ``(x_K, chain)`` when ``record_every`` is set.
     """
-    if not (isinstance(step_size, (int, float)) and math.isfinite(step_size) and step_size >= 0):
-        raise ValueError(f"step_size must be a finite number >= 0; got {step_size!r}")
-    if not isinstance(n_steps, int) or n_steps < 0:
+    step_size = _real("step_size", step_size)
+    if not isinstance(n_steps, numbers.Integral) or isinstance(n_steps, bool) or n_steps < 0:
         raise ValueError(f"n_steps must be an integer >= 0; got {n_steps!r}")
-    s = math.sqrt(step_size) if noise_std is None else noise_std
-    if not (isinstance(s, (int, float)) and math.isfinite(s) and s >= 0):
-        raise ValueError(f"noise_std must be a finite number >= 0; got {noise_std!r}")
-    if record_every is not None and (not isinstance(record_every, int) or record_every < 1):
+    n_steps = int(n_steps)
+    s = math.sqrt(step_size) if noise_std is None else _real("noise_std", noise_std)
+    if record_every is not None and (not isinstance(record_every, numbers.Integral) or record_every < 1):
         raise ValueError(f"record_every must be a positive integer; got {record_every!r}")
+    if clamp is not None:
+        if not isinstance(clamp, (tuple, list)) or len(clamp) != 2:
+            raise ValueError(f"clamp must be a pair (lo, hi) or None; got {clamp!r}")
+        lo, hi = (_real(n, v, signed=True) for n, v in zip(("clamp[0]", "clamp[1]"), clamp))
+        if lo > hi:
+            raise ValueError(f"clamp must have lo <= hi; got {clamp!r}")
+        clamp = (lo, hi)
+    if not isinstance(x0, Tensor) or not x0.dtype.is_floating_point:
+        raise ValueError(f"x0 must be a float tensor; got {getattr(x0, 'dtype', type(x0).__name__)}")
+    if x0.numel() and not bool(torch.isfinite(x0).all()):
+        raise ValueError(f"x0 contains NaN or inf ({int((~torch.isfinite(x0)).sum())} values); "
+                         f"Langevin would spread them to the whole image")
 
     x = x0.detach().clone()
     chain = [x.clone()] if record_every else None
@@ -87,6 +98,16 @@ def langevin(
     if chain is not None:
         return x, torch.stack(chain)
     return x
+
+
+def _real(name: str, value, *, signed: bool = False) -> float:
+    """``value`` as a finite Python float (numpy and 0-d tensor scalars accepted), >= 0 unless ``signed``."""
+    if isinstance(value, Tensor) and value.numel() == 1:
+        value = value.item()
+    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not math.isfinite(value) \
+            or (not signed and value < 0):
+        raise ValueError(f"{name} must be a finite number{'' if signed else ' >= 0'}; got {value!r}")
+    return float(value)
 
 
 def generation_energy(model: Callable[[Tensor], Tensor], y: Tensor, energy: str = "joint") -> EnergyFn:

@@ -41,10 +41,10 @@ from torch import Tensor, nn
 
 from . import __version__
 from .attacks import fgsm_rs, pgd
-from .checkpoints import ENERGY_LOG, MANIFEST, STATE, WEIGHTS, load_state, save_state, save_weights, write_json
+from .checkpoints import ENERGY_LOG, STATE, load_state
 from .data import Split, augment, load_split
 from .energy import cross_entropy, joint_energy, marginal_energy
-from .models import build_model
+from .models import build_model, check_arch
 from .sampling import ReplayBuffer, langevin
 
 METHODS = ("standard", "noise", "at", "prejeat", "jeat", "jem")
@@ -132,10 +132,14 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True
     compile: bool = False
-    # divergence guard
-    max_abs_energy: float = 1e4
+    # divergence guard (see :func:`_is_bad`): every update is checked (finite loss, metrics and
+    # parameters; max |logit| against an absolute ceiling and a relative rule), and the logits of
+    # the updated model are probed before anything is saved
+    max_abs_energy: float = 1e4  # absolute ceiling on max |logit|
+    energy_floor: float = 50.0  # the relative rule never trips below this max |logit|
+    energy_growth: float = 4.0  # ... and trips above energy_growth × the max |logit| of the known-good run
     guard_every: int = 50  # in-memory "last good" snapshot period
-    max_retries: int = 3
+    max_retries: int = 3  # roll-backs in a row before giving up (reset after a recovery)
     lr_backoff: float = 0.5
 
 
@@ -245,10 +249,18 @@ def config_to_dict(cfg: TrainConfig) -> dict:
 
 def saved_config(out: str | os.PathLike) -> TrainConfig:
     """The config stored in ``out/state.pt`` (what ``--resume`` continues with)."""
+    from .checkpoints import CheckpointError
+
     path = Path(out) / STATE
     if not path.is_file():
         raise FileNotFoundError(f"--resume: no training state at {path}; start without --resume")
-    return config_from_dict(json.loads(load_state(path)["config"]))
+    state = load_state(path)
+    if "config" not in state:
+        raise CheckpointError(f"{path} holds no config; it was not written by jeat train")
+    try:
+        return config_from_dict(json.loads(state["config"]))
+    except (TypeError, ValueError, KeyError) as e:
+        raise CheckpointError(f"{path}: unreadable config ({type(e).__name__}: {e})") from None
 
 
 def config_from_dict(d: dict) -> TrainConfig:
@@ -281,6 +293,11 @@ class TrainState:
     events: list = field(default_factory=list)
     train_seconds: float = 0.0
     total_steps: int = 0
+    energy_ref: float = 0.0  # guard: largest max |logit| up to the last good snapshot
+    energy_window: float = 0.0  # guard: largest max |logit| since the last good snapshot
+    ce_ref: float = -1.0  # guard: mean CE over the window before the last good snapshot (-1: none yet)
+    ce_sum: float = 0.0  # guard: sum and count of CE since the last good snapshot
+    ce_n: int = 0
 
     @property
     def core(self) -> nn.Module:
@@ -298,6 +315,9 @@ class TrainState:
             "step": self.step,
             "events": json.dumps(self.events),
             "train_seconds": self.train_seconds,
+            "energy_ref": self.energy_ref,
+            "energy_window": self.energy_window,
+            "ce_ref": self.ce_ref, "ce_sum": self.ce_sum, "ce_n": self.ce_n,
         }
 
     def load_state_dict(self, s: dict) -> None:
@@ -311,6 +331,10 @@ class TrainState:
         self.step = int(s["step"])
         self.events = json.loads(s.get("events", "[]"))
         self.train_seconds = float(s.get("train_seconds", 0.0))
+        self.energy_ref = float(s.get("energy_ref", 0.0))
+        self.energy_window = float(s.get("energy_window", 0.0))
+        self.ce_ref, self.ce_sum = float(s.get("ce_ref", -1.0)), float(s.get("ce_sum", 0.0))
+        self.ce_n = int(s.get("ce_n", 0))
 
 
 def _to_cpu(obj):
@@ -561,12 +585,54 @@ def _git_commit() -> str | None:
         return None
 
 
-def _is_bad(metrics: dict, cfg: TrainConfig) -> str | None:
+def _is_bad(metrics: dict, cfg: TrainConfig, energy_ref: float = 0.0, ce_ref: float = -1.0) -> str | None:
+    """Why a step's ``metrics`` show divergence, or ``None``.
+
+    * any non-finite loss or metric;
+    * ``max_abs_energy`` (max |logit| over every input of the step) above ``cfg.max_abs_energy``;
+    * the relative rule (energy blow-up): max |logit| above ``max(energy_floor, energy_growth ×
+      energy_ref)`` while the cross-entropy is above ``ce_ref``. ``energy_ref`` is the largest max
+      |logit| the run reached up to its last good snapshot and ``ce_ref`` the mean CE over the
+      window before it (``< 0``: no snapshot yet, the CE condition is dropped). Large logits alone
+      are what a confident classifier has (a standard CNN on the easy procedural data passes 50
+      within 100 steps while its CE falls); in a blow-up the energies run away while the loss
+      rises. The shipped cpu recipes stay below 27 over thousands of steps; ``jeat train --method
+      jeat --gen-weight 1`` on CIFAR-10 passes 50 around step 85 with CE rising from 2.30 to 3.6,
+      and reaches hundreds by step 100 (the energy blow-up of JEM), which this trips.
+    """
     if not all(math.isfinite(v) for v in metrics.values() if isinstance(v, float)):
-        return "non-finite loss or metric"
-    if metrics.get("max_abs_energy", 0.0) > cfg.max_abs_energy:
-        return f"energy magnitude {metrics['max_abs_energy']:.3g} > {cfg.max_abs_energy:g}"
+        bad = sorted(k for k, v in metrics.items() if isinstance(v, float) and not math.isfinite(v))
+        if all(k.startswith("dtheta") for k in bad):  # measured with the updated model (log steps)
+            return f"non-finite energies after the update ({', '.join(bad[:2])})"
+        return f"non-finite {', '.join(bad[:3])}"
+    m = metrics.get("max_abs_energy", 0.0)
+    if m > cfg.max_abs_energy:
+        return f"max |logit| {m:.3g} > max_abs_energy {cfg.max_abs_energy:g}"
+    limit = max(cfg.energy_floor, cfg.energy_growth * energy_ref)
+    ce = metrics.get("ce")
+    if m > limit and (ce_ref < 0 or ce is None or ce > ce_ref):
+        rising = f" with CE {ce:.3g} above its mean {ce_ref:.3g} there" if ce_ref >= 0 and ce is not None else ""
+        return (f"energy blow-up: max |logit| {m:.3g} > {limit:.3g} (max of {cfg.energy_floor:g} and "
+                f"{cfg.energy_growth:g}× the {energy_ref:.3g} reached up to the last good state){rising}")
     return None
+
+
+def _check_update(state: TrainState, probe: Tensor | None) -> dict[str, float]:
+    """After an update: are all parameters finite, and (at save points) the logits of ``probe``?"""
+    with torch.no_grad():
+        finite = torch.stack([torch.isfinite(p).all() for p in state.core.parameters()]).all()
+        out = {"params_finite": 1.0 if bool(finite) else float("nan")}
+        if probe is not None and out["params_finite"] == 1.0:
+            with evaluating(state.core) as m:
+                logits = m(probe).float()
+            out["probe_max_abs_logit"] = float(logits.abs().max())  # NaN / inf when the update broke it
+    return out
+
+
+def _stderr(msg: str) -> None:
+    import sys
+
+    print(msg, file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -578,21 +644,62 @@ class FitResult:
 
 
 def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=None, device: str | None = None,
-        resume: bool = False, progress: bool = True, train_data: Split | None = None,
-        test_data: Split | None = None, callbacks: tuple[Callable[[int, dict], None], ...] = ()) -> FitResult:
+        resume: bool = False, overwrite: bool = False, progress: bool = True, train_data: Split | None = None,
+        test_data: Split | None = None, callbacks: tuple[Callable[[int, dict], None], ...] = (),
+        report: Callable[[str], None] | None = _stderr) -> FitResult:
     """Train ``cfg`` and write ``out/{model.safetensors, manifest.json, state.pt, energy_log.jsonl}``.
 
     Args:
         cfg: a method config (:func:`make_config`).
-        out: output folder (``None``: keep in memory only).
+        out: output folder (``None``: keep in memory only). It is locked while training (a second
+            writer gets an error); a fresh run needs it empty.
         data_root: data folder (see :mod:`jeat_core.data`); ``train_data``/``test_data`` override.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; default CUDA when available.
         resume: continue from ``out/state.pt`` (the config stored there wins for everything but
             ``max_steps`` / ``epochs``).
+        overwrite: delete a previous run's files in ``out`` first.
         callbacks: ``f(step, metrics)`` called after every step.
+        report: receives one line for each action of the divergence guard (default: stderr);
+            the same actions are recorded in the manifest's ``divergence_events``.
     Returns:
         :class:`FitResult` with the final state, the (possibly guard-modified) config and manifest.
     """
+    from .checkpoints import RunLock, prepare_run_folder
+
+    rank, _ = init_distributed(device)
+    if out is None or rank:
+        if resume and out is None:
+            raise FileNotFoundError("--resume: no output folder given")
+        return _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, callbacks, report)
+    with RunLock(out):
+        prepare_run_folder(out, resume=resume, overwrite=overwrite)
+        return _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, callbacks, report)
+
+
+def _read_energy_log(path: Path, before_step: int, report) -> list[str]:
+    """Lines of ``path`` for steps before ``before_step``; a torn last line (a kill mid-write) is dropped."""
+    from .checkpoints import CheckpointError
+
+    lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    kept = []
+    for i, ln in enumerate(lines):
+        try:
+            step = json.loads(ln)["step"]
+        except (json.JSONDecodeError, KeyError, TypeError) as e:
+            if i == len(lines) - 1:
+                if report:
+                    report(f"jeat: dropped a torn last line of {path} (written when the run was killed)")
+                continue
+            raise CheckpointError(f"{path} line {i + 1} is not a JSON log record ({type(e).__name__}); "
+                                  f"fix or delete that line to resume") from None
+        if step < before_step:
+            kept.append(ln)
+    return kept
+
+
+def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, callbacks, report) -> FitResult:
+    from .checkpoints import CheckpointError, commit_checkpoint
+
     rank, world = init_distributed(device)
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
@@ -606,8 +713,9 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
         if out_dir is None or not (out_dir / STATE).is_file():
             raise FileNotFoundError(f"--resume: no training state at {out_dir}/{STATE}; start without --resume")
         saved = load_state(out_dir / STATE)
-        saved_cfg = config_from_dict(json.loads(saved["config"]))
+        saved_cfg = saved_config(out_dir)
         cfg = replace(saved_cfg, max_steps=cfg.max_steps, epochs=cfg.epochs)
+    check_arch(cfg.model.name, cfg.model.kwargs)
 
     train = train_data or load_split("train", dataset=cfg.dataset, data_root=data_root, with_hash=True)
     test = test_data or load_split("test", dataset=cfg.dataset, data_root=data_root)
@@ -619,12 +727,20 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
     steps_per_epoch = len(ys) // global_bs
     if steps_per_epoch < 1:
         raise ValueError(f"batch size {global_bs} exceeds the training set size {len(ys)}")
+    if not cfg.epochs > 0:
+        raise ValueError(f"epochs must be > 0; got {cfg.epochs}")
     total = math.ceil(cfg.epochs * steps_per_epoch)
     stop_at = total if cfg.max_steps is None else min(total, cfg.max_steps)
 
     state = build_state(cfg, dev, total)
     if resume:
-        state.load_state_dict(saved)
+        try:
+            state.load_state_dict(saved)
+        except (RuntimeError, KeyError, ValueError, TypeError) as e:
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            why = next((ln for ln in lines if "size mismatch" in ln or "key" in ln.lower()), lines[0] if lines else "")
+            raise CheckpointError(f"{out_dir / STATE} does not fit the stored config's model/optimiser "
+                                  f"({type(e).__name__}: {why[:200]})") from None
     step_fn = STEP_FNS[cfg.method]
     log_f = None
     if out_dir is not None and rank == 0:
@@ -633,8 +749,7 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
         if not resume and log_path.exists():
             log_path.unlink()
         elif resume and log_path.exists():  # drop lines written after the state we resume from
-            kept = [ln for ln in log_path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln)["step"] < state.step]
+            kept = _read_energy_log(log_path, state.step, report)
             log_path.write_text("".join(ln + "\n" for ln in kept))
         log_f = open(out_dir / ENERGY_LOG, "a")
 
@@ -651,17 +766,21 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
             "torch_version": torch.__version__,
         }
 
-    def checkpoint(metrics: dict) -> None:
+    def checkpoint(metrics: dict) -> dict:
+        m = manifest(metrics)
         if out_dir is None or rank:
-            return
+            return m
         s = state.state_dict()
         s["config"] = json.dumps(config_to_dict(cfg))
-        save_state(out_dir / STATE, s)
-        save_weights(out_dir / WEIGHTS, state.model, {"method": cfg.method})
-        write_json(out_dir / MANIFEST, manifest(metrics))
+        return commit_checkpoint(out_dir, model=state.model, state=s, manifest=m, metadata={"method": cfg.method})
+
+    def say(event: dict, line: str) -> None:
+        state.events.append(event)
+        if report is not None and rank == 0:
+            report(f"jeat guard: {line}")
 
     good = copy.deepcopy(state.state_dict())
-    retries, base_seed = 0, cfg.seed
+    retries, failed_at, base_seed = 0, -1, cfg.seed
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
@@ -683,41 +802,58 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
                 x = x.contiguous(memory_format=torch.channels_last)
             log_now = cfg.log_every > 0 and state.step % cfg.log_every == 0
             metrics = step_fn(state, x, y, cfg, log_now)
-            bad = _is_bad(metrics, cfg)
+            nxt = state.step + 1  # the step count once this update is accepted
+            saves = (nxt % cfg.guard_every == 0 or nxt == stop_at
+                     or (cfg.checkpoint_every and nxt % cfg.checkpoint_every == 0))
+            post = _check_update(state, x[:16] if saves else None)  # the update itself, before any save
+            bad = _is_bad(metrics, cfg, state.energy_ref, state.ce_ref)
+            if bad is None and post["params_finite"] != 1.0:
+                bad = "non-finite parameters after the update"
+            elif bad is None and "probe_max_abs_logit" in post:
+                bad = _is_bad({"max_abs_energy": post["probe_max_abs_logit"], "ce": metrics.get("ce")}, cfg,
+                              state.energy_ref, state.ce_ref)
+                bad = bad and f"after the update: {bad}"
             if world > 1:
                 flag = torch.tensor([1.0 if bad else 0.0], device=dev)
                 torch.distributed.all_reduce(flag)
                 bad = bad or ("diverged on another rank" if flag.item() else None)
             if bad:
                 retries += 1
-                new_lr = cfg.optim.lr * cfg.lr_backoff
+                failed_at = max(failed_at, state.step)
+                old_lr, new_lr = cfg.optim.lr, cfg.optim.lr * cfg.lr_backoff
                 event = {"step": state.step, "reason": bad, "retry": retries,
                          "rolled_back_to": int(good["step"]), "new_lr": new_lr, "new_seed": base_seed + retries}
-                if retries > cfg.max_retries:
-                    state.events.append({**event, "action": "stopped"})
-                    events = state.events  # save the last good state, with the events that led here
-                    state.load_state_dict(copy.deepcopy(good))
-                    state.events = events
-                    checkpoint({"diverged": True})
-                    raise TrainingDiverged(
-                        f"{cfg.method} training diverged at step {state.step} ({bad}) {retries} times; "
-                        f"stopped. The last good state (step {good['step']}) is saved in {out_dir}. "
-                        f"Try a lower --lr, --energy-l2 0.1, or more SGLD steps.")
-                cfg = replace(cfg, optim=replace(cfg.optim, lr=new_lr), seed=base_seed + retries)
                 events = state.events
                 state.load_state_dict(copy.deepcopy(good))
                 state.events = events
+                if retries > cfg.max_retries:
+                    say({**event, "action": "stopped"},
+                        f"step {event['step']}: {bad}; {retries - 1} roll-backs did not help: stopped, the last "
+                        f"good state (step {good['step']}) is saved")
+                    checkpoint({"diverged": True})  # the last good state, with the events that led here
+                    raise TrainingDiverged(
+                        f"{cfg.method} training diverged at step {event['step']} ({bad}); {retries} failures in a "
+                        f"row, stopped. The last good state (step {good['step']}) is saved"
+                        f"{' in ' + str(out_dir) if out_dir is not None else ''}. "
+                        f"Try a lower --lr, --energy-l2 0.1, a smaller --gen-weight, or more SGLD steps.")
+                cfg = replace(cfg, optim=replace(cfg.optim, lr=new_lr), seed=base_seed + retries)
                 for g in state.optimizer.param_groups:
                     g["initial_lr"] = new_lr
                 state.scheduler.base_lrs = [new_lr for _ in state.scheduler.base_lrs]
                 state.generator.manual_seed(cfg.seed * 1000 + rank + 1)
-                state.events.append({**event, "action": "rolled back, lr lowered, reseeded"})
+                say({**event, "action": "rolled back, lr lowered, reseeded"},
+                    f"step {event['step']}: {bad}; rolled back to step {good['step']}, lr {old_lr:.3g} -> "
+                    f"{new_lr:.3g}, seed {cfg.seed} (retry {retries} of {cfg.max_retries})")
                 if bar is not None:
                     bar.n = state.step
                     bar.set_postfix_str(f"diverged ({bad}); rolled back")
                 continue
             state.step += 1
             state.train_seconds += time.perf_counter() - t0
+            state.energy_window = max(state.energy_window, metrics.get("max_abs_energy", 0.0),
+                                      post.get("probe_max_abs_logit", 0.0))
+            if "ce" in metrics:
+                state.ce_sum, state.ce_n = state.ce_sum + metrics["ce"], state.ce_n + 1
             last = metrics
             if log_now and log_f is not None:
                 log_f.write(json.dumps({"step": state.step - 1, "epoch": round((state.step - 1) / steps_per_epoch, 4),
@@ -726,6 +862,13 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
             for cb in callbacks:
                 cb(state.step, metrics)
             if state.step % cfg.guard_every == 0:
+                state.energy_ref, state.energy_window = max(state.energy_ref, state.energy_window), 0.0
+                if state.ce_n:
+                    state.ce_ref, state.ce_sum, state.ce_n = state.ce_sum / state.ce_n, 0.0, 0
+                if retries and state.step > failed_at:
+                    say({"step": state.step, "action": "recovered", "retries_used": retries},
+                        f"step {state.step}: recovered past step {failed_at}; retry budget reset")
+                    retries = 0
                 good = copy.deepcopy(state.state_dict())
             if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < stop_at:
                 checkpoint({"train_" + k: v for k, v in last.items()})
@@ -746,6 +889,4 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
         with evaluating(state.core) as m:
             final["clean_acc"] = accuracy(m, xt.to(dev), yt.to(dev))
         final["eval_n"] = len(yt)
-    checkpoint(final)
-    return FitResult(state, cfg, manifest(final), out_dir)
-
+    return FitResult(state, cfg, checkpoint(final), out_dir)
