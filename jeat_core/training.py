@@ -39,8 +39,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import __version__
-from .attacks import fgsm_rs, pgd
+from . import __version__, rng
+from .attacks import fgsm_rs, frozen, pgd
 from .checkpoints import ENERGY_LOG, MANIFEST, STATE, WEIGHTS, load_state, save_state, save_weights, write_json
 from .data import Split, augment, load_split
 from .energy import cross_entropy, joint_energy, marginal_energy
@@ -421,7 +421,7 @@ def _sgld_negatives(state: TrainState, cfg) -> Tensor:
     s: SGLDConfig = cfg.sgld
     x0, idx = state.buffer.sample(s.batch_size, generator=state.generator)
     x0 = x0.to(state.device)
-    with evaluating(state.core) as m, _autocast(state, cfg):
+    with evaluating(state.core) as m, frozen(m), _autocast(state, cfg):  # input gradients only
         xk = langevin(lambda z: marginal_energy(m(z)).float(), x0, step_size=s.step_size,
                       n_steps=s.n_steps, noise_std=s.noise_std, clamp=(0.0, 1.0) if s.clamp else None,
                       generator=state.generator)
@@ -434,7 +434,7 @@ def standard_step(state, x, y, cfg, log_dynamics=False):
 
 
 def noise_step(state, x, y, cfg: NoiseConfig, log_dynamics=False):
-    xn = x + cfg.sigma * torch.randn(x.shape, generator=state.generator).to(x)
+    xn = x + cfg.sigma * rng.randn_like(x, generator=state.generator)
     if cfg.clip:
         xn = xn.clamp(0, 1)
     return _update(state, cfg, xn, y, x_ori=x, log_dynamics=log_dynamics)
@@ -465,7 +465,7 @@ def jeat_step(state, x, y, cfg: JEATConfig, log_dynamics=False):
 def jem_step(state, x, y, cfg: JEMConfig, log_dynamics=False):
     if not _gen_on(state, cfg):  # warm-up: a plain classifier
         return _update(state, cfg, x, y, x_ori=x, log_dynamics=log_dynamics)
-    xn = (x + cfg.data_noise * torch.randn(x.shape, generator=state.generator).to(x)).clamp(0, 1)
+    xn = (x + cfg.data_noise * rng.randn_like(x, generator=state.generator)).clamp(0, 1)
     neg = _sgld_negatives(state, cfg)
     # p(x) term on the noisy data, CE on the clean data (JEM); Δ-energies measured at x̂
     return _update(state, cfg, xn, y, x_ori=x, negatives=neg, ce_on=x, pos_weight=cfg.gen_weight,
@@ -539,10 +539,12 @@ def build_state(cfg: TrainConfig, device: torch.device, steps_total: int) -> Tra
     else:
         raise ValueError(f"unknown optimiser {o.name!r}; choose 'adam' or 'sgd'")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_total))
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank + 1)
+    # the generator lives on the training device (draws there, no host round trip); jeat_core.rng
+    # makes every draw correct for any generator/device pair
+    gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(cfg.seed * 1000 + rank + 1)
     buffer = None
     if hasattr(cfg, "sgld"):
-        buffer = ReplayBuffer(cfg.sgld.buffer_size, reinit_prob=cfg.sgld.reinit_prob, generator=gen)
+        buffer = ReplayBuffer(cfg.sgld.buffer_size, reinit_prob=cfg.sgld.reinit_prob, generator=gen, device=device)
     wrapped: nn.Module = model
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
@@ -613,6 +615,8 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
     test = test_data or load_split("test", dataset=cfg.dataset, data_root=data_root)
     xs = torch.from_numpy(train.x).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W) uint8
     ys = torch.from_numpy(train.y).long()
+    if dev.type == "cuda":  # keep the uint8 training set on the GPU: batches and augmentation stay there
+        xs, ys = xs.to(dev), ys.to(dev)
     global_bs = cfg.optim.batch_size
     if global_bs % world:
         raise ValueError(f"batch size {global_bs} is not divisible by the number of processes {world}")
@@ -673,7 +677,7 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
         while state.step < stop_at:
             t0 = time.perf_counter()
             epoch, pos = divmod(state.step, steps_per_epoch)
-            perm = torch.randperm(len(ys), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+            perm = rng.randperm(len(ys), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch), device="cpu")
             idx = perm[pos * global_bs:(pos + 1) * global_bs][rank::world]
             x = xs[idx].float().div_(255)
             if cfg.augment:

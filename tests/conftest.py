@@ -79,3 +79,14 @@ def tiny_zoo(tmp_path_factory):
             cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=2, batch_size=8, buffer_size=50))
         fit(cfg, out=root / "cifar10-cpu" / name, train_data=data, test_data=test, progress=False, device="cpu")
     return root
+
+
+@pytest.fixture(scope="session")
+def device() -> torch.device:
+    """The device of the tests marked ``device``: ``$JEAT_TEST_DEVICE`` (default ``cpu``).
+
+    ``JEAT_TEST_DEVICE=cuda pytest -m device`` runs them on a GPU (benchmarks/gpu_check.py does)."""
+    dev = torch.device(os.environ.get("JEAT_TEST_DEVICE", "cpu"))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        pytest.fail("JEAT_TEST_DEVICE asks for cuda but CUDA is not available")
+    return dev
