@@ -304,7 +304,10 @@ class TrainState:
         self.core.load_state_dict(s["model"])
         self.optimizer.load_state_dict(s["optimizer"])
         self.scheduler.load_state_dict(s["scheduler"])
-        self.generator.set_state(s["generator"])
+        try:
+            self.generator.set_state(s["generator"])
+        except RuntimeError:  # saved by a generator of another device type (CPU run resumed on a GPU)
+            self.generator.manual_seed(int(s["step"]) * 7919 + 1)
         torch.set_rng_state(s["torch_rng"])
         if self.buffer is not None and s.get("buffer") is not None:
             self.buffer.load_state_dict(s["buffer"])
@@ -417,9 +420,12 @@ def _attack(state: TrainState, cfg, x: Tensor, y: Tensor) -> Tensor:
 
 
 def _sgld_negatives(state: TrainState, cfg) -> Tensor:
-    """Algorithm 1's inner loop: K SGLD steps on E(x) from the replay buffer, pushed back."""
+    """Algorithm 1's inner loop: K SGLD steps on E(x) from the replay buffer, pushed back.
+
+    Under DDP each rank runs ``batch_size / world`` chains, so the negatives, like the data, are a
+    global batch split across ranks (the gradients are averaged: the same objective on any N)."""
     s: SGLDConfig = cfg.sgld
-    x0, idx = state.buffer.sample(s.batch_size, generator=state.generator)
+    x0, idx = state.buffer.sample(s.batch_size // _dist()[1], generator=state.generator)
     x0 = x0.to(state.device)
     with evaluating(state.core) as m, frozen(m), _autocast(state, cfg):  # input gradients only
         xk = langevin(lambda z: marginal_energy(m(z)).float(), x0, step_size=s.step_size,
@@ -601,6 +607,8 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    if dev.type == "cuda" and dev.index is None:  # "cuda" -> this process's GPU (DDP needs the index)
+        dev = torch.device("cuda", torch.cuda.current_device())
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     out_dir = Path(out) if out is not None else None
@@ -620,6 +628,8 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
     global_bs = cfg.optim.batch_size
     if global_bs % world:
         raise ValueError(f"batch size {global_bs} is not divisible by the number of processes {world}")
+    if hasattr(cfg, "sgld") and cfg.sgld.batch_size % world:
+        raise ValueError(f"SGLD batch size {cfg.sgld.batch_size} is not divisible by the number of processes {world}")
     steps_per_epoch = len(ys) // global_bs
     if steps_per_epoch < 1:
         raise ValueError(f"batch size {global_bs} exceeds the training set size {len(ys)}")

@@ -188,3 +188,15 @@ def test_no_direct_random_draws_with_a_generator_outside_rng():
     assert len(files) > 10
     bad = [b for p in files for b in _direct_random_calls(p)]
     assert not bad, "draw through jeat_core.rng (device-correct), not torch directly: " + ", ".join(bad)
+
+
+def test_resume_accepts_a_generator_state_from_another_device_type():
+    """A CPU generator's state cannot be loaded into a CUDA generator (or back); resuming reseeds."""
+    cfg = training.make_config("standard", "cpu", model=training.ModelConfig("small_cnn", {"widths": [4], "hidden": 4}))
+    state = training.build_state(cfg, torch.device("cpu"), 10)
+    s = state.state_dict()
+    s["generator"] = torch.zeros(16, dtype=torch.uint8)  # the size of a CUDA generator's state
+    state.load_state_dict(s)
+    a = rng.rand((3,), generator=state.generator)
+    state.load_state_dict(s)
+    assert torch.equal(a, rng.rand((3,), generator=state.generator))  # reseeded deterministically
