@@ -17,18 +17,39 @@ of per-example objectives, so step sizes do not depend on batch size).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import numbers
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
+from . import rng
 from .energy import cross_entropy, joint_energy
 
 OBJECTIVES = ("ce", "energy")
 NORMS = ("linf", "l2")
+
+
+# ----------------------------------------------------------------------------- frozen parameters
+@contextlib.contextmanager
+def frozen(model) -> Iterator:
+    """Inside the block the parameters of ``model`` (an ``nn.Module``; anything else is left alone)
+    do not require gradients; afterwards exactly those that did, do again.
+
+    Input-gradient passes (attack steps, Langevin steps) then record no parameter branch in the
+    autograd graph and keep no activations alive for weight gradients. The maths is unchanged.
+    """
+    params = [p for p in model.parameters() if p.requires_grad] if isinstance(model, nn.Module) else []
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield model
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 # ----------------------------------------------------------------------------- threat models
@@ -44,8 +65,11 @@ class LinfThreat:
     def project(self, delta: Tensor) -> Tensor:
         return delta.clamp(-self.eps, self.eps)
 
+    def project_(self, delta: Tensor) -> Tensor:  # in place, same values as project
+        return delta.clamp_(-self.eps, self.eps)
+
     def random(self, like: Tensor, generator: torch.Generator | None) -> Tensor:
-        u = torch.rand(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+        u = rng.rand_like(like, generator=generator)
         return (2 * u - 1) * self.eps
 
 
@@ -66,11 +90,14 @@ class L2Threat:
         n = _per_example_norm(delta)
         return delta * (self.eps / n.clamp_min(1e-12)).clamp(max=1.0)
 
+    def project_(self, delta: Tensor) -> Tensor:
+        return delta.mul_((self.eps / _per_example_norm(delta).clamp_min(1e-12)).clamp(max=1.0))
+
     def random(self, like: Tensor, generator: torch.Generator | None) -> Tensor:
         # uniform in the ball: gaussian direction, radius eps * U^(1/d)
-        g = torch.randn(like.shape, generator=generator, device=like.device, dtype=like.dtype)
+        g = rng.randn_like(like, generator=generator)
         d = like[0].numel()
-        u = torch.rand((like.shape[0],), generator=generator, device=like.device, dtype=like.dtype)
+        u = rng.rand((like.shape[0],), generator=generator, device=like.device, dtype=like.dtype)
         r = (self.eps * u.pow(1.0 / d)).view(-1, *([1] * (like.dim() - 1)))
         return g / _per_example_norm(g).clamp_min(1e-12) * r
 
@@ -104,7 +131,7 @@ def check_images(x: Tensor, name: str = "x") -> None:
         raise ValueError(f"{name} must have shape (B, C, H, W); got shape {tuple(x.shape)}")
     if not x.dtype.is_floating_point:
         raise ValueError(f"{name} must be a float tensor with values in [0, 1]; got dtype {x.dtype}")
-    if x.numel():
+    if x.numel() and x.device.type != "meta":  # meta tensors (shape-only tracing) have no values
         lo, hi = float(x.min()), float(x.max())
         if not (math.isfinite(lo) and math.isfinite(hi)):
             raise ValueError(f"{name} contains NaN or inf")
@@ -119,7 +146,7 @@ def _check_labels(y: Tensor, x: Tensor) -> Tensor:
         raise ValueError(f"y must have shape ({x.shape[0]},) to match x; got shape {tuple(y.shape)}")
     if y.dtype.is_floating_point or y.dtype == torch.bool:
         raise ValueError(f"y must hold integer class labels; got dtype {y.dtype}")
-    if y.numel() and int(y.min()) < 0:
+    if y.numel() and y.device.type != "meta" and int(y.min()) < 0:
         raise ValueError(f"labels must be >= 0; got {int(y.min())}")
     return y.to(device=x.device, dtype=torch.long)
 
@@ -132,10 +159,21 @@ def _objective(name: str) -> Callable[[Tensor, Tensor], Tensor]:
     raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
 
 
+def _objective_unchecked(name: str) -> Callable[[Tensor, Tensor], Tensor]:
+    """The objectives of :func:`_objective` without their per-call label checks (the attack checks
+    the labels once; on a GPU each check is a host sync). Bitwise the same values and gradients:
+    ``lse - l_y`` is ``(-l_y) - (-lse)``."""
+    if name == "ce":
+        return lambda logits, y: torch.logsumexp(logits, 1) - logits.gather(1, y[:, None]).squeeze(1)
+    return lambda logits, y: -logits.gather(1, y[:, None]).squeeze(1)
+
+
 def _logits(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor) -> Tensor:
     logits = model(x)
     n_classes = logits.shape[-1]
-    if y.numel() and int(y.max()) >= n_classes:
+    if logits.dim() != 2:
+        raise ValueError(f"the model must return (B, K) logits; got shape {tuple(logits.shape)}")
+    if y.numel() and y.device.type != "meta" and int(y.max()) >= n_classes:
         raise ValueError(f"labels must lie in [0, {n_classes - 1}] for this model; got {int(y.max())}")
     return logits
 
@@ -181,21 +219,23 @@ def pgd(
     if not isinstance(n_steps, numbers.Integral) or isinstance(n_steps, bool) or n_steps < 0:
         raise ValueError(f"n_steps must be an integer >= 0; got {n_steps!r}")
     n_steps = int(n_steps)
-    obj = _objective(objective)
+    _objective(objective)  # validates the name
+    obj = _objective_unchecked(objective)
     threat = threat_model(norm, eps)
     sign = -1.0 if targeted else 1.0
 
     x0 = x.detach()
     delta = threat.random(x0, generator) if random_start else torch.zeros_like(x0)
     delta = ((x0 + delta).clamp(0, 1) - x0).detach()
-    for _ in range(n_steps):
-        delta.requires_grad_(True)
-        loss = sign * obj(_logits(model, x0 + delta, y), y).sum()
-        (g,) = torch.autograd.grad(loss, delta)
-        with torch.no_grad():
-            delta = threat.project(delta + threat.step(g, step_size))
-            delta = (x0 + delta).clamp(0, 1) - x0  # stay a valid image
-        delta = delta.detach()
+    with frozen(model):  # input gradients only: no parameter branch in the graph
+        for i in range(n_steps):
+            delta.requires_grad_(True)
+            logits = _logits(model, x0 + delta, y) if i == 0 else model(x0 + delta)  # labels checked once
+            loss = obj(logits, y).sum()
+            (g,) = torch.autograd.grad(loss if sign > 0 else -loss, delta)
+            with torch.no_grad():  # in place (fewer allocations), same arithmetic as project(delta + step)
+                delta = threat.project_(delta.detach().add_(threat.step(g, step_size)))
+                delta = (x0 + delta).clamp_(0, 1).sub_(x0)  # stay a valid image
     return (x0 + delta).detach()
 
 
@@ -250,6 +290,7 @@ def fgsm_rs(
     x0 = x.detach()
     delta = threat.random(x0, generator)
     xg = x0.clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(obj(_logits(model, xg, y), y).sum(), xg)
+    with frozen(model):
+        (g,) = torch.autograd.grad(obj(_logits(model, xg, y), y).sum(), xg)
     delta = threat.project(delta + threat.step(g, alpha))
     return (x0 + delta).clamp(0, 1).detach()

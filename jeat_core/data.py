@@ -19,6 +19,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import rng
+
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
 DATASETS = ("cifar10", "cifar100", "procedural")
@@ -206,14 +208,14 @@ def augment(x: Tensor, *, pad: int = 4, flip: bool = True, generator: torch.Gene
     b, _, h, w = x.shape
     if pad:
         xp = torch.nn.functional.pad(x, (pad,) * 4, mode="reflect")
-        i = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-        j = torch.randint(0, 2 * pad + 1, (b,), generator=generator)
-        rows = (i[:, None] + torch.arange(h)[None]).to(x.device)  # (B, H)
-        cols = (j[:, None] + torch.arange(w)[None]).to(x.device)  # (B, W)
+        i = rng.randint(0, 2 * pad + 1, (b,), generator=generator, device=x.device)
+        j = rng.randint(0, 2 * pad + 1, (b,), generator=generator, device=x.device)
+        rows = i[:, None] + torch.arange(h, device=x.device)[None]  # (B, H)
+        cols = j[:, None] + torch.arange(w, device=x.device)[None]  # (B, W)
         x = xp[torch.arange(b, device=x.device)[:, None, None, None],
                torch.arange(x.shape[1], device=x.device)[None, :, None, None],
                rows[:, None, :, None], cols[:, None, None, :]]
     if flip:
-        f = (torch.rand((b,), generator=generator) < 0.5).to(x.device)
+        f = rng.rand((b,), generator=generator, device=x.device) < 0.5
         x = torch.where(f[:, None, None, None], x.flip(3), x)
     return x

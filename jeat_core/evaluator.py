@@ -30,6 +30,7 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from . import rng
 from .models import EvalResNet
 
 EVALUATOR = "cifar10-cpu/evaluator"
@@ -99,7 +100,7 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | Path, *, data_root=None, pr
     while epoch < cfg.epochs:
         t0 = time.time()
         model.train()
-        perm = torch.randperm(len(train), generator=g)
+        perm = rng.randperm(len(train), generator=g, device="cpu")
         it = range(per_epoch)
         if progress:
             from tqdm.auto import tqdm

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from . import rng
 from .energy import EnergyFn
 
 SCALES = ("l2", "linf")
@@ -21,13 +22,13 @@ def random_directions(shape, *, seed: int = 0, scale: str = "l2") -> tuple[Tenso
     """Two directions of ``shape`` from ``seed`` (orthonormal for ``l2``, ±1 for ``linf``)."""
     g = torch.Generator().manual_seed(seed)
     if scale == "l2":
-        d1 = torch.randn(shape, generator=g)
-        d2 = torch.randn(shape, generator=g)
+        d1 = rng.randn(shape, generator=g, device="cpu")
+        d2 = rng.randn(shape, generator=g, device="cpu")
         d1 = d1 / d1.norm()
         d2 = d2 - (d2 * d1).sum() * d1  # Gram-Schmidt
         return d1, d2 / d2.norm()
     if scale == "linf":
-        return tuple(torch.randint(0, 2, shape, generator=g).float() * 2 - 1 for _ in range(2))
+        return tuple(rng.rademacher(shape, generator=g, device="cpu", dtype=torch.float32) for _ in range(2))
     raise ValueError(f"unknown scale {scale!r}; choose one of {', '.join(SCALES)}")
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from . import rng
 from .data import to_float
 from .energy import EnergyFn
 
@@ -61,7 +62,7 @@ def fisher_score(
             trace += hi.flatten(1)[:, i].detach()
     else:
         for _ in range(n_probes):
-            v = torch.randint(0, 2, x.shape, generator=generator).to(x) * 2 - 1
+            v = rng.rademacher(x.shape, generator=generator, device=x.device, dtype=x.dtype)
             (hv,) = torch.autograd.grad((g * v).sum(), x, retain_graph=True)
             trace += (hv * v).flatten(1).sum(1).detach()
         trace /= n_probes

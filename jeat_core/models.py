@@ -162,6 +162,7 @@ MODELS: dict[str, Callable[..., nn.Module]] = {
     "small_cnn": SmallCNN,
     "wrn28_10": lambda **kw: WideResNet(28, 10, **kw),
     "wrn16_4": lambda **kw: WideResNet(16, 4, **kw),
+    "wrn": WideResNet,  # any depth/widen, e.g. {"depth": 10, "widen": 1} (benchmarks/gpu_check.py --dry-run)
     "eval_resnet": EvalResNet,  # the independent evaluator (jeat_core.evaluator)
 }
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from . import rng
 from .energy import EnergyFn, energy_of
 
 GENERATION_ENERGIES = {"ce": "ce", "joint": "joint"}  # Eq. 16, Eq. 17
@@ -86,13 +87,12 @@ def langevin(
     for t in steps:
         x.requires_grad_(True)
         (g,) = torch.autograd.grad(energy_fn(x).sum(), x)
-        with torch.no_grad():
-            x = x - 0.5 * step_size * g
+        with torch.no_grad():  # in place on our own copy; the same arithmetic as x - (η/2)·g + s·ε
+            x = x.detach().sub_(0.5 * step_size * g)
             if s > 0:
-                x = x + s * torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+                x.add_(rng.randn_like(x, generator=generator).mul_(s))
             if clamp is not None:
-                x = x.clamp(*clamp)
-        x = x.detach()
+                x.clamp_(*clamp)
         if chain is not None and ((t + 1) % record_every == 0 or t + 1 == n_steps):
             chain.append(x.clone())
     if chain is not None:
@@ -197,12 +197,12 @@ def generate_snapshots(model: Callable[[Tensor], Tensor], labels: Tensor, seeds:
 # ----------------------------------------------------------------------------- seeds
 def uniform_init(n: int, shape=(3, 32, 32), *, device=None, generator: torch.Generator | None = None) -> Tensor:
     """``n`` images drawn from U(0, 1) (the SGLD init of Algorithm 1)."""
-    return torch.rand((n, *shape), generator=generator, device=device)
+    return rng.rand((n, *shape), generator=generator, device=device)
 
 
 def data_noise_init(x: Tensor, sigma: float, *, generator: torch.Generator | None = None) -> Tensor:
     """Real images plus Gaussian noise of std ``sigma``, clipped to [0, 1]."""
-    noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+    noise = rng.randn_like(x, generator=generator)
     return (x + sigma * noise).clamp(0, 1)
 
 
@@ -253,8 +253,8 @@ class ClassGaussian:
                 raise ValueError(f"no images of class {c} were given to fit the class Gaussian")
             idx = (labels == c).nonzero().squeeze(1)
             a = self._centred[c]
-            z = torch.randn((idx.numel(), a.shape[0]), generator=generator)
-            e = torch.randn((idx.numel(), a.shape[1]), generator=generator)
+            z = rng.randn((idx.numel(), a.shape[0]), generator=generator, device="cpu")
+            e = rng.randn((idx.numel(), a.shape[1]), generator=generator, device="cpu")
             out[idx] = self.means[c] + z @ a + math.sqrt(self.ridge) * e
         return out.view(-1, *self.shape).clamp(0, 1).to(device)
 
@@ -287,19 +287,21 @@ class ReplayBuffer:
             raise ValueError(f"reinit_prob must lie in [0, 1]; got {reinit_prob}")
         self.size, self.shape, self.reinit_prob = size, tuple(shape), float(reinit_prob)
         self.device = device
-        self._init = init_fn or (lambda n, g: uniform_init(n, self.shape, generator=g))
+        self._init = init_fn or (lambda n, g: uniform_init(n, self.shape, generator=g, device=self.device))
         self.data = self._init(size, generator).to(device)
         self.n_reinit = 0
         self.n_sampled = 0
 
     def sample(self, n: int, *, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor]:
         """Return ``(x, idx)``: ``n`` chains (a copy) and their slots in the buffer."""
-        idx = torch.randint(0, self.size, (n,), generator=generator)
-        x = self.data[idx.to(self.data.device)].clone()
-        fresh = torch.rand((n,), generator=generator) < self.reinit_prob
+        dev = self.data.device
+        at = generator.device if generator is not None else dev  # the count k is read on the host
+        idx = rng.randint(0, self.size, (n,), generator=generator, device=at)
+        x = self.data[idx.to(dev)]
+        fresh = rng.rand((n,), generator=generator, device=at) < self.reinit_prob
         k = int(fresh.sum())
         if k:
-            x[fresh.to(x.device)] = self._init(k, generator).to(x.device, x.dtype)
+            x[fresh.to(dev)] = self._init(k, generator).to(dev, x.dtype)
         self.n_reinit += k
         self.n_sampled += n
         return x, idx

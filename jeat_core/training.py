@@ -39,8 +39,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from . import __version__
-from .attacks import fgsm_rs, pgd
+from . import __version__, rng
+from .attacks import fgsm_rs, frozen, pgd
 from .checkpoints import ENERGY_LOG, STATE, load_state
 from .data import Split, augment, load_split
 from .energy import cross_entropy, joint_energy, marginal_energy
@@ -324,7 +324,10 @@ class TrainState:
         self.core.load_state_dict(s["model"])
         self.optimizer.load_state_dict(s["optimizer"])
         self.scheduler.load_state_dict(s["scheduler"])
-        self.generator.set_state(s["generator"])
+        try:
+            self.generator.set_state(s["generator"])
+        except RuntimeError:  # saved by a generator of another device type (CPU run resumed on a GPU)
+            self.generator.manual_seed(int(s["step"]) * 7919 + 1)
         torch.set_rng_state(s["torch_rng"])
         if self.buffer is not None and s.get("buffer") is not None:
             self.buffer.load_state_dict(s["buffer"])
@@ -441,11 +444,14 @@ def _attack(state: TrainState, cfg, x: Tensor, y: Tensor) -> Tensor:
 
 
 def _sgld_negatives(state: TrainState, cfg) -> Tensor:
-    """Algorithm 1's inner loop: K SGLD steps on E(x) from the replay buffer, pushed back."""
+    """Algorithm 1's inner loop: K SGLD steps on E(x) from the replay buffer, pushed back.
+
+    Under DDP each rank runs ``batch_size / world`` chains, so the negatives, like the data, are a
+    global batch split across ranks (the gradients are averaged: the same objective on any N)."""
     s: SGLDConfig = cfg.sgld
-    x0, idx = state.buffer.sample(s.batch_size, generator=state.generator)
+    x0, idx = state.buffer.sample(s.batch_size // _dist()[1], generator=state.generator)
     x0 = x0.to(state.device)
-    with evaluating(state.core) as m, _autocast(state, cfg):
+    with evaluating(state.core) as m, frozen(m), _autocast(state, cfg):  # input gradients only
         xk = langevin(lambda z: marginal_energy(m(z)).float(), x0, step_size=s.step_size,
                       n_steps=s.n_steps, noise_std=s.noise_std, clamp=(0.0, 1.0) if s.clamp else None,
                       generator=state.generator)
@@ -458,7 +464,7 @@ def standard_step(state, x, y, cfg, log_dynamics=False):
 
 
 def noise_step(state, x, y, cfg: NoiseConfig, log_dynamics=False):
-    xn = x + cfg.sigma * torch.randn(x.shape, generator=state.generator).to(x)
+    xn = x + cfg.sigma * rng.randn_like(x, generator=state.generator)
     if cfg.clip:
         xn = xn.clamp(0, 1)
     return _update(state, cfg, xn, y, x_ori=x, log_dynamics=log_dynamics)
@@ -489,7 +495,7 @@ def jeat_step(state, x, y, cfg: JEATConfig, log_dynamics=False):
 def jem_step(state, x, y, cfg: JEMConfig, log_dynamics=False):
     if not _gen_on(state, cfg):  # warm-up: a plain classifier
         return _update(state, cfg, x, y, x_ori=x, log_dynamics=log_dynamics)
-    xn = (x + cfg.data_noise * torch.randn(x.shape, generator=state.generator).to(x)).clamp(0, 1)
+    xn = (x + cfg.data_noise * rng.randn_like(x, generator=state.generator)).clamp(0, 1)
     neg = _sgld_negatives(state, cfg)
     # p(x) term on the noisy data, CE on the clean data (JEM); Δ-energies measured at x̂
     return _update(state, cfg, xn, y, x_ori=x, negatives=neg, ce_on=x, pos_weight=cfg.gen_weight,
@@ -563,10 +569,12 @@ def build_state(cfg: TrainConfig, device: torch.device, steps_total: int) -> Tra
     else:
         raise ValueError(f"unknown optimiser {o.name!r}; choose 'adam' or 'sgd'")
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg, steps_total))
-    gen = torch.Generator().manual_seed(cfg.seed * 1000 + rank + 1)
+    # the generator lives on the training device (draws there, no host round trip); jeat_core.rng
+    # makes every draw correct for any generator/device pair
+    gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(cfg.seed * 1000 + rank + 1)
     buffer = None
     if hasattr(cfg, "sgld"):
-        buffer = ReplayBuffer(cfg.sgld.buffer_size, reinit_prob=cfg.sgld.reinit_prob, generator=gen)
+        buffer = ReplayBuffer(cfg.sgld.buffer_size, reinit_prob=cfg.sgld.reinit_prob, generator=gen, device=device)
     wrapped: nn.Module = model
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
@@ -706,6 +714,8 @@ def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, c
     dev = torch.device(device)
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
+    if dev.type == "cuda" and dev.index is None:  # "cuda" -> this process's GPU (DDP needs the index)
+        dev = torch.device("cuda", torch.cuda.current_device())
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     out_dir = Path(out) if out is not None else None
@@ -721,9 +731,13 @@ def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, c
     test = test_data or load_split("test", dataset=cfg.dataset, data_root=data_root)
     xs = torch.from_numpy(train.x).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W) uint8
     ys = torch.from_numpy(train.y).long()
+    if dev.type == "cuda":  # keep the uint8 training set on the GPU: batches and augmentation stay there
+        xs, ys = xs.to(dev), ys.to(dev)
     global_bs = cfg.optim.batch_size
     if global_bs % world:
         raise ValueError(f"batch size {global_bs} is not divisible by the number of processes {world}")
+    if hasattr(cfg, "sgld") and cfg.sgld.batch_size % world:
+        raise ValueError(f"SGLD batch size {cfg.sgld.batch_size} is not divisible by the number of processes {world}")
     steps_per_epoch = len(ys) // global_bs
     if steps_per_epoch < 1:
         raise ValueError(f"batch size {global_bs} exceeds the training set size {len(ys)}")
@@ -792,7 +806,7 @@ def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, c
         while state.step < stop_at:
             t0 = time.perf_counter()
             epoch, pos = divmod(state.step, steps_per_epoch)
-            perm = torch.randperm(len(ys), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch))
+            perm = rng.randperm(len(ys), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch), device="cpu")
             idx = perm[pos * global_bs:(pos + 1) * global_bs][rank::world]
             x = xs[idx].float().div_(255)
             if cfg.augment:

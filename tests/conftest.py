@@ -94,3 +94,14 @@ def tiny_evaluator(out: Path) -> None:
                                 "kwargs": {"widths": widths}}, "data": {"dataset": "procedural"},
                                 "metrics": {}, "train_seconds": 0, "steps": 0, "git_commit": None,
                                 "jeat_version": "test"})
+
+
+@pytest.fixture(scope="session")
+def device() -> torch.device:
+    """The device of the tests marked ``device``: ``$JEAT_TEST_DEVICE`` (default ``cpu``).
+
+    ``JEAT_TEST_DEVICE=cuda pytest -m device`` runs them on a GPU (benchmarks/gpu_check.py does)."""
+    dev = torch.device(os.environ.get("JEAT_TEST_DEVICE", "cpu"))
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        pytest.fail("JEAT_TEST_DEVICE asks for cuda but CUDA is not available")
+    return dev

@@ -19,6 +19,7 @@ res = fit(cfg, out=out, train_data=procedural(256, seed=0), test_data=procedural
           device="cpu")
 rank = dist.get_rank()
 save_file({k: v.contiguous() for k, v in res.state.core.state_dict().items()}, str(out / f"rank{rank}.safetensors"))
-torch.save({"buffer": res.state.buffer.data if res.state.buffer is not None else torch.zeros(1)},
+torch.save({"buffer": res.state.buffer.data if res.state.buffer is not None else torch.zeros(1),
+            "n_sampled": torch.tensor(res.state.buffer.n_sampled if res.state.buffer is not None else 0)},
            out / f"buffer{rank}.pt")
 dist.destroy_process_group()

@@ -174,8 +174,11 @@ def test_ddp_two_ranks_end_identical(tmp_path, method):
     w0, w1 = load_file(str(tmp_path / "rank0.safetensors")), load_file(str(tmp_path / "rank1.safetensors"))
     for k in w0:
         assert torch.equal(w0[k], w1[k]), k
-    b0, b1 = (torch.load(tmp_path / f"buffer{r}.pt", weights_only=True)["buffer"] for r in (0, 1))
-    assert not torch.equal(b0, b1), "replay buffers should be per rank (different seeds)"
+    s0, s1 = (torch.load(tmp_path / f"buffer{r}.pt", weights_only=True) for r in (0, 1))
+    assert not torch.equal(s0["buffer"], s1["buffer"]), "replay buffers should be per rank (different seeds)"
+    # the SGLD batch, like the data batch, is global: each of the 2 ranks runs half the chains per step
+    sgld_batch = make_config(method, "cpu").sgld.batch_size
+    assert int(s0["n_sampled"]) == int(s1["n_sampled"]) == 4 * sgld_batch // 2
     assert read_manifest(tmp_path)["world_size"] == 2
 
 
