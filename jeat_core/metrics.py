@@ -214,12 +214,12 @@ def bootstrap_ci(values: Tensor, stat: Callable[[Tensor], float] = lambda v: flo
     """Percentile bootstrap interval of ``stat`` over the rows of ``values``."""
     g = torch.Generator().manual_seed(seed)
     n = len(values)
-    return percentile_ci([stat(values[torch.randint(0, n, (n,), generator=g)]) for _ in range(n_boot)], level)
+    return percentile_ci([stat(values[rng.randint(0, n, (n,), generator=g)]) for _ in range(n_boot)], level)
 
 
 def _counts(n: int, g: torch.Generator) -> Tensor:
     """Multiplicities of a bootstrap resample of ``n`` rows (float64 ``(n,)``, summing to ``n``)."""
-    return torch.bincount(torch.randint(0, n, (n,), generator=g), minlength=n).double()
+    return torch.bincount(rng.randint(0, n, (n,), generator=g), minlength=n).double()
 
 
 def _within(k: Tensor, c: Tensor) -> Tensor:
