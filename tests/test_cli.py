@@ -24,7 +24,7 @@ def test_sizes_and_labels():
     (["train", "--method", "at", "--eps", "eight"], "is not a number or fraction"),
     (["train", "--method", "at", "--eps=-8/255"], "must be >= 0"),
     (["train", "--method", "gan"], "invalid choice: 'gan'"),
-    (["train", "--method", "at", "--max-steps", "0"], "must be >= 1"),
+    (["train", "--method", "at", "--max-steps", "0"], "must be an integer in [1, "),
     (["eval", "--model", "x", "--attack", "cw"], "invalid choice: 'cw'"),
 ])
 def test_bad_cli_arguments(args, msg, capsys):
