@@ -284,13 +284,14 @@ def _npz_out(text: str) -> Path:
 
 def _generate(a: argparse.Namespace) -> int:
     import io
+    from dataclasses import replace
 
     import numpy as np
     import torch
 
     from .checkpoints import atomic_write_bytes, load_model
     from .data import load_split, to_uint8
-    from .sampling import ClassGaussian, generation_energy, langevin, uniform_init
+    from .sampling import ClassGaussian, generate, sampler_for, uniform_init
 
     out = _npz_out(a.out)  # before any sampling
     dev = a.device or "cpu"
@@ -304,18 +305,28 @@ def _generate(a: argparse.Namespace) -> int:
         x0 = ClassGaussian(train.x[keep], train.y[keep]).sample(y, generator=g)
     else:
         x0 = uniform_init(len(y), generator=g)
+    # the model's own tuned sampler (manifest["sampler"], chosen by `jeat tune-samplers`), then the flags
+    cfg = sampler_for(manifest, a.energy)
+    given = {"step": a.step, "n_steps": a.steps, "step_size": a.step_size, "noise_std": a.noise}
+    cfg = replace(cfg, **{k: v for k, v in given.items() if v is not None})
     xs = []
-    for i in range(0, len(y), a.batch_size):
-        yb = y[i:i + a.batch_size].to(dev)
-        xs.append(langevin(generation_energy(model, yb, a.energy), x0[i:i + a.batch_size].to(dev),
-                           step_size=a.step_size, n_steps=a.steps, noise_std=a.noise, clamp=(0.0, 1.0),
-                           generator=g, progress=True).cpu())
+    batches = range(0, len(y), a.batch_size)
+    if len(batches) > 1:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(batches, desc="generate", unit="batch", file=sys.stderr)
+    for b, i in enumerate(batches):
+        xs.append(generate(model, y[i:i + a.batch_size].to(dev), x0[i:i + a.batch_size].to(dev), cfg,
+                           seed=a.seed * 100_003 + b).cpu())
     x = torch.cat(xs)
     buf = io.BytesIO()
-    np.savez_compressed(buf, x=to_uint8(x), y=y.numpy(), energy=a.energy, init=a.init, steps=a.steps,
-                        step_size=a.step_size, noise=a.noise, model=str(a.model), seed=a.seed)
+    np.savez_compressed(buf, x=to_uint8(x), y=y.numpy(), energy=a.energy, init=a.init, step=cfg.step,
+                        steps=cfg.n_steps, step_size=cfg.step_size, noise=cfg.noise_std, model=str(a.model),
+                        seed=a.seed)
     atomic_write_bytes(out, buf.getvalue())
-    print(json.dumps({"out": str(out), "n": len(y), "labels": labels, "energy": a.energy, "init": a.init}))
+    print(json.dumps({"out": str(out), "n": len(y), "labels": labels, "energy": a.energy, "init": a.init,
+                      "sampler": {"step": cfg.step, "step_size": cfg.step_size, "n_steps": cfg.n_steps,
+                                  "noise_std": cfg.noise_std}}))
     return 0
 
 
@@ -421,17 +432,26 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--per-class", type=integer(1, 5000), default=10)
     g.add_argument("--energy", default="joint", choices=("joint", "ce"), help="joint = Eq. 17, ce = Eq. 16")
     g.add_argument("--init", default="class_gaussian", choices=("class_gaussian", "uniform"))
-    # defaults: chosen by eye on cifar10-cpu/at (η 0.1-5, K 20-120, s 0-0.01 compared): larger η or K
-    # over-saturates Eq. 17 samples, smaller η leaves them close to the Gaussian seed
-    g.add_argument("--steps", type=integer(0, 100_000), default=60)
-    g.add_argument("--step-size", type=number(0.0, 1e6), default=0.25, help="η (drift -(η/2)∇E)")
-    g.add_argument("--noise", type=number(0.0, 10.0), default=0.001, help="noise std s")
+    # defaults: the model's own sampler from its manifest (chosen on validation seeds by the evaluator's
+    # KID, `jeat tune-samplers`), else GenerationConfig's (η 0.25, K 60, s 0.001); each flag overrides
+    g.add_argument("--step", choices=("langevin", "l2"), default=None,
+                   help="langevin: x -= (η/2)∇E; l2: x -= η ∇E/‖∇E‖ (Santurkar et al.)")
+    g.add_argument("--steps", type=integer(0, 100_000), default=None, help="K (default: the model's sampler)")
+    g.add_argument("--step-size", type=number(0.0, 100.0), default=None, help="η (default: the model's sampler)")
+    g.add_argument("--noise", type=number(0.0, 10.0), default=None, help="noise std s (default: the model's)")
     g.add_argument("--batch-size", type=batch_int, default=100)
     g.add_argument("--seed", type=seed_int, default=0)
     g.add_argument("--data-root")
     g.add_argument("--device", type=device_arg)
     g.add_argument("--out", required=True, help="output .npz (the suffix is added when missing)")
     g.set_defaults(func=_generate)
+
+    ts = sub.add_parser("tune-samplers", add_help=False,
+                        help="choose each shipped model's best sampler on validation seeds (evaluator KID)")
+    ts.set_defaults(func=None)
+    te = sub.add_parser("train-evaluator", add_help=False,
+                        help="train the independent evaluator of the generation metrics")
+    te.set_defaults(func=None)
 
     f = sub.add_parser("figures", help="write the paper's figures and tables from the shipped models")
     f.add_argument("--out", default="figures")
@@ -457,13 +477,26 @@ def _one_line(e: BaseException) -> str:
     return " ".join(text.split())
 
 
+PASSTHROUGH = {"tune-samplers": (".experiments", "tune_main"), "train-evaluator": (".evaluator", "main")}
+
+
 def main(argv: list[str] | None = None) -> int:
     from .checkpoints import CheckpointError
     from .data import DataNotFoundError
     from .training import TrainingDiverged
 
+    args = sys.argv[1:] if argv is None else list(argv)
+    if args and args[0] in PASSTHROUGH:  # sub-commands with their own parser (`jeat tune-samplers --help`)
+        import importlib
+
+        module, func = PASSTHROUGH[args[0]]
+        try:
+            return getattr(importlib.import_module(module, __package__), func)(args[1:])
+        except (ValueError, OSError, DataNotFoundError, CheckpointError) as e:
+            print(f"jeat {args[0]}: error: {_one_line(e)}", file=sys.stderr)
+            return 2
     parser = build_parser()
-    a = parser.parse_args(argv)
+    a = parser.parse_args(args)
     try:
         return a.func(a)
     except (ValueError, OSError, DataNotFoundError, CheckpointError) as e:

@@ -14,7 +14,8 @@ This is a *CIFAR-trained* feature space, not Inception: numbers computed in it a
 between our models, not with the paper's IS/FID (``jeat audit --inception-weights`` keeps that
 path for users who have the Inception weights).
 
-Train it with ``python -m jeat_core.evaluator --out checkpoints/cifar10-cpu/evaluator``; it resumes
+Train it with ``jeat train-evaluator --out runs/evaluator`` (then copy ``model.safetensors`` and
+``manifest.json`` to ``checkpoints/cifar10-cpu/evaluator``); it resumes
 from ``state.pt`` after an interruption.
 """
 
@@ -143,7 +144,7 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | Path, *, data_root=None, pr
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m jeat_core.evaluator", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="jeat train-evaluator", description=__doc__.split("\n")[0])
     p.add_argument("--out", required=True)
     p.add_argument("--data-root")
     p.add_argument("--epochs", type=int, default=EvaluatorConfig.epochs)

@@ -267,11 +267,12 @@ def landscape_numbers(ctx: Context, names: list[str], *, n: int = 50, radius: fl
 
 # ----------------------------------------------------------------------------- command line
 def tune_main(argv: list[str] | None = None) -> int:
-    """``python -m jeat_core.experiments``: choose each shipped model's best sampler on validation
-    seeds and store it in its manifest (``manifest["sampler"][energy]``, with the grid's KIDs)."""
+    """``jeat tune-samplers``: choose each shipped model's best sampler on validation seeds (lowest
+    KID of the evaluator's features) and store it in its manifest (``manifest["sampler"][energy]``,
+    with the whole grid's KIDs)."""
     from .checkpoints import resolve, write_json
 
-    p = argparse.ArgumentParser(prog="python -m jeat_core.experiments", description=tune_main.__doc__)
+    p = argparse.ArgumentParser(prog="jeat tune-samplers", description=tune_main.__doc__)
     p.add_argument("--data-root")
     p.add_argument("--per-class", type=int, default=10)
     p.add_argument("--only", help="comma-separated model names")
