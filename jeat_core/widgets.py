@@ -400,6 +400,9 @@ def landscape_explorer(models: dict, x, y, *, radius: float = 2.0, resolution: i
         "resolution": w.IntSlider(resolution, 9, 41, step=4, description="resolution"),
         "seed": w.IntSlider(seed, 0, 20, description="direction seed"),
     }
+    with torch_threads(1):  # warm the cache: switching the model at the default settings is then instant
+        for name in list(models)[1:]:
+            grid(name, 0, round(radius, 3), resolution, seed)
     return Explorer(controls, compute, draw, title="Energy landscape (Fig. 2)", extra=extra if surface else None)
 
 
