@@ -31,7 +31,7 @@ import os
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 MODEL = "cifar10-cpu/standard"
-N_EVAL = 64 if SMOKE else 500
+N_EVAL = 32 if SMOKE else 500
 EPS = 8 / 255
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
