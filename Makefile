@@ -19,7 +19,9 @@ $(BIN)/jeat: pyproject.toml
 setup: $(BIN)/jeat
 
 lab: setup
-	# the .py notebooks are the source; pair each with a (git-ignored) .ipynb, then open JupyterLab
+	# the .py notebooks are the source; pair each with a (git-ignored) .ipynb, then open JupyterLab.
+	# notebooks/jupytext.toml keeps the .py headers stable, so this leaves `git status` clean; notebooks
+	# export to the git-ignored figures-local/ (only `make figures` writes figures/)
 	$(BIN)/jupytext --sync notebooks/*.py
 	# jupyter/overrides.json: .py notebooks open as notebooks (Jupytext Notebook viewer), no news pop-up
 	$(BIN)/jupyter lab --LabApp.app_settings_dir=$(CURDIR)/jupyter $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/

@@ -26,25 +26,60 @@ MODEL_LABELS = {"standard": "Normal", "at": "AT", "prejeat": "PreJEAT", "jeat": 
                 "noise-8": "σ = 8/255", "noise-16": "σ = 16/255", "noise-24": "σ = 24/255"}
 
 
-def subplots(*args, **kwargs):
-    """``Figure`` + axes like ``plt.subplots``, but *not* registered with pyplot: a notebook shows
-    the figure once (as the cell's value) instead of twice, and nothing accumulates in pyplot's
-    figure list when explorers redraw. Style: 9-pt fonts, tight bounding boxes."""
-    import matplotlib as mpl
-    from matplotlib.figure import Figure
+def _figure_class():
+    """A matplotlib ``Figure`` that shows itself as a PNG in Jupyter (``_repr_png_``).
 
-    with mpl.rc_context({"font.size": 9, "axes.titlesize": 10, "figure.dpi": 110, "savefig.bbox": "tight"}):
-        fig = Figure(figsize=kwargs.pop("figsize", None), dpi=110)
+    Built on first use so importing :mod:`jeat_core.figures` does not import matplotlib. No
+    pyplot and no inline backend are involved: the figure renders the same way in JupyterLab,
+    in a headless ``nbclient`` run and in ``jeat figures`` (which saves it with
+    :func:`save_figure`)."""
+    global _FIGURE_CLASS
+    if _FIGURE_CLASS is None:
+        from matplotlib.figure import Figure
+
+        class JeatFigure(Figure):
+            def _repr_png_(self) -> bytes:
+                return figure_png(self)
+
+            def __repr__(self) -> str:  # a description instead of "<Figure size 649x448.8 with 4 Axes>"
+                titles = [t for t in [self._suptitle.get_text() if self._suptitle else ""]
+                          + [ax.get_title() or ax.get_title(loc="left") for ax in self.axes] if t]
+                return f"[figure: {'; '.join(titles)[:200] or 'untitled'}]"
+
+        _FIGURE_CLASS = JeatFigure
+    return _FIGURE_CLASS
+
+
+_FIGURE_CLASS = None
+
+
+def subplots(*args, **kwargs):
+    """``Figure`` + axes like ``plt.subplots``, but *not* registered with pyplot: nothing
+    accumulates in pyplot's figure list when explorers redraw, and a notebook shows the figure
+    once, as a PNG, when it is a cell's value (see :func:`_figure_class`). Style: 9-pt fonts."""
+    import matplotlib as mpl
+
+    with mpl.rc_context({"font.size": 9, "axes.titlesize": 10}):
+        fig = _figure_class()(figsize=kwargs.pop("figsize", None), dpi=110, layout=kwargs.pop("layout", None))
         axes = fig.subplots(*args, **kwargs)
     return fig, axes
+
+
+def figure_png(fig, dpi: int = 100) -> bytes:
+    """The figure as PNG bytes (tight bounding box): what notebooks and explorers display."""
+    import io
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
 
 
 def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.pdf", out / f"{name}.png"]
-    fig.savefig(paths[0])
-    fig.savefig(paths[1], dpi=150)
+    fig.savefig(paths[0], bbox_inches="tight")
+    fig.savefig(paths[1], dpi=150, bbox_inches="tight")
     return paths
 
 
@@ -59,19 +94,44 @@ def save_table(rows: list[dict], out_dir: str | Path, name: str, *, title: str =
     return [out / f"{name}.md", out / f"{name}.json"]
 
 
-def table_markdown(rows: list[dict]) -> str:
-    """A Markdown table of ``rows`` (dicts with the same keys); in a notebook wrap it in
-    ``IPython.display.Markdown``."""
+def table_markdown(rows: list[dict], formats: dict | None = None) -> str:
+    """A Markdown table of ``rows`` (dicts with the same keys). ``formats`` maps a column to a
+    format string (e.g. ``{"accuracy": "{:.1%}"}``); other floats get 4 significant digits.
+    In a notebook use :class:`Table`, which displays as a table."""
     cols = list(rows[0]) if rows else []
     md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    md += ["| " + " | ".join(_fmt(r[c]) for c in cols) + " |" for r in rows]
+    md += ["| " + " | ".join(_fmt(r[c], (formats or {}).get(c)) for c in cols) + " |" for r in rows]
     return "\n".join(md)
 
 
-def _fmt(v) -> str:
+def _fmt(v, fmt: str | None = None) -> str:
+    if fmt is not None and isinstance(v, (int, float)):
+        return fmt.format(v)
     if isinstance(v, float):
         return f"{v:.4g}"
+    if isinstance(v, (list, tuple)) and v and all(isinstance(e, float) for e in v):
+        return "[" + ", ".join(f"{e:.3g}" for e in v) + "]"
     return str(v)
+
+
+class Table:
+    """Rows shown as a table in Jupyter (Markdown) and as Markdown text elsewhere.
+
+    ``Table(rows, formats={"accuracy": "{:.1%}"}, title="Tab. 1")``; ``rows`` is a list of dicts
+    with the same keys (the same rows :func:`save_table` writes)."""
+
+    def __init__(self, rows: list[dict], *, formats: dict | None = None, title: str = ""):
+        self.rows, self.formats, self.title = rows, formats or {}, title
+
+    def markdown(self) -> str:
+        head = f"**{self.title}**\n\n" if self.title else ""
+        return head + table_markdown(self.rows, self.formats)
+
+    def _repr_markdown_(self) -> str:
+        return self.markdown()
+
+    def __repr__(self) -> str:
+        return self.markdown()
 
 
 def image_grid(x: Tensor, nrow: int) -> np.ndarray:
@@ -100,20 +160,46 @@ def contour_data(models: dict, x: Tensor, y: int, *, radius: float = 2.0, resolu
 
 
 def plot_contours(data: dict, *, title: str = ""):
+    """Fig. 2 panels on **one** colour scale, so flatness can be compared by eye.
+
+    Each panel shows ``E(x + a d1 + b d2, y) − E(x, y)``: the energy relative to its value at the
+    image (the star), because absolute energies of different models differ by an offset that says
+    nothing about flatness. The colour scale is symmetric around 0 and shared by all panels
+    (one colour bar)."""
+    from matplotlib.colors import Normalize
+
     names = list(data)
-    fig, axes = subplots(1, len(names), figsize=(3.0 * len(names), 2.9), squeeze=False)
+    rel = {n: _relative_grid(data[n]) for n in names}
+    vmax = max(float(np.abs(g).max()) for g in rel.values()) or 1.0
+    norm = Normalize(-vmax, vmax)
+    levels = np.linspace(-vmax, vmax, 21)
+    fig, axes = subplots(1, len(names), figsize=(2.7 * len(names) + 0.9, 2.9), squeeze=False, layout="constrained")
     for ax, name in zip(axes[0], names):
         d = data[name]
-        cs = ax.contourf(d["b"].numpy(), d["a"].numpy(), d["grid"].numpy(), levels=20, cmap="viridis")
-        ax.plot(0, 0, marker="*", color="#1f77ff", markersize=12, markeredgecolor="white")
-        ax.set_title(f"{MODEL_LABELS.get(name, name)}\nflatness {d['stats']['flatness']:.2f}")
-        ax.set_xlabel("direction 2")
-        ax.set_ylabel("direction 1")
-        fig.colorbar(cs, ax=ax, label="E(x, y)", shrink=0.85)
+        cs = ax.contourf(d["b"].numpy(), d["a"].numpy(), rel[name], levels=levels, cmap="RdBu_r", norm=norm,
+                         extend="both")
+        ax.plot(0, 0, marker="*", color="black", markersize=11, markeredgecolor="white")
+        ax.set_title(f"{MODEL_LABELS.get(name, name)}\nflatness {d['stats']['flatness']:.3g}")
+        ax.set_xlabel("direction 2 (L2)")
+        ax.set_ylabel("direction 1 (L2)")
+        ax.set_aspect("equal")
+    fig.colorbar(cs, ax=list(axes[0]), label="E(x+δ, y) − E(x, y)", shrink=0.85)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
+
+
+def _relative_grid(d: dict) -> np.ndarray:
+    """``grid − E(x, y)`` with ``E(x, y)`` read at ``a = b = 0`` (the grid's centre)."""
+    a, b, grid = d["a"].numpy(), d["b"].numpy(), d["grid"].numpy()
+    i, j = int(np.abs(a).argmin()), int(np.abs(b).argmin())
+    return grid - grid[i, j]
+
+
+def flatness_order(data: dict) -> list[tuple[str, float]]:
+    """``[(model label, flatness)]`` from flattest to sharpest (the Fig. 2 numbers, sorted)."""
+    return sorted(((MODEL_LABELS.get(n, n), float(d["stats"]["flatness"])) for n, d in data.items()),
+                  key=lambda t: t[1])
 
 
 # ----------------------------------------------------------------------------- Fig. 3
@@ -152,6 +238,95 @@ def generate(model, labels: Tensor, seeds: Tensor, *, energy: str = "joint", ste
     g = torch.Generator().manual_seed(seed)
     return langevin(generation_energy(model, labels, energy), seeds, step_size=step_size, n_steps=n_steps,
                     noise_std=noise_std, clamp=(0.0, 1.0), record_every=record_every, generator=g)
+
+
+SATURATED_BROKEN = 0.25  # share of pixels at 0 or 1 above which a chain counts as broken
+
+
+@torch.no_grad()
+def _energy(model, labels: Tensor, energy: str, x: Tensor) -> Tensor:
+    return generation_energy(model, labels, energy)(x)
+
+
+def chain_diagnostics(model, labels: Tensor, x0: Tensor, x: Tensor, *, energy: str = "joint") -> dict:
+    """What a Langevin chain did, in numbers a reader can check against the picture.
+
+    Args:
+        model: the generating classifier; ``labels`` ``(B,)``; ``x0`` the seeds and ``x`` the
+            final images, both ``(B, C, H, W)`` in [0, 1]; ``energy`` the sampler's energy
+            (``"joint"``: U = E(x, y), Eq. 17; ``"ce"``: U = E(x, y) − E(x), Eq. 16).
+    Returns:
+        ``l2`` mean L2 distance moved from the seed; ``energy_before`` / ``energy_after`` mean U
+        at the seeds and at the final images; ``saturated`` share of final pixels at 0 or 1
+        (``saturated_seed`` for the seeds); ``broken`` (bool) and ``reason``: the chain counts as
+        broken when its output is mostly clipped pixels (more than ``SATURATED_BROKEN`` and more
+        than twice the seeds' share: e.g. η = 10 gives colour noise), when U is not finite, or
+        when U rose (the steps overshoot instead of descending).
+    """
+    u0, u1 = _energy(model, labels, energy, x0), _energy(model, labels, energy, x)
+    sat = float(((x <= 1e-4) | (x >= 1 - 1e-4)).float().mean())
+    sat0 = float(((x0 <= 1e-4) | (x0 >= 1 - 1e-4)).float().mean())
+    out = {"l2": float((x - x0).flatten(1).norm(dim=1).mean()), "energy_before": float(u0.mean()),
+           "energy_after": float(u1.mean()), "saturated": sat, "saturated_seed": sat0, "energy": energy}
+    reasons = []
+    if not (torch.isfinite(u0).all() and torch.isfinite(u1).all() and torch.isfinite(x).all()):
+        reasons.append("the energy is not finite")
+    if sat > SATURATED_BROKEN and sat > 2 * sat0:
+        reasons.append(f"{sat:.0%} of pixels are clipped at 0 or 1 (seeds: {sat0:.0%}): the images are "
+                       "colour noise, the step size is too large")
+    if out["energy_after"] > out["energy_before"]:
+        reasons.append(f"the energy rose ({out['energy_before']:.3g} → {out['energy_after']:.3g}): "
+                       "the chain did not descend")
+    out["broken"], out["reason"] = bool(reasons), "; ".join(reasons)
+    return out
+
+
+def independent_judge(generator: str, loaded: dict | None = None, *, preset: str = "cifar10-cpu"):
+    """A classifier to score generated images that did **not** generate them: ``(name, model)``.
+
+    The independent evaluator (``<preset>/evaluator``, trained only to score) when it exists,
+    otherwise the first zoo model other than ``generator`` among ``standard``, ``at``, ``jeat``
+    and whatever ``loaded`` (zoo name -> model, reused instead of loading again) holds. Returns
+    ``(None, None)`` if there is none."""
+    from .checkpoints import CheckpointError, load_model, resolve
+
+    loaded = loaded or {}
+    candidates = ["evaluator"] + [n for n in ("standard", "at", "jeat", *loaded) if n != generator]
+    for name in dict.fromkeys(candidates):
+        if name == generator:
+            continue
+        if name in loaded:
+            return name, loaded[name]
+        try:
+            if (resolve(f"{preset}/{name}") / "model.safetensors").is_file():
+                return name, load_model(f"{preset}/{name}")[0]
+        except CheckpointError:
+            continue
+    return None, None
+
+
+def generation_table(runs: dict, seeds: Tensor, labels: Tensor, *, loaded: dict | None = None) -> list[dict]:
+    """One row of :func:`chain_diagnostics` per generated panel, with p(y | x) from a classifier
+    that did not generate it (:func:`independent_judge`).
+
+    ``runs`` maps a row name to ``(zoo_name, model, images, energy)``; ``seeds`` and ``labels``
+    are the chains' starts and targets; ``loaded`` zoo name -> model (reused as judges)."""
+    rows = []
+    for row, (zoo, model, images, energy) in runs.items():
+        d = chain_diagnostics(model, labels, seeds, images, energy=energy)
+        judge_name, judge = independent_judge(zoo, loaded)
+        p = None
+        if judge is not None:
+            with torch.no_grad():
+                p = float(judge(images).softmax(1).gather(1, labels[:, None]).mean())
+        rows.append({"panel": row, "moved L2": d["l2"], "U before": d["energy_before"], "U after": d["energy_after"],
+                     "clipped pixels": d["saturated"], "p(y | x)": p if p is not None else "—",
+                     "scored by": judge_name or "—", "chain": "BROKEN: " + d["reason"] if d["broken"] else "ok"})
+    return rows
+
+
+GENERATION_FORMATS = {"moved L2": "{:.2f}", "U before": "{:.3g}", "U after": "{:.3g}", "clipped pixels": "{:.0%}",
+                      "p(y | x)": "{:.2f}"}
 
 
 def class_seeds(class_gaussian: ClassGaussian, labels: Tensor, seed: int = 0) -> Tensor:
@@ -210,40 +385,64 @@ def ssim(a: Tensor, b: Tensor) -> Tensor:
     return m.flatten(1).mean(1)
 
 
+class TrainIndex:
+    """Training images prepared once for :func:`nearest_by_ssim`: ``(N, C·H·W)`` float32 in
+    NCHW order (614 MB for all 50,000 CIFAR-10 images) plus squared norms, so a query costs one
+    matrix product (~0.1 s) instead of re-converting every image (~1 s per query)."""
+
+    def __init__(self, train_x: np.ndarray, batch: int = 5000):
+        self.images = train_x  # (N, H, W, C) uint8
+        n, h, w, c = train_x.shape
+        self.flat = torch.empty(n, c * h * w)
+        for i in range(0, n, batch):
+            chunk = torch.from_numpy(np.ascontiguousarray(train_x[i:i + batch].transpose(0, 3, 1, 2)))
+            self.flat[i:i + batch] = chunk.flatten(1).float().div_(255)
+        self.sq_norms = self.flat.pow(2).sum(1)  # (N,)
+
+    def __len__(self) -> int:
+        return len(self.flat)
+
+    def l2_candidates(self, q: Tensor, n: int) -> Tensor:
+        """Indices ``(Q, n)`` of the ``n`` nearest images in L2 to each flattened query ``q`` ``(Q, D)``."""
+        d = self.sq_norms - 2 * q @ self.flat.T  # (Q, N): squared distance minus ||q||^2 (constant per row)
+        return d.topk(min(n, d.shape[1]), largest=False).indices
+
+
 @torch.no_grad()
-def nearest_by_ssim(queries: Tensor, train_x: np.ndarray, *, k: int = 10, prefilter: int = 256,
+def nearest_by_ssim(queries: Tensor, train_x, *, k: int = 10, prefilter: int = 256,
                     batch: int = 5000) -> tuple[Tensor, Tensor]:
     """For each query, the ``k`` training images with the highest SSIM.
 
     Exact SSIM against all training images is costly on a CPU, so candidates are first the
-    ``prefilter`` nearest in L2 among *all* training images, then ranked by SSIM. Returns
-    ``(indices (Q, k), ssim (Q, k))``.
+    ``prefilter`` nearest in L2 among *all* training images, then ranked by SSIM. ``train_x`` is
+    ``(N, H, W, C)`` uint8 or a :class:`TrainIndex` of it (build one to search many times).
+    Returns ``(indices (Q, k), ssim (Q, k))``.
     """
-    q = queries.flatten(1)
-    dists = []
-    for i in range(0, len(train_x), batch):
-        t = torch.from_numpy(train_x[i:i + batch]).permute(0, 3, 1, 2).float().div(255).flatten(1)
-        dists.append(torch.cdist(q, t))
-    d = torch.cat(dists, 1)  # (Q, N)
-    cand = d.topk(min(prefilter, d.shape[1]), largest=False).indices  # (Q, P)
+    index = train_x if isinstance(train_x, TrainIndex) else TrainIndex(train_x, batch)
+    cand = index.l2_candidates(queries.flatten(1).float(), prefilter)  # (Q, P)
     idx_out, s_out = [], []
     for qi in range(len(queries)):
-        imgs = torch.from_numpy(train_x[cand[qi].numpy()]).permute(0, 3, 1, 2).float().div(255)
+        imgs = torch.from_numpy(index.images[cand[qi].numpy()]).permute(0, 3, 1, 2).float().div(255)
         s = ssim(queries[qi:qi + 1].expand_as(imgs), imgs)
-        top = s.topk(k)
+        top = s.topk(min(k, len(s)))
         idx_out.append(cand[qi][top.indices])
         s_out.append(top.values)
     return torch.stack(idx_out), torch.stack(s_out)
 
 
 # ----------------------------------------------------------------------------- tables
-def table1_rows(model, x: Tensor, y: Tensor, *, eps: float = 8 / 255, seed: int = 0) -> list[dict]:
+def table1_rows(model, x: Tensor, y: Tensor, *, eps: float = 8 / 255, seed: int = 0,
+                progress: bool = False) -> list[dict]:
     """Tab. 1: accuracy with no attack, the CE attack (Eq. 14) and the energy attack (Eq. 18),
-    both PGD-20 (L-inf, step 2/255, random start)."""
+    both PGD-20 (L-inf, step 2/255, random start). ``progress``: a tqdm bar over the attacks."""
     from .cli import evaluate
 
     rows = []
     attacks = [("No attack", "none"), ("CE attack (Eq. 14)", "pgd20"), ("Energy attack (Eq. 18)", "energy-pgd20")]
+    if progress:
+        from tqdm.auto import tqdm
+
+        attacks = tqdm(attacks, desc="Tab. 1")
     for name, attack in attacks:
         r = evaluate(model, x, y, attack=attack, eps=eps, seed=seed)
         rows.append({"attack": name, "accuracy": r["robust_acc"], "n": r["n"], "eps": eps})

@@ -9,6 +9,7 @@ result, so tests (and curious readers) can inspect what the figure shows.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Callable
@@ -18,27 +19,92 @@ import torch
 from .data import CIFAR10_CLASSES
 
 
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run torch ops with ``n`` intra-op threads, restoring the previous number afterwards.
+
+    Explorers compute small batches (a few images); on a 2-core machine that other work shares,
+    two OpenMP threads contend with it and a Langevin step is up to 10× slower than with one,
+    so explorer callbacks use one thread by default."""
+    old = torch.get_num_threads()
+    if n and n != old:
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        if n and n != old:
+            torch.set_num_threads(old)
+
+
+def require(namespace: dict, *names: str, cell: str) -> None:
+    """Raise a ``NameError`` that says which cell to run first when ``names`` are not defined
+    in ``namespace`` (a notebook's ``globals()``); e.g. an explorer cell run before the setup cell."""
+    missing = [n for n in names if n not in namespace]
+    if missing:
+        raise NameError(f"{', '.join(missing)} not defined yet: run {cell} first "
+                        "(or Run ▸ Run All Cells).")
+
+
 class Explorer:
+    """Controls + ``compute(**values) -> dict`` + ``draw(result) -> Figure``.
+
+    Optional ``note(result) -> str`` (HTML under the figure: diagnostics, warnings) and
+    ``extra(result) -> dict`` (a MIME bundle shown below, e.g. a Plotly 3-D surface).
+    ``links`` maps a control name to ``f(values) -> {control: new value}``, applied (without
+    extra recomputations) when that control changes, e.g. a model's own sampler settings.
+    ``seconds`` is the time of the latest update (compute + draw + PNG), ``timings`` all of them.
+    """
+
     def __init__(self, controls: dict, compute: Callable[..., dict], draw: Callable[[dict], object], *,
-                 title: str = ""):
+                 title: str = "", note: Callable[[dict], str] | None = None,
+                 extra: Callable[[dict], dict] | None = None, links: dict | None = None, threads: int | None = 1):
         import ipywidgets as w
 
         self.controls, self.compute, self.draw, self.title = controls, compute, draw, title
+        self.note_fn, self.extra_fn, self.links, self.threads = note, extra, links or {}, threads
         self.png: bytes | None = None
         self.out = w.Output()
+        self.extra_out = w.Output()
         self.status = w.HTML("")
+        self.note = w.HTML("")
         self.last: dict | None = None
-        for c in controls.values():
+        self.seconds: float | None = None
+        self.timings: list[float] = []
+        self._held = False
+        for key, c in controls.items():
             if hasattr(c, "continuous_update"):
                 c.continuous_update = False  # recompute when a slider is released, not at every pixel
-            c.observe(lambda _change: self.refresh(), names="value")
+            c.observe(lambda _change, key=key: self._changed(key), names="value")
         header = [w.HTML(f"<b>{title}</b>")] if title else []
         boxes = [w.HBox(list(controls.values())[i:i + 3]) for i in range(0, len(controls), 3)]
-        self.widget = w.VBox(header + boxes + [self.status, self.out])
+        self.widget = w.VBox(header + boxes + [self.status, self.out, self.note, self.extra_out])
         self.refresh()
 
     def values(self) -> dict:
         return {k: c.value for k, c in self.controls.items()}
+
+    @contextlib.contextmanager
+    def hold(self):
+        """Change several controls with one recomputation at the end."""
+        held, self._held = self._held, True
+        try:
+            yield
+        finally:
+            self._held = held
+        if not held:
+            self.refresh()
+
+    def _changed(self, key: str) -> None:
+        if self._held:
+            return
+        if key in self.links:
+            updates = self.links[key](self.values())
+            if updates:
+                with self.hold():
+                    for k, v in updates.items():
+                        self.controls[k].value = v
+                return
+        self.refresh()
 
     def refresh(self) -> dict:
         """Recompute with the controls' values and show the new figure.
@@ -48,27 +114,44 @@ class Explorer:
         nbclient handle poorly). A ``ValueError`` from ``compute`` is shown as a message and the
         previous figure stays."""
         import base64
-        import io
+        import time
+
+        from .figures import figure_png
 
         self.status.value = "<i>computing…</i>"
+        t0 = time.perf_counter()
         try:
-            self.last = self.compute(**self.values())
-            fig = self.draw(self.last)
-            buf = io.BytesIO()
-            fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-            self.png = buf.getvalue()
+            with torch_threads(self.threads):
+                result = self.compute(**self.values())
+                fig = self.draw(result)
+                png = figure_png(fig)
+                extra = self.extra_fn(result) if self.extra_fn else None
+            self.last, self.png = result, png
             self.out.outputs = ({"output_type": "display_data", "metadata": {},
-                                 "data": {"image/png": base64.b64encode(self.png).decode("ascii"),
-                                          "text/plain": f"<figure: {self.title or 'explorer'}>"}},)
+                                 "data": {"image/png": base64.b64encode(png).decode("ascii"),
+                                          "text/plain": f"[figure: {self.title or 'explorer'}]"}},)
+            if extra is not None:
+                self.extra_out.outputs = ({"output_type": "display_data", "metadata": {}, "data": extra},)
+            self.note.value = self.note_fn(result) if self.note_fn else ""
             self.status.value = ""
         except ValueError as e:  # bad combination of settings: say so, keep the old figure
             self.status.value = f"<span style='color:#b00'>{e}</span>"
+        self.seconds = time.perf_counter() - t0
+        self.timings.append(self.seconds)
         return self.last
 
-    def _ipython_display_(self):
-        from IPython.display import display
+    def _repr_mimebundle_(self, **kwargs):
+        """The live widget, plus the current figure as a PNG for viewers without widgets
+        (a saved notebook on GitHub, nbconvert, a headless run)."""
+        import base64
 
-        display(self.widget)
+        bundle = self.widget._repr_mimebundle_(**kwargs) or {}
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        data = dict(data)
+        if self.png:
+            data["image/png"] = base64.b64encode(self.png).decode("ascii")
+        data["text/plain"] = f"[explorer: {self.title or 'figure'}]"
+        return data
 
 
 def label_dropdown(value: int = 8, description: str = "label"):
@@ -131,19 +214,50 @@ def attack_explorer(model, x, y, *, eps: float = 8 / 255, n_steps: int = 20) -> 
 
 
 # ----------------------------------------------------------------------------- notebook 04
-def generation_explorer(models: dict, class_gaussian, *, n_images: int = 8, label: int = 8,
-                        step_size: float = 0.25, steps: int = 40, noise: float = 0.001,
+def _tuned(manifest: dict | None, energy: str) -> dict:
+    return ((manifest or {}).get("sampler") or {}).get(energy) or {}
+
+
+def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None = None, zoo_names: dict | None = None,
+                        judge: Callable | None = None, n_images: int = 6, label: int = 8,
+                        step_size: float | None = None, steps: int | None = None, noise: float | None = None,
                         model_description: str = "model", title: str = "Langevin generation") -> Explorer:
     """Model, label, step size (log), steps, noise, seed, init and energy (Eq. 16 vs Eq. 17).
 
-    ``models`` maps a display name to a classifier; in notebook 05 the names are the training
-    noise levels and ``model_description="σ"``."""
+    ``models`` maps a display name to a classifier (in notebook 05 the names are the training
+    noise levels and ``model_description="σ"``); ``zoo_names`` maps a display name to its zoo
+    name (default: the same) and ``manifests`` a display name to its manifest. The sampler starts
+    from the model's own tuned settings (:func:`jeat_core.sampling.sampler_for`) when its manifest
+    has them, else from ``step_size``/``steps``/``noise`` (or the :class:`GenerationConfig`
+    defaults); changing the model or the energy loads that model's tuned settings, if any.
+
+    Each panel reports what the chain did (:func:`jeat_core.figures.chain_diagnostics`), warns
+    when it broke, and reports p(y | x) from a classifier that did **not** generate the images:
+    ``judge(zoo_name) -> (name, model)``, by default :func:`jeat_core.figures.independent_judge`
+    (the independent evaluator when shipped). Models whose manifest says ``method: evaluator``
+    are never offered as generators.
+    """
     import ipywidgets as w
 
-    from .figures import generate, image_grid
-    from .sampling import uniform_init
+    from .figures import chain_diagnostics, generate, image_grid, independent_judge
+    from .sampling import GenerationConfig, sampler_for, uniform_init
 
-    @functools.lru_cache(maxsize=32)
+    manifests = manifests or {}
+    zoo_names = {k: (zoo_names or {}).get(k, k) for k in models}
+    models = {k: m for k, m in models.items()
+              if zoo_names[k] != "evaluator" and (manifests.get(k) or {}).get("method") != "evaluator"}
+    if not models:
+        raise ValueError("no generating model given (the evaluator only scores)")
+    by_zoo = {zoo_names[k]: m for k, m in models.items()}
+    judge = judge or (lambda zoo: independent_judge(zoo, by_zoo))
+    judges = {}
+
+    def judge_for(name: str):
+        if name not in judges:
+            judges[name] = judge(zoo_names[name])
+        return judges[name]
+
+    @functools.lru_cache(maxsize=64)
     def seeds(lbl: int, init: str, seed: int):
         labels = torch.full((n_images,), lbl)
         g = torch.Generator().manual_seed(seed)
@@ -151,56 +265,111 @@ def generation_explorer(models: dict, class_gaussian, *, n_images: int = 8, labe
             return class_gaussian.sample(labels, generator=g)
         return uniform_init(n_images, generator=g)
 
+    @functools.lru_cache(maxsize=64)
+    def run(model: str, label: int, eta: float, steps: int, noise: float, seed: int, init: str, energy: str):
+        GenerationConfig(energy=energy, step_size=eta, n_steps=steps, noise_std=noise)  # validates
+        x0 = seeds(label, init, seed)
+        labels = torch.full((n_images,), label)
+        x = generate(models[model], labels, x0, energy=energy, step_size=eta, n_steps=steps, noise_std=noise,
+                     seed=seed) if steps else x0
+        diag = chain_diagnostics(models[model], labels, x0, x, energy=energy)
+        judge_name, judge_model = judge_for(model)
+        p = None
+        if judge_model is not None:
+            with torch.no_grad():
+                p = judge_model(x).softmax(1)[:, label]
+        return {"x0": x0, "x": x, "diag": diag, "p_label": p, "judge": judge_name}
+
     def compute(model: str, label: int, log10_step: float, steps: int, noise: float, seed: int, init: str,
                 energy: str) -> dict:
-        x0 = seeds(label, init, seed)
-        eta = 10 ** log10_step
-        labels = torch.full((n_images,), label)
-        x, chain = generate(models[model], labels, x0, energy=energy, step_size=eta, n_steps=steps,
-                            noise_std=noise, seed=seed, record_every=max(1, steps // 4) if steps else None) \
-            if steps else (x0, x0[None])
-        with torch.no_grad():
-            p = models[model](x).softmax(1)[:, label]
-        return {"x0": x0, "x": x, "chain": chain, "p_label": p, "label": label, "step_size": eta, "steps": steps,
-                "noise": noise, "energy": energy, "model": model}
+        eta = round(10 ** log10_step, 6)
+        r = run(model, label, eta, steps, round(noise, 8), seed, init, energy)
+        tuned = bool(_tuned(manifests.get(model), energy))
+        return {**r, "label": label, "step_size": eta, "steps": steps, "noise": noise, "energy": energy,
+                "model": model, "tuned": tuned}
+
+    def summary(r: dict) -> list[str]:
+        d = r["diag"]
+        u = "E(x,y)" if r["energy"] == "joint" else "E(x,y)−E(x)"
+        conf = (f"p({CIFAR10_CLASSES[r['label']]} | x) by {r['judge']} (not the generator): "
+                f"{float(r['p_label'].mean()):.2f}" if r["p_label"] is not None else "no independent classifier")
+        return [f"moved L2 {d['l2']:.2f} from the seed · U = {u}: {d['energy_before']:.3g} → {d['energy_after']:.3g}"
+                f" · clipped pixels {d['saturated']:.0%} (seeds {d['saturated_seed']:.0%})", conf]
 
     def draw(r: dict):
         from .figures import subplots
 
-        fig, axes = subplots(2, 1, figsize=(n_images * 0.75, 2.4))
+        fig, axes = subplots(2, 1, figsize=(max(n_images * 0.8, 5.5), 3.0))
         axes[0].imshow(image_grid(r["x0"], n_images))
         axes[0].set_title("seeds", fontsize=8, loc="left")
         axes[1].imshow(image_grid(r["x"], n_images))
         eq = "Eq. 17, E(x,y)" if r["energy"] == "joint" else "Eq. 16, E(x,y) − E(x)"
-        p = float(r["p_label"].mean())
-        axes[1].set_title(f"{r['model']} → {CIFAR10_CLASSES[r['label']]} ({eq}; η={r['step_size']:.3g}, "
-                          f"{r['steps']} steps, noise {r['noise']:.3g}); mean p(y|x) = {p:.2f}", fontsize=8, loc="left")
+        sampler = "model's tuned sampler" if r["tuned"] else "sampler"
+        axes[1].set_title(f"{r['model']} → {CIFAR10_CLASSES[r['label']]} ({eq}; {sampler}: η={r['step_size']:.3g}, "
+                          f"{r['steps']} steps, noise {r['noise']:.3g})", fontsize=8, loc="left")
         for ax in axes:
             ax.axis("off")
-        fig.tight_layout()
+        lines = summary(r)
+        fig.text(0.01, 0.02, "\n".join(lines), fontsize=7, va="bottom")
+        if r["diag"]["broken"]:
+            fig.text(0.01, 0.98, "⚠ chain broken: " + r["diag"]["reason"], fontsize=7, color="#b00", va="top",
+                     wrap=True)
+        fig.subplots_adjust(bottom=0.22, top=0.85 if r["diag"]["broken"] else 0.9)
         return fig
+
+    def note(r: dict) -> str:
+        html = "<br>".join(summary(r))
+        if r["diag"]["broken"]:
+            html = (f"<b style='color:#b00'>⚠ chain broken: {r['diag']['reason']}. The confidence below is "
+                    "not evidence of a good sample.</b><br>") + html
+        return f"<span style='font-size:90%'>{html}</span>"
+
+    first = next(iter(models))
+    cfg = sampler_for(manifests.get(first), "joint")
+    base = GenerationConfig()
+    if not _tuned(manifests.get(first), "joint"):  # no tuned settings: the caller's, else the defaults
+        cfg = GenerationConfig("joint", step_size if step_size is not None else base.step_size,
+                               steps if steps is not None else 40, noise if noise is not None else base.noise_std)
+
+    def tuned_values(values: dict) -> dict:
+        t = _tuned(manifests.get(values["model"]), values["energy"])
+        if not t:
+            return {}
+        c = sampler_for(manifests.get(values["model"]), values["energy"])
+        return {"log10_step": round(math.log10(max(c.step_size, 1e-3)), 1), "steps": c.n_steps, "noise": c.noise_std}
 
     controls = {
         "model": w.Dropdown(options=list(models), description=model_description),
         "label": label_dropdown(label),
-        "log10_step": w.FloatSlider(math.log10(step_size), min=-3, max=1, step=0.1, description="log₁₀ η",
-                                    readout_format=".1f"),
-        "steps": w.IntSlider(steps, 0, 200, step=10, description="steps"),
-        "noise": w.FloatLogSlider(noise, base=10, min=-4, max=-0.5, description="noise s"),
+        "log10_step": w.FloatSlider(round(math.log10(max(cfg.step_size, 1e-3)), 1), min=-3, max=1, step=0.1,
+                                    description="log₁₀ η", readout_format=".1f"),
+        "steps": w.IntSlider(cfg.n_steps, 0, 200, step=5, description="steps"),
+        "noise": w.FloatLogSlider(max(cfg.noise_std, 1e-4), base=10, min=-4, max=-0.5, description="noise s"),
         "seed": w.IntSlider(0, 0, 20, description="seed"),
         "init": w.Dropdown(options=["class_gaussian", "uniform"], description="init"),
         "energy": w.Dropdown(options=[("E(x,y) — Eq. 17", "joint"), ("E(x,y)−E(x) — Eq. 16", "ce")],
                              description="energy"),
     }
-    return Explorer(controls, compute, draw, title=title)
+    for lbl in range(len(CIFAR10_CLASSES)):  # warm the seed cache: a label change then costs only the chain
+        if lbl in getattr(class_gaussian, "classes", range(len(CIFAR10_CLASSES))):
+            seeds(lbl, "class_gaussian", 0)
+    for name in models:
+        judge_for(name)
+    return Explorer(controls, compute, draw, title=title, note=note,
+                    links={"model": tuned_values, "energy": tuned_values})
 
 
 # ----------------------------------------------------------------------------- notebook 02
-def landscape_explorer(models: dict, x, y, *, radius: float = 2.0, resolution: int = 21, seed: int = 0) -> Explorer:
-    """Model, image, radius, resolution and direction seed for the Fig. 2 contour of E(x, y)."""
+def landscape_explorer(models: dict, x, y, *, radius: float = 2.0, resolution: int = 17, seed: int = 0,
+                       surface: bool = True) -> Explorer:
+    """Model, image, radius, resolution and direction seed for the Fig. 2 contour of E(x, y),
+    with (``surface``) the same slice as a rotatable Plotly 3-D surface that follows the controls.
+
+    Cost: ``resolution²`` forward passes (17² ≈ 0.3 s per model on one core); the slider stops
+    at 41."""
     import ipywidgets as w
 
-    from .figures import contour_data, plot_contours
+    from .figures import MODEL_LABELS, contour_data, plot_contours
 
     @functools.lru_cache(maxsize=64)
     def grid(model: str, index: int, radius: float, resolution: int, seed: int):
@@ -209,29 +378,47 @@ def landscape_explorer(models: dict, x, y, *, radius: float = 2.0, resolution: i
 
     def compute(model: str, index: int, radius: float, resolution: int, seed: int) -> dict:
         d = grid(model, index, round(radius, 3), resolution, seed)
-        return {"data": d, "stats": d[model]["stats"], "label": int(y[index]), "model": model}
+        return {"data": d, "stats": d[model]["stats"], "label": int(y[index]), "model": model, "index": index}
 
     def draw(r: dict):
-        return plot_contours(r["data"], title=f"E(x, y = {CIFAR10_CLASSES[r['label']]}) along two random directions")
+        return plot_contours(r["data"], title=f"test image {r['index']}, E(x, y = {CIFAR10_CLASSES[r['label']]}) "
+                                              "along two random directions")
+
+    def extra(r: dict) -> dict:
+        import json
+
+        d = r["data"][r["model"]]
+        fig = surface_3d(d["a"], d["b"], d["grid"], model=MODEL_LABELS.get(r["model"], r["model"]),
+                         title=f"test image {r['index']} ({CIFAR10_CLASSES[r['label']]})")
+        return {"application/vnd.plotly.v1+json": json.loads(fig.to_json()),
+                "text/plain": f"[3-D surface: {r['model']}, test image {r['index']}]"}
 
     controls = {
         "model": w.Dropdown(options=list(models), description="model"),
         "index": w.IntSlider(0, 0, len(x) - 1, description="image"),
         "radius": w.FloatSlider(radius, min=0.25, max=8.0, step=0.25, description="radius (L2)"),
-        "resolution": w.IntSlider(resolution, 9, 61, step=4, description="resolution"),
+        "resolution": w.IntSlider(resolution, 9, 41, step=4, description="resolution"),
         "seed": w.IntSlider(seed, 0, 20, description="direction seed"),
     }
-    return Explorer(controls, compute, draw, title="Energy landscape (Fig. 2)")
+    with torch_threads(1):  # warm the cache: switching the model at the default settings is then instant
+        for name in list(models)[1:]:
+            grid(name, 0, round(radius, 3), resolution, seed)
+    return Explorer(controls, compute, draw, title="Energy landscape (Fig. 2)", extra=extra if surface else None)
 
 
-def surface_3d(a, b, grid, *, title: str = ""):
-    """Plotly 3-D surface of an energy grid (for the notebooks)."""
+def surface_3d(a, b, grid, *, model: str = "", title: str = ""):
+    """Plotly 3-D surface of an energy grid, named by its model, with full axis titles."""
     import plotly.graph_objects as go
 
     fig = go.Figure(go.Surface(x=b.numpy(), y=a.numpy(), z=grid.numpy(), colorscale="Viridis",
-                               colorbar={"title": "E(x, y)"}))
-    fig.update_layout(title=title, height=480, scene={"xaxis_title": "direction 2", "yaxis_title": "direction 1",
-                                                      "zaxis_title": "E(x, y)"})
+                               colorbar={"title": {"text": "E(x, y)"}}))
+    head = f"{model}: E(x, y) around {title}" if model else f"E(x, y) around {title}"
+    fig.update_layout(title={"text": head + " (drag to rotate)"}, height=520,
+                      margin={"l": 10, "r": 10, "t": 50, "b": 10},
+                      scene={"xaxis": {"title": {"text": "direction 2 (L2)"}},
+                             "yaxis": {"title": {"text": "direction 1 (L2)"}},
+                             "zaxis": {"title": {"text": "E(x, y)"}},
+                             "camera": {"eye": {"x": 1.6, "y": 1.6, "z": 1.0}}})
     return fig
 
 
@@ -316,20 +503,24 @@ def memorisation_explorer(models: dict, class_gaussian, train_x, *, label: int =
                           step_size: float = 0.25, noise: float = 0.001, k: int = 5) -> Explorer:
     """Model and label: one generated image and its ``k`` SSIM-nearest training images (Fig. 7).
 
-    The search covers every image of ``train_x`` (an L2 prefilter picks 256 candidates per query
-    among all of them, then SSIM ranks those; see :func:`jeat_core.figures.nearest_by_ssim`)."""
+    The search covers every image of ``train_x`` (``(N, H, W, C)`` uint8 or a prepared
+    :class:`jeat_core.figures.TrainIndex`; an L2 prefilter picks 256 candidates per query among
+    all of them, then SSIM ranks those; see :func:`jeat_core.figures.nearest_by_ssim`)."""
     import ipywidgets as w
 
-    from .figures import generate, nearest_by_ssim
+    from .figures import TrainIndex, chain_diagnostics, generate, nearest_by_ssim
+
+    index = train_x if isinstance(train_x, TrainIndex) else TrainIndex(train_x)
 
     @functools.lru_cache(maxsize=64)
     def result(model: str, label: int, seed: int):
         labels = torch.tensor([label])
         x0 = class_gaussian.sample(labels, generator=torch.Generator().manual_seed(seed))
         xg = generate(models[model], labels, x0, step_size=step_size, n_steps=steps, noise_std=noise, seed=seed)
-        idx, sim = nearest_by_ssim(xg, train_x, k=k)
-        near = torch.from_numpy(train_x[idx[0].numpy()]).permute(0, 3, 1, 2).float().div(255)
-        return {"x": xg, "near": near, "idx": idx[0], "ssim": sim[0]}
+        idx, sim = nearest_by_ssim(xg, index, k=k)
+        near = torch.from_numpy(index.images[idx[0].numpy()]).permute(0, 3, 1, 2).float().div(255)
+        return {"x": xg, "near": near, "idx": idx[0], "ssim": sim[0],
+                "diag": chain_diagnostics(models[model], labels, x0, xg)}
 
     def compute(model: str, label: int, seed: int) -> dict:
         return {"model": model, "label": label, "seed": seed, **result(model, label, seed)}
@@ -337,7 +528,7 @@ def memorisation_explorer(models: dict, class_gaussian, train_x, *, label: int =
     def draw(r: dict):
         from .figures import subplots
 
-        fig, axes = subplots(1, k + 1, figsize=(1.3 * (k + 1), 1.9))
+        fig, axes = subplots(1, k + 1, figsize=(1.3 * (k + 1), 2.1))
         axes[0].imshow(r["x"][0].permute(1, 2, 0).numpy())
         axes[0].set_title(f"generated\n({r['model']}, {CIFAR10_CLASSES[r['label']]})", fontsize=7)
         for j in range(k):
@@ -345,9 +536,89 @@ def memorisation_explorer(models: dict, class_gaussian, train_x, *, label: int =
             axes[j + 1].set_title(f"train #{int(r['idx'][j])}\nSSIM {float(r['ssim'][j]):.2f}", fontsize=7)
         for ax in axes:
             ax.axis("off")
-        fig.tight_layout()
+        d = r["diag"]
+        fig.text(0.01, 0.01, f"chain: moved L2 {d['l2']:.2f} from the seed, E(x,y) {d['energy_before']:.3g} → "
+                             f"{d['energy_after']:.3g}, clipped pixels {d['saturated']:.0%}"
+                             + (f" — ⚠ chain broken: {d['reason']}" if d["broken"] else ""),
+                 fontsize=7, color="#b00" if d["broken"] else "black")
+        fig.subplots_adjust(bottom=0.15)
         return fig
 
     controls = {"model": w.Dropdown(options=list(models), description="model"), "label": label_dropdown(label),
                 "seed": w.IntSlider(0, 0, 20, description="seed")}
-    return Explorer(controls, compute, draw, title=f"Nearest training images by SSIM (of {len(train_x):,})")
+    return Explorer(controls, compute, draw, title=f"Nearest training images by SSIM (of {len(index):,})")
+
+
+# ----------------------------------------------------------------------------- notebook 03
+class LiveTraining:
+    """A short live training run (notebook 3): method, steps and ε controls, a *Run* button, a
+    progress bar with "step k/N", and the Fig. 3 plot of Δ_x E / Δ_θ E redrawn as it goes.
+
+    ``run()`` trains a fresh cpu-preset model with :func:`jeat_core.training.fit` (batch 64,
+    logging every step) and returns the log; the button calls it too. Like :class:`Explorer`, it
+    displays as the live widget plus the latest plot as a PNG for viewers without widgets."""
+
+    def __init__(self, train_data, test_data, *, steps: int = 30, eps255: float = 8.0, method: str = "at"):
+        import ipywidgets as w
+
+        self.train_data, self.test_data = train_data, test_data
+        self.steps = w.IntSlider(steps, 2, 200, description="steps")
+        self.eps = w.FloatSlider(eps255, min=0.0, max=16.0, step=1.0, description="ε × 255")
+        self.method = w.Dropdown(options=["at", "prejeat"], value=method, description="method")
+        self.button = w.Button(description="Run")
+        self.progress = w.IntProgress(0, 0, steps, description="")
+        self.label = w.HTML("")
+        self.out = w.Output()
+        self.png: bytes | None = None
+        self.log: list[dict] = []
+        self.button.on_click(lambda _b: self.run())
+        self.widget = w.VBox([w.HBox([self.method, self.steps, self.eps, self.button]),
+                              w.HBox([self.progress, self.label]), self.out])
+
+    def _show(self, title: str) -> None:
+        import base64
+
+        from .figures import figure_png, plot_delta_energy
+
+        self.png = figure_png(plot_delta_energy(self.log, title=title))
+        self.out.outputs = ({"output_type": "display_data", "metadata": {},
+                             "data": {"image/png": base64.b64encode(self.png).decode("ascii"),
+                                      "text/plain": f"[figure: {title}]"}},)
+
+    def run(self) -> list[dict]:
+        from dataclasses import replace
+
+        from .training import fit, make_config
+
+        n, method, eps = self.steps.value, self.method.value, self.eps.value
+        cfg = make_config(method, "cpu", max_steps=n, log_every=1, checkpoint_every=0, eval_n=0)
+        cfg = replace(cfg, attack=replace(cfg.attack, eps=eps / 255), optim=replace(cfg.optim, batch_size=64))
+        self.log, self.button.disabled = [], True
+        self.progress.max, self.progress.value = n, 0
+        redraw = max(1, n // 15)
+        title = f"live run: {method}, ε = {eps:.0f}/255"
+
+        def on_step(step: int, metrics: dict) -> None:
+            self.log.append({"step": step - 1, **metrics})
+            self.progress.value = step
+            self.label.value = f"step {step}/{n} · loss {metrics['loss']:.3f}"
+            if step % redraw == 0 or step == n:
+                self._show(f"{title} (step {step}/{n})")
+
+        try:
+            fit(cfg, train_data=self.train_data, test_data=self.test_data, progress=False, device="cpu",
+                callbacks=(on_step,))
+            self.label.value = f"done: {n}/{n} steps"
+        finally:
+            self.button.disabled = False
+        return self.log
+
+    def _repr_mimebundle_(self, **kwargs):
+        import base64
+
+        bundle = self.widget._repr_mimebundle_(**kwargs) or {}
+        data = dict(bundle[0] if isinstance(bundle, tuple) else bundle)
+        if self.png:
+            data["image/png"] = base64.b64encode(self.png).decode("ascii")
+        data["text/plain"] = "[live training run]"
+        return data

@@ -2,8 +2,13 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -26,8 +31,12 @@ import os
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 MODEL = "cifar10-cpu/standard"
-N_EVAL = 64 if SMOKE else 500
+N_EVAL = 32 if SMOKE else 500
 EPS = 8 / 255
+FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
+
+# %% [markdown]
+# ## Setup: the model and the test images
 
 # %%
 import torch
@@ -58,9 +67,10 @@ print(f"max |E(x,y) - E(x) - CE| over {len(x)} images: {diff.abs().max():.2e}")
 # Pick an image and a radius: the CE attack (Eq. 14) and the energy attack (Eq. 18) both raise
 # $E(x, y)$, but only the CE attack also *lowers* $E(x)$ on purpose.
 
-# %%
-from jeat_core.widgets import attack_explorer
+# %% tags=["figure"]
+from jeat_core.widgets import attack_explorer, require
 
+require(globals(), "model", "x", "y", cell="the parameters cell and the Setup cell")
 attack_explorer(model, x, y, eps=EPS)
 
 # %% [markdown]
@@ -68,12 +78,12 @@ attack_explorer(model, x, y, eps=EPS)
 # Accuracy under PGD-20 ($\ell_\infty$, step 2/255, random start) with either objective.
 
 # %%
-from jeat_core.figures import save_table, table1_rows
+from jeat_core.figures import Table, save_table, table1_rows
 
-rows = table1_rows(model, x, y, eps=EPS)
-rows
+rows = table1_rows(model, x, y, eps=EPS, progress=True)  # about 2 minutes at N_EVAL = 500
+Table(rows, formats={"accuracy": "{:.1%}", "eps": "{:.4f}"})
 
 # %%
-paths = save_table(rows, os.environ.get("JEAT_FIGURES", "../figures"), "table1_attacks",
+paths = save_table(rows, FIGURES, "table1_attacks",
                    title=f"Tab. 1: CE attack vs energy attack on {MODEL} (n={len(x)}, eps={EPS:.4f})")
 print(*paths, sep="\n")

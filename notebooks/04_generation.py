@@ -2,11 +2,11 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
 #     text_representation:
 #       extension: .py
 #       format_name: percent
 #       format_version: '1.3'
-#       jupytext_version: 1.19.6
 #   kernelspec:
 #     display_name: Python 3 (ipykernel)
 #     language: python
@@ -36,56 +36,71 @@ LABEL = 8  # ship, as in Fig. 4
 N_IMAGES = 4 if SMOKE else 8
 STEPS = 5 if SMOKE else 40
 STEP_SIZE, NOISE = 0.25, 0.001  # jeat generate's defaults
-FIGURES = os.environ.get("JEAT_FIGURES", "../figures")
+FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
+
+# %% [markdown]
+# ## Setup: models and class-Gaussian seeds
 
 # %%
 import torch
 
 from jeat_core.checkpoints import load_model
 from jeat_core.data import CIFAR10_CLASSES, load_split
-from jeat_core.figures import generate, plot_image_rows, save_figure
+from jeat_core.figures import GENERATION_FORMATS, Table, generate, generation_table, plot_image_rows, save_figure
 from jeat_core.sampling import ClassGaussian
 
-models = {name: load_model(f"cifar10-cpu/{name}")[0] for name in MODELS}
+models, manifests = {}, {}
+for name in MODELS:
+    models[name], manifests[name] = load_model(f"cifar10-cpu/{name}")
 train = load_split("train")
 class_gaussian = ClassGaussian(train.x, train.y)  # N(mu_y, Sigma_y + 1e-4 I), full 3072-d
 print("models:", ", ".join(models))
 
 # %% [markdown]
 # ## Explore
-# Every control re-runs the chain (seeds are cached per label/init/seed). Try the AT model with
+# Every control re-runs the chain (seeds are cached per label/init/seed). Each model starts from
+# its own tuned sampler when its manifest has one. Below the pictures: how far the chain moved,
+# the energy before and after, the share of clipped pixels, a warning when the chain broke, and
+# p(y | x) from a classifier that did *not* generate the images (named). Try the AT model with
 # the two energies, then push the step size up until the chain breaks.
 
-# %%
-from jeat_core.widgets import generation_explorer
+# %% tags=["figure"]
+from jeat_core.widgets import generation_explorer, require
 
-explorer = generation_explorer(models, class_gaussian, n_images=N_IMAGES, label=LABEL, step_size=STEP_SIZE,
-                               steps=STEPS, noise=NOISE)
+require(globals(), "models", "manifests", "class_gaussian", cell="the parameters cell and the Setup cell")
+explorer = generation_explorer(models, class_gaussian, manifests=manifests, n_images=4 if SMOKE else 6,
+                               label=LABEL, step_size=STEP_SIZE, steps=STEPS, noise=NOISE)
 explorer
 
 # %% [markdown]
 # ## Fig. 4: the same seeds, three samplers
 # (a) AT model with Eq. 16, (b) AT model with Eq. 17, (c) PreJEAT model with Eq. 17.
 
-# %%
+# %% tags=["figure"]
 labels = torch.full((N_IMAGES,), LABEL)
 seeds = class_gaussian.sample(labels, generator=torch.Generator().manual_seed(0))
-rows = {
-    "(a) AT, Eq. 16 (E(x,y) − E(x))": generate(models["at"], labels, seeds, energy="ce", step_size=STEP_SIZE,
-                                              n_steps=STEPS, noise_std=NOISE),
-    "(b) AT, Eq. 17 (E(x,y))": generate(models["at"], labels, seeds, energy="joint", step_size=STEP_SIZE,
-                                       n_steps=STEPS, noise_std=NOISE),
-    "(c) PreJEAT, Eq. 17": generate(models["prejeat"], labels, seeds, energy="joint", step_size=STEP_SIZE,
-                                   n_steps=STEPS, noise_std=NOISE),
+runs = {
+    "(a) AT, Eq. 16 (E(x,y) − E(x))": ("at", "ce"),
+    "(b) AT, Eq. 17 (E(x,y))": ("at", "joint"),
+    "(c) PreJEAT, Eq. 17": ("prejeat", "joint"),
 }
+rows = {row: generate(models[m], labels, seeds, energy=energy, step_size=STEP_SIZE, n_steps=STEPS, noise_std=NOISE)
+        for row, (m, energy) in runs.items()}
 fig = plot_image_rows({"class-Gaussian seeds": seeds, **rows}, nrow=N_IMAGES,
                       title=f"label: {CIFAR10_CLASSES[LABEL]}")
 fig
 
 # %% [markdown]
-# ## The chain as it evolves
+# What each chain did (U is the sampler's energy: $E(x,y) - E(x)$ for Eq. 16, $E(x, y)$ for Eq. 17):
 
 # %%
+Table(generation_table({row: (m, models[m], rows[row], energy) for row, (m, energy) in runs.items()}, seeds, labels,
+                       loaded=models), formats=GENERATION_FORMATS)
+
+# %% [markdown]
+# ## The chain as it evolves
+
+# %% tags=["figure"]
 _, chain = generate(models["at"], labels[:4], seeds[:4], energy="joint", step_size=STEP_SIZE, n_steps=STEPS,
                     noise_std=NOISE, record_every=max(1, STEPS // 5))
 plot_image_rows({f"step {i * max(1, STEPS // 5)}": c for i, c in enumerate(chain)}, nrow=4)

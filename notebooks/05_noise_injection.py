@@ -2,8 +2,13 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -28,17 +33,22 @@ LABEL = 8  # ship, as in Fig. 5
 N_IMAGES = 4 if SMOKE else 8
 STEPS = 5 if SMOKE else 60
 STEP_SIZE, NOISE = 0.25, 0.001  # jeat generate's defaults
-FIGURES = os.environ.get("JEAT_FIGURES", "../figures")
+FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
+
+# %% [markdown]
+# ## Setup: models and class-Gaussian seeds
 
 # %%
 import torch
 
 from jeat_core.checkpoints import load_model
 from jeat_core.data import CIFAR10_CLASSES, load_split
-from jeat_core.figures import generate, plot_image_rows, save_figure
+from jeat_core.figures import GENERATION_FORMATS, Table, generate, generation_table, plot_image_rows, save_figure
 from jeat_core.sampling import ClassGaussian
 
-models = {label: load_model(f"cifar10-cpu/{name}")[0] for label, name in MODELS.items()}
+models, manifests = {}, {}
+for label, name in MODELS.items():
+    models[label], manifests[label] = load_model(f"cifar10-cpu/{name}")
 train = load_split("train")
 class_gaussian = ClassGaussian(train.x, train.y)
 
@@ -47,7 +57,7 @@ class_gaussian = ClassGaussian(train.x, train.y)
 # Each row starts from the same class-Gaussian seeds; only the classifier (its training noise)
 # changes. The last row is the standard classifier ($\sigma = 0$) for reference.
 
-# %%
+# %% tags=["figure"]
 labels = torch.full((N_IMAGES,), LABEL)
 seeds = class_gaussian.sample(labels, generator=torch.Generator().manual_seed(0))
 rows = {"class-Gaussian seeds": seeds}
@@ -57,26 +67,24 @@ fig = plot_image_rows(rows, nrow=N_IMAGES, title=f"noise-trained classifiers, Eq
 fig
 
 # %% [markdown]
-# How confident is each classifier that its own samples show the label, and how far did the
-# chain move from the seed? (A classifier whose chain barely moves has a flat but uninformative
-# energy; one whose samples are confidently the label has a landscape worth descending.)
+# How far did each chain move from the seed, did it descend, did it break, and does a classifier
+# that did **not** generate the images (named in the table: the independent evaluator when it
+# is shipped, else another zoo model) see the label? A generator's own confidence in its samples
+# says little: it is what the chain maximised.
 
 # %%
-with torch.no_grad():
-    for label, m in models.items():
-        p = m(rows[label]).softmax(1)[:, LABEL].mean()
-        dist = (rows[label] - seeds).flatten(1).norm(dim=1).mean()
-        print(f"{label:>18}: mean p({CIFAR10_CLASSES[LABEL]} | x) = {float(p):.2f}, "
-              f"mean L2 from seed = {float(dist):.2f}")
+Table(generation_table({label: (MODELS[label], models[label], rows[label], "joint") for label in models}, seeds,
+                       labels, loaded={MODELS[k]: m for k, m in models.items()}), formats=GENERATION_FORMATS)
 
 # %% [markdown]
 # ## Explore: σ, label, step size, steps, noise
 
-# %%
-from jeat_core.widgets import generation_explorer
+# %% tags=["figure"]
+from jeat_core.widgets import generation_explorer, require
 
-generation_explorer(models, class_gaussian, n_images=N_IMAGES, label=LABEL, step_size=STEP_SIZE,
-                    steps=min(STEPS, 40), noise=NOISE, model_description="σ",
+require(globals(), "models", "manifests", "class_gaussian", cell="the parameters cell and the Setup cell")
+generation_explorer(models, class_gaussian, manifests=manifests, zoo_names=MODELS, n_images=4 if SMOKE else 6,
+                    label=LABEL, step_size=STEP_SIZE, steps=min(STEPS, 40), noise=NOISE, model_description="σ",
                     title="Generation from noise-trained classifiers")
 
 # %%

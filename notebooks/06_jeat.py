@@ -2,8 +2,13 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -34,7 +39,10 @@ WALK_MODEL = "jeat"
 N_IMAGES = 2 if SMOKE else 6
 STEPS = 5 if SMOKE else 60
 SGLD_STEPS = 3 if SMOKE else 20
-FIGURES = os.environ.get("JEAT_FIGURES", "../figures")
+FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
+
+# %% [markdown]
+# ## Setup: models, data and class-Gaussian seeds
 
 # %%
 import torch
@@ -43,7 +51,15 @@ from jeat_core.attacks import fgsm_rs
 from jeat_core.checkpoints import load_model
 from jeat_core.data import CIFAR10_CLASSES, load_split
 from jeat_core.energy import joint_energy, marginal_energy
-from jeat_core.figures import generate, plot_image_rows, save_figure
+from jeat_core.figures import (
+    GENERATION_FORMATS,
+    MODEL_LABELS,
+    Table,
+    generate,
+    generation_table,
+    plot_image_rows,
+    save_figure,
+)
 from jeat_core.sampling import ClassGaussian, ReplayBuffer, langevin
 
 models, manifests = {}, {}
@@ -58,7 +74,7 @@ print(f"{WALK_MODEL}: attack {cfg['attack']}, SGLD {cfg['sgld']}")
 # %% [markdown]
 # ## Algorithm 1, one step at a time (on the shipped JEAT model, no update)
 
-# %%
+# %% tags=["figure"]
 g = torch.Generator().manual_seed(0)
 x, y = test.tensors(8)
 x_adv = fgsm_rs(model, x, y, eps=8 / 255, objective="energy", generator=g)  # step 1: Eq. 18
@@ -82,7 +98,7 @@ plot_image_rows({"x (test images)": x, "x_adv (energy attack, ε = 8/255)": x_ad
 # The replay buffer is what makes short runs work: chains persist across training steps. Here we
 # keep sampling from the same buffer and show what the chains look like after more rounds.
 
-# %%
+# %% tags=["figure"]
 for _ in range(3):
     x0, idx = buffer.sample(8, generator=g)
     buffer.push(langevin(lambda z: marginal_energy(model(z)), x0, step_size=cfg["sgld"]["step_size"],
@@ -96,22 +112,30 @@ plot_image_rows({"buffer after 4 rounds (prediction: " + ", ".join(CIFAR10_CLASS
 # ## Fig. 6: class-conditional samples (Eq. 17) from AT, PreJEAT, JEM and JEAT
 # Same class-Gaussian seeds for every model, one column per class.
 
-# %%
+# %% tags=["figure"]
+from tqdm.auto import tqdm
+
 labels = torch.arange(10).repeat(N_IMAGES)
 seeds = class_gaussian.sample(labels, generator=torch.Generator().manual_seed(0))
-from jeat_core.figures import MODEL_LABELS
-
-rows = {MODEL_LABELS[n]: generate(m, labels, seeds, n_steps=STEPS) for n, m in models.items()}
+rows = {MODEL_LABELS[n]: generate(m, labels, seeds, n_steps=STEPS) for n, m in tqdm(models.items(), desc="Fig. 6")}
 fig = plot_image_rows(rows, nrow=10, title="columns: " + ", ".join(CIFAR10_CLASSES))
 fig
 
 # %% [markdown]
-# ## Explore: model and label
+# What each chain did, and p(y | x) from a classifier that did not generate the images:
 
 # %%
-from jeat_core.widgets import generation_explorer
+Table(generation_table({MODEL_LABELS[n]: (n, m, rows[MODEL_LABELS[n]], "joint") for n, m in models.items()}, seeds,
+                       labels, loaded=models), formats=GENERATION_FORMATS)
 
-generation_explorer(models, class_gaussian, n_images=4 if SMOKE else 8, steps=min(STEPS, 40),
+# %% [markdown]
+# ## Explore: model and label
+
+# %% tags=["figure"]
+from jeat_core.widgets import generation_explorer, require
+
+require(globals(), "models", "manifests", "class_gaussian", cell="the parameters cell and the Setup cell")
+generation_explorer(models, class_gaussian, manifests=manifests, n_images=4 if SMOKE else 6, steps=min(STEPS, 40),
                     title="Samples by model (Fig. 6)")
 
 # %%

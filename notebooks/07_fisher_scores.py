@@ -2,8 +2,13 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -28,7 +33,10 @@ SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 MODELS = ["standard", "at", "jem", "jeat"]
 N_IMAGES = 8 if SMOKE else 200
 N_PROBES = 1 if SMOKE else 4
-FIGURES = os.environ.get("JEAT_FIGURES", "../figures")
+FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
+
+# %% [markdown]
+# ## Setup: the models and the test images
 
 # %%
 from jeat_core.checkpoints import load_model
@@ -42,12 +50,10 @@ x, y = load_split("test").tensors(max(N_IMAGES, 64))
 # ## Tab. 2 on our models
 
 # %%
+from jeat_core.figures import Table
+
 rows = table2_fisher_rows(models, x[:N_IMAGES], y[:N_IMAGES], n_probes=N_PROBES)
-from IPython.display import Markdown
-
-from jeat_core.figures import table_markdown
-
-Markdown(table_markdown(rows))
+Table(rows, formats={"JFS": "{:.4g}", "MFS": "{:.4g}"})
 
 # %% [markdown]
 # Both terms matter: a sharp energy has a large gradient norm *and* a large positive curvature
@@ -58,19 +64,22 @@ import torch
 
 from jeat_core.energy import energy_of
 
+grad_rows = []
 for name, m in models.items():
     xg = x[:N_IMAGES].clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(energy_of(m, "joint", y[:N_IMAGES])(xg).sum(), xg)
-    print(f"{name:>9}: mean ½‖∇E(x,y)‖² = {float(0.5 * grad.flatten(1).pow(2).sum(1).mean()):.3g}")
+    grad_rows.append({"model": name, "mean ½‖∇E(x,y)‖²": float(0.5 * grad.flatten(1).pow(2).sum(1).mean())})
+Table(grad_rows, formats={"mean ½‖∇E(x,y)‖²": "{:.3g}"})
 
 # %% [markdown]
 # ## Explore: number of probes and of images
 # Watch how the estimate settles as the number of probes grows.
 
-# %%
-from jeat_core.widgets import fisher_explorer
+# %% tags=["figure"]
+from jeat_core.widgets import fisher_explorer, require
 
-fisher_explorer(models, x, y, n_probes=N_PROBES, n_images=min(N_IMAGES, 8), max_images=64)
+require(globals(), "models", "x", "y", cell="the parameters cell and the Setup cell")
+fisher_explorer(models, x, y, n_probes=1, n_images=4, max_images=64)
 
 # %%
 print(*save_table(rows, FIGURES, "table2_fisher", title="Tab. 2: Fisher scores (lower is better)"), sep="\n")

@@ -2,8 +2,13 @@
 # jupyter:
 #   jupytext:
 #     formats: ipynb,py:percent
+#     notebook_metadata_filter: -jupytext.text_representation.jupytext_version
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
 #   kernelspec:
-#     display_name: Python 3
+#     display_name: Python 3 (ipykernel)
 #     language: python
 #     name: python3
 # ---
@@ -23,7 +28,10 @@ import os
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 MODELS = ["standard", "at", "prejeat", "jem", "jeat"]
 N = 16 if SMOKE else 500
-FIGURES = os.environ.get("JEAT_FIGURES", "../figures")
+FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
+
+# %% [markdown]
+# ## Setup: the models and the test images
 
 # %%
 from jeat_core.checkpoints import load_model
@@ -40,32 +48,34 @@ x, y = load_split("test").tensors(N)
 
 # %%
 from jeat_core.checkpoints import find_eval
+from jeat_core.figures import Table
 
-for name, man in manifests.items():
-    clean, pgd = find_eval(man, "none"), find_eval(man, "pgd20")
-    print(f"{name:>9}: clean " + (f"{clean['clean_acc']:.2%} (n={clean['n']})" if clean else "—")
-          + "; PGD-20 " + (f"{pgd['robust_acc']:.2%} (n={pgd['n']})" if pgd else "—"))
+
+def _acc(record, field):
+    return f"{record[field]:.2%} (n={record['n']:,})" if record else "—"
+
+
+Table([{"model": name, "clean": _acc(find_eval(man, "none"), "clean_acc"),
+        "PGD-20, ε = 8/255": _acc(find_eval(man, "pgd20"), "robust_acc"),
+        "energy PGD-20": _acc(find_eval(man, "energy-pgd20"), "robust_acc")} for name, man in manifests.items()])
 
 # %% [markdown]
 # ## Tab. 3 recomputed on the first N test images
 
 # %%
 rows = table3_rows(models, x, y)
-from IPython.display import Markdown
-
-from jeat_core.figures import table_markdown
-
-Markdown(table_markdown(rows))
+Table(rows, formats={"clean_acc": "{:.1%}", "pgd20_acc": "{:.1%}", "eps": "{:.4f}"})
 
 # %% [markdown]
 # ## Explore: ε and the number of PGD steps
 # A robust model degrades gracefully as ε grows; a model whose accuracy does not fall with more
 # steps at large ε would hint at gradient masking.
 
-# %%
-from jeat_core.widgets import robustness_explorer
+# %% tags=["figure"]
+from jeat_core.widgets import require, robustness_explorer
 
-robustness_explorer(models, x[: 8 if SMOKE else 16], y[: 8 if SMOKE else 16], steps=2 if SMOKE else 10)
+require(globals(), "models", "x", "y", cell="the parameters cell and the Setup cell")
+robustness_explorer(models, x[: 8 if SMOKE else 16], y[: 8 if SMOKE else 16], steps=2 if SMOKE else 5)
 
 # %%
 print(*save_table(rows, FIGURES, "table3_robustness", title=f"Tab. 3: clean and PGD-20 accuracy (n={N})"), sep="\n")

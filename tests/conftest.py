@@ -67,6 +67,8 @@ ZOO = {
 def tiny_zoo(tmp_path_factory):
     """All eight zoo names as tiny models trained for 2 steps on a toy set: exercises every code
     path that loads `cifar10-cpu/<name>` (figures, notebooks) in seconds."""
+    from jeat_core.checkpoints import MANIFEST, load_model, read_manifest, record_eval, write_json
+    from jeat_core.metrics import robust_accuracy
     from jeat_core.training import fit, make_config
 
     root = tmp_path_factory.mktemp("zoo")
@@ -77,7 +79,15 @@ def tiny_zoo(tmp_path_factory):
         cfg = replace(cfg, optim=replace(cfg.optim, batch_size=32))
         if hasattr(cfg, "sgld"):
             cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=2, batch_size=8, buffer_size=50))
-        fit(cfg, out=root / "cifar10-cpu" / name, train_data=data, test_data=test, progress=False, device="cpu")
+        out = root / "cifar10-cpu" / name
+        fit(cfg, out=out, train_data=data, test_data=test, progress=False, device="cpu")
+        # evaluation records as `jeat eval --record` writes them (a list; see checkpoints/README.md)
+        model, manifest = load_model(out)
+        xt, yt = test.tensors(16)
+        for attack in ("none", "pgd20"):
+            record_eval(manifest, robust_accuracy(model, xt, yt, attack=attack, n_steps=2))
+        write_json(out / MANIFEST, manifest)
+        assert read_manifest(out)["evals"]
     tiny_evaluator(root / "cifar10-cpu" / "evaluator")
     return root
 

@@ -1,11 +1,17 @@
-"""Every notebook executes headless (jupytext -> nbclient) in smoke mode with no error output.
+"""Every notebook executes headless (jupytext -> nbclient) in smoke mode with no error output,
+and every cell that makes a figure shows it as a picture.
 
 The notebooks load `cifar10-cpu/<name>`; here those names resolve to the tiny throw-away zoo
 (``JEAT_CHECKPOINTS``) so the test covers every notebook whether or not a model is shipped yet,
 on real CIFAR-10 data. Each notebook's last cell exports its figure into a temporary folder.
+
+A cell that makes a figure carries the tag ``figure`` (``# %% tags=["figure"]``); such a cell must
+output at least one image (PNG or SVG), and no output may be matplotlib's bare text repr
+(``<Figure size 649x448.8 with 4 Axes>``: a figure that did not render).
 """
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -16,8 +22,33 @@ EXPORTS = {"01": "table1_attacks.md", "02": "fig2_energy_contours.pdf", "03": "f
            "07": "table2_fisher.md", "08": "table3_robustness.md", "09": "fig7_nearest_neighbours.pdf"}
 
 
+IMAGE_TYPES = ("image/png", "image/svg+xml")
+# code that makes a figure: such a cell must be tagged "figure" (so the image check covers it)
+MAKES_FIGURE = re.compile(r"\bplot_\w+\(|_explorer\(|LiveTraining\(|^fig\s*$", re.M)
+
+
 def test_every_paper_item_has_a_notebook():
     assert sorted(p.name[:2] for p in NOTEBOOKS) == sorted(EXPORTS)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_figure_cells_are_tagged_and_exports_stay_local(path):
+    import jupytext
+
+    nb = jupytext.read(path)
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    untagged = [c.source.splitlines()[0] for c in code
+                if MAKES_FIGURE.search(c.source) and "figure" not in c.metadata.get("tags", [])]
+    assert not untagged, f"cells that make a figure without the 'figure' tag: {untagged}"
+    assert any("figure" in c.metadata.get("tags", []) for c in code)
+    # an explorer cell run before its inputs exist says which cell to run first (not a bare NameError)
+    assert all("require(globals()" in c.source for c in code if "_explorer(" in c.source)
+    # only `jeat figures` / `make figures` writes the committed figures/; notebooks default to figures-local/
+    assert '"../figures"' not in path.read_text() and "../figures-local" in path.read_text()
+
+
+def _images(cell) -> int:
+    return sum(any(t in out.get("data", {}) for t in IMAGE_TYPES) for out in cell.get("outputs", []))
 
 
 @pytest.mark.slow
@@ -41,5 +72,10 @@ def test_notebook_executes(path, tiny_zoo, data_root, tmp_path, monkeypatch):
             elif out["output_type"] == "stream" and out["name"] == "stderr" and (
                     "Error" in out["text"] or "Traceback" in out["text"] or "Warning" in out["text"]):
                 problems.append(f"cell {i} stderr: {out['text'][:300]}")
+            text = out.get("text", "") + str(out.get("data", {}).get("text/plain", ""))
+            if "<Figure size" in text:
+                problems.append(f"cell {i}: a figure shown as text: {text[:100]!r}")
+        if "figure" in cell.metadata.get("tags", []) and not _images(cell):
+            problems.append(f"cell {i} makes a figure but shows no image: {cell.source.splitlines()[0]!r}")
     assert not problems, "\n".join(problems)
     assert (tmp_path / EXPORTS[path.name[:2]]).is_file(), sorted(os.listdir(tmp_path))

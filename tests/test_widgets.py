@@ -43,9 +43,56 @@ def test_generation_explorer(setup, key, value):
     from jeat_core.widgets import generation_explorer
 
     models, x, y, cg, _ = setup
-    e = generation_explorer(models, cg, n_images=2, steps=10, model_description="σ")
+    e = generation_explorer(models, cg, n_images=2, steps=10, model_description="σ", judge=_judge(models))
     before, after = _changed(e, key, value, lambda r: r["x"])
     assert _differs(before, after), key
+    # the confidence shown comes from a classifier that did not generate the images, and says which
+    assert e.last["judge"] != e.last["model"] and e.last["judge"] in e.note.value
+    assert "moved L2" in e.note.value and "clipped pixels" in e.note.value
+
+
+def _judge(models):
+    """Independent scorer for the tests: the other tiny model."""
+    return lambda name: next((n, m) for n, m in models.items() if n != name)
+
+
+def test_generation_explorer_uses_tuned_sampler_and_hides_the_evaluator(setup):
+    from jeat_core.widgets import generation_explorer
+
+    models, _, _, cg, _ = setup
+    manifests = {"at": {"method": "at"}, "jeat": {"method": "jeat", "sampler": {
+        "joint": {"step_size": 0.1, "n_steps": 15, "noise_std": 0.01}}}, "evaluator": {"method": "evaluator"}}
+    e = generation_explorer({**models, "evaluator": models["at"]}, cg, manifests=manifests, n_images=2,
+                            steps=10, judge=_judge(models))
+    assert "evaluator" not in e.controls["model"].options
+    assert e.values()["steps"] == 10 and not e.last["tuned"]  # `at` has no tuned settings: the caller's
+    n = len(e.timings)
+    e.controls["model"].value = "jeat"  # its own sampler, in one recomputation
+    assert (e.values()["steps"], round(e.values()["noise"], 6), e.values()["log10_step"]) == (15, 0.01, -1.0)
+    assert e.last["tuned"] and e.last["steps"] == 15 and len(e.timings) == n + 1
+
+
+def test_chain_diagnostics_flags_a_broken_chain(setup):
+    from jeat_core.figures import chain_diagnostics, generate
+
+    models, _, _, _, _ = setup
+    g = torch.Generator().manual_seed(0)
+    seeds = 0.3 + 0.4 * torch.rand(4, 3, 32, 32, generator=g)
+    labels = torch.tensor([0, 1, 2, 3])
+    descended = generate(models["at"], labels, seeds, step_size=0.05, n_steps=3, noise_std=0.0)
+    fine = chain_diagnostics(models["at"], labels, seeds, descended)
+    noise = chain_diagnostics(models["at"], labels, seeds, torch.randint(0, 2, seeds.shape, generator=g).float())
+    assert not fine["broken"] and fine["saturated"] == 0 and fine["energy_after"] < fine["energy_before"]
+    assert abs(fine["l2"] - float((descended - seeds).flatten(1).norm(dim=1).mean())) < 1e-6
+    assert noise["broken"] and "clipped" in noise["reason"] and noise["saturated"] == 1.0
+
+
+def test_require_names_the_cell_to_run_first():
+    from jeat_core.widgets import require
+
+    require({"models": 1}, "models", cell="the Setup cell")
+    with pytest.raises(NameError, match="models not defined yet: run the Setup cell first"):
+        require({}, "models", cell="the Setup cell")
 
 
 @pytest.mark.parametrize("key,value", [("index", 3), ("eps255", 2.0)])
@@ -80,14 +127,21 @@ def test_fisher_explorer(setup, key, value):
     assert e.last["rows"][0]["n"] == e.controls["n_images"].value
 
 
-@pytest.mark.parametrize("key,value", [("eps255", 16.0), ("steps", 5)])
-def test_robustness_explorer(setup, key, value):
+@pytest.mark.parametrize("key,value", [("eps255", 16.0), ("steps", 10)])
+def test_robustness_explorer(standard_model, cifar_test, key, value):
+    """The accuracies shown are those of the new setting (recomputed independently) and differ
+    from the old ones: a trained model on 32 images, ε 2/255 -> 16/255 or 1 -> 10 PGD steps."""
+    from jeat_core.metrics import robust_accuracy
     from jeat_core.widgets import robustness_explorer
 
-    models, x, y, _, _ = setup
-    e = robustness_explorer(models, x[:8], y[:8], steps=1)
-    before, after = _changed(e, key, value, lambda r: (r["eps255"], r["steps"], r["rows"]))
-    assert _differs(before, after)
+    x, y = cifar_test.tensors(32)
+    e = robustness_explorer({"standard": standard_model}, x, y, eps255=2.0, steps=1)
+    before, after = _changed(e, key, value, lambda r: r["rows"]["standard"]["robust_acc"])
+    v = e.values()
+    direct = robust_accuracy(standard_model, x, y, attack="pgd20", eps=v["eps255"] / 255,
+                             step_size=v["eps255"] / 255 / 4, n_steps=v["steps"])
+    assert after == direct["robust_acc"]
+    assert after < before, (key, before, after)
 
 
 @pytest.mark.parametrize("key,value", [("model", "jeat"), ("label", 1), ("seed", 2)])
