@@ -200,23 +200,21 @@ def kid_difference(ctx: Context, a: dict, b: dict) -> dict:
 
 
 # ----------------------------------------------------------------------------- Fisher scores
-def fisher_table(ctx: Context, names: list[str], *, n: int = 500, n_probes: int = 2, batch: int = 100) -> list[dict]:
-    """Tab. 2 in both conventions, mean ± standard error over the first ``n`` test images:
+def fisher_rows(models: dict, x: Tensor, y: Tensor, *, n_probes: int = 2, batch: int = 100,
+                seed: int = 0) -> list[dict]:
+    """Tab. 2 in both conventions for ``models`` (name -> model), mean ± standard error over ``x``:
 
     * ``JFS``/``MFS``: Eq. 23/24 as written, ``½‖∇E‖² − tr ∇²E`` (Hutchinson trace, Rademacher probes);
     * ``JFS_pl``/``MFS_pl``: the piecewise-linear convention ``∇²ₓf ≡ 0`` (exact, see
-      :func:`jeat_core.metrics.fisher_scores_piecewise_linear`).
+      :func:`jeat_core.metrics.fisher_scores_piecewise_linear`), the one the paper's numbers follow.
     """
     from .energy import energy_of
 
-    x, y = ctx.test()
-    x, y = x[:n], y[:n]
     rows = []
-    for name in names:
-        model, _ = ctx.model(name)
+    for name, model in models.items():
         cols: dict[str, list[Tensor]] = {"JFS": [], "MFS": [], "JFS_pl": [], "MFS_pl": []}
-        g = torch.Generator().manual_seed(0)
-        for i in range(0, n, batch):
+        g = torch.Generator().manual_seed(seed)
+        for i in range(0, len(x), batch):
             xb, yb = x[i:i + batch], y[i:i + batch]
             cols["JFS"].append(fisher_score(energy_of(model, "joint", yb), xb, n_probes=n_probes, per_example=True,
                                             generator=g)[1])
@@ -225,12 +223,18 @@ def fisher_table(ctx: Context, names: list[str], *, n: int = 500, n_probes: int 
             j, m = fisher_scores_piecewise_linear(model, xb, yb)
             cols["JFS_pl"].append(j)
             cols["MFS_pl"].append(m)
-        row = {"model": name, "n": n}
+        row = {"model": name, "n": len(x), "probes": n_probes}
         for k, v in cols.items():
             t = torch.cat(v).double()
-            row[k], row[k + "_se"] = float(t.mean()), float(t.std() / math.sqrt(len(t)))
+            row[k], row[k + "_se"] = float(t.mean()), float(t.std() / math.sqrt(len(t))) if len(t) > 1 else 0.0
         rows.append(row)
     return rows
+
+
+def fisher_table(ctx: Context, names: list[str], *, n: int = 500, n_probes: int = 2, batch: int = 100) -> list[dict]:
+    """:func:`fisher_rows` of shipped models on the first ``n`` test images."""
+    x, y = ctx.test()
+    return fisher_rows({name: ctx.model(name)[0] for name in names}, x[:n], y[:n], n_probes=n_probes, batch=batch)
 
 
 # ----------------------------------------------------------------------------- Fig. 2 numbers

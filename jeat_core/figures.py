@@ -362,72 +362,7 @@ def plot_class_grid(images: Tensor, labels: Tensor, per_class: int, *, title: st
 
 
 # ----------------------------------------------------------------------------- SSIM neighbours (Fig. 7)
-def _gauss_window(size: int = 11, sigma: float = 1.5) -> Tensor:
-    t = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    g = torch.exp(-t ** 2 / (2 * sigma ** 2))
-    g = g / g.sum()
-    return (g[:, None] * g[None, :])[None, None]
-
-
-def ssim(a: Tensor, b: Tensor) -> Tensor:
-    """Mean SSIM (Wang et al. 2004; 11×11 Gaussian window, σ = 1.5, K = (0.01, 0.03), data range 1)
-    between matching images of ``a`` and ``b`` ``(N, C, H, W)`` in [0, 1]; returns ``(N,)``."""
-    c = a.shape[1]
-    w = _gauss_window().to(a).expand(c, 1, 11, 11)
-
-    def f(z):
-        return torch.nn.functional.conv2d(z, w, groups=c)
-
-    mu_a, mu_b = f(a), f(b)
-    saa, sbb, sab = f(a * a) - mu_a ** 2, f(b * b) - mu_b ** 2, f(a * b) - mu_a * mu_b
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    m = ((2 * mu_a * mu_b + c1) * (2 * sab + c2)) / ((mu_a ** 2 + mu_b ** 2 + c1) * (saa + sbb + c2))
-    return m.flatten(1).mean(1)
-
-
-class TrainIndex:
-    """Training images prepared once for :func:`nearest_by_ssim`: ``(N, C·H·W)`` float32 in
-    NCHW order (614 MB for all 50,000 CIFAR-10 images) plus squared norms, so a query costs one
-    matrix product (~0.1 s) instead of re-converting every image (~1 s per query)."""
-
-    def __init__(self, train_x: np.ndarray, batch: int = 5000):
-        self.images = train_x  # (N, H, W, C) uint8
-        n, h, w, c = train_x.shape
-        self.flat = torch.empty(n, c * h * w)
-        for i in range(0, n, batch):
-            chunk = torch.from_numpy(np.ascontiguousarray(train_x[i:i + batch].transpose(0, 3, 1, 2)))
-            self.flat[i:i + batch] = chunk.flatten(1).float().div_(255)
-        self.sq_norms = self.flat.pow(2).sum(1)  # (N,)
-
-    def __len__(self) -> int:
-        return len(self.flat)
-
-    def l2_candidates(self, q: Tensor, n: int) -> Tensor:
-        """Indices ``(Q, n)`` of the ``n`` nearest images in L2 to each flattened query ``q`` ``(Q, D)``."""
-        d = self.sq_norms - 2 * q @ self.flat.T  # (Q, N): squared distance minus ||q||^2 (constant per row)
-        return d.topk(min(n, d.shape[1]), largest=False).indices
-
-
-@torch.no_grad()
-def nearest_by_ssim(queries: Tensor, train_x, *, k: int = 10, prefilter: int = 256,
-                    batch: int = 5000) -> tuple[Tensor, Tensor]:
-    """For each query, the ``k`` training images with the highest SSIM.
-
-    Exact SSIM against all training images is costly on a CPU, so candidates are first the
-    ``prefilter`` nearest in L2 among *all* training images, then ranked by SSIM. ``train_x`` is
-    ``(N, H, W, C)`` uint8 or a :class:`TrainIndex` of it (build one to search many times).
-    Returns ``(indices (Q, k), ssim (Q, k))``.
-    """
-    index = train_x if isinstance(train_x, TrainIndex) else TrainIndex(train_x, batch)
-    cand = index.l2_candidates(queries.flatten(1).float(), prefilter)  # (Q, P)
-    idx_out, s_out = [], []
-    for qi in range(len(queries)):
-        imgs = torch.from_numpy(index.images[cand[qi].numpy()]).permute(0, 3, 1, 2).float().div(255)
-        s = ssim(queries[qi:qi + 1].expand_as(imgs), imgs)
-        top = s.topk(min(k, len(s)))
-        idx_out.append(cand[qi][top.indices])
-        s_out.append(top.values)
-    return torch.stack(idx_out), torch.stack(s_out)
+from .metrics import TrainIndex, nearest_by_ssim, ssim  # noqa: E402,F401  (computed in metrics; re-exported)
 
 
 # ----------------------------------------------------------------------------- tables
@@ -435,7 +370,7 @@ def table1_rows(model, x: Tensor, y: Tensor, *, eps: float = 8 / 255, seed: int 
                 progress: bool = False) -> list[dict]:
     """Tab. 1: accuracy with no attack, the CE attack (Eq. 14) and the energy attack (Eq. 18),
     both PGD-20 (L-inf, step 2/255, random start). ``progress``: a tqdm bar over the attacks."""
-    from .cli import evaluate
+    from .metrics import robust_accuracy as evaluate
 
     rows = []
     attacks = [("No attack", "none"), ("CE attack (Eq. 14)", "pgd20"), ("Energy attack (Eq. 18)", "energy-pgd20")]
@@ -451,25 +386,17 @@ def table1_rows(model, x: Tensor, y: Tensor, *, eps: float = 8 / 255, seed: int 
 
 def table2_fisher_rows(models: dict, x: Tensor, y: Tensor, *, n_probes: int = 4, seed: int = 0,
                        batch_size: int = 100) -> list[dict]:
-    """Tab. 2: joint (Eq. 23) and marginal (Eq. 24) Fisher scores on real test images."""
-    from .metrics import fisher_score
+    """Tab. 2: joint (Eq. 23) and marginal (Eq. 24) Fisher scores on real test images, in both
+    conventions with standard errors (:func:`jeat_core.experiments.fisher_rows`), rows labelled."""
+    from .experiments import fisher_rows
 
-    rows = []
-    for name, m in models.items():
-        g = torch.Generator().manual_seed(seed)
-        jfs, mfs = [], []
-        for i in range(0, len(x), batch_size):
-            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
-            jfs.append(fisher_score(energy_of(m, "joint", yb), xb, n_probes=n_probes, generator=g, per_example=True)[1])
-            mfs.append(fisher_score(energy_of(m, "marginal"), xb, n_probes=n_probes, generator=g, per_example=True)[1])
-        rows.append({"model": MODEL_LABELS.get(name, name), "JFS": float(torch.cat(jfs).mean()),
-                     "MFS": float(torch.cat(mfs).mean()), "n": len(x), "probes": n_probes})
-    return rows
+    rows = fisher_rows(models, x, y, n_probes=n_probes, batch=batch_size, seed=seed)
+    return [{**r, "model": MODEL_LABELS.get(r["model"], r["model"])} for r in rows]
 
 
 def table3_rows(models: dict, x: Tensor, y: Tensor, *, eps: float = 8 / 255, seed: int = 0) -> list[dict]:
     """Tab. 3: clean accuracy and PGD-20 robustness (L-inf, eps 8/255, step 2/255, random start)."""
-    from .cli import evaluate
+    from .metrics import robust_accuracy as evaluate
 
     rows = []
     for name, m in models.items():

@@ -462,8 +462,8 @@ def robustness_explorer(models: dict, x, y, *, eps255: float = 8.0, steps: int =
     """ε and number of PGD steps (L-inf, step ε/4, random start) for Tab. 3 on ``len(x)`` images."""
     import ipywidgets as w
 
-    from .cli import evaluate
     from .figures import MODEL_COLOURS, MODEL_LABELS
+    from .metrics import robust_accuracy as evaluate
 
     @functools.lru_cache(maxsize=64)
     def result(name: str, eps255: float, steps: int):
