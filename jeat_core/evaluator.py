@@ -128,8 +128,9 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | Path, *, data_root=None, pr
                                  "epoch": epoch, "seconds": seconds, "history": json.dumps(history)})
     model.eval()
     acc = _accuracy(model, xt, yt)
-    save_weights(out / WEIGHTS, model)
+    weights = save_weights(out / WEIGHTS, model)
     manifest = {
+        "weights": {"file": WEIGHTS, "step": total, **weights},
         "method": "evaluator", "config": asdict(cfg),
         "arch": {"name": "eval_resnet", "kwargs": {"widths": list(cfg.widths)}},
         "data": {"dataset": "cifar10", "source": train.source, "sha256": train.sha256,
