@@ -273,8 +273,8 @@ def _matched_note(manifest: dict, ea: str, eb: str) -> str:
             f"vs {eb} {m['b']['kid']:.2e} at {m['b']['l2_moved']:.2f}")
 
 
-def _fig5(ctx: Context, st: Settings) -> dict:
-    recs = {n: _gen(ctx, st, n) for n in ("noise-8", "noise-16", "noise-24")}
+def _generation_order(ctx: Context, st: Settings, recs: dict) -> dict:
+    """A generation claim that ``recs`` (name -> generation set) improve in order, with baselines."""
     verdicts, diffs = _ordered_kid(ctx, st, recs)
     ours = {k: _gen_record(ctx, r) for k, r in recs.items()}
     ours.update(diffs)
@@ -282,20 +282,20 @@ def _fig5(ctx: Context, st: Settings) -> dict:
     return {"ours": ours, "n": 10 * st.per_class, "verdict": combine(verdicts), "note": _vs_seeds(ctx, st, recs)}
 
 
+def _fig5(ctx: Context, st: Settings) -> dict:
+    return _generation_order(ctx, st, {n: _gen(ctx, st, n) for n in ("noise-8", "noise-16", "noise-24")})
+
+
 def _fig6(ctx: Context, st: Settings) -> dict:
     recs = {n: _gen(ctx, st, n) for n in ("at", "prejeat", "jeat")}
-    verdicts, diffs = _ordered_kid(ctx, st, recs)
-    ours = {k: _gen_record(ctx, r) for k, r in recs.items()}
-    ours.update(diffs)
-    ours["baselines"] = _baselines(ctx, st)
-    note = _vs_seeds(ctx, st, recs)
+    res = _generation_order(ctx, st, recs)
     if st.inception_weights:
         x, _ = ctx.test()
-        ours["inception"] = {n: _fidelity(r["images"], x[:1000], st.inception_weights) for n, r in recs.items()}
+        res["ours"]["inception"] = {n: _fidelity(r["images"], x[:1000], st.inception_weights) for n, r in recs.items()}
     else:
-        note += ("; Inception IS/FID not measured: pass --inception-weights PATH (an offline copy of "
-                 "torch-fidelity's pt_inception-2015-12-05 weights); nothing can be downloaded here")
-    return {"ours": ours, "n": 10 * st.per_class, "verdict": combine(verdicts), "note": note}
+        res["note"] += ("; Inception IS/FID not measured: pass --inception-weights PATH (an offline copy of "
+                        "torch-fidelity's pt_inception-2015-12-05 weights); nothing can be downloaded here")
+    return res
 
 
 def _fisher_verdicts(rows: list[dict], key: str) -> list[str]:
