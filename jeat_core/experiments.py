@@ -36,12 +36,13 @@ from .metrics import KIDReference, fisher_score, fisher_scores_piecewise_linear,
 from .sampling import ClassGaussian, GenerationConfig, generate, generate_snapshots
 
 VAL_SEED, TEST_SEED = 1, 2
-STEP_COUNTS = (20, 60)
+STEP_COUNTS = (10, 20, 40, 60)
 SAMPLER_GRID = (
     GenerationConfig(step="langevin", step_size=0.1, n_steps=60, noise_std=0.001),
     GenerationConfig(step="langevin", step_size=0.3, n_steps=60, noise_std=0.001),
     GenerationConfig(step="langevin", step_size=1.0, n_steps=60, noise_std=0.001),
     GenerationConfig(step="langevin", step_size=3.0, n_steps=60, noise_std=0.001),
+    GenerationConfig(step="langevin", step_size=10.0, n_steps=60, noise_std=0.001),
     GenerationConfig(step="l2", step_size=0.5, n_steps=60, noise_std=0.0),
 )
 # (model, energy) pairs whose samplers the audit compares
