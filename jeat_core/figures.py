@@ -416,6 +416,8 @@ def _models(names, preset: str = "cifar10-cpu") -> dict:
 def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None, progress: bool = True) -> dict:
     """Write every figure and table the shipped models allow. Returns ``{name: paths or reason}``.
 
+    Generated images (Figs. 4-7) use each model's own tuned sampler (``manifest["sampler"]``).
+
     ``smoke`` uses tiny sizes (a few images, few steps) to check the pipeline in minutes.
     """
     from .checkpoints import CheckpointError, resolve
@@ -455,40 +457,47 @@ def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None
         read_energy_log(resolve("cifar10-cpu/at") / "energy_log.jsonl"), title="AT (cpu preset)"),
         out, "fig3_delta_energy"))
 
+    def tuned(name: str, labels: Tensor, s: Tensor, energy: str = "joint") -> Tensor:
+        """Generation with the model's own best sampler (manifest; best vs best), capped in smoke runs."""
+        from dataclasses import replace
+
+        from .checkpoints import load_model
+        from .sampling import generate as sample
+        from .sampling import sampler_for
+
+        model, manifest = load_model(f"cifar10-cpu/{name}")
+        cfg = sampler_for(manifest, energy)
+        return sample(model, labels, s, replace(cfg, n_steps=min(cfg.n_steps, steps)))
+
     def fig4():
-        m = _models(["at", "prejeat"])
         labels = torch.full((per_class,), 8)
         s = seeds(labels)
-        rows = {"(a) AT, Eq. 16": generate(m["at"], labels, s, energy="ce", n_steps=steps),
-                "(b) AT, Eq. 17": generate(m["at"], labels, s, energy="joint", n_steps=steps),
-                "(c) PreJEAT, Eq. 17": generate(m["prejeat"], labels, s, energy="joint", n_steps=steps)}
+        rows = {"(a) AT, Eq. 16": tuned("at", labels, s, "ce"), "(b) AT, Eq. 17": tuned("at", labels, s),
+                "(c) PreJEAT, Eq. 17": tuned("prejeat", labels, s)}
         return save_figure(plot_image_rows(rows, nrow=per_class, title="label: ship"), out, "fig4_eq16_vs_eq17")
 
     job("fig4_eq16_vs_eq17", fig4)
 
     def fig5():
-        m = _models(["noise-8", "noise-16", "noise-24"])
         labels = torch.full((per_class,), 8)
         s = seeds(labels)
-        rows = {MODEL_LABELS[k]: generate(v, labels, s, n_steps=steps) for k, v in m.items()}
+        rows = {MODEL_LABELS[k]: tuned(k, labels, s) for k in ("noise-8", "noise-16", "noise-24")}
         return save_figure(plot_image_rows(rows, nrow=per_class, title="noise-trained classifiers, label: ship"),
                            out, "fig5_noise_generation")
 
     job("fig5_noise_generation", fig5)
 
     def fig6():
-        m = _models(["at", "prejeat", "jem", "jeat"])
         labels = torch.arange(10).repeat_interleave(per_class)
         s = seeds(labels)
-        rows = {MODEL_LABELS[k]: generate(v, labels, s, n_steps=steps) for k, v in m.items()}
+        rows = {MODEL_LABELS[k]: tuned(k, labels, s) for k in ("at", "prejeat", "jem", "jeat")}
         return save_figure(plot_image_rows(rows, nrow=per_class), out, "fig6_generation_by_model")
 
     job("fig6_generation_by_model", fig6)
 
     def fig7():
-        m = _models(["jeat"])["jeat"]
         labels = torch.arange(0, 10, 2)[: 2 if smoke else 5]
-        gen = generate(m, labels, seeds(labels), n_steps=steps)
+        gen = tuned("jeat", labels, seeds(labels))
         train = load_split("train", data_root=data_root)
         idx, sim = nearest_by_ssim(gen, train.x[:2000] if smoke else train.x, k=10)
         near = torch.from_numpy(train.x[idx.flatten().numpy()]).permute(0, 3, 1, 2).float().div(255)
