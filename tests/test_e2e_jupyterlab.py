@@ -154,6 +154,15 @@ LIMIT_S = 5.0  # the issue's limit for a control change to show a new image in t
 CHANGES = 4  # control changes per explorer after the first (for a p95 read-out)
 
 
+def _dismiss_file_changed(page) -> None:
+    """Close JupyterLab's "File Changed" dialog (autosave of a jupytext pair racing the .py write
+    on a slow machine) with *Cancel*: it would block the controls; nothing is saved or reverted."""
+    dialog = page.locator(".jp-Dialog:has-text('File Changed')")
+    if dialog.count():
+        print("dismissed JupyterLab's 'File Changed' dialog")
+        dialog.locator("button:has-text('Cancel')").click()
+
+
 def _shutdown_kernels(base: str, token: str) -> None:
     """Stop the notebook's kernel (each page starts one; nine at once would hold several GB)."""
     with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as r:
@@ -218,6 +227,7 @@ def test_notebook_runs_renders_and_answers(lab, browser, out_dir, status_before,
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     _open_and_run_all(page, base, token, notebook, EXPORT[notebook[:2]], timeout_s=600)
     _settle(page)
+    _dismiss_file_changed(page)
     assert not _errors(page), _errors(page)
     counts, shots = {}, []
     for i in _figure_cells(notebook):
