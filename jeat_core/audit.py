@@ -307,10 +307,20 @@ def _fisher_verdicts(rows: list[dict], key: str) -> list[str]:
     return out
 
 
+def _fisher_record(r: dict) -> dict:
+    """Means, standard errors and 95% intervals (mean ± 1.96 SE) of one model's Fisher scores."""
+    out = {}
+    for k in ("JFS", "MFS", "JFS_pl", "MFS_pl"):
+        m, se = r[k], r[k + "_se"]
+        out.update({k: float(f"{m:.4g}"), k + "_se": float(f"{se:.4g}"),
+                    k + "_ci": _ci((m - 1.96 * se, m + 1.96 * se))})
+    return out
+
+
 def _tab2(ctx: Context, st: Settings) -> dict:
     names = ["standard", "at", "jem", "jeat"]
     rows = fisher_table(ctx, names, n=st.n_fisher, n_probes=st.n_probes, batch=min(100, st.n_fisher))
-    ours = {r["model"]: {k: float(f"{r[k]:.4g}") for k in r if k not in ("model", "n")} for r in rows}
+    ours = {r["model"]: _fisher_record(r) for r in rows}
     v_pl = combine(_fisher_verdicts(rows, "JFS_pl") + _fisher_verdicts(rows, "MFS_pl"))
     v_eq = combine(_fisher_verdicts(rows, "JFS") + _fisher_verdicts(rows, "MFS"))
     positive = all(r["JFS_pl"] > 0 and r["MFS_pl"] > r["JFS_pl"] for r in rows)
