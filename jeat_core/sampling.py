@@ -134,10 +134,10 @@ class GenerationConfig:
     """
 
     energy: str = "joint"
-    step: str = "langevin"
     step_size: float = 0.25
     n_steps: int = 60
     noise_std: float = 0.001
+    step: str = "langevin"
 
     def __post_init__(self):
         if self.energy not in GENERATION_ENERGIES:

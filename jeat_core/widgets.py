@@ -327,7 +327,8 @@ def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None 
     first = next(iter(models))
     cfg = sampler_for(manifests.get(first), "joint")
     base = GenerationConfig()
-    if not _tuned(manifests.get(first), "joint"):  # no tuned settings: the caller's, else the defaults
+    # no tuned Langevin settings (none, or the model's best is the L2 step): the caller's, else the defaults
+    if not _tuned(manifests.get(first), "joint") or cfg.step != "langevin":
         cfg = GenerationConfig("joint", step_size if step_size is not None else base.step_size,
                                steps if steps is not None else 40, noise if noise is not None else base.noise_std)
 
@@ -336,6 +337,8 @@ def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None 
         if not t:
             return {}
         c = sampler_for(manifests.get(values["model"]), values["energy"])
+        if c.step != "langevin":  # this explorer runs Langevin; an L2-step optimum does not transfer
+            return {}
         return {"log10_step": round(math.log10(max(c.step_size, 1e-3)), 1), "steps": c.n_steps, "noise": c.noise_std}
 
     controls = {
