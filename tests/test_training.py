@@ -159,7 +159,9 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
 
 
 def test_resume_without_state_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no training state"):
+    from jeat_core.checkpoints import CheckpointError
+
+    with pytest.raises(CheckpointError, match="no training state"):
         fit(small("standard", max_steps=2), out=tmp_path, resume=True, train_data=TOY_TRAIN,
             test_data=TOY_TEST, progress=False)
 

@@ -17,7 +17,8 @@ def test_some_models_are_shipped():
 @pytest.mark.parametrize("name", SHIPPED)
 def test_shipped_model_matches_its_manifest(name, cifar_test):
     folder = shipped_root() / "cifar10-cpu" / name
-    assert (folder / "model.safetensors").stat().st_size <= 5 * 2 ** 20
+    limit = 8 if name == "evaluator" else 5  # MB; the evaluator (1.65 M parameters) is not a generator
+    assert (folder / "model.safetensors").stat().st_size <= limit * 2 ** 20
     manifest = read_manifest(folder)
     assert manifest["data"]["sha256"] == "239ecf5a09203869e4b19678d4b01b39f623a469d91774b99257baa0ddc79ed7"
     assert manifest["train_seconds"] <= 3600, "cpu-preset models train within an hour"
