@@ -79,7 +79,7 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | Path, *, data_root=None, pr
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
-    train, test = load_split("train", data_root=data_root), load_split("test", data_root=data_root)
+    train, test = load_split("train", data_root=data_root, with_hash=True), load_split("test", data_root=data_root)
     xt, yt = test.tensors()
     model = EvalResNet(widths=cfg.widths).to(memory_format=torch.channels_last)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
