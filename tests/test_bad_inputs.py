@@ -163,6 +163,11 @@ def _resume(folder: str, *extra: str) -> list[str]:
     return [*N, "--resume", "--out", "{root}/" + folder, *extra]
 
 
+def _eval_on(data: str) -> list[str]:
+    """`jeat eval` of the tiny CIFAR-10 checkpoint on the bad data folder ``{root}/d/<data>``."""
+    return [*E, "--model", "{root}/ck/c10", "--data-root", "{root}/d/" + data]
+
+
 # (id, argv with {root}, expected exit code, text the one stderr line must contain)
 CASES = [
     # numbers: strict parsing and ranges
@@ -234,28 +239,28 @@ CASES = [
     ("torn line in the middle of energy_log.jsonl", _resume("tornlog", "--max-steps", "3"), 2,
      "energy_log.jsonl line 2 is not a JSON log record"),
     # data files
-    ("labels 10-14 in test.npz", [*E, "--model", "{root}/ck/c10", "--data-root", "{root}/d/labels_high"], 2,
+    ("labels 10-14 in test.npz", _eval_on("labels_high"), 2,
      "test.npz: labels must lie in [0, 9] for cifar10; found 14"),
-    ("label -1", [*E, "--model", "{root}/ck/c10", "--data-root", "{root}/d/labels_neg"], 2,
+    ("label -1", _eval_on("labels_neg"), 2,
      "labels must lie in [0, 9] for cifar10; found -1"),
-    ("float labels", [*E, "--model", "{root}/ck/c10", "--data-root", "{root}/d/labels_float"], 2,
+    ("float labels", _eval_on("labels_float"), 2,
      "'y' must hold integer class labels; got float32"),
-    ("2-D y", [*E, "--model", "{root}/ck/c10", "--data-root", "{root}/d/y_2d"], 2, "'y' must be 1-D"),
-    ("16x16 images", [*E, "--model", "{root}/ck/c10", "--data-root", "{root}/d/small_images"], 2,
+    ("2-D y", _eval_on("y_2d"), 2, "'y' must be 1-D"),
+    ("16x16 images", _eval_on("small_images"), 2,
      "'x' must be uint8 images of shape (N, 32, 32, 3); got uint8 (20, 16, 16, 3)"),
-    ("float images", [*E, "--model", "{root}/ck/c10", "--data-root", "{root}/d/float_images"], 2,
+    ("float images", _eval_on("float_images"), 2,
      "got float32 (20, 32, 32, 3)"),
-    ("empty split", [*E, "--model", "{root}/ck/c10", "--data-root", "{root}/d/empty"], 2, "the split is empty"),
-    ("npz without y", [*E, "--model", "{root}/ck/c10", "--data-root", "{root}/d/no_y"], 2, "lacks array(s) y"),
-    ("x and y lengths differ", [*E, "--model", "{root}/ck/c10", "--data-root", "{root}/d/mismatch"], 2,
+    ("empty split", _eval_on("empty"), 2, "the split is empty"),
+    ("npz without y", _eval_on("no_y"), 2, "lacks array(s) y"),
+    ("x and y lengths differ", _eval_on("mismatch"), 2,
      "'x' has 20 images but 'y' has 19 labels"),
-    ("pickled object labels", [*E, "--model", "{root}/ck/c10", "--data-root", "{root}/d/pickled"], 2,
+    ("pickled object labels", _eval_on("pickled"), 2,
      "holds pickled (object) data, which jeat does not load"),
-    ("truncated npz", [*E, "--model", "{root}/ck/c10", "--data-root", "{root}/d/truncated"], 2,
+    ("truncated npz", _eval_on("truncated"), 2,
      "is not a readable npz"),
-    ("byte-flipped npz", [*E, "--model", "{root}/ck/c10", "--data-root", "{root}/d/flipped"], 2,
+    ("byte-flipped npz", _eval_on("flipped"), 2,
      "is not a readable npz"),
-    ("npz that is not a zip", [*E, "--model", "{root}/ck/c10", "--data-root", "{root}/d/notzip"], 2,
+    ("npz that is not a zip", _eval_on("notzip"), 2,
      "test.npz holds pickled (object) data"),
     ("--dataset cifar100 on CIFAR-10 files", ["train", "--method", "standard", "--dataset", "cifar100",
                                               "--data-root", "{root}/d/ten", "--max-steps", "1", "--no-progress",
