@@ -269,25 +269,28 @@ class KIDReference:
             d = self.real - mu
             self.fid_y.append((mu, (d * w[:, None]).T @ d * (c.sum() / (c.sum() - 1))))
 
-    def _boot_terms(self, fx: Tensor, salt: int) -> tuple[Tensor, Tensor]:
-        """Per real resample b: the within-set term of a resample of ``fx`` and its cross term."""
+    def _terms(self, fx: Tensor, salt: int) -> tuple[float, float, Tensor, Tensor, Tensor]:
+        """The kernels of ``fx`` computed once: its within-set mean (off-diagonal) and cross mean with
+        the reference, then per resample b the same two terms ``(n_boot,)`` and the multiplicities
+        ``cx`` ``(n_boot, M)``."""
         kxx, kxy = polynomial_kernel(fx, fx), polynomial_kernel(fx, self.real)
+        m = len(fx)
+        point_xx = float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)))
         g = torch.Generator().manual_seed(self.seed + 1000 + salt)
-        cx = torch.stack([_counts(len(fx), g) for _ in range(self.n_boot)])  # (n_boot, M)
+        cx = torch.stack([_counts(m, g) for _ in range(self.n_boot)])  # (n_boot, M)
         xx = torch.stack([_within(kxx, c) for c in cx])
         xy = ((cx @ kxy) * self.cy).sum(1) / (cx.sum(1) * self.cy.sum(1))
-        return xx, xy, cx
+        return point_xx, float(kxy.mean()), xx, xy, cx
 
     def score(self, fx: Tensor, *, fid_interval: bool = True) -> dict:
         """``{"kid", "kid_ci", "fid", "fid_ci", "n"}`` of generated features ``fx`` against the reference.
         KID's interval is a percentile bootstrap; FID's a bias-corrected one with ``n_boot_fid`` resamples
         (``None`` when ``fid_interval`` is false: its eigendecompositions are the slow part)."""
         fx = fx.double()
-        xx, xy, cx = self._boot_terms(fx, 0)
+        point_xx, point_xy, xx, xy, cx = self._terms(fx, 0)
         boot_k = xx + self.yy_boot - 2 * xy
-        kxx, kxy = polynomial_kernel(fx, fx), polynomial_kernel(fx, self.real)
         m = len(fx)
-        est = float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)) + self.kyy_mean - 2 * kxy.mean())
+        est = point_xx + self.kyy_mean - 2 * point_xy
         fid = frechet_distance(fx, self.real)
         # FID is biased upwards at finite n, and a resample (≈ 63% distinct rows) more so: the percentile
         # interval is shifted by the bootstrap's estimate of that bias (mean of resamples − estimate)
@@ -302,16 +305,10 @@ class KIDReference:
     def difference(self, fa: Tensor, fb: Tensor) -> dict:
         """KID(a) − KID(b) with a bootstrap 95% interval (negative: ``a`` closer to the real set)."""
         fa, fb = fa.double(), fb.double()
-        xa, ya, _ = self._boot_terms(fa, 1)
-        xb, yb, _ = self._boot_terms(fb, 2)
+        pa_xx, pa_xy, xa, ya, _ = self._terms(fa, 1)
+        pb_xx, pb_xy, xb, yb, _ = self._terms(fb, 2)
         diffs = (xa - 2 * ya) - (xb - 2 * yb)
-
-        def point(f):
-            k = polynomial_kernel(f, f)
-            m = len(f)
-            return float((k.sum() - k.diagonal().sum()) / (m * (m - 1)) - 2 * polynomial_kernel(f, self.real).mean())
-
-        return {"diff": point(fa) - point(fb), "ci": percentile_ci(diffs), "n": [len(fa), len(fb)],
+        return {"diff": (pa_xx - 2 * pa_xy) - (pb_xx - 2 * pb_xy), "ci": percentile_ci(diffs), "n": [len(fa), len(fb)],
                 "n_real": len(self.real)}
 
 
