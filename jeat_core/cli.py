@@ -130,7 +130,9 @@ def parse_labels(text: str, n_classes: int = 10) -> list[int]:
 # command-line option -> the config field it sets (what --resume compares with the stored run)
 RESUME_FIELDS = {
     "preset": "preset", "dataset": "dataset", "sigma": "sigma", "seed": "seed", "lr": "optim.lr",
-    "batch_size": "optim.batch_size", "attack": "attack.kind", "eps": "attack.eps",
+    "batch_size": "optim.batch_size", "grad_clip": "optim.grad_clip", "warmup_steps": "optim.warmup_steps",
+    "init_from": "init_from", "buffer_init": "sgld.init", "sgld_batch": "sgld.batch_size",
+    "attack": "attack.kind", "eps": "attack.eps",
     "attack_steps": "attack.n_steps", "attack_step_size": "attack.step_size", "sgld_steps": "sgld.n_steps",
     "sgld_step_size": "sgld.step_size", "sgld_noise": "sgld.noise_std", "buffer_size": "sgld.buffer_size",
     "reinit_prob": "sgld.reinit_prob", "energy_l2": "energy_l2", "gen_weight": "gen_weight",
@@ -177,9 +179,15 @@ def _train(a: argparse.Namespace) -> int:
             raise ValueError("--sigma only applies to --method noise")
         over["sigma"] = a.sigma
     cfg = make_config(a.method, a.preset or "cpu", **over)
-    if a.lr is not None or a.batch_size is not None:
-        cfg = replace(cfg, optim=replace(cfg.optim, **{k: v for k, v in
-                                                      (("lr", a.lr), ("batch_size", a.batch_size)) if v is not None}))
+    opt = {k: v for k, v in (("lr", a.lr), ("batch_size", a.batch_size), ("grad_clip", a.grad_clip),
+                             ("warmup_steps", a.warmup_steps)) if v is not None}
+    if opt:
+        cfg = replace(cfg, optim=replace(cfg.optim, **opt))
+    if a.init_from is not None:
+        from .checkpoints import resolve
+
+        resolve(a.init_from)  # a clear error now if it does not exist
+        cfg = replace(cfg, init_from=a.init_from)
     if hasattr(cfg, "attack"):
         att = {k: v for k, v in (("kind", a.attack), ("eps", a.eps), ("n_steps", a.attack_steps),
                                  ("step_size", a.attack_step_size)) if v is not None}
@@ -191,7 +199,8 @@ def _train(a: argparse.Namespace) -> int:
     if hasattr(cfg, "sgld"):
         sg = {k: v for k, v in (("n_steps", a.sgld_steps), ("step_size", a.sgld_step_size),
                                 ("noise_std", a.sgld_noise), ("buffer_size", a.buffer_size),
-                                ("reinit_prob", a.reinit_prob)) if v is not None}
+                                ("reinit_prob", a.reinit_prob), ("init", a.buffer_init),
+                                ("batch_size", a.sgld_batch)) if v is not None}
         cfg = replace(cfg, sgld=replace(cfg.sgld, **sg))
         if a.energy_l2 is not None:
             cfg = replace(cfg, energy_l2=a.energy_l2)
@@ -200,8 +209,8 @@ def _train(a: argparse.Namespace) -> int:
         if a.gen_start is not None:
             cfg = replace(cfg, gen_start=a.gen_start)
     elif any(v is not None for v in (a.sgld_steps, a.sgld_step_size, a.sgld_noise, a.buffer_size, a.energy_l2,
-                                     a.gen_weight, a.gen_start, a.reinit_prob)):
-        raise ValueError(f"--sgld-*/--buffer-size/--reinit-prob/--energy-l2/--gen-weight/--gen-start apply only "
+                                     a.gen_weight, a.gen_start, a.reinit_prob, a.buffer_init, a.sgld_batch)):
+        raise ValueError(f"--sgld-*/--buffer-*/--reinit-prob/--energy-l2/--gen-weight/--gen-start apply only "
                          f"to jeat and jem, not --method {a.method}")
     out = Path(a.out or f"runs/{a.method}")
     from .checkpoints import RunLock
@@ -389,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", type=device_arg, help="cpu, cuda, cuda:1 (default: cuda when available)")
     t.add_argument("--lr", type=positive)
     t.add_argument("--batch-size", type=batch_int)
+    t.add_argument("--grad-clip", type=number(0.0, 1e6), help="clip the gradient norm to this (0 = off)")
+    t.add_argument("--warmup-steps", type=nonneg_int, help="linear learning-rate warm-up steps")
+    t.add_argument("--init-from", help="start from this trained model's weights (fine-tune; same architecture)")
     t.add_argument("--attack", choices=("fgsm_rs", "pgd"), help="training attack (at/prejeat/jeat)")
     t.add_argument("--eps", type=pixel, help="attack radius in [0, 1], e.g. 8/255")
     t.add_argument("--attack-steps", type=integer(1, 10000))
@@ -398,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--sgld-noise", type=number(0.0, 10.0), help="noise std s (sqrt(η) is exact Langevin)")
     t.add_argument("--buffer-size", type=integer(1, 200_000))
     t.add_argument("--reinit-prob", type=fraction01, help="ρ in Algorithm 1")
+    t.add_argument("--buffer-init", choices=("uniform", "class_gaussian"),
+                   help="replay-buffer init and re-init (jeat/jem; default uniform)")
+    t.add_argument("--sgld-batch", type=batch_int, help="SGLD negatives per step (jeat/jem)")
     t.add_argument("--energy-l2", type=number(0.0, 1e6), help="L2 penalty on energies (JEM stabiliser)")
     t.add_argument("--gen-weight", type=number(0.0, 1e6), help="weight of the p(x) term (jeat/jem; 1 = paper)")
     t.add_argument("--gen-start", type=number(0.0, 1.0, hi_open=True),

@@ -70,7 +70,9 @@ def figure_png(fig, dpi: int = 100) -> bytes:
     import io
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    # a figure with a layout engine (constrained) already fits its canvas; "tight" would draw it twice
+    tight = None if fig.get_layout_engine() is not None else "tight"
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches=tight)
     return buf.getvalue()
 
 
@@ -167,6 +169,7 @@ def plot_contours(data: dict, *, title: str = ""):
     nothing about flatness. The colour scale is symmetric around 0 and shared by all panels
     (one colour bar)."""
     from matplotlib.colors import Normalize
+    from matplotlib.ticker import MaxNLocator
 
     names = list(data)
     rel = {n: _relative_grid(data[n]) for n in names}
@@ -183,7 +186,9 @@ def plot_contours(data: dict, *, title: str = ""):
         ax.set_xlabel("direction 2 (L2)")
         ax.set_ylabel("direction 1 (L2)")
         ax.set_aspect("equal")
-    fig.colorbar(cs, ax=list(axes[0]), label="E(x+δ, y) − E(x, y)", shrink=0.85)
+    cb = fig.colorbar(cs, ax=list(axes[0]), label="E(x+δ, y) − E(x, y)", shrink=0.85)
+    cb.locator = MaxNLocator(5)  # a few labelled ticks, not one per contour level
+    cb.update_ticks()
     if title:
         fig.suptitle(title)
     return fig

@@ -274,7 +274,9 @@ class ReplayBuffer:
 
     ``sample`` draws ``n`` entries; each is replaced, with probability ``reinit_prob`` (ρ), by a
     fresh draw from ``init_fn`` (U(0, 1) by default). After running SGLD the caller writes the
-    results back with ``push(x, idx)``. The buffer is an explicit object the caller owns and
+    results back with ``push(x, idx, steps=K)``. ``age[i]`` counts the SGLD steps chain ``i`` has
+    run since its last (re-)init; ``last_age`` holds the ages of the chains the last ``sample``
+    returned (0 for the fresh ones). The buffer is an explicit object the caller owns and
     checkpoints (``state_dict``/``load_state_dict``); it never changes behind the caller's back.
     """
 
@@ -289,6 +291,8 @@ class ReplayBuffer:
         self.device = device
         self._init = init_fn or (lambda n, g: uniform_init(n, self.shape, generator=g, device=self.device))
         self.data = self._init(size, generator).to(device)
+        self.age = torch.zeros(size, dtype=torch.long)
+        self.last_age = torch.zeros(0, dtype=torch.long)
         self.n_reinit = 0
         self.n_sampled = 0
 
@@ -300,18 +304,27 @@ class ReplayBuffer:
         x = self.data[idx.to(dev)]
         fresh = rng.rand((n,), generator=generator, device=at) < self.reinit_prob
         k = int(fresh.sum())
+        age = self.age[idx.cpu()].clone()
         if k:
             x[fresh.to(dev)] = self._init(k, generator).to(dev, x.dtype)
+            age[fresh.cpu()] = 0
+        self.last_age = age
         self.n_reinit += k
         self.n_sampled += n
         return x, idx
 
-    def push(self, x: Tensor, idx: Tensor) -> None:
-        """Write the chains ``x`` back into slots ``idx``."""
+    def push(self, x: Tensor, idx: Tensor, *, steps: int | None = None) -> None:
+        """Write the chains ``x`` back into slots ``idx``; with ``steps`` (the SGLD steps just run on
+        the chains of the last ``sample``), their ages become ``last_age + steps``."""
         self.data[idx.to(self.data.device)] = x.detach().to(self.data.device, self.data.dtype)
+        if steps is not None:
+            if len(self.last_age) != len(idx):
+                raise ValueError(f"push(steps=...) needs the {len(self.last_age)} chains of the last sample; "
+                                 f"got {len(idx)}")
+            self.age[idx.cpu()] = self.last_age + int(steps)
 
     def state_dict(self) -> dict:
-        return {"data": self.data.clone(), "reinit_prob": self.reinit_prob,
+        return {"data": self.data.clone(), "reinit_prob": self.reinit_prob, "age": self.age.clone(),
                 "n_reinit": self.n_reinit, "n_sampled": self.n_sampled}
 
     def load_state_dict(self, state: dict) -> None:
@@ -321,3 +334,5 @@ class ReplayBuffer:
         self.data = data.to(self.data.device, self.data.dtype).clone()
         self.reinit_prob = float(state["reinit_prob"])
         self.n_reinit, self.n_sampled = int(state["n_reinit"]), int(state["n_sampled"])
+        age = state.get("age")  # absent in states written before ages were counted
+        self.age = age.to(torch.long).cpu().clone() if age is not None else torch.zeros(self.size, dtype=torch.long)

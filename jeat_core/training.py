@@ -45,7 +45,7 @@ from .checkpoints import ENERGY_LOG, STATE, load_state
 from .data import Split, augment, load_split
 from .energy import cross_entropy, joint_energy, marginal_energy
 from .models import build_model, check_arch
-from .sampling import ReplayBuffer, langevin
+from .sampling import ClassGaussian, ReplayBuffer, langevin
 
 METHODS = ("standard", "noise", "at", "prejeat", "jeat", "jem")
 PRESETS = ("cpu", "paper")
@@ -100,7 +100,13 @@ class SGLDConfig:
     (gradient step 1, noise 0.01, i.e. ``η = 2``, ``s = 0.01``) with fewer steps at cpu scale;
     ``noise_std=None`` gives exact Langevin (``s = sqrt(η)``) as Algorithm 1 writes it.
     ``batch_size`` negatives per step are drawn from a replay buffer of ``buffer_size`` chains,
-    re-initialised to U(0, 1) with probability ``reinit_prob`` (ρ).
+    re-initialised with probability ``reinit_prob`` (ρ) from ``init``: ``"uniform"`` (U(0, 1), JEM)
+    or ``"class_gaussian"`` (a class-Gaussian seed of a random class, :class:`~jeat_core.sampling.
+    ClassGaussian` fitted on the training set; the informative init of JEM++ and of the seeds the
+    paper generates from). The buffer counts every chain's SGLD steps since its (re-)init; the
+    training log's ``chain_steps`` is the mean over the negatives of a step. A chain lives about
+    ``1/ρ`` visits, i.e. ``n_steps/ρ`` SGLD steps when visits are frequent enough
+    (``batch_size × steps_with_p(x) / buffer_size ≳ 1/ρ``).
     """
 
     step_size: float = 2.0
@@ -110,6 +116,20 @@ class SGLDConfig:
     reinit_prob: float = 0.05
     batch_size: int = 64
     clamp: bool = True
+    init: str = "uniform"  # uniform | class_gaussian (buffer init and re-init)
+
+    def __post_init__(self):
+        if self.init not in BUFFER_INITS:
+            raise ValueError(f"unknown SGLD buffer init {self.init!r}; choose one of {', '.join(BUFFER_INITS)}")
+        if not (isinstance(self.n_steps, int) and self.n_steps >= 1):
+            raise ValueError(f"SGLD n_steps must be a positive integer; got {self.n_steps!r}")
+        if not self.step_size > 0:
+            raise ValueError(f"SGLD step_size must be > 0; got {self.step_size}")
+        if not 0 <= self.reinit_prob <= 1:
+            raise ValueError(f"reinit_prob must lie in [0, 1]; got {self.reinit_prob}")
+
+
+BUFFER_INITS = ("uniform", "class_gaussian")
 
 
 @dataclass(frozen=True)
@@ -132,6 +152,10 @@ class TrainConfig:
     amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True
     compile: bool = False
+    # fine-tuning: start from the weights of this trained model (a shipped name such as
+    # "cifar10-cpu/prejeat" or a run folder); its architecture must equal ``model``. The manifest
+    # records it, so the total budget is the parent's plus this run's.
+    init_from: str | None = None
     # divergence guard (see :func:`_is_bad`): every update is checked (finite loss, metrics and
     # parameters; max |logit| against an absolute ceiling and a relative rule), and the logits of
     # the updated model are probed before anything is saved
@@ -455,7 +479,7 @@ def _sgld_negatives(state: TrainState, cfg) -> Tensor:
         xk = langevin(lambda z: marginal_energy(m(z)).float(), x0, step_size=s.step_size,
                       n_steps=s.n_steps, noise_std=s.noise_std, clamp=(0.0, 1.0) if s.clamp else None,
                       generator=state.generator)
-    state.buffer.push(xk, idx)
+    state.buffer.push(xk, idx, steps=s.n_steps)
     return xk
 
 
@@ -488,8 +512,9 @@ def jeat_step(state, x, y, cfg: JEATConfig, log_dynamics=False):
     if not _gen_on(state, cfg):  # warm-up: PreJEAT
         return _update(state, cfg, x_adv, y, x_ori=x, log_dynamics=log_dynamics)
     neg = _sgld_negatives(state, cfg)
-    return _update(state, cfg, x_adv, y, x_ori=x, negatives=neg, pos_weight=cfg.gen_weight,
-                   energy_l2=cfg.energy_l2, log_dynamics=log_dynamics)
+    out = _update(state, cfg, x_adv, y, x_ori=x, negatives=neg, pos_weight=cfg.gen_weight,
+                  energy_l2=cfg.energy_l2, log_dynamics=log_dynamics)
+    return {**out, "chain_steps": float(state.buffer.last_age.float().mean()) + cfg.sgld.n_steps}
 
 
 def jem_step(state, x, y, cfg: JEMConfig, log_dynamics=False):
@@ -498,8 +523,9 @@ def jem_step(state, x, y, cfg: JEMConfig, log_dynamics=False):
     xn = (x + cfg.data_noise * rng.randn_like(x, generator=state.generator)).clamp(0, 1)
     neg = _sgld_negatives(state, cfg)
     # p(x) term on the noisy data, CE on the clean data (JEM); Δ-energies measured at x̂
-    return _update(state, cfg, xn, y, x_ori=x, negatives=neg, ce_on=x, pos_weight=cfg.gen_weight,
-                   energy_l2=cfg.energy_l2, log_dynamics=log_dynamics)
+    out = _update(state, cfg, xn, y, x_ori=x, negatives=neg, ce_on=x, pos_weight=cfg.gen_weight,
+                  energy_l2=cfg.energy_l2, log_dynamics=log_dynamics)
+    return {**out, "chain_steps": float(state.buffer.last_age.float().mean()) + cfg.sgld.n_steps}
 
 
 STEP_FNS: dict[str, Callable] = {
@@ -553,7 +579,25 @@ def init_distributed(device: str | None = None) -> tuple[int, int]:
     return _dist()
 
 
-def build_state(cfg: TrainConfig, device: torch.device, steps_total: int) -> TrainState:
+def buffer_init_fn(cfg: TrainConfig, train: Split | None, device: torch.device) -> Callable | None:
+    """The replay buffer's ``init_fn`` for ``cfg.sgld.init`` (``None``: the buffer's U(0, 1))."""
+    if not hasattr(cfg, "sgld") or cfg.sgld.init == "uniform":
+        return None
+    if train is None:
+        raise ValueError("a class-Gaussian buffer init needs the training set")
+    cg = ClassGaussian(torch.from_numpy(train.x), torch.from_numpy(train.y))
+    n_classes = len(cg.classes)
+
+    def init(n: int, g: torch.Generator | None) -> Tensor:
+        at = g.device if g is not None else "cpu"
+        labels = torch.tensor(cg.classes)[rng.randint(0, n_classes, (n,), generator=g, device=at).cpu()]
+        return cg.sample(labels, generator=g, device=device)
+
+    return init
+
+
+def build_state(cfg: TrainConfig, device: torch.device, steps_total: int,
+                buffer_init: Callable | None = None) -> TrainState:
     rank, world = _dist()
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = build_model(cfg.model.name, **cfg.model.kwargs).to(device)
@@ -574,7 +618,8 @@ def build_state(cfg: TrainConfig, device: torch.device, steps_total: int) -> Tra
     gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(cfg.seed * 1000 + rank + 1)
     buffer = None
     if hasattr(cfg, "sgld"):
-        buffer = ReplayBuffer(cfg.sgld.buffer_size, reinit_prob=cfg.sgld.reinit_prob, generator=gen, device=device)
+        buffer = ReplayBuffer(cfg.sgld.buffer_size, reinit_prob=cfg.sgld.reinit_prob, init_fn=buffer_init,
+                              generator=gen, device=device)
     wrapped: nn.Module = model
     if world > 1:
         ids = [device.index] if device.type == "cuda" else None
@@ -583,6 +628,29 @@ def build_state(cfg: TrainConfig, device: torch.device, steps_total: int) -> Tra
         wrapped = torch.compile(wrapped)
     return TrainState(model=wrapped, optimizer=opt, scheduler=sched, generator=gen, buffer=buffer, device=device,
                       total_steps=steps_total)
+
+
+def _load_init_from(state: TrainState, cfg: TrainConfig) -> dict:
+    """Load ``cfg.init_from``'s weights into ``state`` (fine-tuning); returns what the manifest records."""
+    from .checkpoints import CheckpointError, load_model
+
+    parent, man = load_model(cfg.init_from)
+    arch = man.get("arch", {})
+    if arch.get("name") != cfg.model.name or dict(arch.get("kwargs", {})) != dict(cfg.model.kwargs):
+        raise CheckpointError(f"--init-from {cfg.init_from}: its architecture {arch} differs from this run's "
+                              f"{ {'name': cfg.model.name, 'kwargs': dict(cfg.model.kwargs)} }")
+    state.core.load_state_dict(parent.state_dict())
+    return {"model": str(cfg.init_from), "method": man.get("method"),
+            "weights_sha256": man.get("weights", {}).get("sha256"),
+            "epochs": man.get("epochs_done"), "train_seconds": man.get("train_seconds")}
+
+
+def _chain_stats(buffer: ReplayBuffer) -> dict:
+    """SGLD steps per chain of the replay buffer (the mixing budget ``n_steps/ρ`` is meant to buy)."""
+    a = buffer.age.float()
+    return {"n": buffer.size, "mean_steps": round(float(a.mean()), 1), "median_steps": float(a.median()),
+            "max_steps": int(a.max()), "share_ge_100": round(float((a >= 100).float().mean()), 3),
+            "reinits": buffer.n_reinit, "sampled": buffer.n_sampled}
 
 
 def _git_commit() -> str | None:
@@ -746,7 +814,8 @@ def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, c
     total = math.ceil(cfg.epochs * steps_per_epoch)
     stop_at = total if cfg.max_steps is None else min(total, cfg.max_steps)
 
-    state = build_state(cfg, dev, total)
+    state = build_state(cfg, dev, total, buffer_init_fn(cfg, train, dev))
+    parent = _load_init_from(state, cfg) if cfg.init_from else None
     if resume:
         try:
             state.load_state_dict(saved)
@@ -776,6 +845,8 @@ def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, c
             "metrics": metrics, "train_seconds": round(state.train_seconds, 2), "steps": state.step,
             "total_steps": total, "epochs_done": round(state.step / steps_per_epoch, 3),
             "divergence_events": state.events, "world_size": world, "device": str(dev),
+            **({"init_from": parent} if parent else {}),
+            **({"sgld_chains": _chain_stats(state.buffer)} if state.buffer is not None else {}),
             "git_commit": _git_commit(), "jeat_version": __version__,
             "torch_version": torch.__version__,
         }

@@ -77,3 +77,33 @@ def test_replay_buffer_reinit_rate_and_state():
     assert other.reinit_prob == rho and other.n_sampled == buf.n_sampled
     with pytest.raises(ValueError, match="reinit_prob must lie in"):
         ReplayBuffer(10, (2,), reinit_prob=1.5)
+
+
+def test_replay_buffer_counts_sgld_steps_per_chain():
+    """``age`` is the number of SGLD steps a chain has run since its (re-)init."""
+    g = torch.Generator().manual_seed(0)
+    buf = ReplayBuffer(4, (2,), reinit_prob=0.0)
+    for _ in range(3):
+        x, idx = buf.sample(4, generator=g)
+        buf.push(x, idx, steps=5)
+    assert buf.age.max() <= 15 and int(buf.age.max()) > 0 and all(int(a) % 5 == 0 for a in buf.age)
+    # exact bookkeeping on distinct slots: sample every slot once, run 7 steps, push back
+    buf = ReplayBuffer(3, (2,), reinit_prob=0.0)
+    buf.last_age = buf.age[torch.tensor([0, 1, 2])].clone()
+    buf.push(buf.data.clone(), torch.tensor([0, 1, 2]), steps=7)
+    assert buf.age.tolist() == [7, 7, 7]
+    # a re-initialised chain starts again from 0
+    buf.reinit_prob = 1.0
+    x, idx = buf.sample(2, generator=g)
+    assert buf.last_age.tolist() == [0, 0]
+    buf.push(x, idx, steps=2)
+    assert all(buf.age[i] == 2 for i in idx.tolist())
+    with pytest.raises(ValueError, match="chains of the last sample"):
+        buf.push(x[:1], idx[:1], steps=2)
+    other = ReplayBuffer(3, (2,))
+    other.load_state_dict(buf.state_dict())
+    assert torch.equal(other.age, buf.age)
+    state = buf.state_dict()
+    del state["age"]  # a state written before ages were counted
+    other.load_state_dict(state)
+    assert other.age.tolist() == [0, 0, 0]

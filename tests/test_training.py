@@ -211,3 +211,54 @@ def test_cli_rejects_sgld_options_for_other_methods(capsys):
 
     assert main(["train", "--method", "at", "--gen-weight", "0.1", "--max-steps", "1"]) == 2
     assert "apply only to jeat and jem" in capsys.readouterr().err
+
+
+def test_class_gaussian_buffer_and_fine_tune(tmp_path):
+    """``sgld.init="class_gaussian"`` seeds the buffer from the class Gaussians (not U(0, 1));
+    ``init_from`` starts from a trained model's weights and the manifest records it and the chains' ages."""
+    parent = tmp_path / "parent"
+    fit(small("prejeat", max_steps=2), out=parent, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False,
+        device="cpu")
+    cfg = small("jeat", max_steps=3, init_from=str(parent))
+    cfg = replace(cfg, sgld=replace(cfg.sgld, init="class_gaussian"))
+    init_fn = training.buffer_init_fn(cfg, TOY_TRAIN, torch.device("cpu"))
+    seeds = init_fn(2000, torch.Generator().manual_seed(0))
+    real = torch.from_numpy(TOY_TRAIN.x).float().div(255).permute(0, 3, 1, 2)
+    # the class-Gaussian seeds share the data's mean colour; U(0, 1) sits at 0.5
+    assert abs(float(seeds.mean()) - float(real.mean())) < 0.02
+    assert abs(float(real.mean()) - 0.5) > 0.05  # the test can tell the two apart
+    child = tmp_path / "child"
+    res = fit(cfg, out=child, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False, device="cpu")
+    m = read_manifest(child)
+    assert m["init_from"]["model"] == str(parent) and m["init_from"]["method"] == "prejeat"
+    assert m["init_from"]["weights_sha256"] == read_manifest(parent)["weights"]["sha256"]
+    chains = m["sgld_chains"]
+    assert chains["sampled"] == 3 * cfg.sgld.batch_size and chains["max_steps"] <= 3 * cfg.sgld.n_steps
+    assert int(res.state.buffer.age.sum()) > 0
+    log = [json.loads(line) for line in (child / "energy_log.jsonl").read_text().splitlines()]
+    assert all(r["chain_steps"] >= cfg.sgld.n_steps for r in log)
+    # starting weights are the parent's: one step of lr 0 would leave them unchanged
+    frozen_cfg = replace(cfg, max_steps=1, optim=replace(cfg.optim, lr=1e-12))
+    res0 = fit(frozen_cfg, out=None, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False, device="cpu")
+    want = load_model(parent)[0].state_dict()
+    for k, v in res0.state.core.state_dict().items():
+        torch.testing.assert_close(v, want[k], atol=1e-6, rtol=0)
+
+
+def test_fine_tune_rejects_another_architecture(tmp_path):
+    from jeat_core.checkpoints import CheckpointError
+
+    parent = tmp_path / "parent"
+    fit(small("standard", max_steps=1), out=parent, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False,
+        device="cpu")
+    cfg = small("jeat", max_steps=1, init_from=str(parent))
+    cfg = replace(cfg, model=replace(cfg.model, kwargs={**cfg.model.kwargs, "widths": [8, 16, 32]}))
+    with pytest.raises(CheckpointError, match="architecture"):
+        fit(cfg, out=None, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False, device="cpu")
+
+
+def test_sgld_config_validates():
+    with pytest.raises(ValueError, match="buffer init"):
+        training.SGLDConfig(init="noise")
+    with pytest.raises(ValueError, match="n_steps"):
+        training.SGLDConfig(n_steps=0)
