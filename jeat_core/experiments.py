@@ -70,6 +70,7 @@ class Context:
 
     data_root: str | None = None
     preset: str = "cifar10-cpu"
+    paths: dict = field(default_factory=dict)  # name -> checkpoint folder (candidates not shipped yet)
     _cache: dict = field(default_factory=dict, repr=False)
 
     def _get(self, key, make):
@@ -79,7 +80,7 @@ class Context:
 
     def model(self, name: str):
         """``(model, manifest)`` of a shipped model (``CheckpointError`` when it is not shipped)."""
-        return self._get(("model", name), lambda: load_model(f"{self.preset}/{name}"))
+        return self._get(("model", name), lambda: load_model(self.paths.get(name, f"{self.preset}/{name}")))
 
     def test(self) -> tuple[Tensor, Tensor]:
         return self._get("test", lambda: load_split("test", data_root=self.data_root).tensors())

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import math
 from collections.abc import Callable
 
 import torch
@@ -218,11 +217,15 @@ def _tuned(manifest: dict | None, energy: str) -> dict:
     return ((manifest or {}).get("sampler") or {}).get(energy) or {}
 
 
+ETA_LADDER = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # Langevin step sizes the explorer offers
+
+
 def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None = None, zoo_names: dict | None = None,
                         judge: Callable | None = None, n_images: int = 6, label: int = 8,
                         step_size: float | None = None, steps: int | None = None, noise: float | None = None,
                         model_description: str = "model", title: str = "Langevin generation") -> Explorer:
-    """Model, label, step size (log), steps, noise, seed, init and energy (Eq. 16 vs Eq. 17).
+    """Model, label, step size η (a log ladder plus the tuned values), steps, noise, seed, init and
+    energy (Eq. 16 vs Eq. 17).
 
     ``models`` maps a display name to a classifier (in notebook 05 the names are the training
     noise levels and ``model_description="σ"``); ``zoo_names`` maps a display name to its zoo
@@ -280,9 +283,9 @@ def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None 
                 p = judge_model(x).softmax(1)[:, label]
         return {"x0": x0, "x": x, "diag": diag, "p_label": p, "judge": judge_name}
 
-    def compute(model: str, label: int, log10_step: float, steps: int, noise: float, seed: int, init: str,
+    def compute(model: str, label: int, step_size: float, steps: int, noise: float, seed: int, init: str,
                 energy: str) -> dict:
-        eta = round(10 ** log10_step, 6)
+        eta = float(step_size)
         r = run(model, label, eta, steps, round(noise, 8), seed, init, energy)
         tuned = bool(_tuned(manifests.get(model), energy))
         return {**r, "label": label, "step_size": eta, "steps": steps, "noise": noise, "energy": energy,
@@ -339,13 +342,19 @@ def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None 
         c = sampler_for(manifests.get(values["model"]), values["energy"])
         if c.step != "langevin":  # this explorer runs Langevin; an L2-step optimum does not transfer
             return {}
-        return {"log10_step": round(math.log10(max(c.step_size, 1e-3)), 1), "steps": c.n_steps, "noise": c.noise_std}
+        return {"step_size": c.step_size, "steps": c.n_steps, "noise": c.noise_std}
 
+    # η on a log ladder that holds every model's tuned value exactly (a log slider would round 3 to 3.16)
+    etas = set(ETA_LADDER) | {float(cfg.step_size)}
+    for name in models:
+        for energy in ("joint", "ce"):
+            if _tuned(manifests.get(name), energy):
+                etas.add(float(sampler_for(manifests.get(name), energy).step_size))
     controls = {
         "model": w.Dropdown(options=list(models), description=model_description),
         "label": label_dropdown(label),
-        "log10_step": w.FloatSlider(round(math.log10(max(cfg.step_size, 1e-3)), 1), min=-3, max=1, step=0.1,
-                                    description="log₁₀ η", readout_format=".1f"),
+        "step_size": w.SelectionSlider(options=[(f"{v:g}", v) for v in sorted(etas)], value=float(cfg.step_size),
+                                       description="η (log)"),
         "steps": w.IntSlider(cfg.n_steps, 0, 200, step=5, description="steps"),
         "noise": w.FloatLogSlider(max(cfg.noise_std, 1e-4), base=10, min=-4, max=-0.5, description="noise s"),
         "seed": w.IntSlider(0, 0, 20, description="seed"),

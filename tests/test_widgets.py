@@ -37,7 +37,7 @@ def _differs(a, b):
     return a != b
 
 
-@pytest.mark.parametrize("key,value", [("model", "jeat"), ("label", 3), ("log10_step", 0.3), ("steps", 20),
+@pytest.mark.parametrize("key,value", [("model", "jeat"), ("label", 3), ("step_size", 3.0), ("steps", 20),
                                        ("noise", 0.05), ("seed", 4), ("init", "uniform"), ("energy", "ce")])
 def test_generation_explorer(setup, key, value):
     from jeat_core.widgets import generation_explorer
@@ -61,14 +61,14 @@ def test_generation_explorer_uses_tuned_sampler_and_hides_the_evaluator(setup):
 
     models, _, _, cg, _ = setup
     manifests = {"at": {"method": "at"}, "jeat": {"method": "jeat", "sampler": {
-        "joint": {"step_size": 0.1, "n_steps": 15, "noise_std": 0.01}}}, "evaluator": {"method": "evaluator"}}
+        "joint": {"step_size": 0.25, "n_steps": 15, "noise_std": 0.01}}}, "evaluator": {"method": "evaluator"}}
     e = generation_explorer({**models, "evaluator": models["at"]}, cg, manifests=manifests, n_images=2,
                             steps=10, judge=_judge(models))
     assert "evaluator" not in e.controls["model"].options
     assert e.values()["steps"] == 10 and not e.last["tuned"]  # `at` has no tuned settings: the caller's
     n = len(e.timings)
     e.controls["model"].value = "jeat"  # its own sampler, in one recomputation
-    assert (e.values()["steps"], round(e.values()["noise"], 6), e.values()["log10_step"]) == (15, 0.01, -1.0)
+    assert (e.values()["steps"], round(e.values()["noise"], 6), e.values()["step_size"]) == (15, 0.01, 0.25)
     assert e.last["tuned"] and e.last["steps"] == 15 and len(e.timings) == n + 1
 
 
