@@ -23,7 +23,16 @@ import torch
 
 from jeat_core.checkpoints import STATE, load_state
 from jeat_core.energy import marginal_energy
-from jeat_core.experiments import Context, generation_set, kid_difference, public, sampler_record, tune_sampler
+from jeat_core.experiments import (
+    Context,
+    generation_set,
+    kid_difference,
+    public,
+    sampler_entry,
+    sampler_record,
+    store_sampler,
+    tune_sampler,
+)
 from jeat_core.metrics import robust_accuracy
 from jeat_core.sampling import uniform_init
 
@@ -59,6 +68,7 @@ def main(argv=None) -> int:
     p.add_argument("--per-class", type=int, default=100, help="generated images per class for the KID")
     p.add_argument("--tune-per-class", type=int, default=10, help="validation seeds per class for the sampler")
     p.add_argument("--out", default="ablation.json")
+    p.add_argument("--store", action="store_true", help="write the tuned sampler into each run's manifest")
     p.add_argument("--data-root")
     a = p.parse_args(argv)
     runs = dict(r.split("=", 1) if "=" in r else (r, None) for r in a.run)
@@ -84,8 +94,11 @@ def main(argv=None) -> int:
             rec.update(measured_contrast(model, folder, x[:1000]))
         say(f"{name}: clean {acc['clean_acc']:.3f} pgd20 {acc['robust_acc']:.3f}; tuning the sampler")
         tuned = tune_sampler(ctx, name, "joint", per_class=a.tune_per_class, progress=say)
-        # score on fresh seeds with the tuned sampler (as jeat tune-samplers would store it)
-        ctx._cache[("model", name)][1].setdefault("sampler", {})["joint"] = sampler_record(tuned["best"])
+        # score on fresh seeds with the tuned sampler, stored in the run's manifest as jeat tune-samplers does
+        entry = sampler_entry(tuned, a.tune_per_class)
+        ctx._cache[("model", name)][1].setdefault("sampler", {})["joint"] = entry
+        if folder is not None and a.store:
+            store_sampler(folder, "joint", entry)
         gen = generation_set(ctx, name, per_class=a.per_class)
         rec["sampler"] = sampler_record(tuned["best"])
         rec["kid"], rec["kid_ci"] = gen["kid"], gen["kid_ci"]

@@ -297,16 +297,21 @@ def tune_main(argv: list[str] | None = None) -> int:
             continue
         res = tune_sampler(ctx, name, energy, per_class=a.per_class, progress=say)
         say(f"{name} {energy}: best {describe(res['best'])}")
-        entry = {**sampler_record(res["best"]),
-                 "chosen_by": f"lowest KID of the evaluator's features on {a.per_class * 10} validation seeds "
-                              f"(seed {VAL_SEED}) against real test images [0, 2000)",
-                 "grid": res["rows"]}
+        entry = sampler_entry(res, a.per_class)
         report.setdefault(name, {})[energy] = entry
         if a.report:
             write_json(Path(a.report), report)
         if not a.dry_run:
             store_sampler(resolve(f"{ctx.preset}/{name}"), energy, entry)
     return 0
+
+
+def sampler_entry(tuned: dict, per_class: int) -> dict:
+    """What ``manifest["sampler"][energy]`` stores for a :func:`tune_sampler` result."""
+    return {**sampler_record(tuned["best"]),
+            "chosen_by": f"lowest KID of the evaluator's features on {per_class * 10} validation seeds "
+                         f"(seed {VAL_SEED}) against real test images [0, 2000)",
+            "grid": tuned["rows"]}
 
 
 def store_sampler(folder, energy: str, entry: dict) -> None:
