@@ -155,9 +155,14 @@ def tune_sampler(ctx: Context, name: str, energy: str, *, per_class: int = 10,
 
 
 def matched_distance(rows_a: list[dict], rows_b: list[dict]) -> dict:
-    """Compare two validation grids at (nearly) the same L2 distance moved from the seeds: for each
-    pair of grid rows, the one with the closest ``l2_moved``; returns both rows' KIDs."""
-    ra, rb = min(((a, b) for a in rows_a for b in rows_b), key=lambda ab: abs(ab[0]["l2_moved"] - ab[1]["l2_moved"]))
+    """Compare two validation grids at the same L2 distance moved from the seeds: the better grid's
+    best row (lowest KID of either grid) against the other grid's row whose ``l2_moved`` is closest
+    to it. (Matching *any* pair at their closest distance could compare two poor samplers.)"""
+    best_a, best_b = min(rows_a, key=lambda r: r["kid"]), min(rows_b, key=lambda r: r["kid"])
+    if best_a["kid"] <= best_b["kid"]:
+        ra, rb = best_a, min(rows_b, key=lambda r: abs(r["l2_moved"] - best_a["l2_moved"]))
+    else:
+        ra, rb = min(rows_a, key=lambda r: abs(r["l2_moved"] - best_b["l2_moved"])), best_b
     return {"a": {"sampler": ra["sampler"], "kid": ra["kid"], "l2_moved": ra["l2_moved"]},
             "b": {"sampler": rb["sampler"], "kid": rb["kid"], "l2_moved": rb["l2_moved"]}}
 
