@@ -630,8 +630,12 @@ def build_state(cfg: TrainConfig, device: torch.device, steps_total: int,
                       total_steps=steps_total)
 
 
-def _load_init_from(state: TrainState, cfg: TrainConfig) -> dict:
-    """Load ``cfg.init_from``'s weights into ``state`` (fine-tuning); returns what the manifest records."""
+def _load_init_from(state: TrainState, cfg: TrainConfig, probe: Tensor) -> dict:
+    """Load ``cfg.init_from``'s weights into ``state`` (fine-tuning); returns what the manifest records.
+
+    The divergence guard's known-good logit scale starts at the parent's (its max |logit| on
+    ``probe`` training images), not at 0: a trained classifier's logits may exceed the guard's
+    floor from the first step (the shipped ``standard`` reaches 68), which is not a divergence."""
     from .checkpoints import CheckpointError, load_model
 
     parent, man = load_model(cfg.init_from)
@@ -640,6 +644,8 @@ def _load_init_from(state: TrainState, cfg: TrainConfig) -> dict:
         raise CheckpointError(f"--init-from {cfg.init_from}: its architecture {arch} differs from this run's "
                               f"{ {'name': cfg.model.name, 'kwargs': dict(cfg.model.kwargs)} }")
     state.core.load_state_dict(parent.state_dict())
+    with torch.no_grad():
+        state.energy_ref = float(parent(probe.cpu()).abs().max())
     return {"model": str(cfg.init_from), "method": man.get("method"),
             "weights_sha256": man.get("weights", {}).get("sha256"),
             "epochs": man.get("epochs_done"), "train_seconds": man.get("train_seconds")}
@@ -815,7 +821,7 @@ def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, c
     stop_at = total if cfg.max_steps is None else min(total, cfg.max_steps)
 
     state = build_state(cfg, dev, total, buffer_init_fn(cfg, train, dev))
-    parent = _load_init_from(state, cfg) if cfg.init_from else None
+    parent = _load_init_from(state, cfg, xs[:256].float().div(255).to(dev)) if cfg.init_from else None
     if resume:
         try:
             state.load_state_dict(saved)

@@ -262,3 +262,16 @@ def test_sgld_config_validates():
         training.SGLDConfig(init="noise")
     with pytest.raises(ValueError, match="n_steps"):
         training.SGLDConfig(n_steps=0)
+
+
+def test_fine_tune_guard_starts_from_the_parents_logit_scale(tmp_path):
+    """A trained parent's logits may exceed the guard's floor from the first step; that is not a
+    divergence (the shipped ``standard`` has max |logit| 68 > 50). With a floor below the parent's
+    scale, the guard would trip at step 0 if its reference started at 0."""
+    parent = tmp_path / "parent"
+    fit(small("standard", max_steps=2), out=parent, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False,
+        device="cpu")
+    cfg = replace(small("jem", max_steps=2, init_from=str(parent)), energy_floor=1e-3)
+    res = fit(cfg, out=None, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False, device="cpu", report=None)
+    assert res.state.events == [] and res.state.step == 2
+    assert res.state.energy_ref > 1e-3
