@@ -132,7 +132,9 @@ class Claim:
     measure: Callable[[Context, Settings], dict]
 
     def run(self, ctx: Context, settings: Settings) -> dict:
-        rec = {"id": self.id, "claim": self.claim, "paper": self.paper, "metric": self.metric}
+        # a metric text may name the settings' sample sizes ({n} images, {pc} per class)
+        metric = self.metric.format(n=10 * settings.per_class, pc=settings.per_class)
+        rec = {"id": self.id, "claim": self.claim, "paper": self.paper, "metric": metric}
         try:
             for m in self.models:
                 ctx.model(m)

@@ -55,6 +55,7 @@ def test_audit_smoke_json(tiny_zoo, data_root, monkeypatch, capsys, tmp_path):
     for c in claims:
         assert set(c) == {"id", "claim", "paper", "ours", "metric", "n", "reproduced", "note", "seconds"}, c
         assert c["reproduced"] in VERDICTS and c["claim"] and c["paper"] and c["metric"]
+        assert "{" not in c["metric"], c["metric"]  # sample sizes filled in, no template left
         # every model exists in the tiny zoo, so every claim is measured
         assert c["reproduced"] != "not measurable here" and c["ours"] is not None and c["n"] > 0, c
         # every numeric claim carries 95% intervals
