@@ -216,9 +216,8 @@ def main() -> None:
         for method in training.METHODS:
             cfg = replace(training.make_config(method, "cpu"), checkpoint_every=0)
             state = training.build_state(cfg, torch.device("cpu"), 100)
-            step = training.STEP_FNS[method]
-            t = timeit(lambda step=step, state=state, cfg=cfg: step(state, xb, yb, cfg, False), reps=3)
-            r = cfg.sgld.batch_size / b if hasattr(cfg, "sgld") else 0.0
+            t = timeit(lambda state=state, cfg=cfg: training.train_step(state, xb, yb, cfg, False), reps=3)
+            r = cfg.sgld.batch_size / b if cfg.uses_sgld else 0.0
             passes = {"standard": 3, "noise": 3, "at": 5, "prejeat": 5,  # attack 2F + update 3F
                       "jeat": 2 + 2 * cfg.sgld.n_steps * r + 3 * (1 + r) if method == "jeat" else 0,
                       "jem": 2 * cfg.sgld.n_steps * r + 3 * (2 + r) if method == "jem" else 0}[method]
@@ -230,7 +229,9 @@ def main() -> None:
                  "sgld": lambda: training._sgld_negatives(state, cfg),
                  "sgld_before_16": lambda: reference_sgld_negatives(state, cfg)}
         x_adv, neg = training._attack(state, cfg, xb, yb), training._sgld_negatives(state, cfg)
-        parts["update"] = lambda: training._update(state, cfg, x_adv, yb, x_ori=xb, negatives=neg)
+        batch = training.Batch(xb, yb)
+        parts["update"] = lambda: training.apply_update(state, cfg, training._loss(state, cfg, batch, x_adv,
+                                                                                   negatives=neg)[0])
         best = {k: float("inf") for k in parts}
         for _ in range(a.reps):  # interleaved, best kept
             for k, fn in parts.items():

@@ -99,8 +99,8 @@ def passes_per_step(cfg: training.TrainConfig) -> float:
     image (input gradients only), the parameter update 3F per image (forward + backward)."""
     b = cfg.optim.batch_size
     n_att = 0
-    if hasattr(cfg, "attack"):
-        n_att = cfg.attack.n_steps if cfg.attack.kind == "pgd" else 1
+    if cfg.uses_attack:
+        n_att = cfg.attack.resolved_n_steps
     if cfg.method in ("standard", "noise"):
         return 3 * b
     if cfg.method in ("at", "prejeat"):
@@ -118,7 +118,7 @@ def config(method: str, a, **overrides) -> training.TrainConfig:
     if a.dry_run:  # same code paths, tiny: WRN-10-1 (same norm/act) at batch 4, 2 SGLD steps on 4 chains
         kw = {**cfg.model.kwargs, "depth": 10, "widen": 1}
         cfg = replace(cfg, model=training.ModelConfig("wrn", kw), optim=replace(cfg.optim, batch_size=4))
-        if hasattr(cfg, "sgld"):
+        if cfg.uses_sgld:
             cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=2, batch_size=4, buffer_size=64))
     return cfg
 
@@ -158,16 +158,15 @@ def method_throughput(method: str, dev: torch.device, a, peak_tflops: float) -> 
     b = cfg.optim.batch_size
     x = torch.rand(b, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (b,), device=dev)
-    step = training.STEP_FNS[method]
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    t = timed(lambda: step(state, x, y, cfg, False), dev, reps=reps, warmup=3 if a.compile else 1)
+    t = timed(lambda: training.train_step(state, x, y, cfg, False), dev, reps=reps, warmup=3 if a.compile else 1)
     flop = passes_per_step(cfg) * f_img
     r = {"model": cfg.model.name, "norm": cfg.model.kwargs.get("norm"), "batch": b, "step_s": t,
          "images_per_s": b / t, "forward_gflop_per_image": f_img / 1e9,
          "model_tflop_per_step": flop / 1e12, "achieved_tflops": flop / t / 1e12,
          "mfu_vs_measured_matmul": flop / t / 1e12 / peak_tflops}
-    if hasattr(cfg, "sgld"):
+    if cfg.uses_sgld:
         r["sgld"] = {"n_steps": cfg.sgld.n_steps, "batch_size": cfg.sgld.batch_size}
     if dev.type == "cuda":
         r["peak_memory_gib"] = torch.cuda.max_memory_allocated(dev) / 2 ** 30
@@ -175,8 +174,9 @@ def method_throughput(method: str, dev: torch.device, a, peak_tflops: float) -> 
         split = {"attack": timed(lambda: training._attack(state, cfg, x, y), dev, reps=reps),
                  "sgld": timed(lambda: training._sgld_negatives(state, cfg), dev, reps=reps)}
         x_adv, neg = training._attack(state, cfg, x, y), training._sgld_negatives(state, cfg)
-        split["update"] = timed(lambda: training._update(state, cfg, x_adv, y, x_ori=x, negatives=neg), dev,
-                                reps=reps)
+        batch = training.Batch(x, y)
+        split["update"] = timed(lambda: training.apply_update(
+            state, cfg, training._loss(state, cfg, batch, x_adv, negatives=neg)[0]), dev, reps=reps)
         tot = sum(split.values())
         r["split"] = {k: {"s": v, "share": v / tot} for k, v in split.items()}
     return r
@@ -219,7 +219,7 @@ def at_run(dev: torch.device, a, step_s: float | None, ctx: dict) -> dict:
         st = training.build_state(probe, dev, 10 ** 6)
         xb = torch.rand(probe.optim.batch_size, 3, 32, 32, device=dev).contiguous(memory_format=torch.channels_last)
         yb = torch.randint(0, 10, (len(xb),), device=dev)
-        step_s = timed(lambda: training.at_step(st, xb, yb, probe, False), dev, reps=3)
+        step_s = timed(lambda: training.train_step(st, xb, yb, probe, False), dev, reps=3)
         del st
     per_epoch = len(train) // probe.optim.batch_size
     steps = max(4, int(0.85 * a.at_seconds / step_s))  # 15% margin for data, augmentation, logging

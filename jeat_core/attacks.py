@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from . import rng
-from .energy import cross_entropy, joint_energy
+from .energy import check_labels, cross_entropy, joint_energy
 
 OBJECTIVES = ("ce", "energy")
 NORMS = ("linf", "l2")
@@ -139,18 +139,6 @@ def check_images(x: Tensor, name: str = "x") -> None:
             raise ValueError(f"{name} must have values in [0, 1]; got range [{lo:.4g}, {hi:.4g}]")
 
 
-def _check_labels(y: Tensor, x: Tensor) -> Tensor:
-    if not isinstance(y, Tensor):
-        y = torch.as_tensor(y)
-    if y.dim() != 1 or y.shape[0] != x.shape[0]:
-        raise ValueError(f"y must have shape ({x.shape[0]},) to match x; got shape {tuple(y.shape)}")
-    if y.dtype.is_floating_point or y.dtype == torch.bool:
-        raise ValueError(f"y must hold integer class labels; got dtype {y.dtype}")
-    if y.numel() and y.device.type != "meta" and int(y.min()) < 0:
-        raise ValueError(f"labels must be >= 0; got {int(y.min())}")
-    return y.to(device=x.device, dtype=torch.long)
-
-
 def _objective(name: str) -> Callable[[Tensor, Tensor], Tensor]:
     if name == "ce":
         return cross_entropy
@@ -213,7 +201,7 @@ def pgd(
         ``(B, C, H, W)`` adversarial images, inside the eps-ball around ``x`` and in [0, 1].
     """
     check_images(x)
-    y = _check_labels(y, x)
+    y = check_labels(y, x, name="y")
     eps = _check_number("eps", eps)
     step_size = _check_number("step_size", step_size)
     if not isinstance(n_steps, numbers.Integral) or isinstance(n_steps, bool) or n_steps < 0:
@@ -277,7 +265,7 @@ def fgsm_rs(
     direction); ``grad_at="clean"`` takes the literal reading. ``step_size`` defaults to ``eps``.
     """
     check_images(x)
-    y = _check_labels(y, x)
+    y = check_labels(y, x, name="y")
     eps = _check_number("eps", eps)
     alpha = _check_number("step_size", eps if step_size is None else step_size)
     if grad_at not in ("perturbed", "clean"):

@@ -167,7 +167,7 @@ def _tab1(ctx: Context, st: Settings) -> dict:
 
 def _fig3(ctx: Context, st: Settings) -> dict:
     from .checkpoints import ENERGY_LOG, resolve
-    from .figures import read_energy_log
+    from .experiments import read_energy_log
 
     log = [r for r in read_energy_log(resolve(f"{ctx.preset}/at") / ENERGY_LOG) if r["step"] > 0]
     n = len(log)

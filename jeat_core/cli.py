@@ -133,7 +133,8 @@ RESUME_FIELDS = {
     "batch_size": "optim.batch_size", "grad_clip": "optim.grad_clip", "warmup_steps": "optim.warmup_steps",
     "init_from": "init_from", "buffer_init": "sgld.init", "sgld_batch": "sgld.batch_size",
     "attack": "attack.kind", "eps": "attack.eps",
-    "attack_steps": "attack.n_steps", "attack_step_size": "attack.step_size", "sgld_steps": "sgld.n_steps",
+    "attack_steps": "attack.resolved_n_steps", "attack_step_size": "attack.resolved_step_size",
+    "sgld_steps": "sgld.n_steps",
     "sgld_step_size": "sgld.step_size", "sgld_noise": "sgld.noise_std", "buffer_size": "sgld.buffer_size",
     "reinit_prob": "sgld.reinit_prob", "energy_l2": "energy_l2", "gen_weight": "gen_weight",
     "gen_start": "gen_start", "log_every": "log_every", "checkpoint_every": "checkpoint_every",
@@ -188,15 +189,13 @@ def _train(a: argparse.Namespace) -> int:
 
         resolve(a.init_from)  # a clear error now if it does not exist
         cfg = replace(cfg, init_from=a.init_from)
-    if hasattr(cfg, "attack"):
+    if cfg.uses_attack:  # PGD's defaults (10 steps of 2/255) are the config's, as in the Python API
         att = {k: v for k, v in (("kind", a.attack), ("eps", a.eps), ("n_steps", a.attack_steps),
                                  ("step_size", a.attack_step_size)) if v is not None}
-        if a.attack == "pgd" and a.attack_steps is None:
-            att["n_steps"] = 10
         cfg = replace(cfg, attack=replace(cfg.attack, **att))
     elif any(v is not None for v in (a.attack, a.eps, a.attack_steps, a.attack_step_size)):
         raise ValueError(f"--attack/--eps/--attack-steps/--attack-step-size do not apply to --method {a.method}")
-    if hasattr(cfg, "sgld"):
+    if cfg.uses_sgld:
         sg = {k: v for k, v in (("n_steps", a.sgld_steps), ("step_size", a.sgld_step_size),
                                 ("noise_std", a.sgld_noise), ("buffer_size", a.buffer_size),
                                 ("reinit_prob", a.reinit_prob), ("init", a.buffer_init),
@@ -217,21 +216,20 @@ def _train(a: argparse.Namespace) -> int:
 
     RunLock(out).acquire().release()  # another writer? say so before reading anything (fit locks for real)
     if a.resume:  # continue with the stored config; only --epochs / --max-steps may change
-        from .training import saved_config
+        from .training import RESUMABLE, resume_config, saved_config
 
         stored = saved_config(out)
         if stored.method != a.method:
             raise ValueError(f"--resume: {out} holds a {stored.method!r} run, not {a.method!r}")
         given = [k for k in RESUME_FIELDS if getattr(a, k) not in (None, False)]
-        differ = [f"--{k.replace('_', '-')}{_show(getattr(a, k))} (stored {RESUME_FIELDS[k]} ="
+        differ = [f"--{k.replace('_', '-')}{_show(getattr(a, k))} (stored {RESUME_FIELDS[k].replace('resolved_', '')} ="
                   f"{_show(_field(stored, RESUME_FIELDS[k]), flag=False)})"
                   for k in given if not _same(_field(cfg, RESUME_FIELDS[k]), _field(stored, RESUME_FIELDS[k]))]
         if differ:
             raise ValueError(f"--resume continues {out} with its stored settings and would ignore "
                              f"{', '.join(differ)}; drop these options (only --epochs and --max-steps may change) "
                              f"or start a new run with another --out")
-        cfg = replace(stored, epochs=a.epochs if a.epochs is not None else stored.epochs,
-                      max_steps=a.max_steps if a.max_steps is not None else stored.max_steps)
+        cfg = resume_config(out, **{k: getattr(a, k) for k in RESUMABLE if getattr(a, k) is not None})
     res = fit(cfg, out=out, data_root=a.data_root, device=a.device, resume=a.resume, overwrite=a.overwrite,
               progress=not a.no_progress)
     m = res.manifest

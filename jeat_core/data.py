@@ -175,12 +175,6 @@ def load_split(split: str = "train", *, dataset: str = "cifar10", data_root=None
                                 f"torchvision:{dataset}:{root}"), dataset)
 
 
-def class_names(dataset: str = "cifar10", n_classes: int = 10) -> tuple[str, ...]:
-    if dataset in ("cifar10", "procedural") and n_classes == 10:
-        return CIFAR10_CLASSES
-    return tuple(str(i) for i in range(n_classes))
-
-
 def procedural(n: int = 2000, *, n_classes: int = 10, seed: int = 0, size: int = 32) -> Split:
     """A learnable toy dataset for unit tests (not for results).
 

@@ -31,20 +31,27 @@ def _check_logits(logits: Tensor) -> None:
         raise ValueError(f"logits must have shape (B, K); got shape {tuple(logits.shape)}")
 
 
-def _check_labels(y: Tensor, logits: Tensor) -> Tensor:
-    y = torch.as_tensor(y, device=logits.device)
-    if y.dim() == 0 or y.shape == (1,):  # one label for the whole batch
-        y = y.reshape(()).expand(logits.shape[0])
-    if y.shape != (logits.shape[0],):
-        raise ValueError(
-            f"labels must have shape ({logits.shape[0]},) to match the logits; got {tuple(y.shape)}"
-        )
-    if y.dtype.is_floating_point:
-        raise ValueError(f"labels must be integers; got dtype {y.dtype}")
-    if y.numel() and y.device.type != "meta" and (int(y.min()) < 0 or int(y.max()) >= logits.shape[1]):
-        raise ValueError(
-            f"labels must lie in [0, {logits.shape[1] - 1}]; got min {int(y.min())}, max {int(y.max())}"
-        )
+def check_labels(y, like: Tensor, n_classes: int | None = None, *, broadcast: bool = False,
+                 name: str = "labels") -> Tensor:
+    """Class labels for the batch of ``like`` (logits or images): ``(B,)`` long on ``like``'s device.
+
+    The one label check of the project (energies and attacks). ``y`` must be integers (not bool
+    or float) of shape ``(B,)`` with ``B = len(like)``; with ``broadcast`` a scalar or a single label
+    is repeated for the whole batch. Labels must be ``>= 0`` and, when ``n_classes`` is given,
+    ``< n_classes``. ``name`` is how errors call ``y``."""
+    y = torch.as_tensor(y, device=like.device)
+    n = like.shape[0]
+    if broadcast and (y.dim() == 0 or y.shape == (1,)):  # one label for the whole batch
+        y = y.reshape(()).expand(n)
+    if y.shape != (n,):
+        raise ValueError(f"{name} must have shape ({n},) to match the batch; got shape {tuple(y.shape)}")
+    if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        raise ValueError(f"{name} must be integers (class labels); got dtype {y.dtype}")
+    if y.numel() and y.device.type != "meta":  # (each int() is a host sync on a GPU)
+        if n_classes is not None and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+            raise ValueError(f"labels must lie in [0, {n_classes - 1}]; got min {int(y.min())}, max {int(y.max())}")
+        if n_classes is None and int(y.min()) < 0:
+            raise ValueError(f"labels must be >= 0; got {int(y.min())}")
     return y.long()
 
 
@@ -58,7 +65,7 @@ def joint_energy(logits: Tensor, y: Tensor) -> Tensor:
         ``(B,)`` joint energies.
     """
     _check_logits(logits)
-    y = _check_labels(y, logits)
+    y = check_labels(y, logits, logits.shape[1], broadcast=True)
     return -logits.gather(1, y[:, None]).squeeze(1)
 
 

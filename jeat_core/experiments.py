@@ -20,6 +20,7 @@ Generation protocol (Figs. 4-6, Tab. 2), used by ``jeat audit`` and ``jeat tune-
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import time
@@ -31,9 +32,11 @@ from torch import Tensor
 
 from .checkpoints import load_model
 from .data import load_split
+from .energy import energy_of
 from .evaluator import EVALUATOR
+from .landscape import energy_grid, landscape_stats, random_directions
 from .metrics import KIDReference, fisher_score, fisher_scores_piecewise_linear, penultimate, wilson_interval
-from .sampling import ClassGaussian, GenerationConfig, generate, generate_snapshots
+from .sampling import ClassGaussian, GenerationConfig, generate, generate_snapshots, generation_energy, langevin
 
 VAL_SEED, TEST_SEED = 1, 2
 STEP_COUNTS = (10, 20, 40, 60)
@@ -330,3 +333,98 @@ def store_sampler(folder, energy: str, entry: dict) -> None:
 
 if __name__ == "__main__":
     sys.exit(tune_main())
+
+
+# ----------------------------------------------------------------------------- presenter inputs
+# Computations that figures, widgets and the audit share (figures re-exports them for the notebooks).
+def read_energy_log(path: str | Path) -> list[dict]:
+    """The records of a run's ``energy_log.jsonl`` (Fig. 3's data)."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def contour_data(models: dict, x: Tensor, y: int, *, radius: float = 2.0, resolution: int = 41, seed: int = 0,
+                 scale: str = "l2") -> dict:
+    """E(x + a d1 + b d2, y) for each model on the same directions (Fig. 2), with flatness stats."""
+    d1, d2 = random_directions(tuple(x.shape[-3:]), seed=seed, scale=scale)
+    out = {}
+    for name, m in models.items():
+        a, b, grid = energy_grid(energy_of(m, "joint", torch.tensor([y])), x, d1, d2, radius=radius,
+                                 resolution=resolution)
+        out[name] = {"a": a, "b": b, "grid": grid, "stats": landscape_stats(a, b, grid)}
+    return out
+
+
+def generate_images(model, labels: Tensor, seeds: Tensor, *, energy: str = "joint", step_size: float = 0.25,
+             n_steps: int = 60, noise_std: float = 0.001, seed: int = 0, record_every: int | None = None):
+    """Class-conditional Langevin generation (Eq. 16 with ``energy="ce"``, Eq. 17 with ``"joint"``).
+
+    Defaults are the project's generation settings (same as ``jeat generate``), chosen by eye on
+    the cpu-preset AT model."""
+    g = torch.Generator().manual_seed(seed)
+    return langevin(generation_energy(model, labels, energy), seeds, step_size=step_size, n_steps=n_steps,
+                    noise_std=noise_std, clamp=(0.0, 1.0), record_every=record_every, generator=g)
+
+
+SATURATED_BROKEN = 0.25  # share of pixels at 0 or 1 above which a chain counts as broken
+
+
+@torch.no_grad()
+def _energy(model, labels: Tensor, energy: str, x: Tensor) -> Tensor:
+    return generation_energy(model, labels, energy)(x)
+
+
+def chain_diagnostics(model, labels: Tensor, x0: Tensor, x: Tensor, *, energy: str = "joint") -> dict:
+    """What a Langevin chain did, in numbers a reader can check against the picture.
+
+    Args:
+        model: the generating classifier; ``labels`` ``(B,)``; ``x0`` the seeds and ``x`` the
+            final images, both ``(B, C, H, W)`` in [0, 1]; ``energy`` the sampler's energy
+            (``"joint"``: U = E(x, y), Eq. 17; ``"ce"``: U = E(x, y) − E(x), Eq. 16).
+    Returns:
+        ``l2`` mean L2 distance moved from the seed; ``energy_before`` / ``energy_after`` mean U
+        at the seeds and at the final images; ``saturated`` share of final pixels at 0 or 1
+        (``saturated_seed`` for the seeds); ``broken`` (bool) and ``reason``: the chain counts as
+        broken when its output is mostly clipped pixels (more than ``SATURATED_BROKEN`` and more
+        than twice the seeds' share: e.g. η = 10 gives colour noise), when U is not finite, or
+        when U rose (the steps overshoot instead of descending).
+    """
+    u0, u1 = _energy(model, labels, energy, x0), _energy(model, labels, energy, x)
+    sat = float(((x <= 1e-4) | (x >= 1 - 1e-4)).float().mean())
+    sat0 = float(((x0 <= 1e-4) | (x0 >= 1 - 1e-4)).float().mean())
+    out = {"l2": float((x - x0).flatten(1).norm(dim=1).mean()), "energy_before": float(u0.mean()),
+           "energy_after": float(u1.mean()), "saturated": sat, "saturated_seed": sat0, "energy": energy}
+    reasons = []
+    if not (torch.isfinite(u0).all() and torch.isfinite(u1).all() and torch.isfinite(x).all()):
+        reasons.append("the energy is not finite")
+    if sat > SATURATED_BROKEN and sat > 2 * sat0:
+        reasons.append(f"{sat:.0%} of pixels are clipped at 0 or 1 (seeds: {sat0:.0%}): the images are "
+                       "colour noise, the step size is too large")
+    if out["energy_after"] > out["energy_before"]:
+        reasons.append(f"the energy rose ({out['energy_before']:.3g} → {out['energy_after']:.3g}): "
+                       "the chain did not descend")
+    out["broken"], out["reason"] = bool(reasons), "; ".join(reasons)
+    return out
+
+
+def independent_judge(generator: str, loaded: dict | None = None, *, preset: str = "cifar10-cpu"):
+    """A classifier to score generated images that did **not** generate them: ``(name, model)``.
+
+    The independent evaluator (``<preset>/evaluator``, trained only to score) when it exists,
+    otherwise the first zoo model other than ``generator`` among ``standard``, ``at``, ``jeat``
+    and whatever ``loaded`` (zoo name -> model, reused instead of loading again) holds. Returns
+    ``(None, None)`` if there is none."""
+    from .checkpoints import CheckpointError, load_model, resolve
+
+    loaded = loaded or {}
+    candidates = ["evaluator"] + [n for n in ("standard", "at", "jeat", *loaded) if n != generator]
+    for name in dict.fromkeys(candidates):
+        if name == generator:
+            continue
+        if name in loaded:
+            return name, loaded[name]
+        try:
+            if (resolve(f"{preset}/{name}") / "model.safetensors").is_file():
+                return name, load_model(f"{preset}/{name}")[0]
+        except CheckpointError:
+            continue
+    return None, None

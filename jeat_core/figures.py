@@ -15,10 +15,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .data import CIFAR10_CLASSES
-from .energy import energy_of
-from .landscape import energy_grid, landscape_stats, random_directions
-from .sampling import ClassGaussian, generation_energy, langevin
+from .experiments import (  # noqa: F401  (computed there; re-exported for the notebooks)
+    SATURATED_BROKEN,
+    chain_diagnostics,
+    contour_data,
+    independent_judge,
+    read_energy_log,
+)
+from .experiments import generate_images as generate  # noqa: F401  (re-exported)
+from .sampling import ClassGaussian
 
 MODEL_COLOURS = {"standard": "#7f7f7f", "noise-8": "#c7e9c0", "noise-16": "#74c476", "noise-24": "#238b45",
                  "at": "#1f77b4", "prejeat": "#ff7f0e", "jem": "#9467bd", "jeat": "#d62728"}
@@ -149,18 +154,6 @@ def image_grid(x: Tensor, nrow: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- Fig. 2
-def contour_data(models: dict, x: Tensor, y: int, *, radius: float = 2.0, resolution: int = 41, seed: int = 0,
-                 scale: str = "l2") -> dict:
-    """E(x + a d1 + b d2, y) for each model on the same directions (Fig. 2), with flatness stats."""
-    d1, d2 = random_directions(tuple(x.shape[-3:]), seed=seed, scale=scale)
-    out = {}
-    for name, m in models.items():
-        a, b, grid = energy_grid(energy_of(m, "joint", torch.tensor([y])), x, d1, d2, radius=radius,
-                                 resolution=resolution)
-        out[name] = {"a": a, "b": b, "grid": grid, "stats": landscape_stats(a, b, grid)}
-    return out
-
-
 def plot_contours(data: dict, *, title: str = ""):
     """Fig. 2 panels on **one** colour scale, so flatness can be compared by eye.
 
@@ -208,10 +201,6 @@ def flatness_order(data: dict) -> list[tuple[str, float]]:
 
 
 # ----------------------------------------------------------------------------- Fig. 3
-def read_energy_log(path: str | Path) -> list[dict]:
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-
-
 def plot_delta_energy(log: list[dict], *, title: str = ""):
     """Fig. 3: Δ_x E and Δ_θ E for E(x,y) (a) and E(x) (b); points = mean, bars = ± std."""
     steps = np.array([r["step"] for r in log])
@@ -234,82 +223,6 @@ def plot_delta_energy(log: list[dict], *, title: str = ""):
 
 
 # ----------------------------------------------------------------------------- generation
-def generate(model, labels: Tensor, seeds: Tensor, *, energy: str = "joint", step_size: float = 0.25,
-             n_steps: int = 60, noise_std: float = 0.001, seed: int = 0, record_every: int | None = None):
-    """Class-conditional Langevin generation (Eq. 16 with ``energy="ce"``, Eq. 17 with ``"joint"``).
-
-    Defaults are the project's generation settings (same as ``jeat generate``), chosen by eye on
-    the cpu-preset AT model."""
-    g = torch.Generator().manual_seed(seed)
-    return langevin(generation_energy(model, labels, energy), seeds, step_size=step_size, n_steps=n_steps,
-                    noise_std=noise_std, clamp=(0.0, 1.0), record_every=record_every, generator=g)
-
-
-SATURATED_BROKEN = 0.25  # share of pixels at 0 or 1 above which a chain counts as broken
-
-
-@torch.no_grad()
-def _energy(model, labels: Tensor, energy: str, x: Tensor) -> Tensor:
-    return generation_energy(model, labels, energy)(x)
-
-
-def chain_diagnostics(model, labels: Tensor, x0: Tensor, x: Tensor, *, energy: str = "joint") -> dict:
-    """What a Langevin chain did, in numbers a reader can check against the picture.
-
-    Args:
-        model: the generating classifier; ``labels`` ``(B,)``; ``x0`` the seeds and ``x`` the
-            final images, both ``(B, C, H, W)`` in [0, 1]; ``energy`` the sampler's energy
-            (``"joint"``: U = E(x, y), Eq. 17; ``"ce"``: U = E(x, y) − E(x), Eq. 16).
-    Returns:
-        ``l2`` mean L2 distance moved from the seed; ``energy_before`` / ``energy_after`` mean U
-        at the seeds and at the final images; ``saturated`` share of final pixels at 0 or 1
-        (``saturated_seed`` for the seeds); ``broken`` (bool) and ``reason``: the chain counts as
-        broken when its output is mostly clipped pixels (more than ``SATURATED_BROKEN`` and more
-        than twice the seeds' share: e.g. η = 10 gives colour noise), when U is not finite, or
-        when U rose (the steps overshoot instead of descending).
-    """
-    u0, u1 = _energy(model, labels, energy, x0), _energy(model, labels, energy, x)
-    sat = float(((x <= 1e-4) | (x >= 1 - 1e-4)).float().mean())
-    sat0 = float(((x0 <= 1e-4) | (x0 >= 1 - 1e-4)).float().mean())
-    out = {"l2": float((x - x0).flatten(1).norm(dim=1).mean()), "energy_before": float(u0.mean()),
-           "energy_after": float(u1.mean()), "saturated": sat, "saturated_seed": sat0, "energy": energy}
-    reasons = []
-    if not (torch.isfinite(u0).all() and torch.isfinite(u1).all() and torch.isfinite(x).all()):
-        reasons.append("the energy is not finite")
-    if sat > SATURATED_BROKEN and sat > 2 * sat0:
-        reasons.append(f"{sat:.0%} of pixels are clipped at 0 or 1 (seeds: {sat0:.0%}): the images are "
-                       "colour noise, the step size is too large")
-    if out["energy_after"] > out["energy_before"]:
-        reasons.append(f"the energy rose ({out['energy_before']:.3g} → {out['energy_after']:.3g}): "
-                       "the chain did not descend")
-    out["broken"], out["reason"] = bool(reasons), "; ".join(reasons)
-    return out
-
-
-def independent_judge(generator: str, loaded: dict | None = None, *, preset: str = "cifar10-cpu"):
-    """A classifier to score generated images that did **not** generate them: ``(name, model)``.
-
-    The independent evaluator (``<preset>/evaluator``, trained only to score) when it exists,
-    otherwise the first zoo model other than ``generator`` among ``standard``, ``at``, ``jeat``
-    and whatever ``loaded`` (zoo name -> model, reused instead of loading again) holds. Returns
-    ``(None, None)`` if there is none."""
-    from .checkpoints import CheckpointError, load_model, resolve
-
-    loaded = loaded or {}
-    candidates = ["evaluator"] + [n for n in ("standard", "at", "jeat", *loaded) if n != generator]
-    for name in dict.fromkeys(candidates):
-        if name == generator:
-            continue
-        if name in loaded:
-            return name, loaded[name]
-        try:
-            if (resolve(f"{preset}/{name}") / "model.safetensors").is_file():
-                return name, load_model(f"{preset}/{name}")[0]
-        except CheckpointError:
-            continue
-    return None, None
-
-
 def generation_table(runs: dict, seeds: Tensor, labels: Tensor, *, loaded: dict | None = None) -> list[dict]:
     """One row of :func:`chain_diagnostics` per generated panel, with p(y | x) from a classifier
     that did not generate it (:func:`independent_judge`).
@@ -334,10 +247,6 @@ GENERATION_FORMATS = {"moved L2": "{:.2f}", "U before": "{:.3g}", "U after": "{:
                       "p(y | x)": "{:.2f}"}
 
 
-def class_seeds(class_gaussian: ClassGaussian, labels: Tensor, seed: int = 0) -> Tensor:
-    return class_gaussian.sample(labels, generator=torch.Generator().manual_seed(seed))
-
-
 def plot_image_rows(rows: dict[str, Tensor], *, nrow: int, title: str = ""):
     """One panel per entry of ``rows`` (name -> images), stacked vertically."""
     fig, axes = subplots(len(rows), 1, figsize=(nrow * 0.55 + 1.5, 0.62 * sum(
@@ -348,20 +257,6 @@ def plot_image_rows(rows: dict[str, Tensor], *, nrow: int, title: str = ""):
         ax.axis("off")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def plot_class_grid(images: Tensor, labels: Tensor, per_class: int, *, title: str = ""):
-    classes = sorted(set(labels.tolist()))
-    fig, ax = subplots(figsize=(per_class * 0.55 + 1.2, len(classes) * 0.55 + 0.4))
-    ax.imshow(image_grid(images, per_class), interpolation="nearest")
-    ax.set_yticks([i * 33 + 16 for i in range(len(classes))], [CIFAR10_CLASSES[c] for c in classes])
-    ax.set_xticks([])
-    for s in ax.spines.values():
-        s.set_visible(False)
-    if title:
-        ax.set_title(title)
     fig.tight_layout()
     return fig
 
@@ -418,7 +313,7 @@ def _models(names, preset: str = "cifar10-cpu") -> dict:
     return {n: load_model(f"{preset}/{n}")[0] for n in names}
 
 
-def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None, progress: bool = True) -> dict:
+def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None) -> dict:
     """Write every figure and table the shipped models allow. Returns ``{name: paths or reason}``.
 
     Generated images (Figs. 4-7) use each model's own tuned sampler (``manifest["sampler"]``).

@@ -26,7 +26,6 @@ from . import rng
 from .energy import EnergyFn, energy_of
 
 GENERATION_ENERGIES = {"ce": "ce", "joint": "joint"}  # Eq. 16, Eq. 17
-INITS = ("class_gaussian", "uniform", "data_noise")
 
 
 def langevin(
@@ -198,12 +197,6 @@ def generate_snapshots(model: Callable[[Tensor], Tensor], labels: Tensor, seeds:
 def uniform_init(n: int, shape=(3, 32, 32), *, device=None, generator: torch.Generator | None = None) -> Tensor:
     """``n`` images drawn from U(0, 1) (the SGLD init of Algorithm 1)."""
     return rng.rand((n, *shape), generator=generator, device=device)
-
-
-def data_noise_init(x: Tensor, sigma: float, *, generator: torch.Generator | None = None) -> Tensor:
-    """Real images plus Gaussian noise of std ``sigma``, clipped to [0, 1]."""
-    noise = rng.randn_like(x, generator=generator)
-    return (x + sigma * noise).clamp(0, 1)
 
 
 class ClassGaussian:

@@ -1,4 +1,4 @@
-"""Training: one loop (:func:`fit`) and one step function per method.
+"""Training: one loop (:func:`fit`) and one loss function per method.
 
 Methods (Sec. 2.1, 3.2, 3.3, 3.4 of the paper, and JEM for comparison):
 
@@ -12,10 +12,13 @@ jeat       Algorithm 1: energy attack; SGLD negatives on E(x) from a replay buff
 jem        Grathwohl et al.: CE on clean images + ``E(x) − E(x̃_K)``.
 =========  ====================================================================================
 
-Every step function has the signature ``step(state, x, y, cfg, log_dynamics) -> dict of floats``.
-At logging steps it also measures the energy dynamics of Fig. 3 / Eq. 15 for E(x,y) and E(x):
-``Δ_x E = E(x_adv) − E(x_ori)`` before the update and ``Δ_θ E = E_after(x_adv) − E_before(x_adv)``
-after it (for ``noise`` ``x_adv`` is the noisy image; for ``standard``/``jem`` it is ``x``).
+Each method is a loss ``loss(state, batch, cfg) -> (loss tensor, metrics)`` in :data:`LOSSES`;
+:func:`train_step` applies one update with it and :func:`fit` is the loop around that, calling three
+small helpers: :class:`Batches` (the data), :class:`DivergenceGuard` (roll-back on divergence) and
+:class:`RunWriter` (manifest, checkpoint, log). At logging steps :class:`EnergyDynamics` measures
+the energy dynamics of Fig. 3 / Eq. 15 for E(x,y) and E(x): ``Δ_x E = E(x_adv) − E(x_ori)`` before
+the update and ``Δ_θ E = E_after(x_adv) − E_before(x_adv)`` after it (for ``noise`` ``x_adv`` is
+the noisy image; for ``standard``/``jem`` it is ``x``).
 
 Choices the paper leaves open are fields of the configs (documented there) and settable from
 the command line.
@@ -40,9 +43,9 @@ import torch
 from torch import Tensor, nn
 
 from . import __version__, rng
-from .attacks import fgsm_rs, frozen, pgd
+from .attacks import OBJECTIVES, fgsm_rs, frozen, pgd
 from .checkpoints import ENERGY_LOG, STATE, load_state
-from .data import Split, augment, load_split
+from .data import DATASETS, Split, augment, load_split
 from .energy import cross_entropy, joint_energy, marginal_energy
 from .models import build_model, check_arch
 from .sampling import ClassGaussian, ReplayBuffer, langevin
@@ -52,12 +55,37 @@ PRESETS = ("cpu", "paper")
 
 
 # ============================================================================ configs
+# Every config validates itself in ``__post_init__`` (names and ranges), so a bad value is refused
+# the same way from the Python API (``make_config``, ``dataclasses.replace``) and from the CLI.
+def _check_number(name: str, v, lo: float | None = None, hi: float | None = None, *, lo_open: bool = False,
+                  hi_open: bool = False, integer: bool = False, optional: bool = False) -> None:
+    """Raise ``ValueError`` unless ``v`` is a finite number (an ``int`` when ``integer``) in the range."""
+    if v is None and optional:
+        return
+    if isinstance(v, bool) or not isinstance(v, int if integer else (int, float)) \
+            or (not integer and not math.isfinite(v)):
+        raise ValueError(f"{name} must be {'an integer' if integer else 'a finite number'}; got {v!r}")
+    if (lo is not None and (v < lo or (lo_open and v == lo))) or (hi is not None and (v > hi or (hi_open and v == hi))):
+        span = f"{'(' if lo_open else '['}{'-inf' if lo is None else f'{lo:g}'}, " \
+               f"{'inf' if hi is None else f'{hi:g}'}{')' if hi_open or hi is None else ']'}"
+        raise ValueError(f"{name} must lie in {span}; got {v!r}")
+
+
+def _check_choice(name: str, v, choices: tuple) -> None:
+    if v not in choices:
+        raise ValueError(f"unknown {name} {v!r}; choose one of {', '.join(map(str, choices))}")
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture name in :data:`jeat_core.models.MODELS` and its keyword arguments."""
 
     name: str = "small_cnn"
     kwargs: dict = field(default_factory=dict)
+
+
+OPTIMISERS = ("adam", "sgd")
+SCHEDULES = ("cosine", "constant", "step")
 
 
 @dataclass(frozen=True)
@@ -76,20 +104,66 @@ class OptimConfig:
     gamma: float = 0.1
     grad_clip: float = 0.0  # 0 = off
 
+    def __post_init__(self):
+        _check_choice("optimiser", self.name, OPTIMISERS)
+        _check_choice("schedule", self.schedule, SCHEDULES)
+        _check_number("lr", self.lr, 0.0, lo_open=True)
+        _check_number("weight_decay", self.weight_decay, 0.0)
+        _check_number("momentum", self.momentum, 0.0, 1.0, hi_open=True)
+        _check_number("batch_size", self.batch_size, 1, integer=True)
+        _check_number("warmup_steps", self.warmup_steps, 0, integer=True)
+        for m in self.milestones:
+            _check_number("milestones", m, 0.0, 1.0)
+        _check_number("gamma", self.gamma, 0.0, lo_open=True)
+        _check_number("grad_clip", self.grad_clip, 0.0)
+
+
+ATTACK_KINDS = ("fgsm_rs", "pgd")
+PGD_STEPS = 10  # n_steps of a training PGD attack when not given
+PGD_STEP_SIZE = 2 / 255  # its step size when not given
+
 
 @dataclass(frozen=True)
 class AttackConfig:
     """Training attack. ``kind="fgsm_rs"``: FGSM from a uniform random start (Algorithm 1's
-    attack); ``step_size`` defaults to ``eps`` as written in Algorithm 1 (Wong et al. use
+    attack); its step size defaults to ``eps`` as written in Algorithm 1 (Wong et al. use
     1.25·eps); the gradient is taken at the randomly perturbed point (``grad_at``, see
-    :func:`jeat_core.attacks.fgsm_rs`). ``kind="pgd"``: ``n_steps`` of PGD with ``step_size``."""
+    :func:`jeat_core.attacks.fgsm_rs`). ``kind="pgd"``: ``n_steps`` (default 10) of PGD with
+    ``step_size`` (default 2/255).
+
+    ``step_size`` / ``n_steps`` left at ``None`` mean "the default of ``kind``"; the values used
+    are :attr:`resolved_step_size` and :attr:`resolved_n_steps` (so ``replace(cfg, kind="pgd")``
+    gets PGD's defaults, not FGSM's)."""
 
     kind: str = "fgsm_rs"  # fgsm_rs | pgd
     objective: str = "ce"  # ce (Eq. 14) | energy (Eq. 18)
     eps: float = 8 / 255
     step_size: float | None = None  # None -> eps (fgsm_rs) or 2/255 (pgd)
-    n_steps: int = 1
+    n_steps: int | None = None  # None -> 1 (fgsm_rs) or 10 (pgd)
     grad_at: str = "perturbed"
+
+    def __post_init__(self):
+        _check_choice("attack kind", self.kind, ATTACK_KINDS)
+        _check_choice("attack objective", self.objective, OBJECTIVES)
+        _check_choice("grad_at", self.grad_at, ("perturbed", "clean"))
+        _check_number("attack eps", self.eps, 0.0, 1.0)
+        _check_number("attack step_size", self.step_size, 0.0, 1.0, lo_open=True, optional=True)
+        _check_number("attack n_steps", self.n_steps, 1, integer=True, optional=True)
+
+    @property
+    def resolved_step_size(self) -> float:
+        if self.step_size is not None:
+            return self.step_size
+        return self.eps if self.kind == "fgsm_rs" else PGD_STEP_SIZE
+
+    @property
+    def resolved_n_steps(self) -> int:
+        if self.n_steps is not None:
+            return self.n_steps
+        return 1 if self.kind == "fgsm_rs" else PGD_STEPS
+
+
+BUFFER_INITS = ("uniform", "class_gaussian")
 
 
 @dataclass(frozen=True)
@@ -123,13 +197,11 @@ class SGLDConfig:
             raise ValueError(f"unknown SGLD buffer init {self.init!r}; choose one of {', '.join(BUFFER_INITS)}")
         if not (isinstance(self.n_steps, int) and self.n_steps >= 1):
             raise ValueError(f"SGLD n_steps must be a positive integer; got {self.n_steps!r}")
-        if not self.step_size > 0:
-            raise ValueError(f"SGLD step_size must be > 0; got {self.step_size}")
-        if not 0 <= self.reinit_prob <= 1:
-            raise ValueError(f"reinit_prob must lie in [0, 1]; got {self.reinit_prob}")
-
-
-BUFFER_INITS = ("uniform", "class_gaussian")
+        _check_number("SGLD step_size", self.step_size, 0.0, lo_open=True)
+        _check_number("SGLD noise_std", self.noise_std, 0.0, optional=True)
+        _check_number("SGLD buffer_size", self.buffer_size, 1, integer=True)
+        _check_number("SGLD batch_size", self.batch_size, 1, integer=True)
+        _check_number("reinit_prob", self.reinit_prob, 0.0, 1.0)
 
 
 @dataclass(frozen=True)
@@ -166,6 +238,35 @@ class TrainConfig:
     max_retries: int = 3  # roll-backs in a row before giving up (reset after a recovery)
     lr_backoff: float = 0.5
 
+    def __post_init__(self):
+        _check_choice("method", self.method, METHODS)
+        _check_choice("preset", self.preset, PRESETS)
+        _check_choice("dataset", self.dataset, DATASETS)
+        _check_number("epochs", self.epochs, 0.0, lo_open=True)
+        _check_number("max_steps", self.max_steps, 1, integer=True, optional=True)
+        _check_number("seed", self.seed, 0, 2 ** 31 - 1, integer=True)
+        _check_number("log_every", self.log_every, 0, integer=True)
+        _check_number("checkpoint_every", self.checkpoint_every, 0, integer=True)
+        _check_number("eval_n", self.eval_n, 0, integer=True)
+        if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from):
+            raise ValueError(f"init_from must be a model name or folder; got {self.init_from!r}")
+        _check_number("max_abs_energy", self.max_abs_energy, 0.0, lo_open=True)
+        _check_number("energy_floor", self.energy_floor, 0.0)
+        _check_number("energy_growth", self.energy_growth, 0.0, lo_open=True)
+        _check_number("guard_every", self.guard_every, 1, integer=True)
+        _check_number("max_retries", self.max_retries, 0, integer=True)
+        _check_number("lr_backoff", self.lr_backoff, 0.0, 1.0, lo_open=True)
+
+    @property
+    def uses_attack(self) -> bool:
+        """Whether the method trains on attacked inputs (the config has an ``attack``)."""
+        return False
+
+    @property
+    def uses_sgld(self) -> bool:
+        """Whether the method draws SGLD negatives from a replay buffer (the config has ``sgld``)."""
+        return False
+
 
 @dataclass(frozen=True)
 class StandardConfig(TrainConfig):
@@ -180,17 +281,35 @@ class NoiseConfig(TrainConfig):
     sigma: float = 16 / 255
     clip: bool = True  # clip x + δ to [0, 1]
 
+    def __post_init__(self):
+        super().__post_init__()
+        _check_number("sigma", self.sigma, 0.0, 1.0, lo_open=True)
+
 
 @dataclass(frozen=True)
 class ATConfig(TrainConfig):
     method: str = "at"
     attack: AttackConfig = AttackConfig(objective="ce")
 
+    @property
+    def uses_attack(self) -> bool:
+        return True
+
 
 @dataclass(frozen=True)
 class PreJEATConfig(TrainConfig):
     method: str = "prejeat"
     attack: AttackConfig = AttackConfig(objective="energy")
+
+    @property
+    def uses_attack(self) -> bool:
+        return True
+
+
+def _check_px_term(cfg) -> None:
+    _check_number("energy_l2", cfg.energy_l2, 0.0)
+    _check_number("gen_weight", cfg.gen_weight, 0.0)
+    _check_number("gen_start", cfg.gen_start, 0.0, 1.0, hi_open=True)
 
 
 @dataclass(frozen=True)
@@ -205,6 +324,18 @@ class JEATConfig(TrainConfig):
     gen_weight: float = 1.0  # weight of the p(x) term E(x_adv) − E(x̃); 1 is Algorithm 1
     gen_start: float = 0.0  # fraction of training run as PreJEAT before the p(x) term is switched on
 
+    def __post_init__(self):
+        super().__post_init__()
+        _check_px_term(self)
+
+    @property
+    def uses_attack(self) -> bool:
+        return True
+
+    @property
+    def uses_sgld(self) -> bool:
+        return True
+
 
 @dataclass(frozen=True)
 class JEMConfig(TrainConfig):
@@ -216,6 +347,15 @@ class JEMConfig(TrainConfig):
     energy_l2: float = 0.0
     gen_weight: float = 1.0  # weight of the p(x) term E(x̂) − E(x̃)
     gen_start: float = 0.0  # fraction of training run as a plain classifier before the p(x) term
+
+    def __post_init__(self):
+        super().__post_init__()
+        _check_number("data_noise", self.data_noise, 0.0)
+        _check_px_term(self)
+
+    @property
+    def uses_sgld(self) -> bool:
+        return True
 
 
 CONFIGS: dict[str, type[TrainConfig]] = {
@@ -285,6 +425,19 @@ def saved_config(out: str | os.PathLike) -> TrainConfig:
         return config_from_dict(json.loads(state["config"]))
     except (TypeError, ValueError, KeyError) as e:
         raise CheckpointError(f"{path}: unreadable config ({type(e).__name__}: {e})") from None
+
+
+RESUMABLE = ("epochs", "max_steps")  # what a resumed run may change; the stored config wins for the rest
+
+
+def resume_config(out: str | os.PathLike, **changes) -> TrainConfig:
+    """The config a resumed run of ``out`` continues with: the stored one (:func:`saved_config`)
+    with ``changes`` to the fields in :data:`RESUMABLE` (``fit(resume=True)`` and ``jeat train
+    --resume`` both use this)."""
+    other = sorted(set(changes) - set(RESUMABLE))
+    if other:
+        raise ValueError(f"a resumed run keeps its stored {', '.join(other)}; only {', '.join(RESUMABLE)} may change")
+    return replace(saved_config(out), **changes)
 
 
 def config_from_dict(d: dict) -> TrainConfig:
@@ -391,33 +544,70 @@ def _autocast(state: TrainState, cfg: TrainConfig):
     return contextlib.nullcontext()
 
 
-# ============================================================================ step functions
-def _energies(logits: Tensor, y: Tensor) -> dict[str, Tensor]:
-    return {"joint": joint_energy(logits, y).float(), "marginal": marginal_energy(logits).float()}
+# ============================================================================ losses
+class EnergyDynamics:
+    """The Fig. 3 / Eq. 15 measurement of one update, for E(x, y) and E(x).
 
-
-def _update(state: TrainState, cfg: TrainConfig, x_in: Tensor, y: Tensor, *, x_ori: Tensor,
-            negatives: Tensor | None = None, ce_on: Tensor | None = None, pos_weight: float = 1.0,
-            energy_l2: float = 0.0, log_dynamics: bool = False) -> dict[str, float]:
-    """One parameter update on ``x_in`` (the "adversarial" input) and shared bookkeeping.
-
-    Loss: ``mean CE(x_ce, y)`` where ``x_ce = ce_on`` (default ``x_in``); plus, when
-    ``negatives`` are given, ``pos_weight·[mean E(x_in) − mean E(x̃)] + energy_l2·(E(x_in)² + E(x̃)²)``.
-    One forward pass of the (possibly DDP) model covers every input.
+    ``Δ_x E = E(x_in) − E(x_ori)`` before the update and ``Δ_θ E = E_after(x_in) − E_before(x_in)``
+    after it, where ``x_in`` is the input the loss trains on (the attack example; the noisy image
+    for ``noise``/``jem``; ``x`` for ``standard``). Energies are measured in eval mode without
+    gradients, so the measurement changes neither the model nor any random stream.
     """
-    core = state.core
-    before = None
-    if log_dynamics:
-        with torch.no_grad(), evaluating(core), _autocast(state, cfg):
-            e_ori = _energies(core(x_ori), y)
-            e_adv = _energies(core(x_in), y)
-        before = (e_ori, e_adv)
 
+    def __init__(self, state: TrainState, cfg: TrainConfig, x_ori: Tensor, y: Tensor):
+        self.state, self.cfg, self.x_ori, self.y = state, cfg, x_ori, y
+        self.x_in: Tensor | None = None
+        self.e_ori: dict[str, Tensor] = {}
+        self.e_in: dict[str, Tensor] = {}
+
+    def _energies(self, x: Tensor) -> dict[str, Tensor]:
+        with torch.no_grad(), evaluating(self.state.core) as m, _autocast(self.state, self.cfg):
+            logits = m(x)
+            return {"joint": joint_energy(logits, self.y).float(), "marginal": marginal_energy(logits).float()}
+
+    def before(self, x_in: Tensor) -> None:
+        """Called by the loss with its training input, before the training forward pass."""
+        self.x_in = x_in
+        self.e_ori, self.e_in = self._energies(self.x_ori), self._energies(x_in)
+
+    def after(self) -> dict[str, float]:
+        """Called after the update: ``dxE_*`` and ``dthetaE_*`` means and variances."""
+        if self.x_in is None:
+            return {}
+        e_after = self._energies(self.x_in)
+        out = {}
+        for k in ("joint", "marginal"):
+            dx, dth = self.e_in[k] - self.e_ori[k], e_after[k] - self.e_in[k]
+            out.update({f"dxE_{k}_mean": float(dx.mean()), f"dxE_{k}_var": float(dx.var(unbiased=False)),
+                        f"dthetaE_{k}_mean": float(dth.mean()), f"dthetaE_{k}_var": float(dth.var(unbiased=False))})
+        return out
+
+
+@dataclass
+class Batch:
+    """One training batch: images ``x`` ``(B, C, H, W)`` in [0, 1] and labels ``y`` ``(B,)``; at
+    logging steps ``dynamics`` is told which input the loss trains on."""
+
+    x: Tensor
+    y: Tensor
+    dynamics: EnergyDynamics | None = None
+
+
+def _loss(state: TrainState, cfg: TrainConfig, batch: Batch, x_in: Tensor, *, ce_on: Tensor | None = None,
+          negatives: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
+    """The objective every method shares, with one forward pass of the (possibly DDP) model.
+
+    ``mean CE(x_ce, y)`` with ``x_ce = ce_on`` (default ``x_in``, the training input); with SGLD
+    ``negatives`` x̃ also ``gen_weight·[mean E(x_in) − mean E(x̃)] + energy_l2·(E(x_in)² + E(x̃)²)``
+    (Eq. 19/20; the weights are the config's).
+    """
+    if batch.dynamics is not None:
+        batch.dynamics.before(x_in)
+    y = batch.y
     parts = [x_in] + ([ce_on] if ce_on is not None else []) + ([negatives] if negatives is not None else [])
-    sizes = [len(p) for p in parts]
     with _autocast(state, cfg):
-        logits = state.model(torch.cat(parts)).float()
-    chunks = list(torch.split(logits, sizes))
+        logits = state.model(torch.cat(parts)).float()  # (sum of the parts' B, K)
+    chunks = list(torch.split(logits, [len(p) for p in parts]))
     l_in = chunks.pop(0)
     l_ce = chunks.pop(0) if ce_on is not None else l_in
     ce = cross_entropy(l_ce, y).mean()
@@ -427,44 +617,24 @@ def _update(state: TrainState, cfg: TrainConfig, x_in: Tensor, y: Tensor, *, x_o
         l_neg = chunks.pop(0)
         e_pos, e_neg = marginal_energy(l_in), marginal_energy(l_neg)
         gen = e_pos.mean() - e_neg.mean()
-        loss = loss + pos_weight * gen
-        if energy_l2:
-            loss = loss + energy_l2 * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
+        loss = loss + cfg.gen_weight * gen
+        if cfg.energy_l2:
+            loss = loss + cfg.energy_l2 * (e_pos.pow(2).mean() + e_neg.pow(2).mean())
         out.update(gen_loss=float(gen.detach()), e_pos=float(e_pos.mean().detach()),
                    e_neg=float(e_neg.mean().detach()))
     out["loss"] = float(loss.detach())
     out["max_abs_energy"] = float(logits.detach().abs().max()) if logits.numel() else 0.0
-
-    state.optimizer.zero_grad(set_to_none=True)
-    loss.backward()
-    if cfg.optim.grad_clip:
-        torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.optim.grad_clip)
-    state.optimizer.step()
-    state.scheduler.step()
-    out["lr"] = state.optimizer.param_groups[0]["lr"]
-
-    if before is not None:
-        e_ori, e_adv = before
-        with torch.no_grad(), evaluating(core), _autocast(state, cfg):
-            e_after = _energies(core(x_in), y)
-        for k in ("joint", "marginal"):
-            dx, dth = e_adv[k] - e_ori[k], e_after[k] - e_adv[k]
-            out.update({f"dxE_{k}_mean": float(dx.mean()), f"dxE_{k}_var": float(dx.var(unbiased=False)),
-                        f"dthetaE_{k}_mean": float(dth.mean()), f"dthetaE_{k}_var": float(dth.var(unbiased=False))})
-    return out
+    return loss, out
 
 
 def _attack(state: TrainState, cfg, x: Tensor, y: Tensor) -> Tensor:
     a: AttackConfig = cfg.attack
     with evaluating(state.core) as m, _autocast(state, cfg):
         if a.kind == "fgsm_rs":
-            return fgsm_rs(m, x, y, eps=a.eps, step_size=a.step_size, objective=a.objective,
+            return fgsm_rs(m, x, y, eps=a.eps, step_size=a.resolved_step_size, objective=a.objective,
                            grad_at=a.grad_at, generator=state.generator)
-        if a.kind == "pgd":
-            return pgd(m, x, y, eps=a.eps, step_size=2 / 255 if a.step_size is None else a.step_size,
-                       n_steps=a.n_steps, objective=a.objective, random_start=True,
-                       generator=state.generator)
-    raise ValueError(f"unknown attack kind {a.kind!r}; choose 'fgsm_rs' or 'pgd'")
+        return pgd(m, x, y, eps=a.eps, step_size=a.resolved_step_size, n_steps=a.resolved_n_steps,
+                   objective=a.objective, random_start=True, generator=state.generator)
 
 
 def _sgld_negatives(state: TrainState, cfg) -> Tensor:
@@ -483,22 +653,9 @@ def _sgld_negatives(state: TrainState, cfg) -> Tensor:
     return xk
 
 
-def standard_step(state, x, y, cfg, log_dynamics=False):
-    return _update(state, cfg, x, y, x_ori=x, log_dynamics=log_dynamics)
-
-
-def noise_step(state, x, y, cfg: NoiseConfig, log_dynamics=False):
-    xn = x + cfg.sigma * rng.randn_like(x, generator=state.generator)
-    if cfg.clip:
-        xn = xn.clamp(0, 1)
-    return _update(state, cfg, xn, y, x_ori=x, log_dynamics=log_dynamics)
-
-
-def at_step(state, x, y, cfg: ATConfig, log_dynamics=False):
-    return _update(state, cfg, _attack(state, cfg, x, y), y, x_ori=x, log_dynamics=log_dynamics)
-
-
-prejeat_step = at_step  # same loop; the config's attack objective is "energy" (Eq. 18)
+def _chain_steps(state: TrainState, cfg) -> float:
+    """Mean SGLD steps of the chains just sampled (since their (re-)init), this step's included."""
+    return float(state.buffer.last_age.float().mean()) + cfg.sgld.n_steps
 
 
 def _gen_on(state: TrainState, cfg) -> bool:
@@ -506,32 +663,77 @@ def _gen_on(state: TrainState, cfg) -> bool:
     return state.step >= cfg.gen_start * state.total_steps
 
 
-def jeat_step(state, x, y, cfg: JEATConfig, log_dynamics=False):
+def standard_loss(state: TrainState, batch: Batch, cfg: StandardConfig):
+    """CE on the clean images."""
+    return _loss(state, cfg, batch, batch.x)
+
+
+def noise_loss(state: TrainState, batch: Batch, cfg: NoiseConfig):
+    """CE on ``x + δ``, ``δ ~ N(0, σ²)`` (clipped to [0, 1] when ``cfg.clip``)."""
+    xn = batch.x + cfg.sigma * rng.randn_like(batch.x, generator=state.generator)
+    if cfg.clip:
+        xn = xn.clamp(0, 1)
+    return _loss(state, cfg, batch, xn)
+
+
+def at_loss(state: TrainState, batch: Batch, cfg: ATConfig):
+    """CE on the attack example of ``cfg.attack`` (Eq. 1/14 for ``at``, Eq. 18 for ``prejeat``)."""
+    return _loss(state, cfg, batch, _attack(state, cfg, batch.x, batch.y))
+
+
+prejeat_loss = at_loss  # same loss; the config's attack objective is "energy" (Eq. 18)
+
+
+def jeat_loss(state: TrainState, batch: Batch, cfg: JEATConfig):
     """Algorithm 1: CE + ``gen_weight·[E(x_adv) − E(x̃)]`` on the energy-attack example (Eq. 18)."""
-    x_adv = _attack(state, cfg, x, y)
+    x_adv = _attack(state, cfg, batch.x, batch.y)
     if not _gen_on(state, cfg):  # warm-up: PreJEAT
-        return _update(state, cfg, x_adv, y, x_ori=x, log_dynamics=log_dynamics)
+        return _loss(state, cfg, batch, x_adv)
     neg = _sgld_negatives(state, cfg)
-    out = _update(state, cfg, x_adv, y, x_ori=x, negatives=neg, pos_weight=cfg.gen_weight,
-                  energy_l2=cfg.energy_l2, log_dynamics=log_dynamics)
-    return {**out, "chain_steps": float(state.buffer.last_age.float().mean()) + cfg.sgld.n_steps}
+    loss, out = _loss(state, cfg, batch, x_adv, negatives=neg)
+    return loss, {**out, "chain_steps": _chain_steps(state, cfg)}
 
 
-def jem_step(state, x, y, cfg: JEMConfig, log_dynamics=False):
+def jem_loss(state: TrainState, batch: Batch, cfg: JEMConfig):
+    """JEM: CE on the clean images + ``gen_weight·[E(x̂) − E(x̃)]`` with ``x̂ = x + N(0, data_noise²)``."""
     if not _gen_on(state, cfg):  # warm-up: a plain classifier
-        return _update(state, cfg, x, y, x_ori=x, log_dynamics=log_dynamics)
-    xn = (x + cfg.data_noise * rng.randn_like(x, generator=state.generator)).clamp(0, 1)
+        return _loss(state, cfg, batch, batch.x)
+    xn = (batch.x + cfg.data_noise * rng.randn_like(batch.x, generator=state.generator)).clamp(0, 1)
     neg = _sgld_negatives(state, cfg)
     # p(x) term on the noisy data, CE on the clean data (JEM); Δ-energies measured at x̂
-    out = _update(state, cfg, xn, y, x_ori=x, negatives=neg, ce_on=x, pos_weight=cfg.gen_weight,
-                  energy_l2=cfg.energy_l2, log_dynamics=log_dynamics)
-    return {**out, "chain_steps": float(state.buffer.last_age.float().mean()) + cfg.sgld.n_steps}
+    loss, out = _loss(state, cfg, batch, xn, ce_on=batch.x, negatives=neg)
+    return loss, {**out, "chain_steps": _chain_steps(state, cfg)}
 
 
-STEP_FNS: dict[str, Callable] = {
-    "standard": standard_step, "noise": noise_step, "at": at_step,
-    "prejeat": prejeat_step, "jeat": jeat_step, "jem": jem_step,
+#: ``method -> loss(state, batch, cfg) -> (loss tensor, metrics)``
+LOSSES: dict[str, Callable[[TrainState, Batch, Any], tuple[Tensor, dict[str, float]]]] = {
+    "standard": standard_loss, "noise": noise_loss, "at": at_loss,
+    "prejeat": prejeat_loss, "jeat": jeat_loss, "jem": jem_loss,
 }
+
+
+def apply_update(state: TrainState, cfg: TrainConfig, loss: Tensor) -> float:
+    """Backward, optional gradient clipping, optimiser and scheduler step; returns the new lr."""
+    state.optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.optim.grad_clip:
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), cfg.optim.grad_clip)
+    state.optimizer.step()
+    state.scheduler.step()
+    return state.optimizer.param_groups[0]["lr"]
+
+
+def train_step(state: TrainState, x: Tensor, y: Tensor, cfg: TrainConfig,
+               log_dynamics: bool = False) -> dict[str, float]:
+    """One update of ``cfg.method`` on ``(x, y)``; with ``log_dynamics`` also the Fig. 3 energies.
+
+    Returns the loss's metrics plus ``lr`` (and ``dxE_*``/``dthetaE_*`` when measured)."""
+    dynamics = EnergyDynamics(state, cfg, x, y) if log_dynamics else None
+    loss, metrics = LOSSES[cfg.method](state, Batch(x, y, dynamics), cfg)
+    metrics = {**metrics, "lr": apply_update(state, cfg, loss)}
+    if dynamics is not None:
+        metrics.update(dynamics.after())
+    return metrics
 
 
 # ============================================================================ the loop
@@ -581,7 +783,7 @@ def init_distributed(device: str | None = None) -> tuple[int, int]:
 
 def buffer_init_fn(cfg: TrainConfig, train: Split | None, device: torch.device) -> Callable | None:
     """The replay buffer's ``init_fn`` for ``cfg.sgld.init`` (``None``: the buffer's U(0, 1))."""
-    if not hasattr(cfg, "sgld") or cfg.sgld.init == "uniform":
+    if not cfg.uses_sgld or cfg.sgld.init == "uniform":
         return None
     if train is None:
         raise ValueError("a class-Gaussian buffer init needs the training set")
@@ -617,7 +819,7 @@ def build_state(cfg: TrainConfig, device: torch.device, steps_total: int,
     # makes every draw correct for any generator/device pair
     gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(cfg.seed * 1000 + rank + 1)
     buffer = None
-    if hasattr(cfg, "sgld"):
+    if cfg.uses_sgld:
         buffer = ReplayBuffer(cfg.sgld.buffer_size, reinit_prob=cfg.sgld.reinit_prob, init_fn=buffer_init,
                               generator=gen, device=device)
     wrapped: nn.Module = model
@@ -717,6 +919,203 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+class Batches:
+    """The training set as a sequence of batches indexed by step (what makes a resumed run see the
+    same data as an uninterrupted one).
+
+    Epoch ``e`` is the permutation seeded by ``cfg.seed·7919 + e``; step ``s`` takes the
+    ``s mod steps_per_epoch``-th global batch of it and rank ``r`` of ``world`` every ``world``-th image
+    from ``r``. The uint8 set stays on the GPU when training there (batches and augmentation too).
+    """
+
+    def __init__(self, train: Split, cfg: TrainConfig, device: torch.device, rank: int, world: int):
+        self.xs = torch.from_numpy(train.x).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W) uint8
+        self.ys = torch.from_numpy(train.y).long()
+        if device.type == "cuda":
+            self.xs, self.ys = self.xs.to(device), self.ys.to(device)
+        self.device, self.rank, self.world = device, rank, world
+        self.batch_size = cfg.optim.batch_size  # global
+        if self.batch_size % world:
+            raise ValueError(f"batch size {self.batch_size} is not divisible by the number of processes {world}")
+        if cfg.uses_sgld and cfg.sgld.batch_size % world:
+            raise ValueError(f"SGLD batch size {cfg.sgld.batch_size} is not divisible by the number of "
+                             f"processes {world}")
+        self.steps_per_epoch = len(self.ys) // self.batch_size
+        if self.steps_per_epoch < 1:
+            raise ValueError(f"batch size {self.batch_size} exceeds the training set size {len(self.ys)}")
+
+    def total_steps(self, cfg: TrainConfig) -> int:
+        return math.ceil(cfg.epochs * self.steps_per_epoch)
+
+    def get(self, step: int, cfg: TrainConfig, generator: torch.Generator) -> tuple[Tensor, Tensor]:
+        """This rank's ``(x, y)`` of ``step``: ``x`` float in [0, 1], augmented when ``cfg.augment``."""
+        epoch, pos = divmod(step, self.steps_per_epoch)
+        perm = rng.randperm(len(self.ys), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch),
+                            device="cpu")
+        idx = perm[pos * self.batch_size:(pos + 1) * self.batch_size][self.rank::self.world]
+        x = self.xs[idx].float().div_(255)
+        if cfg.augment:
+            x = augment(x, generator=generator)
+        x, y = x.to(self.device, non_blocking=True), self.ys[idx].to(self.device, non_blocking=True)
+        if cfg.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x, y
+
+
+class RunWriter:
+    """The run folder: ``energy_log.jsonl``, and checkpoints (``model.safetensors``, ``state.pt``,
+    ``manifest.json``, committed together by :func:`~jeat_core.checkpoints.commit_checkpoint`).
+
+    Only rank 0 with an output folder writes; elsewhere :meth:`checkpoint` just returns the manifest.
+    On resume the log keeps only the lines of steps before the resumed state's.
+    """
+
+    def __init__(self, out_dir: Path | None, rank: int, *, resume: bool, state: TrainState, batches: Batches,
+                 train: Split, test: Split, total: int, device: torch.device, parent: dict | None,
+                 report: Callable[[str], None] | None):
+        self.out_dir = out_dir  # None: in memory only
+        self.writes = out_dir is not None and rank == 0
+        self.run = {"data": {"dataset": None, "source": train.source, "sha256": train.sha256,
+                             "n_train": len(train), "n_test": len(test)},
+                    "total_steps": total, "steps_per_epoch": batches.steps_per_epoch,
+                    "world_size": batches.world, "device": str(device), "parent": parent}
+        self.log_f = None
+        if self.writes:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            log_path = self.out_dir / ENERGY_LOG
+            if not resume and log_path.exists():
+                log_path.unlink()
+            elif resume and log_path.exists():  # drop lines written after the state we resume from
+                kept = _read_energy_log(log_path, state.step, report)
+                log_path.write_text("".join(ln + "\n" for ln in kept))
+            self.log_f = open(log_path, "a")
+
+    def log(self, record: dict) -> None:
+        if self.log_f is not None:
+            self.log_f.write(json.dumps(record) + "\n")
+            self.log_f.flush()
+
+    def manifest(self, state: TrainState, cfg: TrainConfig, metrics: dict) -> dict:
+        r = self.run
+        return {
+            "method": cfg.method, "config": config_to_dict(cfg),
+            "arch": {"name": cfg.model.name, "kwargs": dict(cfg.model.kwargs)},
+            "data": {**r["data"], "dataset": cfg.dataset},
+            "metrics": metrics, "train_seconds": round(state.train_seconds, 2), "steps": state.step,
+            "total_steps": r["total_steps"], "epochs_done": round(state.step / r["steps_per_epoch"], 3),
+            "divergence_events": state.events, "world_size": r["world_size"], "device": r["device"],
+            **({"init_from": r["parent"]} if r["parent"] else {}),
+            **({"sgld_chains": _chain_stats(state.buffer)} if state.buffer is not None else {}),
+            "git_commit": _git_commit(), "jeat_version": __version__,
+            "torch_version": torch.__version__,
+        }
+
+    def checkpoint(self, state: TrainState, cfg: TrainConfig, metrics: dict) -> dict:
+        """Save the resumable state with ``metrics`` in its manifest (rank 0 with a folder); returns the manifest."""
+        from .checkpoints import commit_checkpoint
+
+        m = self.manifest(state, cfg, metrics)
+        if not self.writes:
+            return m
+        s = state.state_dict()
+        s["config"] = json.dumps(config_to_dict(cfg))
+        return commit_checkpoint(self.out_dir, model=state.model, state=s, manifest=m,
+                                 metadata={"method": cfg.method})
+
+    def close(self) -> None:
+        if self.log_f is not None:
+            self.log_f.close()
+            self.log_f = None
+
+
+class DivergenceGuard:
+    """Checks every update and undoes the ones that diverge.
+
+    :meth:`check` says why an update is bad (:func:`_is_bad` on its metrics; non-finite
+    parameters; at save points the updated model's logits on a probe), agreed across DDP ranks.
+    :meth:`roll_back` restores the last good snapshot, multiplies the lr by ``lr_backoff``, reseeds
+    (``seed + retry``) and returns the new config; after ``max_retries`` failures in a row it saves
+    the last good state and raises :class:`TrainingDiverged`. :meth:`accept` keeps the energy / CE
+    references, and every ``guard_every`` steps a new snapshot (resetting the retry budget once the
+    run is past the step that failed). Each action is an event in the manifest and a ``report`` line.
+    """
+
+    def __init__(self, state: TrainState, cfg: TrainConfig, writer: RunWriter, rank: int, world: int,
+                 report: Callable[[str], None] | None):
+        self.writer, self.rank, self.world, self.report = writer, rank, world, report
+        self.good = copy.deepcopy(state.state_dict())
+        self.retries, self.failed_at, self.base_seed = 0, -1, cfg.seed
+
+    def _say(self, state: TrainState, event: dict, line: str) -> None:
+        state.events.append(event)
+        if self.report is not None and self.rank == 0:
+            self.report(f"jeat guard: {line}")
+
+    def check(self, state: TrainState, cfg: TrainConfig, metrics: dict, probe: Tensor | None
+              ) -> tuple[str | None, dict]:
+        """``(why the update is bad or None, the post-update check)``."""
+        post = _check_update(state, probe)  # the update itself, before any save
+        bad = _is_bad(metrics, cfg, state.energy_ref, state.ce_ref)
+        if bad is None and post["params_finite"] != 1.0:
+            bad = "non-finite parameters after the update"
+        elif bad is None and "probe_max_abs_logit" in post:
+            bad = _is_bad({"max_abs_energy": post["probe_max_abs_logit"], "ce": metrics.get("ce")}, cfg,
+                          state.energy_ref, state.ce_ref)
+            bad = bad and f"after the update: {bad}"
+        if self.world > 1:
+            flag = torch.tensor([1.0 if bad else 0.0], device=state.device)
+            torch.distributed.all_reduce(flag)
+            bad = bad or ("diverged on another rank" if flag.item() else None)
+        return bad, post
+
+    def roll_back(self, state: TrainState, cfg: TrainConfig, bad: str) -> TrainConfig:
+        self.retries += 1
+        retries, good = self.retries, self.good
+        self.failed_at = max(self.failed_at, state.step)
+        old_lr, new_lr = cfg.optim.lr, cfg.optim.lr * cfg.lr_backoff
+        event = {"step": state.step, "reason": bad, "retry": retries,
+                 "rolled_back_to": int(good["step"]), "new_lr": new_lr, "new_seed": self.base_seed + retries}
+        events = state.events
+        state.load_state_dict(copy.deepcopy(good))
+        state.events = events
+        if retries > cfg.max_retries:
+            self._say(state, {**event, "action": "stopped"},
+                      f"step {event['step']}: {bad}; {retries - 1} roll-backs did not help: stopped, the last "
+                      f"good state (step {good['step']}) is saved")
+            self.writer.checkpoint(state, cfg, {"diverged": True})  # the last good state, with the events
+            out_dir = self.writer.out_dir
+            raise TrainingDiverged(
+                f"{cfg.method} training diverged at step {event['step']} ({bad}); {retries} failures in a "
+                f"row, stopped. The last good state (step {good['step']}) is saved"
+                f"{' in ' + str(out_dir) if out_dir is not None else ''}. "
+                f"Try a lower --lr, --energy-l2 0.1, a smaller --gen-weight, or more SGLD steps.")
+        cfg = replace(cfg, optim=replace(cfg.optim, lr=new_lr), seed=self.base_seed + retries)
+        for g in state.optimizer.param_groups:
+            g["initial_lr"] = new_lr
+        state.scheduler.base_lrs = [new_lr for _ in state.scheduler.base_lrs]
+        state.generator.manual_seed(cfg.seed * 1000 + self.rank + 1)
+        self._say(state, {**event, "action": "rolled back, lr lowered, reseeded"},
+                  f"step {event['step']}: {bad}; rolled back to step {good['step']}, lr {old_lr:.3g} -> "
+                  f"{new_lr:.3g}, seed {cfg.seed} (retry {retries} of {cfg.max_retries})")
+        return cfg
+
+    def accept(self, state: TrainState, cfg: TrainConfig, metrics: dict, post: dict) -> None:
+        """Book an accepted update (``state.step`` already counts it)."""
+        state.energy_window = max(state.energy_window, metrics.get("max_abs_energy", 0.0),
+                                  post.get("probe_max_abs_logit", 0.0))
+        if "ce" in metrics:
+            state.ce_sum, state.ce_n = state.ce_sum + metrics["ce"], state.ce_n + 1
+        if state.step % cfg.guard_every == 0:
+            state.energy_ref, state.energy_window = max(state.energy_ref, state.energy_window), 0.0
+            if state.ce_n:
+                state.ce_ref, state.ce_sum, state.ce_n = state.ce_sum / state.ce_n, 0.0, 0
+            if self.retries and state.step > self.failed_at:
+                self._say(state, {"step": state.step, "action": "recovered", "retries_used": self.retries},
+                          f"step {state.step}: recovered past step {self.failed_at}; retry budget reset")
+                self.retries = 0
+            self.good = copy.deepcopy(state.state_dict())
+
+
 @dataclass
 class FitResult:
     state: TrainState
@@ -738,7 +1137,7 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
         data_root: data folder (see :mod:`jeat_core.data`); ``train_data``/``test_data`` override.
         device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``; default CUDA when available.
         resume: continue from ``out/state.pt`` (the config stored there wins for everything but
-            ``max_steps`` / ``epochs``).
+            ``max_steps`` / ``epochs``, see :func:`resume_config`).
         overwrite: delete a previous run's files in ``out`` first.
         callbacks: ``f(step, metrics)`` called after every step.
         report: receives one line for each action of the divergence guard (default: stderr);
@@ -779,10 +1178,7 @@ def _read_energy_log(path: Path, before_step: int, report) -> list[str]:
     return kept
 
 
-def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, callbacks, report) -> FitResult:
-    from .checkpoints import CheckpointError, commit_checkpoint
-
-    rank, world = init_distributed(device)
+def _training_device(device: str | None) -> torch.device:
     if device is None:
         device = f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu"
     dev = torch.device(device)
@@ -790,88 +1186,49 @@ def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, c
         raise ValueError(f"device {device!r} requested but CUDA is not available; use --device cpu")
     if dev.type == "cuda" and dev.index is None:  # "cuda" -> this process's GPU (DDP needs the index)
         dev = torch.device("cuda", torch.cuda.current_device())
+    return dev
+
+
+def _restore(state: TrainState, saved: dict, path: Path) -> None:
+    """Load a resumed run's ``state.pt`` into ``state``, with a clear error when it does not fit."""
+    from .checkpoints import CheckpointError
+
+    try:
+        state.load_state_dict(saved)
+    except (RuntimeError, KeyError, ValueError, TypeError) as e:
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        why = next((ln for ln in lines if "size mismatch" in ln or "key" in ln.lower()), lines[0] if lines else "")
+        raise CheckpointError(f"{path} does not fit the stored config's model/optimiser "
+                              f"({type(e).__name__}: {why[:200]})") from None
+
+
+def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, callbacks, report) -> FitResult:
+    rank, world = init_distributed(device)
+    dev = _training_device(device)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     out_dir = Path(out) if out is not None else None
-    if resume:
+    saved = None
+    if resume:  # the one place a run is continued: the stored config and state win
         if out_dir is None or not (out_dir / STATE).is_file():
             raise FileNotFoundError(f"--resume: no training state at {out_dir}/{STATE}; start without --resume")
         saved = load_state(out_dir / STATE)
-        saved_cfg = saved_config(out_dir)
-        cfg = replace(saved_cfg, max_steps=cfg.max_steps, epochs=cfg.epochs)
+        cfg = resume_config(out_dir, epochs=cfg.epochs, max_steps=cfg.max_steps)
     check_arch(cfg.model.name, cfg.model.kwargs)
 
     train = train_data or load_split("train", dataset=cfg.dataset, data_root=data_root, with_hash=True)
     test = test_data or load_split("test", dataset=cfg.dataset, data_root=data_root)
-    xs = torch.from_numpy(train.x).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W) uint8
-    ys = torch.from_numpy(train.y).long()
-    if dev.type == "cuda":  # keep the uint8 training set on the GPU: batches and augmentation stay there
-        xs, ys = xs.to(dev), ys.to(dev)
-    global_bs = cfg.optim.batch_size
-    if global_bs % world:
-        raise ValueError(f"batch size {global_bs} is not divisible by the number of processes {world}")
-    if hasattr(cfg, "sgld") and cfg.sgld.batch_size % world:
-        raise ValueError(f"SGLD batch size {cfg.sgld.batch_size} is not divisible by the number of processes {world}")
-    steps_per_epoch = len(ys) // global_bs
-    if steps_per_epoch < 1:
-        raise ValueError(f"batch size {global_bs} exceeds the training set size {len(ys)}")
-    if not cfg.epochs > 0:
-        raise ValueError(f"epochs must be > 0; got {cfg.epochs}")
-    total = math.ceil(cfg.epochs * steps_per_epoch)
+    batches = Batches(train, cfg, dev, rank, world)
+    total = batches.total_steps(cfg)
     stop_at = total if cfg.max_steps is None else min(total, cfg.max_steps)
 
     state = build_state(cfg, dev, total, buffer_init_fn(cfg, train, dev))
-    parent = _load_init_from(state, cfg, xs[:256].float().div(255).to(dev)) if cfg.init_from else None
-    if resume:
-        try:
-            state.load_state_dict(saved)
-        except (RuntimeError, KeyError, ValueError, TypeError) as e:
-            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-            why = next((ln for ln in lines if "size mismatch" in ln or "key" in ln.lower()), lines[0] if lines else "")
-            raise CheckpointError(f"{out_dir / STATE} does not fit the stored config's model/optimiser "
-                                  f"({type(e).__name__}: {why[:200]})") from None
-    step_fn = STEP_FNS[cfg.method]
-    log_f = None
-    if out_dir is not None and rank == 0:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        log_path = out_dir / ENERGY_LOG
-        if not resume and log_path.exists():
-            log_path.unlink()
-        elif resume and log_path.exists():  # drop lines written after the state we resume from
-            kept = _read_energy_log(log_path, state.step, report)
-            log_path.write_text("".join(ln + "\n" for ln in kept))
-        log_f = open(out_dir / ENERGY_LOG, "a")
-
-    def manifest(metrics: dict) -> dict:
-        return {
-            "method": cfg.method, "config": config_to_dict(cfg),
-            "arch": {"name": cfg.model.name, "kwargs": dict(cfg.model.kwargs)},
-            "data": {"dataset": cfg.dataset, "source": train.source, "sha256": train.sha256,
-                     "n_train": len(train), "n_test": len(test)},
-            "metrics": metrics, "train_seconds": round(state.train_seconds, 2), "steps": state.step,
-            "total_steps": total, "epochs_done": round(state.step / steps_per_epoch, 3),
-            "divergence_events": state.events, "world_size": world, "device": str(dev),
-            **({"init_from": parent} if parent else {}),
-            **({"sgld_chains": _chain_stats(state.buffer)} if state.buffer is not None else {}),
-            "git_commit": _git_commit(), "jeat_version": __version__,
-            "torch_version": torch.__version__,
-        }
-
-    def checkpoint(metrics: dict) -> dict:
-        m = manifest(metrics)
-        if out_dir is None or rank:
-            return m
-        s = state.state_dict()
-        s["config"] = json.dumps(config_to_dict(cfg))
-        return commit_checkpoint(out_dir, model=state.model, state=s, manifest=m, metadata={"method": cfg.method})
-
-    def say(event: dict, line: str) -> None:
-        state.events.append(event)
-        if report is not None and rank == 0:
-            report(f"jeat guard: {line}")
-
-    good = copy.deepcopy(state.state_dict())
-    retries, failed_at, base_seed = 0, -1, cfg.seed
+    parent = _load_init_from(state, cfg, batches.xs[:256].float().div(255).to(dev)) if cfg.init_from else None
+    if saved is not None:
+        _restore(state, saved, out_dir / STATE)
+    writer = RunWriter(out_dir, rank, resume=resume, state=state, batches=batches, train=train, test=test,
+                       total=total, device=dev, parent=parent, report=report)
+    guard = DivergenceGuard(state, cfg, writer, rank, world, report)
     bar = None
     if progress and rank == 0:
         from tqdm.auto import tqdm
@@ -882,95 +1239,37 @@ def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, c
     try:
         while state.step < stop_at:
             t0 = time.perf_counter()
-            epoch, pos = divmod(state.step, steps_per_epoch)
-            perm = rng.randperm(len(ys), generator=torch.Generator().manual_seed(cfg.seed * 7919 + epoch), device="cpu")
-            idx = perm[pos * global_bs:(pos + 1) * global_bs][rank::world]
-            x = xs[idx].float().div_(255)
-            if cfg.augment:
-                x = augment(x, generator=state.generator)
-            x, y = x.to(dev, non_blocking=True), ys[idx].to(dev, non_blocking=True)
-            if cfg.channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+            x, y = batches.get(state.step, cfg, state.generator)
             log_now = cfg.log_every > 0 and state.step % cfg.log_every == 0
-            metrics = step_fn(state, x, y, cfg, log_now)
+            metrics = train_step(state, x, y, cfg, log_now)
             nxt = state.step + 1  # the step count once this update is accepted
             saves = (nxt % cfg.guard_every == 0 or nxt == stop_at
                      or (cfg.checkpoint_every and nxt % cfg.checkpoint_every == 0))
-            post = _check_update(state, x[:16] if saves else None)  # the update itself, before any save
-            bad = _is_bad(metrics, cfg, state.energy_ref, state.ce_ref)
-            if bad is None and post["params_finite"] != 1.0:
-                bad = "non-finite parameters after the update"
-            elif bad is None and "probe_max_abs_logit" in post:
-                bad = _is_bad({"max_abs_energy": post["probe_max_abs_logit"], "ce": metrics.get("ce")}, cfg,
-                              state.energy_ref, state.ce_ref)
-                bad = bad and f"after the update: {bad}"
-            if world > 1:
-                flag = torch.tensor([1.0 if bad else 0.0], device=dev)
-                torch.distributed.all_reduce(flag)
-                bad = bad or ("diverged on another rank" if flag.item() else None)
+            bad, post = guard.check(state, cfg, metrics, x[:16] if saves else None)
             if bad:
-                retries += 1
-                failed_at = max(failed_at, state.step)
-                old_lr, new_lr = cfg.optim.lr, cfg.optim.lr * cfg.lr_backoff
-                event = {"step": state.step, "reason": bad, "retry": retries,
-                         "rolled_back_to": int(good["step"]), "new_lr": new_lr, "new_seed": base_seed + retries}
-                events = state.events
-                state.load_state_dict(copy.deepcopy(good))
-                state.events = events
-                if retries > cfg.max_retries:
-                    say({**event, "action": "stopped"},
-                        f"step {event['step']}: {bad}; {retries - 1} roll-backs did not help: stopped, the last "
-                        f"good state (step {good['step']}) is saved")
-                    checkpoint({"diverged": True})  # the last good state, with the events that led here
-                    raise TrainingDiverged(
-                        f"{cfg.method} training diverged at step {event['step']} ({bad}); {retries} failures in a "
-                        f"row, stopped. The last good state (step {good['step']}) is saved"
-                        f"{' in ' + str(out_dir) if out_dir is not None else ''}. "
-                        f"Try a lower --lr, --energy-l2 0.1, a smaller --gen-weight, or more SGLD steps.")
-                cfg = replace(cfg, optim=replace(cfg.optim, lr=new_lr), seed=base_seed + retries)
-                for g in state.optimizer.param_groups:
-                    g["initial_lr"] = new_lr
-                state.scheduler.base_lrs = [new_lr for _ in state.scheduler.base_lrs]
-                state.generator.manual_seed(cfg.seed * 1000 + rank + 1)
-                say({**event, "action": "rolled back, lr lowered, reseeded"},
-                    f"step {event['step']}: {bad}; rolled back to step {good['step']}, lr {old_lr:.3g} -> "
-                    f"{new_lr:.3g}, seed {cfg.seed} (retry {retries} of {cfg.max_retries})")
+                cfg = guard.roll_back(state, cfg, bad)
                 if bar is not None:
                     bar.n = state.step
                     bar.set_postfix_str(f"diverged ({bad}); rolled back")
                 continue
             state.step += 1
             state.train_seconds += time.perf_counter() - t0
-            state.energy_window = max(state.energy_window, metrics.get("max_abs_energy", 0.0),
-                                      post.get("probe_max_abs_logit", 0.0))
-            if "ce" in metrics:
-                state.ce_sum, state.ce_n = state.ce_sum + metrics["ce"], state.ce_n + 1
             last = metrics
-            if log_now and log_f is not None:
-                log_f.write(json.dumps({"step": state.step - 1, "epoch": round((state.step - 1) / steps_per_epoch, 4),
-                                        **metrics}) + "\n")
-                log_f.flush()
+            if log_now:
+                writer.log({"step": state.step - 1, "epoch": round((state.step - 1) / batches.steps_per_epoch, 4),
+                            **metrics})
             for cb in callbacks:
                 cb(state.step, metrics)
-            if state.step % cfg.guard_every == 0:
-                state.energy_ref, state.energy_window = max(state.energy_ref, state.energy_window), 0.0
-                if state.ce_n:
-                    state.ce_ref, state.ce_sum, state.ce_n = state.ce_sum / state.ce_n, 0.0, 0
-                if retries and state.step > failed_at:
-                    say({"step": state.step, "action": "recovered", "retries_used": retries},
-                        f"step {state.step}: recovered past step {failed_at}; retry budget reset")
-                    retries = 0
-                good = copy.deepcopy(state.state_dict())
+            guard.accept(state, cfg, metrics, post)
             if cfg.checkpoint_every and state.step % cfg.checkpoint_every == 0 and state.step < stop_at:
-                checkpoint({"train_" + k: v for k, v in last.items()})
+                writer.checkpoint(state, cfg, {"train_" + k: v for k, v in last.items()})
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(loss=f"{metrics['loss']:.3f}", acc=f"{metrics['acc']:.2f}")
     finally:
         if bar is not None:
             bar.close()
-        if log_f is not None:
-            log_f.close()
+        writer.close()
 
     final = {"train_" + k: v for k, v in last.items()}
     if cfg.eval_n:
@@ -980,4 +1279,4 @@ def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, c
         with evaluating(state.core) as m:
             final["clean_acc"] = accuracy(m, xt.to(dev), yt.to(dev))
         final["eval_n"] = len(yt)
-    return FitResult(state, cfg, checkpoint(final), out_dir)
+    return FitResult(state, cfg, writer.checkpoint(state, cfg, final), out_dir)

@@ -234,15 +234,17 @@ def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None 
     has them, else from ``step_size``/``steps``/``noise`` (or the :class:`GenerationConfig`
     defaults); changing the model or the energy loads that model's tuned settings, if any.
 
-    Each panel reports what the chain did (:func:`jeat_core.figures.chain_diagnostics`), warns
+    Each panel reports what the chain did (:func:`jeat_core.experiments.chain_diagnostics`), warns
     when it broke, and reports p(y | x) from a classifier that did **not** generate the images:
-    ``judge(zoo_name) -> (name, model)``, by default :func:`jeat_core.figures.independent_judge`
+    ``judge(zoo_name) -> (name, model)``, by default :func:`jeat_core.experiments.independent_judge`
     (the independent evaluator when shipped). Models whose manifest says ``method: evaluator``
     are never offered as generators.
     """
     import ipywidgets as w
 
-    from .figures import chain_diagnostics, generate, image_grid, independent_judge
+    from .experiments import chain_diagnostics, independent_judge
+    from .experiments import generate_images as generate
+    from .figures import image_grid
     from .sampling import GenerationConfig, sampler_for, uniform_init
 
     manifests = manifests or {}
@@ -381,7 +383,8 @@ def landscape_explorer(models: dict, x, y, *, radius: float = 2.0, resolution: i
     at 41."""
     import ipywidgets as w
 
-    from .figures import MODEL_LABELS, contour_data, plot_contours
+    from .experiments import contour_data
+    from .figures import MODEL_LABELS, plot_contours
 
     @functools.lru_cache(maxsize=64)
     def grid(model: str, index: int, radius: float, resolution: int, seed: int):
@@ -439,11 +442,13 @@ def fisher_explorer(models: dict, x, y, *, n_probes: int = 2, n_images: int = 8,
     """Number of Hutchinson probes and of test images for Tab. 2 (JFS, Eq. 23; MFS, Eq. 24)."""
     import ipywidgets as w
 
-    from .figures import MODEL_COLOURS, MODEL_LABELS, table2_fisher_rows
+    from .experiments import fisher_rows
+    from .figures import MODEL_COLOURS, MODEL_LABELS
 
     @functools.lru_cache(maxsize=32)
-    def rows(n_probes: int, n_images: int):
-        return table2_fisher_rows(models, x[:n_images], y[:n_images], n_probes=n_probes)
+    def rows(n_probes: int, n_images: int):  # Tab. 2's rows (as figures.table2_fisher_rows labels them)
+        out = fisher_rows(models, x[:n_images], y[:n_images], n_probes=n_probes, batch=100, seed=0)
+        return [{**r, "model": MODEL_LABELS.get(r["model"], r["model"])} for r in out]
 
     def compute(n_probes: int, n_images: int) -> dict:
         return {"rows": rows(n_probes, n_images), "n_probes": n_probes, "n_images": n_images}
@@ -516,11 +521,13 @@ def memorisation_explorer(models: dict, class_gaussian, train_x, *, label: int =
     """Model and label: one generated image and its ``k`` SSIM-nearest training images (Fig. 7).
 
     The search covers every image of ``train_x`` (``(N, H, W, C)`` uint8 or a prepared
-    :class:`jeat_core.figures.TrainIndex`; an L2 prefilter picks 256 candidates per query among
-    all of them, then SSIM ranks those; see :func:`jeat_core.figures.nearest_by_ssim`)."""
+    :class:`jeat_core.metrics.TrainIndex`; an L2 prefilter picks 256 candidates per query among
+    all of them, then SSIM ranks those; see :func:`jeat_core.metrics.nearest_by_ssim`)."""
     import ipywidgets as w
 
-    from .figures import TrainIndex, chain_diagnostics, generate, nearest_by_ssim
+    from .experiments import chain_diagnostics
+    from .experiments import generate_images as generate
+    from .metrics import TrainIndex, nearest_by_ssim
 
     index = train_x if isinstance(train_x, TrainIndex) else TrainIndex(train_x)
 

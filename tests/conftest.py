@@ -77,7 +77,7 @@ def tiny_zoo(tmp_path_factory):
         cfg = make_config(method, "cpu", max_steps=2, log_every=1, checkpoint_every=0, eval_n=0,
                           model=replace(make_config(method).model, kwargs={"widths": [8, 16], "hidden": 32}), **kw)
         cfg = replace(cfg, optim=replace(cfg.optim, batch_size=32))
-        if hasattr(cfg, "sgld"):
+        if cfg.uses_sgld:
             cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=2, batch_size=8, buffer_size=50))
         out = root / "cifar10-cpu" / name
         fit(cfg, out=out, train_data=data, test_data=test, progress=False, device="cpu")

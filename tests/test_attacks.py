@@ -80,7 +80,7 @@ def test_bad_inputs(batch):
         (lambda: pgd(m, x, y[:3], eps=0.1, step_size=0.1, n_steps=1), "y must have shape (32,)"),
         (lambda: pgd(m, x, y + 10, eps=0.1, step_size=0.1, n_steps=1), "labels must lie in [0, 9]"),
         (lambda: pgd(m, x, y - 100, eps=0.1, step_size=0.1, n_steps=1), "labels must be >= 0"),
-        (lambda: fgsm(m, x, y.float(), eps=0.1), "integer class labels"),
+        (lambda: fgsm(m, x, y.float(), eps=0.1), "y must be integers (class labels)"),
     ]
     for call, msg in cases:
         with pytest.raises(ValueError) as e:

@@ -110,7 +110,7 @@ def _tiny(method, **kw):
     cfg = training.make_config(method, "cpu", eval_n=32, checkpoint_every=0, log_every=1, max_steps=2,
                                model=training.ModelConfig("small_cnn", {"widths": [8, 16], "hidden": 32}), **kw)
     cfg = replace(cfg, optim=replace(cfg.optim, batch_size=16, warmup_steps=0))
-    if hasattr(cfg, "sgld"):
+    if cfg.uses_sgld:
         cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=2, batch_size=8, buffer_size=32))
     return cfg
 
@@ -124,7 +124,7 @@ def test_every_training_step_on_device(device, method):
     before = {k: v.clone() for k, v in state.core.state_dict().items()}
     x, y = _batch(device)
     x = x.contiguous(memory_format=torch.channels_last)
-    m = training.STEP_FNS[method](state, x, y, cfg, True)
+    m = training.train_step(state, x, y, cfg, True)
     assert all(np.isfinite(v) for v in m.values()), m
     assert "dxE_joint_mean" in m
     after = state.core.state_dict()

@@ -39,7 +39,7 @@ def small(method, **kw):
     cfg = make_config(method, "cpu", eval_n=64, checkpoint_every=0, log_every=0,
                       model=replace(make_config(method).model, kwargs=dict(TINY)), **kw)
     cfg = replace(cfg, optim=replace(cfg.optim, batch_size=32, warmup_steps=0))
-    if hasattr(cfg, "sgld"):
+    if cfg.uses_sgld:
         cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=3, batch_size=16, buffer_size=100))
     return cfg
 
@@ -52,17 +52,17 @@ def _fit(cfg, out, **kw):
 
 
 def _inject(monkeypatch, method, at_calls, action):
-    """Run ``action(state)`` before the step function's call number ``n`` for each n in ``at_calls``."""
-    orig, calls = training.STEP_FNS[method], {"n": 0}
+    """Run ``action(state)`` before the loss function's call number ``n`` for each n in ``at_calls``."""
+    orig, calls = training.LOSSES[method], {"n": 0}
 
-    def step(state, x, y, cfg, log):
+    def loss(state, batch, cfg):
         calls["n"] += 1
         if calls["n"] in at_calls:
             with torch.no_grad():
                 action(state)
-        return orig(state, x, y, cfg, log)
+        return orig(state, batch, cfg)
 
-    monkeypatch.setitem(training.STEP_FNS, method, step)
+    monkeypatch.setitem(training.LOSSES, method, loss)
 
 
 def _max_logit(model, x) -> float:
@@ -125,13 +125,13 @@ def test_retry_budget_is_reset_after_a_recovery(tmp_path, monkeypatch):
 
 
 def test_giving_up_reports_the_step_that_failed(tmp_path, monkeypatch):
-    orig = training.STEP_FNS["standard"]
+    orig = training.train_step
 
     def nan_from_step_5(state, x, y, cfg, log):
         out = orig(state, x, y, cfg, log)
         return {**out, "loss": float("nan")} if state.step >= 5 else out
 
-    monkeypatch.setitem(training.STEP_FNS, "standard", nan_from_step_5)
+    monkeypatch.setattr(training, "train_step", nan_from_step_5)
     cfg = replace(small("standard", max_steps=10), guard_every=2, max_retries=2)
     with pytest.raises(TrainingDiverged, match=r"diverged at step 5 \(non-finite loss\)") as e:
         _fit(cfg, tmp_path)

@@ -24,7 +24,7 @@ from jeat_core.attacks import L2Threat, LinfThreat, fgsm_rs, pgd
 from jeat_core.data import augment
 from jeat_core.energy import joint_energy
 from jeat_core.models import SmallCNN
-from jeat_core.sampling import ClassGaussian, ReplayBuffer, data_noise_init, langevin, uniform_init
+from jeat_core.sampling import ClassGaussian, ReplayBuffer, langevin, uniform_init
 
 META = torch.device("meta")
 RANDOM_FNS = {"rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
@@ -110,7 +110,6 @@ def test_attacks_sampling_and_data_draw_on_the_generator_device():
                       clamp=(0, 1), generator=g)
         assert xk.device == META
         assert uniform_init(3, device=META, generator=g).device == META
-        assert data_noise_init(x, 0.1, generator=g).device == META
         buf = ReplayBuffer(20, reinit_prob=0.5, device=META, generator=g)
         xb, idx = buf.sample(8, generator=g)
         assert xb.device == META
@@ -124,11 +123,11 @@ def test_attacks_sampling_and_data_draw_on_the_generator_device():
 
 @pytest.mark.parametrize("method", training.METHODS)
 def test_training_steps_draw_on_the_generator_device(method, monkeypatch):
-    """Every method's step (attack, noise, SGLD, buffer) with the model on ``meta`` and the
-    state's generator on the CPU; the parameter update itself is stubbed (it reads values)."""
+    """Every method's loss (attack, noise, SGLD, buffer) with the model on ``meta`` and the
+    state's generator on the CPU; the shared objective itself is stubbed (it reads values)."""
     cfg = training.make_config(method, "cpu", model=training.ModelConfig("small_cnn", {"widths": [4, 8],
                                                                                         "hidden": 8}))
-    if hasattr(cfg, "sgld"):
+    if cfg.uses_sgld:
         cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=2, batch_size=4, buffer_size=16, reinit_prob=0.5))
     state = training.build_state(cfg, torch.device("cpu"), 10)
     state.generator = _cpu_gen()
@@ -138,15 +137,15 @@ def test_training_steps_draw_on_the_generator_device(method, monkeypatch):
         state.buffer = ReplayBuffer(16, reinit_prob=0.5, device=META, generator=state.generator)
     seen = {}
 
-    def fake_update(state, cfg, x_in, y, *, x_ori, negatives=None, **kw):
+    def fake_loss(state, cfg, batch, x_in, *, negatives=None, **kw):
         seen.update(x_in=x_in, negatives=negatives)
-        return {}
+        return torch.zeros((), device=META), {}
 
-    monkeypatch.setattr(training, "_update", fake_update)
+    monkeypatch.setattr(training, "_loss", fake_loss)
     x = torch.empty(4, 3, 32, 32, device=META)
     y = torch.zeros(4, dtype=torch.long, device=META)
     with StrictGenerators():
-        training.STEP_FNS[method](state, x, y, cfg, False)
+        training.LOSSES[method](state, training.Batch(x, y), cfg)
     assert seen["x_in"].device == META
     if method in ("jeat", "jem"):
         assert seen["negatives"].device == META

@@ -23,7 +23,7 @@ TOY_TRAIN, TOY_TEST = procedural(512, seed=0), procedural(128, seed=1)
 def small(method, **kw):
     cfg = make_config(method, "cpu", eval_n=64, checkpoint_every=0, log_every=2, **kw)
     cfg = replace(cfg, optim=replace(cfg.optim, batch_size=32, warmup_steps=0))
-    if hasattr(cfg, "sgld"):
+    if cfg.uses_sgld:
         cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=3, batch_size=16, buffer_size=100))
     return cfg
 
@@ -56,8 +56,8 @@ def test_methods_differ_in_what_they_do(monkeypatch):
     """prejeat attacks with the energy objective (Eq. 18), at with CE (Eq. 14); jeat adds SGLD."""
     assert make_config("at").attack.objective == "ce"
     assert make_config("prejeat").attack.objective == "energy"
-    assert make_config("jeat").attack.objective == "energy" and hasattr(make_config("jeat"), "sgld")
-    assert not hasattr(make_config("prejeat"), "sgld")
+    assert make_config("jeat").attack.objective == "energy" and make_config("jeat").uses_sgld
+    assert not make_config("prejeat").uses_sgld and not hasattr(make_config("prejeat"), "sgld")
     assert make_config("noise", sigma=8 / 255).sigma == pytest.approx(8 / 255)
     assert make_config("jeat", "paper").model.kwargs["norm"] == "none"
     with pytest.raises(ValueError, match="unknown method 'gan'"):
@@ -67,7 +67,7 @@ def test_methods_differ_in_what_they_do(monkeypatch):
 
 
 def test_divergence_guard_rolls_back_and_recovers(tmp_path, monkeypatch):
-    orig = training.STEP_FNS["standard"]
+    orig = training.train_step
     calls = {"n": 0}
 
     def faulty(state, x, y, cfg, log):
@@ -77,7 +77,7 @@ def test_divergence_guard_rolls_back_and_recovers(tmp_path, monkeypatch):
                 next(state.core.parameters()).fill_(float("nan"))
         return orig(state, x, y, cfg, log)
 
-    monkeypatch.setitem(training.STEP_FNS, "standard", faulty)
+    monkeypatch.setattr(training, "train_step", faulty)
     cfg = replace(small("standard", max_steps=8), guard_every=2)
     res = fit(cfg, out=tmp_path, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False, device="cpu")
     assert res.state.step == 8
@@ -90,13 +90,13 @@ def test_divergence_guard_rolls_back_and_recovers(tmp_path, monkeypatch):
 
 
 def test_divergence_guard_gives_up_with_a_message(tmp_path, monkeypatch):
-    orig = training.STEP_FNS["standard"]
+    orig = training.train_step
 
     def always_nan(state, x, y, cfg, log):
         out = orig(state, x, y, cfg, log)
         return {**out, "loss": float("nan")}
 
-    monkeypatch.setitem(training.STEP_FNS, "standard", always_nan)
+    monkeypatch.setattr(training, "train_step", always_nan)
     cfg = replace(small("standard", max_steps=8), max_retries=2)
     with pytest.raises(TrainingDiverged, match=r"diverged at step 0 \(non-finite loss\); 3 failures in a row"):
         fit(cfg, out=tmp_path, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False, device="cpu")
@@ -275,3 +275,92 @@ def test_fine_tune_guard_starts_from_the_parents_logit_scale(tmp_path):
     res = fit(cfg, out=None, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False, device="cpu", report=None)
     assert res.state.events == [] and res.state.step == 2
     assert res.state.energy_ref > 1e-3
+
+
+# ----------------------------------------------------------------------------- config validation
+@pytest.mark.parametrize("build,msg", [
+    (lambda: make_config("jeat", gen_start=1.5), "gen_start must lie in [0, 1)"),
+    (lambda: make_config("jem", gen_weight=-1.0), "gen_weight"),
+    (lambda: make_config("jem", data_noise=-0.1), "data_noise"),
+    (lambda: make_config("jeat", energy_l2=float("nan")), "energy_l2 must be a finite number"),
+    (lambda: make_config("noise", sigma=0.0), "sigma must lie in (0, 1]"),
+    (lambda: make_config("standard", epochs=0.0), "epochs"),
+    (lambda: make_config("standard", max_steps=0), "max_steps"),
+    (lambda: make_config("standard", max_steps=2.5), "max_steps must be an integer"),
+    (lambda: make_config("standard", seed=-1), "seed"),
+    (lambda: make_config("standard", dataset="mnist"), "unknown dataset 'mnist'"),
+    (lambda: make_config("standard", log_every=-1), "log_every"),
+    (lambda: make_config("standard", guard_every=0), "guard_every"),
+    (lambda: make_config("standard", lr_backoff=2.0), "lr_backoff"),
+    (lambda: make_config("standard", init_from=""), "init_from"),
+    (lambda: training.OptimConfig(lr=0.0), "lr must lie in (0, inf)"),
+    (lambda: training.OptimConfig(name="rmsprop"), "unknown optimiser 'rmsprop'"),
+    (lambda: training.OptimConfig(schedule="linear"), "unknown schedule 'linear'"),
+    (lambda: training.OptimConfig(batch_size=0), "batch_size"),
+    (lambda: training.OptimConfig(milestones=(0.5, 1.5)), "milestones"),
+    (lambda: training.AttackConfig(eps=2.0), "attack eps must lie in [0, 1]"),
+    (lambda: training.AttackConfig(kind="cw"), "unknown attack kind 'cw'"),
+    (lambda: training.AttackConfig(objective="kl"), "unknown attack objective 'kl'"),
+    (lambda: training.AttackConfig(n_steps=0), "attack n_steps"),
+    (lambda: training.AttackConfig(step_size=0.0), "attack step_size"),
+    (lambda: training.SGLDConfig(noise_std=-1.0), "noise_std"),
+    (lambda: training.SGLDConfig(reinit_prob=1.5), "reinit_prob"),
+    (lambda: training.SGLDConfig(buffer_size=0), "buffer_size"),
+])
+def test_configs_validate_themselves(build, msg):
+    """The Python API refuses what the CLI refuses, with a message naming the field."""
+    with pytest.raises(ValueError) as e:
+        build()
+    assert msg in str(e.value)
+
+
+def test_replace_is_validated_too():
+    cfg = make_config("jeat")
+    with pytest.raises(ValueError, match="gen_start"):
+        replace(cfg, gen_start=1.0)
+    with pytest.raises(ValueError, match="lr"):
+        replace(cfg, optim=replace(cfg.optim, lr=-1.0))
+    assert replace(cfg, gen_start=0.5).gen_start == 0.5
+
+
+def test_attack_config_resolves_its_defaults_for_its_kind():
+    """PGD gets 10 steps of 2/255 from the config itself (Python API and CLI alike); FGSM-RS one step of eps."""
+    fgsm = make_config("at").attack
+    assert (fgsm.resolved_n_steps, fgsm.resolved_step_size) == (1, fgsm.eps)
+    pgd = replace(fgsm, kind="pgd")  # the FGSM defaults do not leak into PGD
+    assert (pgd.resolved_n_steps, pgd.resolved_step_size) == (10, pytest.approx(2 / 255))
+    assert replace(pgd, n_steps=3, step_size=0.01).resolved_n_steps == 3
+    assert replace(pgd, n_steps=3, step_size=0.01).resolved_step_size == 0.01
+    assert config_from_dict(config_to_dict(make_config("at", attack=pgd))).attack.resolved_n_steps == 10
+
+
+def test_pgd_training_attack_runs_the_resolved_steps(monkeypatch):
+    cfg = make_config("at", model=training.ModelConfig("small_cnn", {"widths": [4], "hidden": 4}))
+    cfg = replace(cfg, attack=replace(cfg.attack, kind="pgd"))
+    seen = {}
+
+    def fake_pgd(model, x, y, **kw):
+        seen.update(kw)
+        return x
+
+    monkeypatch.setattr(training, "pgd", fake_pgd)
+    state = training.build_state(cfg, torch.device("cpu"), 10)
+    x, y = TOY_TRAIN.tensors(4)
+    training._attack(state, cfg, x, y)
+    assert seen["n_steps"] == 10 and seen["step_size"] == pytest.approx(2 / 255)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_configs_say_what_they_use(method):
+    cfg = make_config(method)
+    assert cfg.uses_sgld == hasattr(cfg, "sgld") == (method in ("jeat", "jem"))
+    assert cfg.uses_attack == hasattr(cfg, "attack") == (method in ("at", "prejeat", "jeat"))
+
+
+def test_resume_config_changes_only_epochs_and_max_steps(tmp_path):
+    fit(small("standard", max_steps=1), out=tmp_path, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False,
+        device="cpu")
+    cfg = training.resume_config(tmp_path, max_steps=3)
+    assert cfg.max_steps == 3 and cfg == replace(training.saved_config(tmp_path), max_steps=3)
+    with pytest.raises(ValueError, match="only epochs, max_steps may change"):
+        training.resume_config(tmp_path, seed=4)
