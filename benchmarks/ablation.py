@@ -25,6 +25,7 @@ from jeat_core.checkpoints import STATE, load_state
 from jeat_core.energy import marginal_energy
 from jeat_core.experiments import (
     Context,
+    baselines,
     generation_set,
     kid_difference,
     public,
@@ -104,6 +105,7 @@ def main(argv=None) -> int:
         rec["kid"], rec["kid_ci"] = gen["kid"], gen["kid_ci"]
         rec["fid"], rec["eval_acc"] = gen["fid"], gen["eval_acc"]
         rec["vs"] = {o: kid_difference(ctx, gen, generation_set(ctx, o, per_class=a.per_class)) for o in against}
+        rec["vs"]["seeds"] = kid_difference(ctx, gen, baselines(ctx, per_class=a.per_class)["seeds"])
         rec["grid"] = tuned["rows"]
         rec["measure_seconds"] = round(time.time() - t0, 1)
         results[name] = {k: (public(v) if isinstance(v, dict) and k == "vs" else v) for k, v in rec.items()}
