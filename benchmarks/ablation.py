@@ -3,10 +3,11 @@
 For each run folder: clean and PGD-20 accuracy (n test images, Wilson 95% CIs), the energy
 contrast at the end of training (training log: mean ``e_neg − e_pos`` over the last 10% of logged
 steps; measured: mean marginal energy of the final replay buffer minus that of test images, and of
-U(0, 1) noise), SGLD steps per chain, divergence events, wall time, and the evaluator's KID of the
-run's best sampler (tuned on the validation seeds exactly like ``jeat tune-samplers``, then scored on
-1,000 fresh seeds) with its 95% CI and the KID differences against the shipped AT and PreJEAT
-(each with its own tuned sampler). Writes JSON; prints a Markdown row per run.
+U(0, 1) noise), SGLD steps per chain, divergence events, wall time, and the evaluator's KID (in
+its feature units, as everywhere in the project) of the run's best sampler (tuned on the
+validation seeds exactly like ``jeat tune-samplers``, then scored on 1,000 fresh seeds) with its
+95% CI and the KID differences against the shipped models named by ``--against`` (each with its
+own tuned sampler) and against the class-Gaussian seeds. Writes JSON; prints a Markdown row per run.
 
     python benchmarks/ablation.py --run jeat-ft=/work/runs/jeat-ft --run jem-ft=/work/runs/jem-ft \\
         --against at,prejeat --out ablation.json
@@ -110,12 +111,12 @@ def main(argv=None) -> int:
         rec["measure_seconds"] = round(time.time() - t0, 1)
         results[name] = {k: (public(v) if isinstance(v, dict) and k == "vs" else v) for k, v in rec.items()}
         Path(a.out).write_text(json.dumps(results, indent=2, default=float) + "\n")
-        vs = "; ".join(f"− {o}: {d['diff'] * 1e3:+.2f} [{d['ci'][0] * 1e3:+.2f}, {d['ci'][1] * 1e3:+.2f}]e-3"
+        vs = "; ".join(f"− {o}: {d['diff']:+.2f} [{d['ci'][0]:+.2f}, {d['ci'][1]:+.2f}]"
                        for o, d in rec["vs"].items())
         nan = float("nan")
         print(f"| {name} | {acc['clean_acc']:.1%} | {acc['robust_acc']:.1%} | {rec.get('log_contrast', nan):+.2f} "
-              f"| {rec.get('buffer_contrast', nan):+.2f} | {rec['kid'] * 1e3:.2f} "
-              f"[{rec['kid_ci'][0] * 1e3:.2f}, {rec['kid_ci'][1] * 1e3:.2f}]e-3 | {vs} |", flush=True)
+              f"| {rec.get('buffer_contrast', nan):+.2f} | {rec['kid']:.2f} "
+              f"[{rec['kid_ci'][0]:.2f}, {rec['kid_ci'][1]:.2f}] | {vs} |", flush=True)
     for name in against:
         g = generation_set(ctx, name, per_class=a.per_class)
         results.setdefault("_against", {})[name] = {"kid": g["kid"], "kid_ci": g["kid_ci"], "sampler": g["sampler"]}
