@@ -26,9 +26,14 @@
 #
 # One step of Algorithm 1:
 # 1. $x_{adv}$: FGSM with random start on $E(x, y)$ (the energy attack, Eq. 18), $\epsilon = 8/255$;
-# 2. $\tilde x$: draw chains from the replay buffer $B$ (each re-initialised to $U(0,1)$ with
-#    probability $\rho$), run $K$ SGLD steps on $E(x)$, write them back;
+# 2. $\tilde x$: draw chains from the replay buffer $B$ (each re-initialised with probability
+#    $\rho$: to $U(0,1)$ in Algorithm 1; from the class-Gaussian seeds in the shipped model),
+#    run $K$ SGLD steps on $E(x)$, write them back;
 # 3. update $\theta$ on the loss above.
+#
+# The shipped `jeat` is a one-epoch fine-tune of the shipped PreJEAT with this loss at weight 0.1
+# plus $0.01\,(E(x_{adv})^2 + E(\tilde x)^2)$, K = 20, a 2,000-chain class-Gaussian buffer: weight 1
+# destroys the classifier at this scale (the ablation in `checkpoints/README.md`).
 
 # %% tags=["parameters"]
 import os
@@ -78,7 +83,10 @@ print(f"{WALK_MODEL}: attack {cfg['attack']}, SGLD {cfg['sgld']}")
 g = torch.Generator().manual_seed(0)
 x, y = test.tensors(8)
 x_adv = fgsm_rs(model, x, y, eps=8 / 255, objective="energy", generator=g)  # step 1: Eq. 18
-buffer = ReplayBuffer(100, reinit_prob=cfg["sgld"]["reinit_prob"], generator=g)  # a fresh buffer of U(0,1)
+init = cfg["sgld"].get("init", "uniform")  # the model's own buffer init: class-Gaussian seeds or U(0, 1)
+seed_fn = ((lambda n, gen: class_gaussian.sample(torch.randint(0, 10, (n,), generator=gen), generator=gen))
+           if init == "class_gaussian" else None)
+buffer = ReplayBuffer(100, reinit_prob=cfg["sgld"]["reinit_prob"], init_fn=seed_fn, generator=g)  # a fresh buffer
 x0, idx = buffer.sample(8, generator=g)
 x_tilde = langevin(lambda z: marginal_energy(model(z)), x0, step_size=cfg["sgld"]["step_size"],
                    n_steps=SGLD_STEPS, noise_std=cfg["sgld"]["noise_std"], clamp=(0, 1), generator=g)  # step 2
@@ -91,7 +99,7 @@ print(f"E(x):     clean {float(marginal_energy(lx).mean()):+.2f}, attacked {floa
 print("step 3 would lower E(x_adv) and raise E(x̃): the generative term is",
       f"{float(marginal_energy(la).mean() - marginal_energy(lt).mean()):+.2f}")
 plot_image_rows({"x (test images)": x, "x_adv (energy attack, ε = 8/255)": x_adv,
-                 "buffer seeds U(0,1)": x0, f"x̃ after {SGLD_STEPS} SGLD steps on E(x)": x_tilde}, nrow=8)
+                 f"buffer seeds ({init})": x0, f"x̃ after {SGLD_STEPS} SGLD steps on E(x)": x_tilde}, nrow=8)
 
 # %% [markdown]
 # ## Longer chains from the buffer
