@@ -115,6 +115,27 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
     assert set(models) == set(ex.FIG4_MODELS) and manifests["at"] == {"name": "at"} and cg == "class-gaussian"
 
 
+@pytest.mark.parametrize("item", sorted(PRODUCERS))
+def test_each_notebook_calls_the_producer_of_its_paper_item(item):
+    """The notebook that exports a paper item builds it with the producer `jeat figures` calls, at the
+    named sizes, and plots a figure of image rows with the producer's own layout."""
+    from pathlib import Path
+
+    from jeat_core import experiments as ex
+
+    number, producer = PRODUCERS[item]
+    assert callable(getattr(ex, producer))
+    (path,) = (Path(__file__).resolve().parent.parent / "notebooks").glob(f"{number}_*.py")
+    src = path.read_text()
+    assert f"from jeat_core.experiments import {producer}" in src and f"{producer}(" in src, path.name
+    assert f'"{item}"' in src, path.name  # it exports the same file name
+    if producer != "fig3_data":
+        assert "SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES" in src and "sizes=SIZES" in src, path.name
+    if producer.startswith("fig") and producer.endswith("_rows"):
+        var = producer.removesuffix("_rows")
+        assert f"plot_image_rows({var}.rows, nrow={var}.nrow, title={var}.title)" in src, path.name
+
+
 def test_figure_sizes_validate():
     from jeat_core.experiments import FigureSizes
 
