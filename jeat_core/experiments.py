@@ -428,3 +428,217 @@ def independent_judge(generator: str, loaded: dict | None = None, *, preset: str
         except CheckpointError:
             continue
     return None, None
+
+
+# ----------------------------------------------------------------------------- paper figures and tables
+# One producer per paper figure and table, returning data. `jeat figures` (figures.make_all) and the
+# notebooks call the same producers with the same settings; the only override is the size, and it is
+# named: PAPER_SIZES (what `jeat figures` writes) or SMOKE_SIZES (`--smoke`, JEAT_SMOKE=1).
+MODEL_LABELS = {"standard": "Normal", "at": "AT", "prejeat": "PreJEAT", "jeat": "JEAT", "jem": "JEM",
+                "noise-8": "σ = 8/255", "noise-16": "σ = 16/255", "noise-24": "σ = 24/255"}
+FIGURE_SEED = 0  # class-Gaussian seeds of Figs. 4-7 (torch.Generator seed)
+FIGURE_LABEL = 8  # ship: the class of Figs. 4 and 5
+FIG2_MODELS, FIG2_IMAGE, FIG2_RADIUS = ("standard", "at", "prejeat", "jeat"), 0, 2.0
+FIG3_MODEL = "at"
+FIG4_RUNS = {"(a) AT, Eq. 16": ("at", "ce"), "(b) AT, Eq. 17": ("at", "joint"),
+             "(c) PreJEAT, Eq. 17": ("prejeat", "joint")}  # row -> (zoo name, energy)
+FIG4_MODELS = tuple(dict.fromkeys(name for name, _ in FIG4_RUNS.values()))  # ("at", "prejeat")
+FIG5_MODELS = ("noise-8", "noise-16", "noise-24")
+FIG6_MODELS = ("at", "prejeat", "jem", "jeat")
+FIG7_MODEL, FIG7_LABELS, FIG7_K = "jeat", (0, 2, 4, 6, 8), 10
+TABLE1_MODEL = "standard"
+TABLE2_MODELS = ("standard", "at", "jem", "jeat")
+TABLE3_MODELS = ("jem", "jeat", "at")
+
+
+@dataclass(frozen=True)
+class FigureSizes:
+    """How large the paper figures and tables are (the one setting a smoke run changes).
+
+    ``per_class``: images per class in Figs. 4-6; ``max_steps``: cap on each model's tuned number
+    of Langevin steps K; ``fig7_classes``: Fig. 7 shows one image of each of the first classes of
+    :data:`FIG7_LABELS`; ``n_train``: training images Fig. 7 searches (``None``: all 50,000);
+    ``n_test``: test images of Tab. 1 and Tab. 3; ``n_fisher``/``n_probes``: Tab. 2;
+    ``resolution``: grid points per side of Fig. 2."""
+
+    per_class: int = 8
+    max_steps: int = 60
+    fig7_classes: int = len(FIG7_LABELS)
+    n_train: int | None = None
+    n_test: int = 1000
+    n_fisher: int = 200
+    n_probes: int = 4
+    resolution: int = 41
+
+    def __post_init__(self):
+        for k, v in asdict(self).items():
+            if not (v is None and k == "n_train") and (not isinstance(v, int) or isinstance(v, bool) or v < 1):
+                raise ValueError(f"FigureSizes.{k} must be a positive int; got {v!r}")
+        if self.fig7_classes > len(FIG7_LABELS):
+            raise ValueError(f"FigureSizes.fig7_classes must be <= {len(FIG7_LABELS)}; got {self.fig7_classes}")
+
+
+PAPER_SIZES = FigureSizes()
+SMOKE_SIZES = FigureSizes(per_class=2, max_steps=5, fig7_classes=2, n_train=2000, n_test=64, n_fisher=16,
+                          n_probes=1, resolution=9)
+
+
+@dataclass
+class ImageRows:
+    """A figure of image rows (Figs. 4-7): what :func:`jeat_core.figures.plot_image_rows` draws.
+
+    ``rows`` maps a row label to images ``(N, C, H, W)`` in [0, 1], drawn ``nrow`` per line under
+    ``title``; ``labels`` ``(N,)`` and ``seeds`` are the chains' targets and starts (shared by every
+    generated row); ``runs`` maps a generated row to ``(zoo name, energy, GenerationConfig)``;
+    ``extra`` holds what a caption or table needs beyond the images."""
+
+    rows: dict[str, Tensor]
+    nrow: int
+    title: str = ""
+    labels: Tensor | None = None
+    seeds: Tensor | None = None
+    runs: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+
+
+def tuned_generation(model, manifest: dict | None, labels: Tensor, seeds: Tensor, energy: str = "joint", *,
+                     max_steps: int | None = None) -> tuple[Tensor, GenerationConfig]:
+    """Images from the model's own best sampler (``manifest["sampler"][energy]``, else the defaults;
+    best vs best), its K capped at ``max_steps``; returns ``(images, the sampler used)``."""
+    from .sampling import sampler_for
+
+    cfg = sampler_for(manifest, energy)
+    if max_steps is not None:
+        cfg = replace(cfg, n_steps=min(cfg.n_steps, max_steps))
+    return generate(model, labels, seeds, cfg), cfg
+
+
+def figure_seeds(class_gaussian: ClassGaussian, labels: Tensor, seed: int = FIGURE_SEED) -> Tensor:
+    """Class-Gaussian seeds of the generation figures (the same for every model of a figure)."""
+    return class_gaussian.sample(labels, generator=torch.Generator().manual_seed(seed))
+
+
+def _generated_rows(runs: dict, models: dict, manifests: dict, labels: Tensor, seeds: Tensor, sizes: FigureSizes,
+                    **layout) -> ImageRows:
+    rows, used = {}, {}
+    for row, (name, energy) in runs.items():
+        rows[row], cfg = tuned_generation(models[name], manifests.get(name), labels, seeds, energy,
+                                          max_steps=sizes.max_steps)
+        used[row] = (name, energy, cfg)
+    return ImageRows(rows, labels=labels, seeds=seeds, runs=used, **layout)
+
+
+def fig2_data(models: dict, x: Tensor, y: Tensor, *, sizes: FigureSizes = PAPER_SIZES) -> dict:
+    """Fig. 2: :func:`contour_data` of the :data:`FIG2_MODELS` (picked from ``models``, zoo name ->
+    classifier) around test image :data:`FIG2_IMAGE` of ``x``/``y``, radius :data:`FIG2_RADIUS`."""
+    return contour_data({n: models[n] for n in FIG2_MODELS}, x[FIG2_IMAGE], int(y[FIG2_IMAGE]), radius=FIG2_RADIUS,
+                        resolution=sizes.resolution)
+
+
+def fig3_data(preset: str = "cifar10-cpu") -> dict:
+    """Fig. 3: the energy log of the :data:`FIG3_MODEL` run (``{"log": records, "title": ...}``)."""
+    from .checkpoints import ENERGY_LOG, resolve
+
+    return {"log": read_energy_log(resolve(f"{preset}/{FIG3_MODEL}") / ENERGY_LOG),
+            "title": f"{MODEL_LABELS[FIG3_MODEL]} ({preset.removeprefix('cifar10-')} preset)"}
+
+
+def fig4_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, *,
+              sizes: FigureSizes = PAPER_SIZES) -> ImageRows:
+    """Fig. 4: the same ship seeds through AT with Eq. 16, AT with Eq. 17 and PreJEAT with Eq. 17
+    (:data:`FIG4_RUNS`), each with its tuned sampler. ``models``/``manifests``: zoo name -> classifier
+    / manifest (a superset is fine); ``class_gaussian`` fitted on the training images."""
+    from .data import CIFAR10_CLASSES
+
+    labels = torch.full((sizes.per_class,), FIGURE_LABEL)
+    return _generated_rows(FIG4_RUNS, models, manifests, labels, figure_seeds(class_gaussian, labels), sizes,
+                           nrow=sizes.per_class, title=f"label: {CIFAR10_CLASSES[FIGURE_LABEL]}")
+
+
+def fig5_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, *,
+              sizes: FigureSizes = PAPER_SIZES) -> ImageRows:
+    """Fig. 5: the same ship seeds through the noise-trained classifiers (:data:`FIG5_MODELS`), Eq. 17,
+    each with its tuned sampler (arguments as :func:`fig4_rows`)."""
+    from .data import CIFAR10_CLASSES
+
+    labels = torch.full((sizes.per_class,), FIGURE_LABEL)
+    runs = {MODEL_LABELS[n]: (n, "joint") for n in FIG5_MODELS}
+    return _generated_rows(runs, models, manifests, labels, figure_seeds(class_gaussian, labels), sizes,
+                           nrow=sizes.per_class,
+                           title=f"noise-trained classifiers, label: {CIFAR10_CLASSES[FIGURE_LABEL]}")
+
+
+def fig6_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, *,
+              sizes: FigureSizes = PAPER_SIZES) -> ImageRows:
+    """Fig. 6: Eq. 17 samples of :data:`FIG6_MODELS` from the same seeds, ``per_class`` per class; in
+    each model's panel one line per class (airplane first), ``per_class`` images a line (arguments
+    as :func:`fig4_rows`)."""
+    labels = torch.arange(10).repeat_interleave(sizes.per_class)  # (10 * per_class,): 0, 0, ..., 9, 9
+    runs = {MODEL_LABELS[n]: (n, "joint") for n in FIG6_MODELS}
+    return _generated_rows(runs, models, manifests, labels, figure_seeds(class_gaussian, labels), sizes,
+                           nrow=sizes.per_class)
+
+
+def fig7_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, train_x, *,
+              sizes: FigureSizes = PAPER_SIZES) -> ImageRows:
+    """Fig. 7: one :data:`FIG7_MODEL` sample per class of :data:`FIG7_LABELS` (its tuned sampler), each
+    followed by its :data:`FIG7_K` SSIM-nearest images among ``train_x`` (``(N, H, W, C)`` uint8 or a
+    :class:`jeat_core.metrics.TrainIndex` of it; pass only the first ``sizes.n_train`` when set).
+    ``extra``: ``ssim`` ``(Q, K)`` and ``indices`` ``(Q, K)`` of the neighbours."""
+    from .metrics import TrainIndex, nearest_by_ssim
+
+    labels = torch.tensor(FIG7_LABELS[:sizes.fig7_classes])
+    seeds = figure_seeds(class_gaussian, labels)
+    gen, cfg = tuned_generation(models[FIG7_MODEL], manifests.get(FIG7_MODEL), labels, seeds,
+                                max_steps=sizes.max_steps)
+    idx, sim = nearest_by_ssim(gen, train_x, k=FIG7_K)
+    images = train_x.images if isinstance(train_x, TrainIndex) else train_x
+    near = torch.from_numpy(images[idx.flatten().numpy()]).permute(0, 3, 1, 2).float().div(255)  # (Q*K, C, H, W)
+    rows = {f"generated → {FIG7_K} most similar training images (SSIM {float(sim[i, 0]):.2f} best)":
+            torch.cat([gen[i:i + 1], near[i * FIG7_K:(i + 1) * FIG7_K]]) for i in range(len(gen))}
+    return ImageRows(rows, nrow=FIG7_K + 1, labels=labels, seeds=seeds, runs={"generated": (FIG7_MODEL, "joint", cfg)},
+                     extra={"ssim": sim, "indices": idx, "generated": gen})
+
+
+def table1_rows(model, x: Tensor, y: Tensor, *, sizes: FigureSizes = PAPER_SIZES, eps: float = 8 / 255,
+                seed: int = 0, progress: bool = False) -> list[dict]:
+    """Tab. 1 on the first ``sizes.n_test`` of ``x``/``y`` for ``model`` (:data:`TABLE1_MODEL`):
+    accuracy with no attack, the CE attack (Eq. 14) and the energy attack (Eq. 18), both PGD-20
+    (L-inf, step 2/255, random start). ``progress``: a tqdm bar over the attacks."""
+    from .metrics import robust_accuracy
+
+    x, y = x[:sizes.n_test], y[:sizes.n_test]
+    attacks = [("No attack", "none"), ("CE attack (Eq. 14)", "pgd20"), ("Energy attack (Eq. 18)", "energy-pgd20")]
+    if progress:
+        from tqdm.auto import tqdm
+
+        attacks = tqdm(attacks, desc="Tab. 1")
+    rows = []
+    for name, attack in attacks:
+        r = robust_accuracy(model, x, y, attack=attack, eps=eps, seed=seed)
+        rows.append({"attack": name, "accuracy": r["robust_acc"], "n": r["n"], "eps": eps})
+    return rows
+
+
+def table2_fisher_rows(models: dict, x: Tensor, y: Tensor, *, sizes: FigureSizes = PAPER_SIZES, seed: int = 0,
+                       batch_size: int = 100) -> list[dict]:
+    """Tab. 2 for :data:`TABLE2_MODELS` (picked from ``models``) on the first ``sizes.n_fisher`` of
+    ``x``/``y``: joint (Eq. 23) and marginal (Eq. 24) Fisher scores in both conventions with
+    standard errors (:func:`fisher_rows`, ``sizes.n_probes`` probes), rows labelled."""
+    rows = fisher_rows({n: models[n] for n in TABLE2_MODELS}, x[:sizes.n_fisher], y[:sizes.n_fisher],
+                       n_probes=sizes.n_probes, batch=batch_size, seed=seed)
+    return [{**r, "model": MODEL_LABELS.get(r["model"], r["model"])} for r in rows]
+
+
+def table3_rows(models: dict, x: Tensor, y: Tensor, *, sizes: FigureSizes = PAPER_SIZES,
+                eps: float = 8 / 255, seed: int = 0) -> list[dict]:
+    """Tab. 3 for :data:`TABLE3_MODELS` (picked from ``models``) on the first ``sizes.n_test`` of
+    ``x``/``y``: clean accuracy and PGD-20 robustness (L-inf, eps 8/255, step 2/255, random start)."""
+    from .metrics import robust_accuracy
+
+    rows = []
+    for name in TABLE3_MODELS:
+        r = robust_accuracy(models[name], x[:sizes.n_test], y[:sizes.n_test], attack="pgd20", eps=eps, seed=seed)
+        rows.append({"model": MODEL_LABELS.get(name, name), "clean_acc": r["clean_acc"], "pgd20_acc": r["robust_acc"],
+                     "n": r["n"], "eps": eps})
+    return rows

@@ -16,19 +16,22 @@ import torch
 from torch import Tensor
 
 from .experiments import (  # noqa: F401  (computed there; re-exported for the notebooks)
+    MODEL_LABELS,
+    PAPER_SIZES,
     SATURATED_BROKEN,
+    SMOKE_SIZES,
     chain_diagnostics,
     contour_data,
     independent_judge,
     read_energy_log,
+    table1_rows,
+    table2_fisher_rows,
+    table3_rows,
 )
 from .experiments import generate_images as generate  # noqa: F401  (re-exported)
-from .sampling import ClassGaussian
 
 MODEL_COLOURS = {"standard": "#7f7f7f", "noise-8": "#c7e9c0", "noise-16": "#74c476", "noise-24": "#238b45",
                  "at": "#1f77b4", "prejeat": "#ff7f0e", "jem": "#9467bd", "jeat": "#d62728"}
-MODEL_LABELS = {"standard": "Normal", "at": "AT", "prejeat": "PreJEAT", "jeat": "JEAT", "jem": "JEM",
-                "noise-8": "σ = 8/255", "noise-16": "σ = 16/255", "noise-24": "σ = 24/255"}
 
 
 def _figure_class():
@@ -264,70 +267,33 @@ def plot_image_rows(rows: dict[str, Tensor], *, nrow: int, title: str = ""):
 # ----------------------------------------------------------------------------- SSIM neighbours (Fig. 7)
 from .metrics import TrainIndex, nearest_by_ssim, ssim  # noqa: E402,F401  (computed in metrics; re-exported)
 
-
-# ----------------------------------------------------------------------------- tables
-def table1_rows(model, x: Tensor, y: Tensor, *, eps: float = 8 / 255, seed: int = 0,
-                progress: bool = False) -> list[dict]:
-    """Tab. 1: accuracy with no attack, the CE attack (Eq. 14) and the energy attack (Eq. 18),
-    both PGD-20 (L-inf, step 2/255, random start). ``progress``: a tqdm bar over the attacks."""
-    from .metrics import robust_accuracy as evaluate
-
-    rows = []
-    attacks = [("No attack", "none"), ("CE attack (Eq. 14)", "pgd20"), ("Energy attack (Eq. 18)", "energy-pgd20")]
-    if progress:
-        from tqdm.auto import tqdm
-
-        attacks = tqdm(attacks, desc="Tab. 1")
-    for name, attack in attacks:
-        r = evaluate(model, x, y, attack=attack, eps=eps, seed=seed)
-        rows.append({"attack": name, "accuracy": r["robust_acc"], "n": r["n"], "eps": eps})
-    return rows
-
-
-def table2_fisher_rows(models: dict, x: Tensor, y: Tensor, *, n_probes: int = 4, seed: int = 0,
-                       batch_size: int = 100) -> list[dict]:
-    """Tab. 2: joint (Eq. 23) and marginal (Eq. 24) Fisher scores on real test images, in both
-    conventions with standard errors (:func:`jeat_core.experiments.fisher_rows`), rows labelled."""
-    from .experiments import fisher_rows
-
-    rows = fisher_rows(models, x, y, n_probes=n_probes, batch=batch_size, seed=seed)
-    return [{**r, "model": MODEL_LABELS.get(r["model"], r["model"])} for r in rows]
-
-
-def table3_rows(models: dict, x: Tensor, y: Tensor, *, eps: float = 8 / 255, seed: int = 0) -> list[dict]:
-    """Tab. 3: clean accuracy and PGD-20 robustness (L-inf, eps 8/255, step 2/255, random start)."""
-    from .metrics import robust_accuracy as evaluate
-
-    rows = []
-    for name, m in models.items():
-        r = evaluate(m, x, y, attack="pgd20", eps=eps, seed=seed)
-        rows.append({"model": MODEL_LABELS.get(name, name), "clean_acc": r["clean_acc"], "pgd20_acc": r["robust_acc"],
-                     "n": r["n"], "eps": eps})
-    return rows
-
-
 # ----------------------------------------------------------------------------- all figures (`jeat figures`)
-def _models(names, preset: str = "cifar10-cpu") -> dict:
-    from .checkpoints import load_model
+TABLE_TITLES = {"table1_attacks": "Tab. 1: CE vs energy attack, standard model (n={n})",
+                "table2_fisher": "Tab. 2: Fisher scores (lower is better)",
+                "table3_robustness": "Tab. 3: clean and PGD-20 accuracy (n={n})"}  # n: the rows' test images
 
-    return {n: load_model(f"{preset}/{n}")[0] for n in names}
+
+def save_paper_table(rows: list[dict], out_dir: str | Path, name: str) -> list[Path]:
+    """:func:`save_table` of a paper table (``name`` a key of :data:`TABLE_TITLES`) with its title."""
+    return save_table(rows, out_dir, name, title=TABLE_TITLES[name].format(n=rows[0].get("n") if rows else 0))
 
 
 def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None) -> dict:
     """Write every figure and table the shipped models allow. Returns ``{name: paths or reason}``.
 
-    Generated images (Figs. 4-7) use each model's own tuned sampler (``manifest["sampler"]``).
+    The data come from the producers of :mod:`jeat_core.experiments` (``fig2_data`` ... ``fig7_rows``,
+    ``table1_rows`` ... ``table3_rows``), the ones the notebooks call; this function only plots and
+    saves. Generated images (Figs. 4-7) use each model's own tuned sampler (``manifest["sampler"]``).
 
-    ``smoke`` uses tiny sizes (a few images, few steps) to check the pipeline in minutes.
+    ``smoke`` uses :data:`SMOKE_SIZES` (a few images, few steps) to check the pipeline in minutes;
+    otherwise :data:`PAPER_SIZES`.
     """
-    from .checkpoints import CheckpointError, resolve
-    from .data import load_split
+    from . import experiments as ex
+    from .checkpoints import CheckpointError
 
-    test = load_split("test", data_root=data_root)
-    n = 64 if smoke else 1000
-    x, y = test.tensors(n)
-    steps = 5 if smoke else 60
-    per_class = 2 if smoke else 8
+    sizes = SMOKE_SIZES if smoke else PAPER_SIZES
+    ctx = ex.Context(data_root=data_root)
+    x, y = ctx.test()
     report: dict = {}
 
     def job(name, fn):
@@ -336,81 +302,40 @@ def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None
         except CheckpointError as e:
             report[name] = f"skipped: {e}"
 
-    def train_gaussian():
-        train = load_split("train", data_root=data_root)
-        return ClassGaussian(train.x, train.y)
+    def models(names) -> dict:
+        return {n: ctx.model(n)[0] for n in names}
 
-    cg = {}
+    def zoo(names) -> tuple[dict, dict]:
+        return models(names), {n: ctx.model(n)[1] for n in names}
 
-    def seeds(labels, seed=0):
-        if "cg" not in cg:
-            cg["cg"] = train_gaussian()
-        return cg["cg"].sample(labels, generator=torch.Generator().manual_seed(seed))
+    def rows_figure(data: ex.ImageRows, name: str):
+        return save_figure(plot_image_rows(data.rows, nrow=data.nrow, title=data.title), out, name)
 
-    job("table1_attacks", lambda: save_table(
-        table1_rows(_models(["standard"])["standard"], x, y), out, "table1_attacks",
-        title=f"Tab. 1: CE vs energy attack, standard model (n={n})"))
-    job("fig2_energy_contours", lambda: save_figure(plot_contours(contour_data(
-        _models(["standard", "at", "prejeat", "jeat"]), x[0], int(y[0]), resolution=9 if smoke else 41)),
-        out, "fig2_energy_contours"))
-    job("fig3_delta_energy", lambda: save_figure(plot_delta_energy(
-        read_energy_log(resolve("cifar10-cpu/at") / "energy_log.jsonl"), title="AT (cpu preset)"),
-        out, "fig3_delta_energy"))
+    def table1():
+        return save_paper_table(ex.table1_rows(ctx.model(ex.TABLE1_MODEL)[0], x, y, sizes=sizes), out, "table1_attacks")
 
-    def tuned(name: str, labels: Tensor, s: Tensor, energy: str = "joint") -> Tensor:
-        """Generation with the model's own best sampler (manifest; best vs best), capped in smoke runs."""
-        from dataclasses import replace
-
-        from .checkpoints import load_model
-        from .sampling import generate as sample
-        from .sampling import sampler_for
-
-        model, manifest = load_model(f"cifar10-cpu/{name}")
-        cfg = sampler_for(manifest, energy)
-        return sample(model, labels, s, replace(cfg, n_steps=min(cfg.n_steps, steps)))
-
-    def fig4():
-        labels = torch.full((per_class,), 8)
-        s = seeds(labels)
-        rows = {"(a) AT, Eq. 16": tuned("at", labels, s, "ce"), "(b) AT, Eq. 17": tuned("at", labels, s),
-                "(c) PreJEAT, Eq. 17": tuned("prejeat", labels, s)}
-        return save_figure(plot_image_rows(rows, nrow=per_class, title="label: ship"), out, "fig4_eq16_vs_eq17")
-
-    job("fig4_eq16_vs_eq17", fig4)
-
-    def fig5():
-        labels = torch.full((per_class,), 8)
-        s = seeds(labels)
-        rows = {MODEL_LABELS[k]: tuned(k, labels, s) for k in ("noise-8", "noise-16", "noise-24")}
-        return save_figure(plot_image_rows(rows, nrow=per_class, title="noise-trained classifiers, label: ship"),
-                           out, "fig5_noise_generation")
-
-    job("fig5_noise_generation", fig5)
-
-    def fig6():
-        labels = torch.arange(10).repeat_interleave(per_class)
-        s = seeds(labels)
-        rows = {MODEL_LABELS[k]: tuned(k, labels, s) for k in ("at", "prejeat", "jem", "jeat")}
-        return save_figure(plot_image_rows(rows, nrow=per_class), out, "fig6_generation_by_model")
-
-    job("fig6_generation_by_model", fig6)
+    def fig3():
+        d = ex.fig3_data(ctx.preset)
+        return save_figure(plot_delta_energy(d["log"], title=d["title"]), out, "fig3_delta_energy")
 
     def fig7():
-        labels = torch.arange(0, 10, 2)[: 2 if smoke else 5]
-        gen = tuned("jeat", labels, seeds(labels))
-        train = load_split("train", data_root=data_root)
-        idx, sim = nearest_by_ssim(gen, train.x[:2000] if smoke else train.x, k=10)
-        near = torch.from_numpy(train.x[idx.flatten().numpy()]).permute(0, 3, 1, 2).float().div(255)
-        rows = {f"generated → 10 most similar training images (SSIM {float(sim[i, 0]):.2f} best)":
-                torch.cat([gen[i:i + 1], near[i * 10:(i + 1) * 10]]) for i in range(len(gen))}
-        return save_figure(plot_image_rows(rows, nrow=11), out, "fig7_nearest_neighbours")
+        train = ctx.train_split()
+        return rows_figure(ex.fig7_rows(*zoo([ex.FIG7_MODEL]), ctx.class_gaussian(), train.x[:sizes.n_train],
+                                        sizes=sizes), "fig7_nearest_neighbours")
 
+    job("table1_attacks", table1)
+    job("fig2_energy_contours", lambda: save_figure(
+        plot_contours(ex.fig2_data(models(ex.FIG2_MODELS), x, y, sizes=sizes)), out, "fig2_energy_contours"))
+    job("fig3_delta_energy", fig3)
+    job("fig4_eq16_vs_eq17", lambda: rows_figure(ex.fig4_rows(*zoo(ex.FIG4_MODELS), ctx.class_gaussian(),
+                                                              sizes=sizes), "fig4_eq16_vs_eq17"))
+    job("fig5_noise_generation", lambda: rows_figure(ex.fig5_rows(*zoo(ex.FIG5_MODELS), ctx.class_gaussian(),
+                                                                  sizes=sizes), "fig5_noise_generation"))
+    job("fig6_generation_by_model", lambda: rows_figure(ex.fig6_rows(*zoo(ex.FIG6_MODELS), ctx.class_gaussian(),
+                                                                     sizes=sizes), "fig6_generation_by_model"))
     job("fig7_nearest_neighbours", fig7)
-    job("table2_fisher", lambda: save_table(
-        table2_fisher_rows(_models(["standard", "at", "jem", "jeat"]), x[:16 if smoke else 200],
-                           y[:16 if smoke else 200], n_probes=1 if smoke else 4), out, "table2_fisher",
-        title="Tab. 2: Fisher scores (lower is better)"))
-    job("table3_robustness", lambda: save_table(
-        table3_rows(_models(["jem", "jeat", "at"]), x, y), out, "table3_robustness",
-        title=f"Tab. 3: clean and PGD-20 accuracy (n={n})"))
+    job("table2_fisher", lambda: save_paper_table(ex.table2_fisher_rows(models(ex.TABLE2_MODELS), x, y, sizes=sizes),
+                                                  out, "table2_fisher"))
+    job("table3_robustness", lambda: save_paper_table(ex.table3_rows(models(ex.TABLE3_MODELS), x, y, sizes=sizes),
+                                                      out, "table3_robustness"))
     return report

@@ -28,11 +28,13 @@
 # %% tags=["parameters"]
 import os
 
+from jeat_core.experiments import FIG2_IMAGE, FIG2_RADIUS, PAPER_SIZES, SMOKE_SIZES
+
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
-MODELS = ["standard", "at", "prejeat", "jeat"]
-IMAGE = 0
-RADIUS = 2.0  # L2 distance in pixel space (an 8/255 L-inf ball has L2 radius ~1.74)
-RESOLUTION = 9 if SMOKE else 41
+SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 2 at the size `jeat figures` writes it (or `--smoke`'s)
+MODELS = ["standard", "at", "prejeat", "jeat"]  # Fig. 2's models (experiments.FIG2_MODELS)
+IMAGE = FIG2_IMAGE  # Fig. 2's test image (0); the explorer below picks others
+RADIUS = FIG2_RADIUS  # L2 distance in pixel space (2.0; an 8/255 L-inf ball has L2 radius ~1.74)
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
 # %% [markdown]
@@ -41,7 +43,8 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # %%
 from jeat_core.checkpoints import load_model
 from jeat_core.data import CIFAR10_CLASSES, load_split
-from jeat_core.figures import MODEL_LABELS, Table, contour_data, flatness_order, plot_contours, save_figure
+from jeat_core.experiments import fig2_data
+from jeat_core.figures import MODEL_LABELS, Table, flatness_order, plot_contours, save_figure
 
 models = {name: load_model(f"cifar10-cpu/{name}")[0] for name in MODELS}
 x, y = load_split("test").tensors(16)
@@ -54,8 +57,10 @@ x, y = load_split("test").tensors(16)
 # over the slice: lower is flatter.
 
 # %% tags=["figure"]
-data = contour_data(models, x[IMAGE], int(y[IMAGE]), radius=RADIUS, resolution=RESOLUTION)
-fig = plot_contours(data, title=f"E(x, y = {CIFAR10_CLASSES[int(y[IMAGE])]}) around test image {IMAGE}")
+data = fig2_data(models, x, y, sizes=SIZES)  # the producer `jeat figures` calls too
+print(f"E(x, y = {CIFAR10_CLASSES[int(y[IMAGE])]}) around test image {IMAGE}, radius {RADIUS}, "
+      f"{SIZES.resolution} x {SIZES.resolution} grid")
+fig = plot_contours(data)
 fig
 
 # %%
@@ -71,8 +76,8 @@ Table(stats, formats={"flatness": "{:.4f}", "E(x, y) at x": "{:.3f}", "min E on 
 # models, adversarial training does flatten $E(x, y)$ by a wide margin compared to the normal
 # model, but when we ran this, AT was the *flattest* and PreJEAT and JEAT were *less* flat than
 # AT — the opposite of the paper's "further" (our PreJEAT/JEAT are short CPU runs; JEAT's
-# generative term also reshapes $E(x, y)$). Change `IMAGE` and `RADIUS` to see how stable the
-# order is.
+# generative term also reshapes $E(x, y)$). Change the image and the radius in the explorer below
+# to see how stable the order is.
 
 # %%
 order = flatness_order(data)

@@ -29,18 +29,18 @@
 import os
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
-MODEL = "at"
 LIVE_STEPS = 4 if SMOKE else 30  # about 2.5 s per step on 2 CPU cores
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
 # %% tags=["figure"]
 import numpy as np
 
-from jeat_core.checkpoints import ENERGY_LOG, resolve
-from jeat_core.figures import Table, plot_delta_energy, read_energy_log, save_figure
+from jeat_core.experiments import fig3_data
+from jeat_core.figures import Table, plot_delta_energy, save_figure
 
-log = read_energy_log(resolve(f"cifar10-cpu/{MODEL}") / ENERGY_LOG)
-fig = plot_delta_energy(log, title=f"Energy changes during adversarial training ({MODEL}, cpu preset)")
+fig3 = fig3_data()  # the producer `jeat figures` calls too: the energy log of the shipped AT run
+log = fig3["log"]
+fig = plot_delta_energy(log, title=fig3["title"])
 fig
 
 # %%

@@ -30,12 +30,14 @@
 # %% tags=["parameters"]
 import os
 
+from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES
+
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
+SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 4 at the size `jeat figures` writes it (or `--smoke`'s)
 MODELS = ["at", "prejeat", "jeat", "standard"]
-LABEL = 8  # ship, as in Fig. 4
-N_IMAGES = 4 if SMOKE else 8
-STEPS = 5 if SMOKE else 40
-STEP_SIZE, NOISE = 0.25, 0.001  # jeat generate's defaults
+LABEL = 8  # ship, as in Fig. 4 (the explorer's first label)
+STEPS = 5 if SMOKE else 40  # the explorer's chains
+STEP_SIZE, NOISE = 0.25, 0.001  # jeat generate's defaults (the explorer, when a model has no tuned sampler)
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
 # %% [markdown]
@@ -46,6 +48,7 @@ import torch
 
 from jeat_core.checkpoints import load_model
 from jeat_core.data import CIFAR10_CLASSES, load_split
+from jeat_core.experiments import fig4_rows
 from jeat_core.figures import GENERATION_FORMATS, Table, generate, generation_table, plot_image_rows, save_figure
 from jeat_core.sampling import ClassGaussian
 
@@ -74,31 +77,29 @@ explorer
 
 # %% [markdown]
 # ## Fig. 4: the same seeds, three samplers
-# (a) AT model with Eq. 16, (b) AT model with Eq. 17, (c) PreJEAT model with Eq. 17.
+# (a) AT model with Eq. 16 ($U = E(x,y) - E(x)$), (b) AT model with Eq. 17 ($U = E(x,y)$),
+# (c) PreJEAT model with Eq. 17; every row starts from the same class-Gaussian seeds (seed 0) and
+# runs its model's own tuned sampler (`manifest["sampler"]`, best vs best, K capped at
+# `SIZES.max_steps`). `fig4_rows` is the producer `jeat figures` calls too, so this is the figure
+# it writes (at the same size); the seeds themselves are the first row of the chain below.
 
 # %% tags=["figure"]
-labels = torch.full((N_IMAGES,), LABEL)
-seeds = class_gaussian.sample(labels, generator=torch.Generator().manual_seed(0))
-runs = {
-    "(a) AT, Eq. 16 (E(x,y) − E(x))": ("at", "ce"),
-    "(b) AT, Eq. 17 (E(x,y))": ("at", "joint"),
-    "(c) PreJEAT, Eq. 17": ("prejeat", "joint"),
-}
-rows = {row: generate(models[m], labels, seeds, energy=energy, step_size=STEP_SIZE, n_steps=STEPS, noise_std=NOISE)
-        for row, (m, energy) in runs.items()}
-fig = plot_image_rows({"class-Gaussian seeds": seeds, **rows}, nrow=N_IMAGES,
-                      title=f"label: {CIFAR10_CLASSES[LABEL]}")
+fig4 = fig4_rows(models, manifests, class_gaussian, sizes=SIZES)
+labels, seeds = fig4.labels, fig4.seeds
+fig = plot_image_rows(fig4.rows, nrow=fig4.nrow, title=fig4.title)
 fig
 
 # %% [markdown]
 # What each chain did (U is the sampler's energy: $E(x,y) - E(x)$ for Eq. 16, $E(x, y)$ for Eq. 17):
 
 # %%
-Table(generation_table({row: (m, models[m], rows[row], energy) for row, (m, energy) in runs.items()}, seeds, labels,
-                       loaded=models), formats=GENERATION_FORMATS)
+Table(generation_table({row: (m, models[m], fig4.rows[row], energy) for row, (m, energy, _) in fig4.runs.items()},
+                       seeds, labels, loaded=models), formats=GENERATION_FORMATS)
 
 # %% [markdown]
 # ## The chain as it evolves
+# The first Fig. 4 seeds through the AT model with Eq. 17 and the explorer's settings
+# (`STEP_SIZE`, `STEPS`, `NOISE`); step 0 is the class-Gaussian seeds.
 
 # %% tags=["figure"]
 _, chain = generate(models["at"], labels[:4], seeds[:4], energy="joint", step_size=STEP_SIZE, n_steps=STEPS,

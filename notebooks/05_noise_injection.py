@@ -27,43 +27,43 @@
 # %% tags=["parameters"]
 import os
 
+from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES
+
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
+SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 5 at the size `jeat figures` writes it (or `--smoke`'s)
 MODELS = {"σ = 8/255": "noise-8", "σ = 16/255": "noise-16", "σ = 24/255": "noise-24", "σ = 0 (standard)": "standard"}
-LABEL = 8  # ship, as in Fig. 5
-N_IMAGES = 4 if SMOKE else 8
-STEPS = 5 if SMOKE else 60
-STEP_SIZE, NOISE = 0.25, 0.001  # jeat generate's defaults
+LABEL = 8  # ship, as in Fig. 5 (the explorer's first label)
+STEPS = 5 if SMOKE else 40  # the explorer's chains
+STEP_SIZE, NOISE = 0.25, 0.001  # jeat generate's defaults (the explorer, when a model has no tuned sampler)
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
 # %% [markdown]
 # ## Setup: models and class-Gaussian seeds
 
 # %%
-import torch
-
 from jeat_core.checkpoints import load_model
-from jeat_core.data import CIFAR10_CLASSES, load_split
-from jeat_core.figures import GENERATION_FORMATS, Table, generate, generation_table, plot_image_rows, save_figure
+from jeat_core.data import load_split
+from jeat_core.experiments import fig5_rows
+from jeat_core.figures import GENERATION_FORMATS, Table, generation_table, plot_image_rows, save_figure
 from jeat_core.sampling import ClassGaussian
 
-models, manifests = {}, {}
-for label, name in MODELS.items():
-    models[label], manifests[label] = load_model(f"cifar10-cpu/{name}")
+models, manifests = {}, {}  # by zoo name ("noise-8", ...)
+for name in MODELS.values():
+    models[name], manifests[name] = load_model(f"cifar10-cpu/{name}")
 train = load_split("train")
 class_gaussian = ClassGaussian(train.x, train.y)
 
 # %% [markdown]
 # ## Fig. 5: the same seeds through the three noise-trained classifiers
-# Each row starts from the same class-Gaussian seeds; only the classifier (its training noise)
-# changes. The last row is the standard classifier ($\sigma = 0$) for reference.
+# Each row starts from the same class-Gaussian seeds (seed 0); only the classifier (its training
+# noise) changes, and each runs its own tuned sampler (`manifest["sampler"]`, best vs best, K
+# capped at `SIZES.max_steps`). `fig5_rows` is the producer `jeat figures` calls too, so this is
+# the figure it writes (at the same size). The standard classifier ($\sigma = 0$) is not in the
+# figure; pick it in the explorer below for reference.
 
 # %% tags=["figure"]
-labels = torch.full((N_IMAGES,), LABEL)
-seeds = class_gaussian.sample(labels, generator=torch.Generator().manual_seed(0))
-rows = {"class-Gaussian seeds": seeds}
-for label, m in models.items():
-    rows[label] = generate(m, labels, seeds, step_size=STEP_SIZE, n_steps=STEPS, noise_std=NOISE)
-fig = plot_image_rows(rows, nrow=N_IMAGES, title=f"noise-trained classifiers, Eq. 17, label: {CIFAR10_CLASSES[LABEL]}")
+fig5 = fig5_rows(models, manifests, class_gaussian, sizes=SIZES)
+fig = plot_image_rows(fig5.rows, nrow=fig5.nrow, title=fig5.title)
 fig
 
 # %% [markdown]
@@ -73,8 +73,8 @@ fig
 # says little: it is what the chain maximised.
 
 # %%
-Table(generation_table({label: (MODELS[label], models[label], rows[label], "joint") for label in models}, seeds,
-                       labels, loaded={MODELS[k]: m for k, m in models.items()}), formats=GENERATION_FORMATS)
+Table(generation_table({row: (m, models[m], fig5.rows[row], energy) for row, (m, energy, _) in fig5.runs.items()},
+                       fig5.seeds, fig5.labels, loaded=models), formats=GENERATION_FORMATS)
 
 # %% [markdown]
 # ## Explore: σ, label, step size, steps, noise
@@ -83,8 +83,10 @@ Table(generation_table({label: (MODELS[label], models[label], rows[label], "join
 from jeat_core.widgets import generation_explorer, require
 
 require(globals(), "models", "manifests", "class_gaussian", cell="the parameters cell and the Setup cell")
-generation_explorer(models, class_gaussian, manifests=manifests, zoo_names=MODELS, n_images=4 if SMOKE else 6,
-                    label=LABEL, step_size=STEP_SIZE, steps=min(STEPS, 40), noise=NOISE, model_description="σ",
+generation_explorer({label: models[name] for label, name in MODELS.items()}, class_gaussian,
+                    manifests={label: manifests[name] for label, name in MODELS.items()}, zoo_names=MODELS,
+                    n_images=4 if SMOKE else 6, label=LABEL, step_size=STEP_SIZE, steps=STEPS, noise=NOISE,
+                    model_description="σ",
                     title="Generation from noise-trained classifiers")
 
 # %%

@@ -38,11 +38,13 @@
 # %% tags=["parameters"]
 import os
 
+from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES
+
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
+SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 6 at the size `jeat figures` writes it (or `--smoke`'s)
 MODELS = ["at", "prejeat", "jem", "jeat"]
 WALK_MODEL = "jeat"
-N_IMAGES = 2 if SMOKE else 6
-STEPS = 5 if SMOKE else 60
+STEPS = 5 if SMOKE else 40  # the explorer's chains
 SGLD_STEPS = 3 if SMOKE else 20
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
@@ -56,15 +58,8 @@ from jeat_core.attacks import fgsm_rs
 from jeat_core.checkpoints import load_model
 from jeat_core.data import CIFAR10_CLASSES, load_split
 from jeat_core.energy import joint_energy, marginal_energy
-from jeat_core.figures import (
-    GENERATION_FORMATS,
-    MODEL_LABELS,
-    Table,
-    generate,
-    generation_table,
-    plot_image_rows,
-    save_figure,
-)
+from jeat_core.experiments import fig6_rows
+from jeat_core.figures import GENERATION_FORMATS, Table, generation_table, plot_image_rows, save_figure
 from jeat_core.sampling import ClassGaussian, ReplayBuffer, langevin
 
 models, manifests = {}, {}
@@ -118,23 +113,23 @@ plot_image_rows({"buffer after 4 rounds (prediction: " + ", ".join(CIFAR10_CLASS
 
 # %% [markdown]
 # ## Fig. 6: class-conditional samples (Eq. 17) from AT, PreJEAT, JEM and JEAT
-# Same class-Gaussian seeds for every model, one column per class.
+# Same class-Gaussian seeds (seed 0) for every model, each with its own tuned sampler
+# (`manifest["sampler"]`, best vs best, K capped at `SIZES.max_steps`). In each model's panel,
+# one line per class (airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck, top
+# to bottom), `SIZES.per_class` samples a line. `fig6_rows` is the producer `jeat figures` calls
+# too, so this is the figure it writes (at the same size).
 
 # %% tags=["figure"]
-from tqdm.auto import tqdm
-
-labels = torch.arange(10).repeat(N_IMAGES)
-seeds = class_gaussian.sample(labels, generator=torch.Generator().manual_seed(0))
-rows = {MODEL_LABELS[n]: generate(m, labels, seeds, n_steps=STEPS) for n, m in tqdm(models.items(), desc="Fig. 6")}
-fig = plot_image_rows(rows, nrow=10, title="columns: " + ", ".join(CIFAR10_CLASSES))
+fig6 = fig6_rows(models, manifests, class_gaussian, sizes=SIZES)
+fig = plot_image_rows(fig6.rows, nrow=fig6.nrow, title=fig6.title)
 fig
 
 # %% [markdown]
 # What each chain did, and p(y | x) from a classifier that did not generate the images:
 
 # %%
-Table(generation_table({MODEL_LABELS[n]: (n, m, rows[MODEL_LABELS[n]], "joint") for n, m in models.items()}, seeds,
-                       labels, loaded=models), formats=GENERATION_FORMATS)
+Table(generation_table({row: (m, models[m], fig6.rows[row], energy) for row, (m, energy, _) in fig6.runs.items()},
+                       fig6.seeds, fig6.labels, loaded=models), formats=GENERATION_FORMATS)
 
 # %% [markdown]
 # ## Explore: model and label
@@ -143,7 +138,7 @@ Table(generation_table({MODEL_LABELS[n]: (n, m, rows[MODEL_LABELS[n]], "joint") 
 from jeat_core.widgets import generation_explorer, require
 
 require(globals(), "models", "manifests", "class_gaussian", cell="the parameters cell and the Setup cell")
-generation_explorer(models, class_gaussian, manifests=manifests, n_images=4 if SMOKE else 6, steps=min(STEPS, 40),
+generation_explorer(models, class_gaussian, manifests=manifests, n_images=4 if SMOKE else 6, steps=STEPS,
                     title="Samples by model (Fig. 6)")
 
 # %%

@@ -29,10 +29,13 @@
 # %% tags=["parameters"]
 import os
 
+from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES
+
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
-MODELS = ["standard", "at", "jem", "jeat"]
-N_IMAGES = 8 if SMOKE else 200
-N_PROBES = 1 if SMOKE else 4
+SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Tab. 2 at the size `jeat figures` writes it (or `--smoke`'s)
+MODELS = ["standard", "at", "jem", "jeat"]  # Tab. 2's models (experiments.TABLE2_MODELS)
+N_IMAGES = SIZES.n_fisher  # test images
+N_PROBES = SIZES.n_probes  # Hutchinson probes per image
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
 # %% [markdown]
@@ -41,7 +44,8 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # %%
 from jeat_core.checkpoints import load_model
 from jeat_core.data import load_split
-from jeat_core.figures import save_table, table2_fisher_rows
+from jeat_core.experiments import table2_fisher_rows
+from jeat_core.figures import save_paper_table
 
 models = {name: load_model(f"cifar10-cpu/{name}")[0] for name in MODELS}
 x, y = load_split("test").tensors(max(N_IMAGES, 64))
@@ -52,7 +56,7 @@ x, y = load_split("test").tensors(max(N_IMAGES, 64))
 # %%
 from jeat_core.figures import Table
 
-rows = table2_fisher_rows(models, x[:N_IMAGES], y[:N_IMAGES], n_probes=N_PROBES)
+rows = table2_fisher_rows(models, x, y, sizes=SIZES)  # the producer `jeat figures` calls too
 Table(rows, formats={"JFS": "{:.4g}", "MFS": "{:.4g}"})
 
 # %% [markdown]
@@ -82,4 +86,4 @@ require(globals(), "models", "x", "y", cell="the parameters cell and the Setup c
 fisher_explorer(models, x, y, n_probes=1, n_images=4, max_images=64)
 
 # %%
-print(*save_table(rows, FIGURES, "table2_fisher", title="Tab. 2: Fisher scores (lower is better)"), sep="\n")
+print(*save_paper_table(rows, FIGURES, "table2_fisher"), sep="\n")

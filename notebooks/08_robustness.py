@@ -25,9 +25,12 @@
 # %% tags=["parameters"]
 import os
 
+from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES
+
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
-MODELS = ["standard", "at", "prejeat", "jem", "jeat"]
-N = 16 if SMOKE else 500
+SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Tab. 3 at the size `jeat figures` writes it (or `--smoke`'s)
+MODELS = ["standard", "at", "prejeat", "jem", "jeat"]  # Tab. 3 shows jem, jeat, at (experiments.TABLE3_MODELS)
+N = SIZES.n_test  # test images
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
 # %% [markdown]
@@ -36,7 +39,8 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # %%
 from jeat_core.checkpoints import load_model
 from jeat_core.data import load_split
-from jeat_core.figures import save_table, table3_rows
+from jeat_core.experiments import table3_rows
+from jeat_core.figures import save_paper_table
 
 models, manifests = {}, {}
 for name in MODELS:
@@ -60,10 +64,12 @@ Table([{"model": name, "clean": _acc(find_eval(man, "none"), "clean_acc"),
         "energy PGD-20": _acc(find_eval(man, "energy-pgd20"), "robust_acc")} for name, man in manifests.items()])
 
 # %% [markdown]
-# ## Tab. 3 recomputed on the first N test images
+# ## Tab. 3 (JEM, JEAT, AT) recomputed on the first N test images
+# `table3_rows` is the producer `jeat figures` calls too, so this is the table it writes (at the
+# same size).
 
 # %%
-rows = table3_rows(models, x, y)
+rows = table3_rows(models, x, y, sizes=SIZES)  # the producer `jeat figures` calls too
 Table(rows, formats={"clean_acc": "{:.1%}", "pgd20_acc": "{:.1%}", "eps": "{:.4f}"})
 
 # %% [markdown]
@@ -78,4 +84,4 @@ require(globals(), "models", "x", "y", cell="the parameters cell and the Setup c
 robustness_explorer(models, x[: 8 if SMOKE else 16], y[: 8 if SMOKE else 16], steps=2 if SMOKE else 5)
 
 # %%
-print(*save_table(rows, FIGURES, "table3_robustness", title=f"Tab. 3: clean and PGD-20 accuracy (n={N})"), sep="\n")
+print(*save_paper_table(rows, FIGURES, "table3_robustness"), sep="\n")

@@ -24,25 +24,28 @@
 # %% tags=["parameters"]
 import os
 
+from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES
+
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
-MODELS = ["jeat", "at", "prejeat"]
-LABELS = [0, 2] if SMOKE else [0, 2, 4, 6, 8]
-STEPS = 5 if SMOKE else 60
-N_TRAIN = 2000 if SMOKE else None  # None: all 50,000
+SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 7 at the size `jeat figures` writes it (or `--smoke`'s)
+MODELS = ["jeat", "at", "prejeat"]  # Fig. 7 shows JEAT; the explorer all three
+STEPS = 5 if SMOKE else 40  # the explorer's chains
+N_TRAIN = SIZES.n_train  # training images searched (None: all 50,000)
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
 # %% [markdown]
 # ## Setup: models, class-Gaussian seeds and the search index of training images
 
 # %%
-import torch
-
 from jeat_core.checkpoints import load_model
 from jeat_core.data import CIFAR10_CLASSES, load_split
-from jeat_core.figures import Table, TrainIndex, generate, nearest_by_ssim, plot_image_rows, save_figure
+from jeat_core.experiments import fig7_rows
+from jeat_core.figures import Table, TrainIndex, nearest_by_ssim, plot_image_rows, save_figure
 from jeat_core.sampling import ClassGaussian
 
-models = {name: load_model(f"cifar10-cpu/{name}")[0] for name in MODELS}
+models, manifests = {}, {}
+for name in MODELS:
+    models[name], manifests[name] = load_model(f"cifar10-cpu/{name}")
 train = load_split("train")
 train_x = train.x if N_TRAIN is None else train.x[:N_TRAIN]
 class_gaussian = ClassGaussian(train.x, train.y)
@@ -51,16 +54,15 @@ print(f"searching {len(train_x):,} training images")
 
 # %% [markdown]
 # ## Fig. 7: generated images (first column) and their ten nearest training images
+# One JEAT sample per class (airplane, bird, deer, frog, ship; seed 0), each with its tuned
+# sampler (`manifest["sampler"]`, K capped at `SIZES.max_steps`). `fig7_rows` is the producer
+# `jeat figures` calls too, so this is the figure it writes (at the same size).
 
 # %% tags=["figure"]
-labels = torch.tensor(LABELS)
-gen = generate(models[MODELS[0]], labels, class_gaussian.sample(labels, generator=torch.Generator().manual_seed(0)),
-               n_steps=STEPS)
-idx, sim = nearest_by_ssim(gen, train_index, k=10)
-near = torch.from_numpy(train_x[idx.flatten().numpy()]).permute(0, 3, 1, 2).float().div(255)
-rows = {f"{CIFAR10_CLASSES[int(lb)]}: best SSIM {float(sim[i, 0]):.2f}":
-        torch.cat([gen[i:i + 1], near[i * 10:(i + 1) * 10]]) for i, lb in enumerate(labels)}
-fig = plot_image_rows(rows, nrow=11, title=f"{MODELS[0]}: generated → 10 most similar training images")
+fig7 = fig7_rows(models, manifests, class_gaussian, train_index, sizes=SIZES)
+labels, sim = fig7.labels, fig7.extra["ssim"]
+print("rows, top to bottom:", ", ".join(CIFAR10_CLASSES[int(lb)] for lb in labels))
+fig = plot_image_rows(fig7.rows, nrow=fig7.nrow, title=fig7.title)
 fig
 
 # %% [markdown]
@@ -68,7 +70,7 @@ fig
 # tells what "similar but not a copy" looks like on CIFAR-10.
 
 # %%
-xt, _ = load_split("test").tensors(len(LABELS))
+xt, _ = load_split("test").tensors(len(labels))
 _, sim_test = nearest_by_ssim(xt, train_index, k=1)
 Table([{"": "generated (label)", **{CIFAR10_CLASSES[int(lb)]: float(sim[i, 0]) for i, lb in enumerate(labels)}},
        {"": "real test image", **{CIFAR10_CLASSES[int(lb)]: float(sim_test[i, 0]) for i, lb in enumerate(labels)}}],
@@ -81,7 +83,7 @@ Table([{"": "generated (label)", **{CIFAR10_CLASSES[int(lb)]: float(sim[i, 0]) f
 from jeat_core.widgets import memorisation_explorer, require
 
 require(globals(), "models", "class_gaussian", "train_index", cell="the parameters cell and the Setup cell")
-memorisation_explorer(models, class_gaussian, train_index, steps=min(STEPS, 40))
+memorisation_explorer(models, class_gaussian, train_index, steps=STEPS)
 
 # %%
 print(*save_figure(fig, FIGURES, "fig7_nearest_neighbours"), sep="\n")
