@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from .checkpoints import load_model
-from .data import load_split
+from .data import CIFAR10_CLASSES, load_split
 from .energy import energy_of
 from .evaluator import EVALUATOR
 from .landscape import energy_grid, landscape_stats, random_directions
@@ -548,7 +548,6 @@ def fig4_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, *,
     """Fig. 4: the same ship seeds through AT with Eq. 16, AT with Eq. 17 and PreJEAT with Eq. 17
     (:data:`FIG4_RUNS`), each with its tuned sampler. ``models``/``manifests``: zoo name -> classifier
     / manifest (a superset is fine); ``class_gaussian`` fitted on the training images."""
-    from .data import CIFAR10_CLASSES
 
     labels = torch.full((sizes.per_class,), FIGURE_LABEL)
     return _generated_rows(FIG4_RUNS, models, manifests, labels, figure_seeds(class_gaussian, labels), sizes,
@@ -594,7 +593,9 @@ def fig7_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, trai
     idx, sim = nearest_by_ssim(gen, train_x, k=FIG7_K)
     images = train_x.images if isinstance(train_x, TrainIndex) else train_x
     near = torch.from_numpy(images[idx.flatten().numpy()]).permute(0, 3, 1, 2).float().div(255)  # (Q*K, C, H, W)
-    rows = {f"generated → {FIG7_K} most similar training images (SSIM {float(sim[i, 0]):.2f} best)":
+    # one row per generated image, named by its class (labels are distinct), so no two rows share a key
+    rows = {f"generated {CIFAR10_CLASSES[int(labels[i])]} → {FIG7_K} most similar training images "
+            f"(SSIM {float(sim[i, 0]):.2f} best)":
             torch.cat([gen[i:i + 1], near[i * FIG7_K:(i + 1) * FIG7_K]]) for i in range(len(gen))}
     return ImageRows(rows, nrow=FIG7_K + 1, labels=labels, seeds=seeds, runs={"generated": (FIG7_MODEL, "joint", cfg)},
                      extra={"ssim": sim, "indices": idx, "generated": gen})
