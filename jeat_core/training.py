@@ -850,7 +850,8 @@ def _load_init_from(state: TrainState, cfg: TrainConfig, probe: Tensor) -> dict:
         state.energy_ref = float(parent(probe.cpu()).abs().max())
     return {"model": str(cfg.init_from), "method": man.get("method"),
             "weights_sha256": man.get("weights", {}).get("sha256"),
-            "epochs": man.get("epochs_done"), "train_seconds": man.get("train_seconds")}
+            "epochs": man.get("epochs_done"), "train_seconds": man.get("train_seconds"),
+            "max_abs_logit": round(state.energy_ref, 3)}  # where the divergence guard's reference starts
 
 
 def _chain_stats(buffer: ReplayBuffer) -> dict:
