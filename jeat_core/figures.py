@@ -183,8 +183,9 @@ def plot_contours(data: dict, *, title: str = ""):
         ax.set_ylabel("direction 1 (L2)")
         ax.set_aspect("equal")
     cb = fig.colorbar(cs, ax=list(axes[0]), label="E(x+δ, y) − E(x, y)", shrink=0.85)
-    cb.locator = MaxNLocator(5)  # a few labelled ticks, not one per contour level
-    cb.update_ticks()
+    # a few symmetric labelled ticks inside the scale, not one per contour level (and none on the
+    # extension triangles, whose labels would overlap the end ticks)
+    cb.set_ticks([t for t in MaxNLocator(5, symmetric=True).tick_values(-vmax, vmax) if -vmax <= t <= vmax])
     if title:
         fig.suptitle(title)
     return fig
