@@ -44,10 +44,9 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # ## Setup: models and class-Gaussian seeds
 
 # %%
-import torch
 
 from jeat_core.checkpoints import load_model
-from jeat_core.data import CIFAR10_CLASSES, load_split
+from jeat_core.data import load_split
 from jeat_core.experiments import fig4_rows
 from jeat_core.figures import GENERATION_FORMATS, Table, generate, generation_table, plot_image_rows, save_figure
 from jeat_core.sampling import ClassGaussian
