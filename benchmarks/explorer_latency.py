@@ -30,7 +30,6 @@ def _next_value(c):
 
 
 def build(which: str):
-    import torch
 
     from jeat_core import widgets as W
     from jeat_core.checkpoints import load_model
@@ -72,11 +71,11 @@ def build(which: str):
         return W.fisher_explorer(models, x, y, n_probes=1, n_images=4, max_images=64)
     if which == "08":
         models, _ = zoo(["standard", "at", "prejeat", "jem", "jeat"])
-        x, y = test.tensors(16)
+        x, y = test.tensors(12)
         return W.robustness_explorer(models, x, y, steps=5)
     if which == "09":
         models, _ = zoo(["jeat", "at", "prejeat"])
-        return W.memorisation_explorer(models, cg, TrainIndex(torch.from_numpy(train.x)), steps=40)
+        return W.memorisation_explorer(models, cg, TrainIndex(train.x), steps=40)
     raise ValueError(which)
 
 

@@ -81,7 +81,7 @@ Table(rows, formats={"clean_acc": "{:.1%}", "pgd20_acc": "{:.1%}", "eps": "{:.4f
 from jeat_core.widgets import require, robustness_explorer
 
 require(globals(), "models", "x", "y", cell="the parameters cell and the Setup cell")
-robustness_explorer(models, x[: 8 if SMOKE else 16], y[: 8 if SMOKE else 16], steps=2 if SMOKE else 5)
+robustness_explorer(models, x[: 8 if SMOKE else 12], y[: 8 if SMOKE else 12], steps=2 if SMOKE else 5)
 
 # %%
 print(*save_paper_table(rows, FIGURES, "table3_robustness"), sep="\n")
