@@ -247,6 +247,13 @@ def generation_table(runs: dict, seeds: Tensor, labels: Tensor, *, loaded: dict 
     return rows
 
 
+def image_rows_table(fig, models: dict) -> list[dict]:
+    """:func:`generation_table` of the generated rows of a figure producer's ``ImageRows``
+    (Figs. 4-6); ``models`` zoo name -> model (the generators, reused as judges)."""
+    runs = {row: (zoo, models[zoo], fig.rows[row], energy) for row, (zoo, energy, _) in fig.runs.items()}
+    return generation_table(runs, fig.seeds, fig.labels, loaded=models)
+
+
 GENERATION_FORMATS = {"moved L2": "{:.2f}", "U before": "{:.3g}", "U after": "{:.3g}", "clipped pixels": "{:.0%}",
                       "p(y | x)": "{:.2f}"}
 

@@ -48,7 +48,7 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 from jeat_core.checkpoints import load_model
 from jeat_core.data import load_split
 from jeat_core.experiments import fig4_rows
-from jeat_core.figures import GENERATION_FORMATS, Table, generate, generation_table, plot_image_rows, save_figure
+from jeat_core.figures import GENERATION_FORMATS, Table, generate, image_rows_table, plot_image_rows, save_figure
 from jeat_core.sampling import ClassGaussian
 
 models, manifests = {}, {}
@@ -92,8 +92,7 @@ fig
 # What each chain did (U is the sampler's energy: $E(x,y) - E(x)$ for Eq. 16, $E(x, y)$ for Eq. 17):
 
 # %%
-Table(generation_table({row: (m, models[m], fig4.rows[row], energy) for row, (m, energy, _) in fig4.runs.items()},
-                       seeds, labels, loaded=models), formats=GENERATION_FORMATS)
+Table(image_rows_table(fig4, models), formats=GENERATION_FORMATS)
 
 # %% [markdown]
 # ## The chain as it evolves

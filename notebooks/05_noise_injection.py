@@ -44,7 +44,7 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 from jeat_core.checkpoints import load_model
 from jeat_core.data import load_split
 from jeat_core.experiments import fig5_rows
-from jeat_core.figures import GENERATION_FORMATS, Table, generation_table, plot_image_rows, save_figure
+from jeat_core.figures import GENERATION_FORMATS, Table, image_rows_table, plot_image_rows, save_figure
 from jeat_core.sampling import ClassGaussian
 
 models, manifests = {}, {}  # by zoo name ("noise-8", ...)
@@ -73,8 +73,7 @@ fig
 # says little: it is what the chain maximised.
 
 # %%
-Table(generation_table({row: (m, models[m], fig5.rows[row], energy) for row, (m, energy, _) in fig5.runs.items()},
-                       fig5.seeds, fig5.labels, loaded=models), formats=GENERATION_FORMATS)
+Table(image_rows_table(fig5, models), formats=GENERATION_FORMATS)
 
 # %% [markdown]
 # ## Explore: σ, label, step size, steps, noise

@@ -59,7 +59,7 @@ from jeat_core.checkpoints import load_model
 from jeat_core.data import CIFAR10_CLASSES, load_split
 from jeat_core.energy import joint_energy, marginal_energy
 from jeat_core.experiments import fig6_rows
-from jeat_core.figures import GENERATION_FORMATS, Table, generation_table, plot_image_rows, save_figure
+from jeat_core.figures import GENERATION_FORMATS, Table, image_rows_table, plot_image_rows, save_figure
 from jeat_core.sampling import ClassGaussian, ReplayBuffer, langevin
 
 models, manifests = {}, {}
@@ -128,8 +128,7 @@ fig
 # What each chain did, and p(y | x) from a classifier that did not generate the images:
 
 # %%
-Table(generation_table({row: (m, models[m], fig6.rows[row], energy) for row, (m, energy, _) in fig6.runs.items()},
-                       fig6.seeds, fig6.labels, loaded=models), formats=GENERATION_FORMATS)
+Table(image_rows_table(fig6, models), formats=GENERATION_FORMATS)
 
 # %% [markdown]
 # ## Explore: model and label
