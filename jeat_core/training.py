@@ -193,10 +193,8 @@ class SGLDConfig:
     init: str = "uniform"  # uniform | class_gaussian (buffer init and re-init)
 
     def __post_init__(self):
-        if self.init not in BUFFER_INITS:
-            raise ValueError(f"unknown SGLD buffer init {self.init!r}; choose one of {', '.join(BUFFER_INITS)}")
-        if not (isinstance(self.n_steps, int) and self.n_steps >= 1):
-            raise ValueError(f"SGLD n_steps must be a positive integer; got {self.n_steps!r}")
+        _check_choice("SGLD buffer init", self.init, BUFFER_INITS)
+        _check_number("SGLD n_steps", self.n_steps, 1, integer=True)
         _check_number("SGLD step_size", self.step_size, 0.0, lo_open=True)
         _check_number("SGLD noise_std", self.noise_std, 0.0, optional=True)
         _check_number("SGLD buffer_size", self.buffer_size, 1, integer=True)
