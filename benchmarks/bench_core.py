@@ -12,7 +12,10 @@ PGD-20 vs torchattacks: both get the model as ``load_model`` returns it (eval mo
 parameters, default memory format), the same images, batches and attack settings; the runs are
 interleaved (ours, theirs, ours, ...) and the best of ``--reps`` is kept, so load from other
 processes on a shared machine hits both alike. ``reference_pgd`` (the loop before issue #16) runs
-alongside for context.
+alongside for context. Then robust accuracy as each library's user computes it: ours with
+:func:`jeat_core.metrics.robust_accuracy` (which attacks only the images classified correctly when
+clean, since the others count as not robust anyway), theirs attack-then-count on every image;
+same images, batches and robust-accuracy rule (correct clean and after the attack).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from jeat_core.attacks import pgd
 from jeat_core.data import load_split, procedural
 from jeat_core.energy import cross_entropy, joint_energy, marginal_energy
+from jeat_core.metrics import robust_accuracy
 from jeat_core.models import build_model
 from jeat_core.sampling import langevin
 
@@ -195,6 +199,35 @@ def main() -> None:
         with torch.no_grad():
             clean = float((m(xt).argmax(1) == yt).float().mean())
         best = {k: min(v) for k, v in times.items()}
+
+        # robust accuracy as each library's user computes it: ours through metrics.robust_accuracy
+        # (which attacks only the clean-correct images), theirs attack-then-count on every image
+        def ours_eval():
+            return robust_accuracy(m, xt, yt, attack="pgd20", batch_size=b, seed=0)["robust_acc"]
+
+        def peer_eval():
+            robust = 0
+            for i in range(0, len(xt), b):
+                xb, yb = xt[i:i + b], yt[i:i + b]
+                xa = peer(xb, yb)
+                with torch.no_grad():
+                    robust += int(((m(xb).argmax(1) == yb) & (m(xa).argmax(1) == yb)).sum())
+            return robust / len(xt)
+
+        ev_times: dict = {"jeat": [], "torchattacks": []}
+        ev_acc: dict = {}
+        for r in range(a.reps + 1):
+            for who, fn in (("jeat", ours_eval), ("torchattacks", peer_eval)):
+                t0 = time.perf_counter()
+                ev_acc[who] = fn()
+                if r:
+                    ev_times[who].append(time.perf_counter() - t0)
+        ev_best = {k: min(v) for k, v in ev_times.items()}
+        res["robust_accuracy_vs_torchattacks"] = {
+            "n": len(xt), "reps": a.reps, "clean_acc": clean, "jeat_robust_acc": ev_acc["jeat"],
+            "torchattacks_robust_acc": ev_acc["torchattacks"], "jeat_s": ev_best["jeat"],
+            "torchattacks_s": ev_best["torchattacks"], "all_s": ev_times,
+            "speed_ratio_jeat_over_peer": ev_best["torchattacks"] / ev_best["jeat"]}
         res["pgd20_vs_torchattacks"] = {
             "n": len(xt), "reps": a.reps, "clean_acc": clean, "jeat_acc": acc["jeat"],
             "torchattacks_acc": acc["torchattacks"], "jeat_before_16_acc": acc["jeat_before_16"],
@@ -257,6 +290,10 @@ def main() -> None:
               f"jeat {c['jeat_acc']:.3f} in {c['jeat_s']:.1f}s, torchattacks {c['torchattacks_acc']:.3f} in "
               f"{c['torchattacks_s']:.1f}s; speed ratio jeat/peer {c['speed_ratio_jeat_over_peer']:.2f}x "
               f"(before #16: {c['speed_ratio_before_16_over_peer']:.2f}x)")
+        e = res["robust_accuracy_vs_torchattacks"]
+        print(f"PGD-20 robust accuracy as a user computes it: jeat {e['jeat_robust_acc']:.3f} in {e['jeat_s']:.1f}s "
+              f"(metrics.robust_accuracy), torchattacks {e['torchattacks_robust_acc']:.3f} in "
+              f"{e['torchattacks_s']:.1f}s; speed ratio jeat/peer {e['speed_ratio_jeat_over_peer']:.2f}x")
     for k, v in res.get("train_steps", {}).items():
         print(f"train step {k:<9}{v['images_per_s']:>8.0f} img/s  {v['fraction_of_matmul']:>6.1%} of matmul")
     for k, v in res.get("jeat_cost_split", {}).items():

@@ -180,6 +180,8 @@ def pgd(
     random_start: bool = True,
     targeted: bool = False,
     generator: torch.Generator | None = None,
+    mask: Tensor | None = None,
+    channels_last: bool = True,
 ) -> Tensor:
     """Projected gradient ascent on an energy objective (Eq. 3; objective of Eq. 14 or 18).
 
@@ -197,6 +199,16 @@ def pgd(
         random_start: start from a uniform point of the ball (Madry et al.).
         targeted: *descend* the objective for label ``y`` (move towards class y).
         generator: optional ``torch.Generator`` for the random start.
+        mask: optional ``(B,)`` bool tensor: attack only these examples and return the others
+            unchanged. The random start is still drawn for the whole batch, so every attacked
+            example gets the iterates it would get in the full attack (up to float rounding).
+            :func:`jeat_core.metrics.robust_accuracy` attacks only the examples classified
+            correctly when clean: the others count as not robust whatever the attack returns.
+        channels_last: run the model on channels-last images (4-D inputs only). Convolutions are
+            faster in that layout on CPUs (oneDNN) and GPUs (cuDNN, with ``channels_last``
+            weights); the values are the same up to float rounding, and the result is returned
+            in the default (contiguous) layout. ``model`` then receives channels-last tensors
+            (a model that flattens with ``.view`` needs ``.reshape``, or pass ``False``).
     Returns:
         ``(B, C, H, W)`` adversarial images, inside the eps-ball around ``x`` and in [0, 1].
     """
@@ -212,9 +224,17 @@ def pgd(
     threat = threat_model(norm, eps)
     sign = -1.0 if targeted else 1.0
 
-    x0 = x.detach()
-    delta = threat.random(x0, generator) if random_start else torch.zeros_like(x0)
-    delta = ((x0 + delta).clamp(0, 1) - x0).detach()
+    idx = _mask_index(mask, x)
+
+    x_in = x.detach()
+    delta = threat.random(x_in, generator) if random_start else torch.zeros_like(x_in)  # whole batch
+    if idx is not None:
+        if idx.numel() == 0:
+            return x_in.clone()
+        x_in, y, delta = x_in[idx], y[idx], delta[idx]
+    layout = torch.channels_last if channels_last and x_in.dim() == 4 else torch.contiguous_format
+    x0 = x_in.contiguous(memory_format=layout)
+    delta = ((x0 + delta).clamp(0, 1) - x0).detach().contiguous(memory_format=layout)
     with frozen(model):  # input gradients only: no parameter branch in the graph
         for i in range(n_steps):
             delta.requires_grad_(True)
@@ -224,7 +244,22 @@ def pgd(
             with torch.no_grad():  # in place (fewer allocations), same arithmetic as project(delta + step)
                 delta = threat.project_(delta.detach().add_(threat.step(g, step_size)))
                 delta = (x0 + delta).clamp_(0, 1).sub_(x0)  # stay a valid image
-    return (x0 + delta).detach()
+    x_adv = (x0 + delta).detach().contiguous()
+    if idx is None:
+        return x_adv
+    out = x.detach().clone()
+    out[idx] = x_adv
+    return out
+
+
+def _mask_index(mask: Tensor | None, x: Tensor) -> Tensor | None:
+    """The indices of the examples ``mask`` selects (``None``: all), after checking ``mask``."""
+    if mask is None:
+        return None
+    if not isinstance(mask, Tensor) or mask.dtype != torch.bool or mask.shape != x.shape[:1]:
+        got = f"{mask.dtype} of shape {tuple(mask.shape)}" if isinstance(mask, Tensor) else type(mask).__name__
+        raise ValueError(f"mask must be a bool tensor of shape ({x.shape[0]},); got {got}")
+    return mask.to(x.device).nonzero().squeeze(1)
 
 
 def fgsm(

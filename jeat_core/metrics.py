@@ -100,7 +100,9 @@ def robust_accuracy(model, x: Tensor, y: Tensor, *, attack: str = "pgd20", eps: 
 
     L-inf PGD-``n_steps`` (default 20), step 2/255, random start; ``"energy-pgd20"`` ascends E(x, y)
     (Eq. 18) instead of the cross-entropy (Eq. 14). An example counts as robust only when it is
-    classified correctly both clean and after the attack (so robust ≤ clean always). Returns
+    classified correctly both clean and after the attack (so robust ≤ clean always); PGD therefore
+    attacks only the examples classified correctly when clean (``pgd(..., mask=...)``: the same
+    random starts and iterates for those, about 1/clean-accuracy times faster). Returns
     ``{"clean_acc", "robust_acc", "clean_ci", "robust_ci", "n", "attack", "eps"}`` with 95% Wilson
     intervals.
     """
@@ -128,7 +130,7 @@ def robust_accuracy(model, x: Tensor, y: Tensor, *, attack: str = "pgd20", eps: 
             xa = fgsm(model, xb, yb, eps=eps)
         else:
             xa = pgd(model, xb, yb, eps=eps, step_size=step_size, n_steps=n_steps,
-                     objective="energy" if attack == "energy-pgd20" else "ce", generator=g)
+                     objective="energy" if attack == "energy-pgd20" else "ce", generator=g, mask=ok)
         with torch.no_grad():
             robust += int((ok & (model(xa).argmax(1) == yb)).sum())
     n = len(x)

@@ -71,6 +71,45 @@ def test_bad_arguments(batch, kw, msg):
     assert msg in str(e.value)
 
 
+def test_mask_attacks_only_the_selected_examples_with_the_full_attacks_iterates(batch):
+    """pgd(mask=...) draws the random start for the whole batch, so each attacked example ends where
+    the unmasked attack takes it; the others come back unchanged (and robust_accuracy, which
+    attacks only the clean-correct examples, counts exactly what the full attack counts)."""
+    from jeat_core.metrics import robust_accuracy
+
+    model = tiny_cnn()
+    x, y = batch
+    kw = dict(eps=8 / 255, step_size=2 / 255, n_steps=5)
+    full = pgd(model, x, y, generator=torch.Generator().manual_seed(0), **kw)
+    mask = torch.arange(len(x)) % 3 == 0
+    part = pgd(model, x, y, generator=torch.Generator().manual_seed(0), mask=mask, **kw)
+    torch.testing.assert_close(part[mask], full[mask], atol=1e-6, rtol=0)
+    assert torch.equal(part[~mask], x[~mask])
+    assert torch.equal(pgd(model, x, y, mask=torch.zeros(len(x), dtype=torch.bool), **kw), x)
+
+    with torch.no_grad():
+        ok = model(x).argmax(1) == y
+        expected = int((ok & (model(full).argmax(1) == y)).sum())
+    r = robust_accuracy(model, x, y, attack="pgd20", n_steps=5, batch_size=len(x), seed=0)
+    assert r["robust_acc"] == expected / len(x)
+    for bad in (mask.long(), mask[:5], [True] * len(x)):
+        with pytest.raises(ValueError, match="mask must be a bool tensor of shape"):
+            pgd(model, x, y, mask=bad, **kw)
+
+
+def test_channels_last_changes_only_the_layout(batch):
+    """The default channels-last iteration gives the contiguous-layout attack's images (up to float
+    rounding) and returns them contiguous."""
+    model = tiny_cnn()
+    x, y = batch
+    kw = dict(eps=8 / 255, step_size=2 / 255, n_steps=5)
+    a = pgd(model, x, y, generator=torch.Generator().manual_seed(0), **kw)
+    b = pgd(model, x, y, generator=torch.Generator().manual_seed(0), channels_last=False, **kw)
+    assert a.is_contiguous() and b.is_contiguous()
+    # a sign(∇) of a near-zero gradient may flip under rounding: allow a handful of pixels to differ
+    assert ((a - b).abs() > 1e-5).float().mean() < 1e-3
+
+
 def test_bad_inputs(batch):
     x, y = batch
     m = tiny_cnn()
