@@ -48,11 +48,19 @@ def check_labels(y, like: Tensor, n_classes: int | None = None, *, broadcast: bo
     if y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
         raise ValueError(f"{name} must be integers (class labels); got dtype {y.dtype}")
     if y.numel() and y.device.type != "meta":  # (each int() is a host sync on a GPU)
-        if n_classes is not None and (int(y.min()) < 0 or int(y.max()) >= n_classes):
-            raise ValueError(f"labels must lie in [0, {n_classes - 1}]; got min {int(y.min())}, max {int(y.max())}")
-        if n_classes is None and int(y.min()) < 0:
+        if n_classes is not None:
+            check_label_range(y, n_classes)
+        elif int(y.min()) < 0:
             raise ValueError(f"labels must be >= 0; got {int(y.min())}")
     return y.long()
+
+
+def check_label_range(y: Tensor, n_classes: int) -> None:
+    """Raise ``ValueError`` unless every label of ``y`` lies in ``[0, n_classes)`` (once the model's
+    K is known, e.g. from its first logits; :func:`check_labels` checks everything else)."""
+    if y.numel() and y.device.type != "meta" and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes - 1}] for this model; "
+                         f"got min {int(y.min())}, max {int(y.max())}")
 
 
 def joint_energy(logits: Tensor, y: Tensor) -> Tensor:

@@ -107,7 +107,9 @@ def robust_accuracy(model, x: Tensor, y: Tensor, *, attack: str = "pgd20", eps: 
     intervals.
     """
     from .attacks import fgsm, pgd
+    from .energy import check_label_range, check_labels
 
+    y = check_labels(y, x, name="y")
     if attack not in ATTACKS:
         raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
     g = torch.Generator().manual_seed(seed)
@@ -122,7 +124,9 @@ def robust_accuracy(model, x: Tensor, y: Tensor, *, attack: str = "pgd20", eps: 
     for i in rng:
         xb, yb = x[i:i + batch_size], y[i:i + batch_size]
         with torch.no_grad():
-            ok = model(xb).argmax(1) == yb
+            logits = model(xb)
+        check_label_range(yb, logits.shape[-1])  # every label, attacked or not
+        ok = logits.argmax(1) == yb
         clean += int(ok.sum())
         if attack == "none":
             continue

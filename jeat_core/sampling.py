@@ -39,7 +39,7 @@ def langevin(
     record_every: int | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
-    channels_last: bool = True,
+    channels_last: bool | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
     """Run ``n_steps`` of Langevin dynamics on ``energy_fn`` from ``x0`` (Eq. 9/10/16/17).
 
@@ -54,10 +54,12 @@ def langevin(
             ``record_every``-th iterate (the final one always included).
         generator: optional ``torch.Generator`` for the noise.
         progress: show a tqdm bar.
-        channels_last: iterate on channels-last images (4-D ``x0`` only): faster convolutions on
-            CPUs and GPUs, the same values up to float rounding. The results are contiguous;
-            ``energy_fn`` then receives channels-last tensors (flatten with ``.reshape``, not
-            ``.view``), or pass ``False``.
+        channels_last: iterate on channels-last images (4-D ``x0`` only). ``None`` (default):
+            for CPU tensors, where oneDNN convolves that layout faster even with contiguous
+            weights; ``True``/``False`` force it (training passes its ``channels_last``
+            setting). The same values up to float rounding; ``x_K`` keeps the layout of ``x0``
+            and the chain is contiguous. ``energy_fn`` then receives channels-last tensors
+            (flatten with ``.reshape``, not ``.view``), or pass ``False``.
     Returns:
         ``x_K`` (detached), or ``(x_K, chain)`` when ``record_every`` is set.
     """
@@ -81,8 +83,7 @@ def langevin(
         raise ValueError(f"x0 contains NaN or inf ({int((~torch.isfinite(x0)).sum())} values); "
                          f"Langevin would spread them to the whole image")
 
-    layout = torch.channels_last if channels_last and x0.dim() == 4 else torch.contiguous_format
-    x = x0.detach().clone(memory_format=layout)
+    x = x0.detach().clone(memory_format=_layout(x0, channels_last))
     chain = [x0.detach().clone(memory_format=torch.contiguous_format)] if record_every else None
     steps = range(n_steps)
     if progress:
@@ -100,10 +101,16 @@ def langevin(
                 x.clamp_(*clamp)
         if chain is not None and ((t + 1) % record_every == 0 or t + 1 == n_steps):
             chain.append(x.clone(memory_format=torch.contiguous_format))
-    x = x.contiguous()
+    x = torch.empty_like(x0).copy_(x)  # in the layout of x0
     if chain is not None:
         return x, torch.stack(chain)
     return x
+
+
+def _layout(x: Tensor, channels_last: bool | None) -> torch.memory_format:
+    """The layout a chain iterates in: channels-last for 4-D ``x`` when asked, or by default on the CPU."""
+    cl = x.device.type == "cpu" if channels_last is None else bool(channels_last)
+    return torch.channels_last if cl and x.dim() == 4 else torch.contiguous_format
 
 
 def _real(name: str, value, *, signed: bool = False) -> float:
@@ -166,14 +173,16 @@ def sampler_for(manifest: dict | None, energy: str = "joint") -> GenerationConfi
 
 
 def generate(model: Callable[[Tensor], Tensor], labels: Tensor, seeds: Tensor,
-             cfg: GenerationConfig = GenerationConfig(), *, seed: int = 0, channels_last: bool = True) -> Tensor:
+             cfg: GenerationConfig = GenerationConfig(), *, seed: int = 0,
+             channels_last: bool | None = None) -> Tensor:
     """Class-conditional generation from ``seeds`` ``(B, C, H, W)`` towards ``labels`` ``(B,)`` with ``cfg``."""
     return generate_snapshots(model, labels, seeds, cfg, at=(cfg.n_steps,), seed=seed,
                               channels_last=channels_last)[cfg.n_steps]
 
 
 def generate_snapshots(model: Callable[[Tensor], Tensor], labels: Tensor, seeds: Tensor, cfg: GenerationConfig,
-                       *, at: tuple[int, ...], seed: int = 0, channels_last: bool = True) -> dict[int, Tensor]:
+                       *, at: tuple[int, ...], seed: int = 0,
+                       channels_last: bool | None = None) -> dict[int, Tensor]:
     """One chain of ``max(at)`` steps of ``cfg`` (its ``n_steps`` ignored); the images after each step
     count in ``at`` (``0`` gives the seeds). Same random stream as :func:`generate`, so
     ``generate_snapshots(..., at=(K,))[K]`` equals ``generate`` with ``n_steps=K``. The chain
@@ -183,8 +192,7 @@ def generate_snapshots(model: Callable[[Tensor], Tensor], labels: Tensor, seeds:
         raise ValueError(f"at must hold step counts >= 0; got {at!r}")
     g = torch.Generator(device=seeds.device).manual_seed(seed)
     energy_fn = generation_energy(model, labels, cfg.energy)
-    layout = torch.channels_last if channels_last and seeds.dim() == 4 else torch.contiguous_format
-    x = seeds.detach().clone(memory_format=layout)
+    x = seeds.detach().clone(memory_format=_layout(seeds, channels_last))
     out = {0: seeds.detach().clone(memory_format=torch.contiguous_format)} if 0 in at else {}
     for t in range(1, max(at) + 1):
         x.requires_grad_(True)

@@ -630,9 +630,10 @@ def _attack(state: TrainState, cfg, x: Tensor, y: Tensor) -> Tensor:
     with evaluating(state.core) as m, _autocast(state, cfg):
         if a.kind == "fgsm_rs":
             return fgsm_rs(m, x, y, eps=a.eps, step_size=a.resolved_step_size, objective=a.objective,
-                           grad_at=a.grad_at, generator=state.generator)
+                           grad_at=a.grad_at, generator=state.generator, channels_last=cfg.channels_last)
         return pgd(m, x, y, eps=a.eps, step_size=a.resolved_step_size, n_steps=a.resolved_n_steps,
-                   objective=a.objective, random_start=True, generator=state.generator)
+                   objective=a.objective, random_start=True, generator=state.generator,
+                   channels_last=cfg.channels_last)
 
 
 def _sgld_negatives(state: TrainState, cfg) -> Tensor:
@@ -643,10 +644,12 @@ def _sgld_negatives(state: TrainState, cfg) -> Tensor:
     s: SGLDConfig = cfg.sgld
     x0, idx = state.buffer.sample(s.batch_size // _dist()[1], generator=state.generator)
     x0 = x0.to(state.device)
+    if cfg.channels_last:  # the negatives then join the batch in the model's layout
+        x0 = x0.contiguous(memory_format=torch.channels_last)
     with evaluating(state.core) as m, frozen(m), _autocast(state, cfg):  # input gradients only
         xk = langevin(lambda z: marginal_energy(m(z)).float(), x0, step_size=s.step_size,
                       n_steps=s.n_steps, noise_std=s.noise_std, clamp=(0.0, 1.0) if s.clamp else None,
-                      generator=state.generator)
+                      generator=state.generator, channels_last=cfg.channels_last)
     state.buffer.push(xk, idx, steps=s.n_steps)
     return xk
 

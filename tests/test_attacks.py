@@ -97,13 +97,43 @@ def test_mask_attacks_only_the_selected_examples_with_the_full_attacks_iterates(
             pgd(model, x, y, mask=bad, **kw)
 
 
+def test_labels_are_checked_for_the_whole_batch_even_when_masked(batch):
+    """A label out of the model's range is an error even for examples that are not attacked (a label
+    of 10 on a 10-class model is never classified correctly, so robust_accuracy never attacks it)."""
+    from jeat_core.metrics import robust_accuracy
+
+    model = tiny_cnn()
+    x, y = batch
+    bad = y.clone()
+    bad[3] = 10
+    mask = torch.ones(len(x), dtype=torch.bool)
+    mask[3] = False
+    with pytest.raises(ValueError, match=r"labels must lie in \[0, 9\]"):
+        pgd(model, x, bad, eps=8 / 255, step_size=2 / 255, n_steps=1, mask=mask)
+    for attack in ("pgd20", "none"):
+        with pytest.raises(ValueError, match=r"labels must lie in \[0, 9\]"):
+            robust_accuracy(model, x, bad, attack=attack, n_steps=1)
+
+
+def test_result_keeps_the_layout_of_x(batch):
+    model = tiny_cnn()
+    x, y = batch
+    kw = dict(eps=8 / 255, step_size=2 / 255, n_steps=1)
+    for xx in (x, x.contiguous(memory_format=torch.channels_last)):
+        cl = not xx.is_contiguous()
+        for mask in (None, torch.arange(len(x)) % 2 == 0, torch.zeros(len(x), dtype=torch.bool)):
+            for channels_last in (None, True, False):
+                xa = pgd(model, xx, y, mask=mask, channels_last=channels_last, **kw)
+                assert xa.is_contiguous(memory_format=torch.channels_last if cl else torch.contiguous_format)
+
+
 def test_channels_last_changes_only_the_layout(batch):
     """The default channels-last iteration gives the contiguous-layout attack's images (up to float
     rounding) and returns them contiguous."""
     model = tiny_cnn()
     x, y = batch
     kw = dict(eps=8 / 255, step_size=2 / 255, n_steps=5)
-    a = pgd(model, x, y, generator=torch.Generator().manual_seed(0), **kw)
+    a = pgd(model, x, y, generator=torch.Generator().manual_seed(0), **kw)  # the CPU default: channels-last
     b = pgd(model, x, y, generator=torch.Generator().manual_seed(0), channels_last=False, **kw)
     assert a.is_contiguous() and b.is_contiguous()
     # a sign(∇) of a near-zero gradient may flip under rounding: allow a handful of pixels to differ

@@ -206,6 +206,23 @@ def test_gen_start_delays_and_gen_weight_scales_the_px_term(toy):
         assert m["loss"] == pytest.approx(m["ce"], abs=1e-6)  # weight 0: the p(x) term adds nothing
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_channels_last_setting_reaches_the_attack_and_sgld(channels_last):
+    """TrainConfig.channels_last decides the layout of every model input of a step: the attack's
+    and the SGLD chain's included (they default to channels-last on the CPU otherwise)."""
+    cfg = replace(small("jeat"), channels_last=channels_last)
+    state = training.build_state(cfg, torch.device("cpu"), 10)
+    layouts = []
+    state.core.register_forward_pre_hook(
+        lambda mod, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last)
+                                         and not args[0].is_contiguous()))
+    x, y = TOY_TRAIN.tensors(32)
+    if channels_last:  # as training.Batches hands them over
+        x = x.contiguous(memory_format=torch.channels_last)
+    training.train_step(state, x, y, cfg, False)
+    assert len(layouts) >= 3 and set(layouts) == {channels_last}
+
+
 def test_cli_rejects_sgld_options_for_other_methods(capsys):
     from jeat_core.cli import main
 
