@@ -52,6 +52,14 @@ def frozen(model) -> Iterator:
             p.requires_grad_(True)
 
 
+def input_layout(x: Tensor, channels_last: bool | None) -> torch.memory_format:
+    """The memory layout an input-gradient loop (attack, Langevin chain) iterates ``x`` in:
+    channels-last for 4-D ``x`` when ``channels_last`` is true, or when it is ``None`` and ``x`` is
+    on the CPU (oneDNN convolves that layout faster there, even with contiguous weights)."""
+    cl = x.device.type == "cpu" if channels_last is None else bool(channels_last)
+    return torch.channels_last if cl and x.dim() == 4 else torch.contiguous_format
+
+
 # ----------------------------------------------------------------------------- threat models
 @dataclass(frozen=True)
 class LinfThreat:
@@ -237,8 +245,7 @@ def pgd(
         if idx.numel() == 0:
             return x_in.clone()
         x_in, y, delta = x_in[idx], y[idx], delta[idx]
-    cl = x.device.type == "cpu" if channels_last is None else bool(channels_last)
-    layout = torch.channels_last if cl else torch.contiguous_format
+    layout = input_layout(x_in, channels_last)
     x0 = x_in.contiguous(memory_format=layout)
     delta = ((x0 + delta).clamp(0, 1) - x0).detach().contiguous(memory_format=layout)
     with frozen(model):  # input gradients only: no parameter branch in the graph

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from . import rng
+from .attacks import input_layout
 from .energy import EnergyFn, energy_of
 
 GENERATION_ENERGIES = {"ce": "ce", "joint": "joint"}  # Eq. 16, Eq. 17
@@ -83,7 +84,7 @@ def langevin(
         raise ValueError(f"x0 contains NaN or inf ({int((~torch.isfinite(x0)).sum())} values); "
                          f"Langevin would spread them to the whole image")
 
-    x = x0.detach().clone(memory_format=_layout(x0, channels_last))
+    x = x0.detach().clone(memory_format=input_layout(x0, channels_last))
     chain = [x0.detach().clone(memory_format=torch.contiguous_format)] if record_every else None
     steps = range(n_steps)
     if progress:
@@ -105,12 +106,6 @@ def langevin(
     if chain is not None:
         return x, torch.stack(chain)
     return x
-
-
-def _layout(x: Tensor, channels_last: bool | None) -> torch.memory_format:
-    """The layout a chain iterates in: channels-last for 4-D ``x`` when asked, or by default on the CPU."""
-    cl = x.device.type == "cpu" if channels_last is None else bool(channels_last)
-    return torch.channels_last if cl and x.dim() == 4 else torch.contiguous_format
 
 
 def _real(name: str, value, *, signed: bool = False) -> float:
@@ -192,7 +187,7 @@ def generate_snapshots(model: Callable[[Tensor], Tensor], labels: Tensor, seeds:
         raise ValueError(f"at must hold step counts >= 0; got {at!r}")
     g = torch.Generator(device=seeds.device).manual_seed(seed)
     energy_fn = generation_energy(model, labels, cfg.energy)
-    x = seeds.detach().clone(memory_format=_layout(seeds, channels_last))
+    x = seeds.detach().clone(memory_format=input_layout(seeds, channels_last))
     out = {0: seeds.detach().clone(memory_format=torch.contiguous_format)} if 0 in at else {}
     for t in range(1, max(at) + 1):
         x.requires_grad_(True)
