@@ -36,7 +36,15 @@ from .energy import energy_of
 from .evaluator import EVALUATOR
 from .landscape import energy_grid, landscape_stats, random_directions
 from .metrics import KIDReference, fisher_score, fisher_scores_piecewise_linear, penultimate, wilson_interval
-from .sampling import ClassGaussian, GenerationConfig, generate, generate_snapshots, generation_energy, langevin
+from .sampling import (
+    ClassGaussian,
+    GenerationConfig,
+    generate,
+    generate_snapshots,
+    generation_energy,
+    langevin,
+    sampler_for,
+)
 
 VAL_SEED, TEST_SEED = 1, 2
 STEP_COUNTS = (10, 20, 40, 60)
@@ -175,8 +183,6 @@ def generation_set(ctx: Context, name: str, energy: str = "joint", *, per_class:
     """Generate ``per_class`` images per class on fresh seeds with the model's own best sampler
     (``manifest["sampler"][energy]``, else the defaults; ``max_steps`` caps K for smoke runs) and
     score them against the reference test images [5000, 10000)."""
-    from .sampling import sampler_for
-
     key = ("gen", name, energy, per_class, max_steps)
     if key in ctx._cache:
         return ctx._cache[key]
@@ -505,8 +511,6 @@ def tuned_generation(model, manifest: dict | None, labels: Tensor, seeds: Tensor
                      max_steps: int | None = None) -> tuple[Tensor, GenerationConfig]:
     """Images from the model's own best sampler (``manifest["sampler"][energy]``, else the defaults;
     best vs best), its K capped at ``max_steps``; returns ``(images, the sampler used)``."""
-    from .sampling import sampler_for
-
     cfg = sampler_for(manifest, energy)
     if max_steps is not None:
         cfg = replace(cfg, n_steps=min(cfg.n_steps, max_steps))
@@ -558,8 +562,6 @@ def fig5_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, *,
               sizes: FigureSizes = PAPER_SIZES) -> ImageRows:
     """Fig. 5: the same ship seeds through the noise-trained classifiers (:data:`FIG5_MODELS`), Eq. 17,
     each with its tuned sampler (arguments as :func:`fig4_rows`)."""
-    from .data import CIFAR10_CLASSES
-
     labels = torch.full((sizes.per_class,), FIGURE_LABEL)
     runs = {MODEL_LABELS[n]: (n, "joint") for n in FIG5_MODELS}
     return _generated_rows(runs, models, manifests, labels, figure_seeds(class_gaussian, labels), sizes,
