@@ -30,6 +30,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+from step_parts import jeat_step_parts, passes_per_step  # benchmarks/, the script's folder
 from torch.utils.flop_counter import FlopCounterMode
 
 from jeat_core.attacks import pgd
@@ -57,7 +58,7 @@ def reference_langevin(energy_fn, x0, *, step_size, n_steps, noise_std, clamp=No
 
 
 def reference_sgld_negatives(state, cfg):
-    """``training._sgld_negatives`` before issue #16: parameters keep requiring gradients."""
+    """``methods.sgld_negatives`` before issue #16: parameters keep requiring gradients."""
     from jeat_core import training
 
     s = cfg.sgld
@@ -250,21 +251,13 @@ def main() -> None:
             cfg = replace(training.make_config(method, "cpu"), checkpoint_every=0)
             state = training.build_state(cfg, torch.device("cpu"), 100)
             t = timeit(lambda state=state, cfg=cfg: training.train_step(state, xb, yb, cfg, False), reps=3)
-            r = cfg.sgld.batch_size / b if cfg.uses_sgld else 0.0
-            passes = {"standard": 3, "noise": 3, "at": 5, "prejeat": 5,  # attack 2F + update 3F
-                      "jeat": 2 + 2 * cfg.sgld.n_steps * r + 3 * (1 + r) if method == "jeat" else 0,
-                      "jem": 2 * cfg.sgld.n_steps * r + 3 * (2 + r) if method == "jem" else 0}[method]
+            passes = passes_per_step(cfg) / cfg.optim.batch_size
             res["train_steps"][method] = {"images_per_s": b / t, "step_s": t, "model_flop_passes": passes,
                                           "achieved_gflops": passes * f_img * b / t / 1e9}
         cfg = training.make_config("jeat", "cpu")
         state = training.build_state(cfg, torch.device("cpu"), 100)
-        parts = {"attack": lambda: training._attack(state, cfg, xb, yb),
-                 "sgld": lambda: training._sgld_negatives(state, cfg),
+        parts = {**jeat_step_parts(state, cfg, xb, yb),
                  "sgld_before_16": lambda: reference_sgld_negatives(state, cfg)}
-        x_adv, neg = training._attack(state, cfg, xb, yb), training._sgld_negatives(state, cfg)
-        batch = training.Batch(xb, yb)
-        parts["update"] = lambda: training.apply_update(state, cfg, training._loss(state, cfg, batch, x_adv,
-                                                                                   negatives=neg)[0])
         best = {k: float("inf") for k in parts}
         for _ in range(a.reps):  # interleaved, best kept
             for k, fn in parts.items():

@@ -45,6 +45,8 @@ from torch.utils.flop_counter import FlopCounterMode
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from step_parts import jeat_step_parts, passes_per_step  # noqa: E402  (benchmarks/, the script's folder)
+
 from jeat_core import training  # noqa: E402
 from jeat_core.attacks import pgd  # noqa: E402
 from jeat_core.data import load_split, procedural, to_uint8  # noqa: E402
@@ -92,24 +94,6 @@ def forward_flops(model_cfg: training.ModelConfig) -> float:
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         m(x)
     return fc.get_total_flops() / 2
-
-
-def passes_per_step(cfg: training.TrainConfig) -> float:
-    """Forward-equivalent image passes of one training step: attack steps and SGLD steps 2F per
-    image (input gradients only), the parameter update 3F per image (forward + backward)."""
-    b = cfg.optim.batch_size
-    n_att = 0
-    if cfg.uses_attack:
-        n_att = cfg.attack.resolved_n_steps
-    if cfg.method in ("standard", "noise"):
-        return 3 * b
-    if cfg.method in ("at", "prejeat"):
-        return 2 * n_att * b + 3 * b
-    s = cfg.sgld
-    sgld = 2 * s.n_steps * s.batch_size
-    if cfg.method == "jeat":
-        return 2 * n_att * b + sgld + 3 * (b + s.batch_size)
-    return sgld + 3 * (2 * b + s.batch_size)  # jem: CE on x and E(x) on x + noise, plus the negatives
 
 
 def config(method: str, a, **overrides) -> training.TrainConfig:
@@ -171,12 +155,7 @@ def method_throughput(method: str, dev: torch.device, a, peak_tflops: float) -> 
     if dev.type == "cuda":
         r["peak_memory_gib"] = torch.cuda.max_memory_allocated(dev) / 2 ** 30
     if method == "jeat":  # where a JEAT step goes
-        split = {"attack": timed(lambda: training._attack(state, cfg, x, y), dev, reps=reps),
-                 "sgld": timed(lambda: training._sgld_negatives(state, cfg), dev, reps=reps)}
-        x_adv, neg = training._attack(state, cfg, x, y), training._sgld_negatives(state, cfg)
-        batch = training.Batch(x, y)
-        split["update"] = timed(lambda: training.apply_update(
-            state, cfg, training._loss(state, cfg, batch, x_adv, negatives=neg)[0]), dev, reps=reps)
+        split = {k: timed(fn, dev, reps=reps) for k, fn in jeat_step_parts(state, cfg, x, y).items()}
         tot = sum(split.values())
         r["split"] = {k: {"s": v, "share": v / tot} for k, v in split.items()}
     return r

@@ -27,9 +27,9 @@ import torch
 from torch import Tensor, nn
 
 from . import rng
+from .configs import OBJECTIVES  # the closed set of objective names (the training configs validate with it)
 from .energy import check_label_range, check_labels, cross_entropy, joint_energy
 
-OBJECTIVES = ("ce", "energy")
 NORMS = ("linf", "l2")
 
 
@@ -147,21 +147,28 @@ def check_images(x: Tensor, name: str = "x") -> None:
             raise ValueError(f"{name} must have values in [0, 1]; got range [{lo:.4g}, {hi:.4g}]")
 
 
-def _objective(name: str) -> Callable[[Tensor, Tensor], Tensor]:
-    if name == "ce":
-        return cross_entropy
-    if name == "energy":
-        return joint_energy
-    raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
+def _ce_unchecked(logits: Tensor, y: Tensor) -> Tensor:
+    return torch.logsumexp(logits, 1) - logits.gather(1, y[:, None]).squeeze(1)
 
 
-def _objective_unchecked(name: str) -> Callable[[Tensor, Tensor], Tensor]:
-    """The objectives of :func:`_objective` without their per-call label checks (the attack checks
-    the labels once; on a GPU each check is a host sync). Bitwise the same values and gradients:
-    ``lse - l_y`` is ``(-l_y) - (-lse)``."""
-    if name == "ce":
-        return lambda logits, y: torch.logsumexp(logits, 1) - logits.gather(1, y[:, None]).squeeze(1)
-    return lambda logits, y: -logits.gather(1, y[:, None]).squeeze(1)
+def _energy_unchecked(logits: Tensor, y: Tensor) -> Tensor:
+    return -logits.gather(1, y[:, None]).squeeze(1)
+
+
+# name -> (the objective with its label checks, the same without them). The loops use the second:
+# the attack checks the labels once (on a GPU each check is a host sync). Bitwise the same values
+# and gradients: ``lse - l_y`` is ``(-l_y) - (-lse)``.
+_OBJECTIVE_FNS: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Tensor, Tensor], Tensor]]] = {
+    "ce": (cross_entropy, _ce_unchecked),
+    "energy": (joint_energy, _energy_unchecked),
+}
+
+
+def _objective(name: str, *, unchecked: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
+    """The per-example objective ``name`` of :data:`OBJECTIVES`; an unknown name is an error."""
+    if name not in OBJECTIVES or name not in _OBJECTIVE_FNS:
+        raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
+    return _OBJECTIVE_FNS[name][1 if unchecked else 0]
 
 
 def _logits(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, *, check: Tensor | None = None) -> Tensor:
@@ -232,8 +239,7 @@ def pgd(
     if not isinstance(n_steps, numbers.Integral) or isinstance(n_steps, bool) or n_steps < 0:
         raise ValueError(f"n_steps must be an integer >= 0; got {n_steps!r}")
     n_steps = int(n_steps)
-    _objective(objective)  # validates the name
-    obj = _objective_unchecked(objective)
+    obj = _objective(objective, unchecked=True)
     threat = threat_model(norm, eps)
     sign = -1.0 if targeted else 1.0
 

@@ -7,8 +7,9 @@ import json
 import math
 import re
 import sys
-from dataclasses import replace
 from pathlib import Path
+
+from .configs import BATCH, NONNEG, NONNEG_INT, POSITIVE, POSITIVE_INT, SEED, UNIT, Range
 
 CLASSES_HELP = "0-9 or names (airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck)"
 
@@ -16,72 +17,38 @@ CLASSES_HELP = "0-9 or names (airplane, automobile, bird, cat, deer, dog, frog, 
 # ----------------------------------------------------------------------------- argument types
 # Numbers are parsed strictly: a plain decimal or a fraction of two (``8/255``); no nan/inf, no
 # value that overflows or underflows a float, and each option's range is checked at parse time,
-# so a bad value is one line naming the option (argparse adds the name) and exit status 2.
-_DECIMAL = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+# so a bad value is one line naming the option (argparse adds the name) and exit status 2. The
+# ranges are jeat_core.configs' (the configs check the same ones), parsed by Range.parse.
+def range_arg(r: Range):
+    """An argparse type for a number in the :class:`~jeat_core.configs.Range` ``r``."""
 
+    def parse(text: str):
+        try:
+            return r.parse(text)
+        except ValueError as e:
+            raise argparse.ArgumentTypeError(str(e)) from None
 
-def _decimal(part: str, text: str) -> float:
-    part = part.strip()
-    if not _DECIMAL.fullmatch(part):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number or fraction (e.g. 0.03 or 8/255)")
-    v = float(part)  # never hangs, unlike Fraction("1e-99999999")
-    if not math.isfinite(v):
-        raise argparse.ArgumentTypeError(f"{text!r} is too large")
-    if v == 0 and re.search(r"[1-9]", re.split("[eE]", part)[0]):
-        raise argparse.ArgumentTypeError(f"{text!r} is too small (it underflows to 0)")
-    return v
+    parse.__name__ = "integer" if r.integer else "number"
+    return parse
 
 
 def number(lo: float | None = 0.0, hi: float | None = None, *, lo_open: bool = False, hi_open: bool = False):
     """An argparse type for a finite number (or fraction like ``8/255``) in a range."""
-
-    def parse(text: str) -> float:
-        parts = str(text).split("/")
-        if len(parts) > 2:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a number or fraction (e.g. 0.03 or 8/255)")
-        vals = [_decimal(p, text) for p in parts]
-        v = vals[0]
-        if len(vals) == 2:
-            if vals[1] == 0:
-                raise argparse.ArgumentTypeError(f"{text!r} divides by zero")
-            v = vals[0] / vals[1]
-            if not math.isfinite(v):
-                raise argparse.ArgumentTypeError(f"{text!r} is too large")
-            if v == 0 and vals[0] != 0:
-                raise argparse.ArgumentTypeError(f"{text!r} is too small (it underflows to 0)")
-        if lo is not None and (v < lo or (lo_open and v == lo)):
-            raise argparse.ArgumentTypeError(f"{text!r} must be {'>' if lo_open else '>='} {lo:g}")
-        if hi is not None and (v > hi or (hi_open and v == hi)):
-            raise argparse.ArgumentTypeError(f"{text!r} must be {'<' if hi_open else '<='} {hi:g}")
-        return v
-
-    return parse
-
-
-size = number(0.0)  # a non-negative number, also written as a fraction like ``8/255``
-positive = number(0.0, lo_open=True)
-pixel = number(0.0, 1.0)  # a radius or step in [0, 1] pixel space
-fraction01 = number(0.0, 1.0)
+    return range_arg(Range(lo, hi, lo_open, hi_open))
 
 
 def integer(lo: int, hi: int):
     """An argparse type for an integer in ``[lo, hi]``."""
-
-    def parse(text: str) -> int:
-        t = str(text).strip()
-        if not re.fullmatch(r"[+-]?\d+", t):
-            raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
-        if len(t.lstrip("+-")) > 30 or not lo <= int(t) <= hi:
-            raise argparse.ArgumentTypeError(f"{text!r} must be an integer in [{lo}, {hi}]")
-        return int(t)
-
-    return parse
+    return range_arg(Range(lo, hi, integer=True))
 
 
-BIG = 10 ** 9
-positive_int, nonneg_int = integer(1, BIG), integer(0, BIG)
-seed_int = integer(0, 2 ** 31 - 1)
-batch_int = integer(1, 65536)
+size = range_arg(NONNEG)  # a non-negative number, also written as a fraction like ``8/255``
+positive = range_arg(POSITIVE)
+pixel = range_arg(UNIT)  # a radius or step in [0, 1] pixel space
+fraction01 = range_arg(UNIT)
+positive_int, nonneg_int = range_arg(POSITIVE_INT), range_arg(NONNEG_INT)
+seed_int = range_arg(SEED)
+batch_int = range_arg(BATCH)
 
 
 def device_arg(text: str) -> str:
@@ -127,25 +94,43 @@ def parse_labels(text: str, n_classes: int = 10) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- train
-# command-line option -> the config field it sets (what --resume compares with the stored run)
-RESUME_FIELDS = {
-    "preset": "preset", "dataset": "dataset", "sigma": "sigma", "seed": "seed", "lr": "optim.lr",
-    "batch_size": "optim.batch_size", "grad_clip": "optim.grad_clip", "warmup_steps": "optim.warmup_steps",
-    "init_from": "init_from", "buffer_init": "sgld.init", "sgld_batch": "sgld.batch_size",
-    "attack": "attack.kind", "eps": "attack.eps",
-    "attack_steps": "attack.resolved_n_steps", "attack_step_size": "attack.resolved_step_size",
-    "sgld_steps": "sgld.n_steps",
-    "sgld_step_size": "sgld.step_size", "sgld_noise": "sgld.noise_std", "buffer_size": "sgld.buffer_size",
-    "reinit_prob": "sgld.reinit_prob", "energy_l2": "energy_l2", "gen_weight": "gen_weight",
-    "gen_start": "gen_start", "log_every": "log_every", "checkpoint_every": "checkpoint_every",
-    "eval_n": "eval_n", "deterministic": "deterministic", "no_amp": "amp", "compile": "compile",
-}
+# Every `jeat train` option that sets a config field is declared once, as an Option beside the
+# config it sets (jeat_core.configs, and each method's config in jeat_core.methods): the flags, the
+# "does not apply to this method" errors and the --resume comparison below all read those.
+def train_options() -> dict[str, tuple]:
+    """``dest -> (Option, the methods that accept it)`` over every method of the registry."""
+    from .methods import METHODS
+
+    out: dict[str, tuple] = {}
+    for name, m in METHODS.items():
+        for o in m.config.all_options():
+            prev = out.get(o.dest)
+            if prev is not None and prev[0] != o:
+                raise RuntimeError(f"option {o.flag} is declared twice with different meanings")
+            out[o.dest] = (o, (*(prev[1] if prev else ()), name))
+    return out
 
 
-def _field(cfg, path: str):
-    for part in path.split("."):
-        cfg = getattr(cfg, part, None)
-    return cfg
+def _add_option(parser: argparse.ArgumentParser, o, methods: tuple) -> None:
+    from .methods import METHODS
+
+    where = "" if len(methods) == len(METHODS) else f" ({', '.join(methods)})"
+    if o.kind == "switch":
+        parser.add_argument(o.flag, action="store_true", help=(o.help + where).strip() or None)
+    elif o.kind == "text":
+        parser.add_argument(o.flag, help=(o.help + where).strip() or None)
+    elif isinstance(o.kind, tuple):
+        parser.add_argument(o.flag, choices=o.kind, help=(o.help + where).strip() or None)
+    else:
+        parser.add_argument(o.flag, type=range_arg(o.kind), help=(o.help + where).strip() or None)
+
+
+def _given(a: argparse.Namespace, o) -> bool:
+    return getattr(a, o.dest) not in (None, False)
+
+
+def _value(a: argparse.Namespace, o):
+    return (not o.invert) if o.kind == "switch" else getattr(a, o.dest)
 
 
 def _same(a, b) -> bool:
@@ -160,75 +145,64 @@ def _show(v, flag: bool = True) -> str:
     return f" {v:.6g}" if isinstance(v, float) else f" {v}"
 
 
+def train_config(a: argparse.Namespace):
+    """The config ``jeat train`` runs: the method's preset with every given option applied."""
+    from .configs import get_path, set_path
+    from .methods import get_method, make_config
+
+    m = get_method(a.method)
+    options = train_options()
+    wrong = [(o, ms) for o, ms in options.values() if _given(a, o) and a.method not in ms]
+    if wrong:
+        flags = ", ".join(o.flag for o, _ in wrong)
+        where = "; ".join(f"{o.flag} applies to {', '.join(ms)}" for o, ms in wrong)
+        raise ValueError(f"{flags} {'does' if len(wrong) == 1 else 'do'} not apply to --method {a.method} ({where})")
+    cfg = make_config(a.method, a.preset or "cpu")
+    for o in m.config.all_options():
+        if _given(a, o) and o.dest != "preset":
+            if o.dest == "init_from":
+                from .checkpoints import resolve
+
+                resolve(a.init_from)  # a clear error now if it does not exist
+            cfg = set_path(cfg, o.path, _value(a, o))
+    assert all(get_path(cfg, o.path) == _value(a, o) for o in m.config.all_options()
+               if _given(a, o) and o.dest != "preset")
+    return cfg
+
+
+def _check_resume(a: argparse.Namespace, cfg, stored, out: Path) -> None:
+    """Refuse options a resumed run would ignore (it keeps its stored config)."""
+    from .configs import get_path
+    from .runs import RESUMABLE
+
+    if stored.method != a.method:
+        raise ValueError(f"--resume: {out} holds a {stored.method!r} run, not {a.method!r}")
+    differ = []
+    for o in type(stored).all_options():
+        if o.dest in RESUMABLE or not _given(a, o):
+            continue
+        path = o.compare or o.path
+        if not _same(get_path(cfg, path), get_path(stored, path)):
+            differ.append(f"{o.flag}{_show(getattr(a, o.dest))} (stored {path.replace('resolved_', '')} ="
+                          f"{_show(get_path(stored, path), flag=False)})")
+    if differ:
+        raise ValueError(f"--resume continues {out} with its stored settings and would ignore "
+                         f"{', '.join(differ)}; drop these options (only --epochs and --max-steps may change) "
+                         f"or start a new run with another --out")
+
+
 def _train(a: argparse.Namespace) -> int:
-    from .training import fit, make_config
+    from .training import fit
 
-    over: dict = {}
-    for k in ("epochs", "max_steps", "seed", "log_every", "checkpoint_every", "eval_n"):
-        if getattr(a, k) is not None:
-            over[k] = getattr(a, k)
-    if a.deterministic:
-        over["deterministic"] = True
-    if a.no_amp:
-        over["amp"] = False
-    if a.compile:
-        over["compile"] = True
-    if a.dataset:
-        over["dataset"] = a.dataset
-    if a.sigma is not None:
-        if a.method != "noise":
-            raise ValueError("--sigma only applies to --method noise")
-        over["sigma"] = a.sigma
-    cfg = make_config(a.method, a.preset or "cpu", **over)
-    opt = {k: v for k, v in (("lr", a.lr), ("batch_size", a.batch_size), ("grad_clip", a.grad_clip),
-                             ("warmup_steps", a.warmup_steps)) if v is not None}
-    if opt:
-        cfg = replace(cfg, optim=replace(cfg.optim, **opt))
-    if a.init_from is not None:
-        from .checkpoints import resolve
-
-        resolve(a.init_from)  # a clear error now if it does not exist
-        cfg = replace(cfg, init_from=a.init_from)
-    if cfg.uses_attack:  # PGD's defaults (10 steps of 2/255) are the config's, as in the Python API
-        att = {k: v for k, v in (("kind", a.attack), ("eps", a.eps), ("n_steps", a.attack_steps),
-                                 ("step_size", a.attack_step_size)) if v is not None}
-        cfg = replace(cfg, attack=replace(cfg.attack, **att))
-    elif any(v is not None for v in (a.attack, a.eps, a.attack_steps, a.attack_step_size)):
-        raise ValueError(f"--attack/--eps/--attack-steps/--attack-step-size do not apply to --method {a.method}")
-    if cfg.uses_sgld:
-        sg = {k: v for k, v in (("n_steps", a.sgld_steps), ("step_size", a.sgld_step_size),
-                                ("noise_std", a.sgld_noise), ("buffer_size", a.buffer_size),
-                                ("reinit_prob", a.reinit_prob), ("init", a.buffer_init),
-                                ("batch_size", a.sgld_batch)) if v is not None}
-        cfg = replace(cfg, sgld=replace(cfg.sgld, **sg))
-        if a.energy_l2 is not None:
-            cfg = replace(cfg, energy_l2=a.energy_l2)
-        if a.gen_weight is not None:
-            cfg = replace(cfg, gen_weight=a.gen_weight)
-        if a.gen_start is not None:
-            cfg = replace(cfg, gen_start=a.gen_start)
-    elif any(v is not None for v in (a.sgld_steps, a.sgld_step_size, a.sgld_noise, a.buffer_size, a.energy_l2,
-                                     a.gen_weight, a.gen_start, a.reinit_prob, a.buffer_init, a.sgld_batch)):
-        raise ValueError(f"--sgld-*/--buffer-*/--reinit-prob/--energy-l2/--gen-weight/--gen-start apply only "
-                         f"to jeat and jem, not --method {a.method}")
+    cfg = train_config(a)
     out = Path(a.out or f"runs/{a.method}")
     from .checkpoints import RunLock
 
     RunLock(out).acquire().release()  # another writer? say so before reading anything (fit locks for real)
     if a.resume:  # continue with the stored config; only --epochs / --max-steps may change
-        from .training import RESUMABLE, resume_config, saved_config
+        from .runs import RESUMABLE, resume_config, saved_config
 
-        stored = saved_config(out)
-        if stored.method != a.method:
-            raise ValueError(f"--resume: {out} holds a {stored.method!r} run, not {a.method!r}")
-        given = [k for k in RESUME_FIELDS if getattr(a, k) not in (None, False)]
-        differ = [f"--{k.replace('_', '-')}{_show(getattr(a, k))} (stored {RESUME_FIELDS[k].replace('resolved_', '')} ="
-                  f"{_show(_field(stored, RESUME_FIELDS[k]), flag=False)})"
-                  for k in given if not _same(_field(cfg, RESUME_FIELDS[k]), _field(stored, RESUME_FIELDS[k]))]
-        if differ:
-            raise ValueError(f"--resume continues {out} with its stored settings and would ignore "
-                             f"{', '.join(differ)}; drop these options (only --epochs and --max-steps may change) "
-                             f"or start a new run with another --out")
+        _check_resume(a, cfg, saved_config(out), out)
         cfg = resume_config(out, **{k: getattr(a, k) for k in RESUMABLE if getattr(a, k) is not None})
     res = fit(cfg, out=out, data_root=a.data_root, device=a.device, resume=a.resume, overwrite=a.overwrite,
               progress=not a.no_progress)
@@ -376,52 +350,21 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .training import METHODS, PRESETS
+    from .methods import METHODS
 
     p = _Parser(prog="jeat", description="Energy view of robust classifiers (JEAT, ICCV 2021).")
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    t = sub.add_parser("train", help="train a classifier with one of the paper's methods")
+    t = sub.add_parser("train", help="train a classifier with one of the paper's methods (or TRADES)")
     t.add_argument("--method", required=True, choices=METHODS)
-    t.add_argument("--preset", choices=PRESETS, help="cpu (default) or paper")
-    t.add_argument("--sigma", type=number(0.0, 1.0, lo_open=True), help="noise std for --method noise (e.g. 16/255)")
     t.add_argument("--data-root", help="folder with train.npz/test.npz (default: $JEAT_DATA)")
-    t.add_argument("--dataset", choices=("cifar10", "cifar100", "procedural"))
-    t.add_argument("--epochs", type=number(0.0, 10000.0, lo_open=True))
-    t.add_argument("--max-steps", type=positive_int, help="stop after N steps (smoke runs)")
     t.add_argument("--out", help="output folder (default runs/<method>); must be empty unless --resume/--overwrite")
     t.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
     t.add_argument("--overwrite", action="store_true", help="replace a previous run in OUT")
-    t.add_argument("--seed", type=seed_int)
     t.add_argument("--device", type=device_arg, help="cpu, cuda, cuda:1 (default: cuda when available)")
-    t.add_argument("--lr", type=positive)
-    t.add_argument("--batch-size", type=batch_int)
-    t.add_argument("--grad-clip", type=number(0.0, 1e6), help="clip the gradient norm to this (0 = off)")
-    t.add_argument("--warmup-steps", type=nonneg_int, help="linear learning-rate warm-up steps")
-    t.add_argument("--init-from", help="start from this trained model's weights (fine-tune; same architecture)")
-    t.add_argument("--attack", choices=("fgsm_rs", "pgd"), help="training attack (at/prejeat/jeat)")
-    t.add_argument("--eps", type=pixel, help="attack radius in [0, 1], e.g. 8/255")
-    t.add_argument("--attack-steps", type=integer(1, 10000))
-    t.add_argument("--attack-step-size", type=number(0.0, 1.0, lo_open=True))
-    t.add_argument("--sgld-steps", type=integer(1, 10000), help="K in Algorithm 1 (jeat/jem)")
-    t.add_argument("--sgld-step-size", type=number(0.0, 1e6, lo_open=True), help="η: drift is -(η/2)∇E")
-    t.add_argument("--sgld-noise", type=number(0.0, 10.0), help="noise std s (sqrt(η) is exact Langevin)")
-    t.add_argument("--buffer-size", type=integer(1, 200_000))
-    t.add_argument("--reinit-prob", type=fraction01, help="ρ in Algorithm 1")
-    t.add_argument("--buffer-init", choices=("uniform", "class_gaussian"),
-                   help="replay-buffer init and re-init (jeat/jem; default uniform)")
-    t.add_argument("--sgld-batch", type=batch_int, help="SGLD negatives per step (jeat/jem)")
-    t.add_argument("--energy-l2", type=number(0.0, 1e6), help="L2 penalty on energies (JEM stabiliser)")
-    t.add_argument("--gen-weight", type=number(0.0, 1e6), help="weight of the p(x) term (jeat/jem; 1 = paper)")
-    t.add_argument("--gen-start", type=number(0.0, 1.0, hi_open=True),
-                   help="fraction of training before the p(x) term is on (jeat/jem)")
-    t.add_argument("--log-every", type=nonneg_int)
-    t.add_argument("--checkpoint-every", type=nonneg_int)
-    t.add_argument("--eval-n", type=integer(0, 10 ** 7), help="test images for the final clean accuracy")
-    t.add_argument("--deterministic", action="store_true")
-    t.add_argument("--no-amp", action="store_true")
-    t.add_argument("--compile", action="store_true")
     t.add_argument("--no-progress", action="store_true")
+    for o, methods in train_options().values():  # the config fields, from the method registry
+        _add_option(t, o, methods)
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="clean and robust accuracy of a checkpoint")

@@ -20,10 +20,10 @@ import torch
 from torch import Tensor
 
 from . import rng
+from .configs import DATASETS  # noqa: F401  (the one list; the configs validate against it)
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer",
                    "dog", "frog", "horse", "ship", "truck")
-DATASETS = ("cifar10", "cifar100", "procedural")
 DEFAULT_ROOT = Path("~/.cache/jeat/data").expanduser()
 
 

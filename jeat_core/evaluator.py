@@ -73,7 +73,7 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | Path, *, data_root=None, pr
     from . import __version__
     from .checkpoints import MANIFEST, STATE, WEIGHTS, load_state, save_state, save_weights, write_json
     from .data import augment, load_split, to_float
-    from .training import _git_commit
+    from .runs import git_commit
 
     out = Path(out)
     if cfg.threads:
@@ -136,7 +136,7 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | Path, *, data_root=None, pr
         "data": {"dataset": "cifar10", "source": train.source, "sha256": train.sha256,
                  "n_train": len(train), "n_test": len(test)},
         "metrics": {"clean_acc": acc, "history": history},
-        "train_seconds": seconds, "steps": total, "git_commit": _git_commit(), "jeat_version": __version__,
+        "train_seconds": seconds, "steps": total, "git_commit": git_commit(), "jeat_version": __version__,
         "note": "Independent evaluator for generation metrics (FID/KID features, evaluator accuracy); "
                 "never used to generate or to train a zoo model. A CIFAR-trained feature space, not Inception.",
     }

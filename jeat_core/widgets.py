@@ -583,7 +583,10 @@ class LiveTraining:
         self.train_data, self.test_data = train_data, test_data
         self.steps = w.IntSlider(steps, 2, 200, description="steps")
         self.eps = w.FloatSlider(eps255, min=0.0, max=16.0, step=1.0, description="ε × 255")
-        self.method = w.Dropdown(options=["at", "prejeat"], value=method, description="method")
+        from .methods import METHODS
+
+        attack_only = [n for n, m in METHODS.items() if m.uses_attack and not m.uses_sgld]  # fast enough to watch
+        self.method = w.Dropdown(options=attack_only, value=method, description="method")
         self.button = w.Button(description="Run")
         self.progress = w.IntProgress(0, 0, steps, description="")
         self.label = w.HTML("")

@@ -210,10 +210,11 @@ CASES = [
     ("preset huge", [*T, "--preset", "huge"], 2, "argument --preset: invalid choice: 'huge'"),
     ("dataset imagenet", ["train", "--method", "at", "--dataset", "imagenet"], 2, "invalid choice: 'imagenet'"),
     ("sigma with method standard", ["train", "--method", "standard", "--sigma", "8/255"], 2,
-     "--sigma only applies to --method noise"),
-    ("gen-weight with method at", [*T, "--gen-weight", "0.1"], 2, "apply only to jeat and jem"),
+     "--sigma does not apply to --method standard (--sigma applies to noise)"),
+    ("gen-weight with method at", [*T, "--gen-weight", "0.1"], 2,
+     "--gen-weight does not apply to --method at (--gen-weight applies to jeat, jem)"),
     ("eps with method standard", ["train", "--method", "standard", "--eps", "8/255"], 2,
-     "do not apply to --method standard"),
+     "--eps does not apply to --method standard (--eps applies to at, prejeat, jeat"),
     # run folders
     ("fresh run into a finished run's folder", [*N, "--max-steps", "1", "--out", "{root}/run"], 2,
      "is not empty (energy_log.jsonl, manifest.json, model.safetensors, state.pt); pass --resume"),
@@ -228,8 +229,8 @@ CASES = [
      "holds a 'noise' run, not 'at'"),
     ("--resume --lr 100 --seed 7 --sigma 1/255 --batch-size 8",
      _resume("run", "--lr", "100", "--seed", "7", "--sigma", "1/255", "--batch-size", "8"), 2,
-     "would ignore --sigma 0.00392157 (stored sigma = 0.0627451), --seed 7 (stored seed = 0), --lr 100 (stored "
-     "optim.lr = 0.001), --batch-size 8 (stored optim.batch_size = 50)"),
+     "would ignore --seed 7 (stored seed = 0), --lr 100 (stored optim.lr = 0.001), --batch-size 8 (stored "
+     "optim.batch_size = 50), --sigma 0.00392157 (stored sigma = 0.0627451)"),
     ("--resume --sigma 1/255", _resume("run", "--sigma", "1/255"), 2, "would ignore --sigma 0.00392"),
     ("--resume --no-amp", _resume("run", "--no-amp"), 2, "would ignore --no-amp (stored amp = True)"),
     ("state.pt without a config", _resume("noconfig"), 2, "state.pt holds no config"),

@@ -35,7 +35,7 @@ def test_bad_cli_arguments(args, msg, capsys):
 
 def test_bad_cli_values_are_reported_not_raised(capsys, tmp_path):
     assert main(["train", "--method", "standard", "--sigma", "8/255", "--dataset", "procedural"]) == 2
-    assert "--sigma only applies to --method noise" in capsys.readouterr().err
+    assert "--sigma does not apply to --method standard (--sigma applies to noise)" in capsys.readouterr().err
     assert main(["eval", "--model", str(tmp_path / "missing")]) == 2
     assert "no checkpoint at" in capsys.readouterr().err
     assert main(["train", "--method", "standard", "--data-root", str(tmp_path), "--max-steps", "1",

@@ -124,7 +124,7 @@ def test_every_training_step_on_device(device, method):
     before = {k: v.clone() for k, v in state.core.state_dict().items()}
     x, y = _batch(device)
     x = x.contiguous(memory_format=torch.channels_last)
-    m = training.train_step(state, x, y, cfg, True)
+    m = training.train_step(state, x, y, cfg, True).metrics
     assert all(np.isfinite(v) for v in m.values()), m
     assert "dxE_joint_mean" in m
     after = state.core.state_dict()

@@ -28,8 +28,10 @@ from jeat_core.checkpoints import (
 )
 from jeat_core.cli import main
 from jeat_core.data import procedural
+from jeat_core.guard import why_bad
+from jeat_core.methods import METHODS
 from jeat_core.models import SmallCNN
-from jeat_core.training import TrainingDiverged, _is_bad, fit, make_config
+from jeat_core.training import TrainingDiverged, fit, make_config
 
 TOY_TRAIN, TOY_TEST = procedural(512, seed=0), procedural(128, seed=1)
 TINY = {"widths": [8, 16], "hidden": 32}
@@ -53,7 +55,7 @@ def _fit(cfg, out, **kw):
 
 def _inject(monkeypatch, method, at_calls, action):
     """Run ``action(state)`` before the loss function's call number ``n`` for each n in ``at_calls``."""
-    orig, calls = training.LOSSES[method], {"n": 0}
+    orig, calls = METHODS[method].loss, {"n": 0}
 
     def loss(state, batch, cfg):
         calls["n"] += 1
@@ -62,7 +64,7 @@ def _inject(monkeypatch, method, at_calls, action):
                 action(state)
         return orig(state, batch, cfg)
 
-    monkeypatch.setitem(training.LOSSES, method, loss)
+    monkeypatch.setitem(METHODS, method, replace(METHODS[method], loss=loss))
 
 
 def _max_logit(model, x) -> float:
@@ -129,7 +131,7 @@ def test_giving_up_reports_the_step_that_failed(tmp_path, monkeypatch):
 
     def nan_from_step_5(state, x, y, cfg, log):
         out = orig(state, x, y, cfg, log)
-        return {**out, "loss": float("nan")} if state.step >= 5 else out
+        return replace(out, loss=replace(out.loss, loss=torch.tensor(float("nan")))) if state.step >= 5 else out
 
     monkeypatch.setattr(training, "train_step", nan_from_step_5)
     cfg = replace(small("standard", max_steps=10), guard_every=2, max_retries=2)
@@ -148,21 +150,24 @@ def test_relative_rule_would_not_trip_on_the_shipped_recipes():
     for log in logs:
         ref, ce_ref = 0.0, -1.0
         parent = read_manifest(log.parent).get("init_from")
-        if parent:  # a fine-tune's guard starts from its parent's logit scale (training._load_init_from)
+        if parent:  # a fine-tune's guard starts from its parent's logit scale (training.load_init_from)
             plog = shipped_root() / parent["model"] / "energy_log.jsonl"
             ref = parent.get("max_abs_logit") or max(json.loads(ln)["max_abs_energy"]
                                                      for ln in plog.read_text().splitlines())
         for line in log.read_text().splitlines():
             rec = json.loads(line)
-            assert _is_bad(rec, cfg, ref, ce_ref) is None, (log, rec["step"])
+            assert why_bad(cfg, max_abs_energy=rec["max_abs_energy"], ce=rec["ce"], values=rec, energy_ref=ref,
+                           ce_ref=ce_ref) is None, (log, rec["step"])
             ref, ce_ref = max(ref, rec["max_abs_energy"]), rec["ce"]
     # ... while a jump of energy_growth times the reference above the floor trips it
     big = cfg.energy_growth * 2 * cfg.energy_floor
-    assert "energy blow-up" in _is_bad({"max_abs_energy": big + 1, "ce": 2.0}, cfg, 2 * cfg.energy_floor, 1.0)
-    assert _is_bad({"max_abs_energy": big - 1, "ce": 2.0}, cfg, 2 * cfg.energy_floor, 1.0) is None
-    assert _is_bad({"max_abs_energy": big + 1, "ce": 0.5}, cfg, 2 * cfg.energy_floor, 1.0) is None  # confident
-    assert "energy blow-up" in _is_bad({"max_abs_energy": cfg.energy_floor + 1, "ce": 0.1}, cfg)  # before a snapshot
-    assert "max_abs_energy" in _is_bad({"max_abs_energy": 2 * cfg.max_abs_energy}, cfg, cfg.max_abs_energy)
+    ref = {"energy_ref": 2 * cfg.energy_floor, "ce_ref": 1.0}
+    assert "energy blow-up" in why_bad(cfg, max_abs_energy=big + 1, ce=2.0, **ref)
+    assert why_bad(cfg, max_abs_energy=big - 1, ce=2.0, **ref) is None
+    assert why_bad(cfg, max_abs_energy=big + 1, ce=0.5, **ref) is None  # confident
+    assert "energy blow-up" in why_bad(cfg, max_abs_energy=cfg.energy_floor + 1, ce=0.1)  # before a snapshot
+    assert "max_abs_energy" in why_bad(cfg, max_abs_energy=2 * cfg.max_abs_energy, ce=None,
+                                       energy_ref=cfg.max_abs_energy)
 
 
 # ----------------------------------------------------------------------------- run folders

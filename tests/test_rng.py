@@ -19,7 +19,7 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from jeat_core import rng, training
+from jeat_core import methods, rng, training
 from jeat_core.attacks import L2Threat, LinfThreat, fgsm_rs, pgd
 from jeat_core.data import augment
 from jeat_core.energy import joint_energy
@@ -124,7 +124,7 @@ def test_attacks_sampling_and_data_draw_on_the_generator_device():
 @pytest.mark.parametrize("method", training.METHODS)
 def test_training_steps_draw_on_the_generator_device(method, monkeypatch):
     """Every method's loss (attack, noise, SGLD, buffer) with the model on ``meta`` and the
-    state's generator on the CPU; the shared objective itself is stubbed (it reads values)."""
+    state's generator on the CPU; the shared forward pass and loss terms are stubbed (they read values)."""
     cfg = training.make_config(method, "cpu", model=training.ModelConfig("small_cnn", {"widths": [4, 8],
                                                                                         "hidden": 8}))
     if cfg.uses_sgld:
@@ -137,15 +137,18 @@ def test_training_steps_draw_on_the_generator_device(method, monkeypatch):
         state.buffer = ReplayBuffer(16, reinit_prob=0.5, device=META, generator=state.generator)
     seen = {}
 
-    def fake_loss(state, cfg, batch, x_in, *, negatives=None, **kw):
+    def fake_forward(state, cfg, batch, x_in, *, negatives=None, **kw):
         seen.update(x_in=x_in, negatives=negatives)
-        return torch.zeros((), device=META), {}
 
-    monkeypatch.setattr(training, "_loss", fake_loss)
+    monkeypatch.setattr(methods, "forward", fake_forward)
+    monkeypatch.setattr(methods, "classification",
+                        lambda fwd, y: training.LossResult(torch.zeros((), device=META), 0.0, 0.0, 0.0))
+    monkeypatch.setattr(methods, "with_px_term", lambda res, fwd, cfg: res)
+    monkeypatch.setattr(methods, "chain_steps", lambda state, cfg: 0.0)
     x = torch.empty(4, 3, 32, 32, device=META)
     y = torch.zeros(4, dtype=torch.long, device=META)
     with StrictGenerators():
-        training.LOSSES[method](state, training.Batch(x, y), cfg)
+        methods.METHODS[method].loss(state, training.Batch(x, y), cfg)
     assert seen["x_in"].device == META
     if method in ("jeat", "jem"):
         assert seen["negatives"].device == META

@@ -11,13 +11,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from jeat_core import training
+from jeat_core import methods, training
 from jeat_core.checkpoints import load_model, read_manifest
 from jeat_core.data import procedural
 from jeat_core.training import METHODS, TrainingDiverged, config_from_dict, config_to_dict, fit, make_config
 
 REPO = Path(__file__).resolve().parent.parent
 TOY_TRAIN, TOY_TEST = procedural(512, seed=0), procedural(128, seed=1)
+
+
+def with_nan_loss(step: training.StepResult) -> training.StepResult:
+    """``step`` as if its loss had come out NaN (what the divergence guard must catch)."""
+    return replace(step, loss=replace(step.loss, loss=torch.tensor(float("nan"))))
 
 
 def small(method, **kw):
@@ -93,8 +98,7 @@ def test_divergence_guard_gives_up_with_a_message(tmp_path, monkeypatch):
     orig = training.train_step
 
     def always_nan(state, x, y, cfg, log):
-        out = orig(state, x, y, cfg, log)
-        return {**out, "loss": float("nan")}
+        return with_nan_loss(orig(state, x, y, cfg, log))
 
     monkeypatch.setattr(training, "train_step", always_nan)
     cfg = replace(small("standard", max_steps=8), max_retries=2)
@@ -227,7 +231,7 @@ def test_cli_rejects_sgld_options_for_other_methods(capsys):
     from jeat_core.cli import main
 
     assert main(["train", "--method", "at", "--gen-weight", "0.1", "--max-steps", "1"]) == 2
-    assert "apply only to jeat and jem" in capsys.readouterr().err
+    assert "--gen-weight does not apply to --method at (--gen-weight applies to jeat, jem)" in capsys.readouterr().err
 
 
 def test_class_gaussian_buffer_and_fine_tune(tmp_path):
@@ -360,10 +364,10 @@ def test_pgd_training_attack_runs_the_resolved_steps(monkeypatch):
         seen.update(kw)
         return x
 
-    monkeypatch.setattr(training, "pgd", fake_pgd)
+    monkeypatch.setattr(methods, "pgd", fake_pgd)
     state = training.build_state(cfg, torch.device("cpu"), 10)
     x, y = TOY_TRAIN.tensors(4)
-    training._attack(state, cfg, x, y)
+    methods.attack_examples(state, cfg, x, y)
     assert seen["n_steps"] == 10 and seen["step_size"] == pytest.approx(2 / 255)
 
 
