@@ -187,9 +187,7 @@ def generation_set(ctx: Context, name: str, energy: str = "joint", *, per_class:
     if key in ctx._cache:
         return ctx._cache[key]
     model, manifest = ctx.model(name)
-    cfg = sampler_for(manifest, energy)
-    if max_steps is not None:
-        cfg = replace(cfg, n_steps=min(cfg.n_steps, max_steps))
+    cfg = sampler_for(manifest, energy, max_steps=max_steps)
     seeds, labels = ctx.seeds(per_class, TEST_SEED)
     images = generate(model, labels, seeds, cfg, seed=TEST_SEED)
     rec = score_images(ctx, images, labels, ctx.reference(5000, 10000), seeds)
@@ -511,9 +509,7 @@ def tuned_generation(model, manifest: dict | None, labels: Tensor, seeds: Tensor
                      max_steps: int | None = None) -> tuple[Tensor, GenerationConfig]:
     """Images from the model's own best sampler (``manifest["sampler"][energy]``, else the defaults;
     best vs best), its K capped at ``max_steps``; returns ``(images, the sampler used)``."""
-    cfg = sampler_for(manifest, energy)
-    if max_steps is not None:
-        cfg = replace(cfg, n_steps=min(cfg.n_steps, max_steps))
+    cfg = sampler_for(manifest, energy, max_steps=max_steps)
     return generate(model, labels, seeds, cfg), cfg
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -193,11 +193,13 @@ class GenerationConfig:
             raise ValueError(f"noise_std must be in [0, 10]; got {self.noise_std!r}")
 
 
-def sampler_for(manifest: dict | None, energy: str = "joint") -> GenerationConfig:
-    """The model's own best sampler for ``energy`` (``manifest["sampler"][energy]``) or the defaults."""
+def sampler_for(manifest: dict | None, energy: str = "joint", *, max_steps: int | None = None) -> GenerationConfig:
+    """The model's own best sampler for ``energy`` (``manifest["sampler"][energy]``) or the
+    :class:`GenerationConfig` defaults; ``max_steps`` caps its K (smoke runs, ``FigureSizes.max_steps``)."""
     tuned = ((manifest or {}).get("sampler") or {}).get(energy) or {}
     conv = {"step": str, "step_size": float, "n_steps": int, "noise_std": float}
-    return GenerationConfig(energy=energy, **{k: f(tuned[k]) for k, f in conv.items() if k in tuned})
+    cfg = GenerationConfig(energy=energy, **{k: f(tuned[k]) for k, f in conv.items() if k in tuned})
+    return cfg if max_steps is None else replace(cfg, n_steps=min(cfg.n_steps, max_steps))
 
 
 def generate(model: Callable[[Tensor], Tensor], labels: Tensor, seeds: Tensor,
