@@ -42,7 +42,6 @@ from .sampling import (
     generate,
     generate_snapshots,
     generation_energy,
-    langevin,
     sampler_for,
 )
 
@@ -356,17 +355,6 @@ def contour_data(models: dict, x: Tensor, y: int, *, radius: float = 2.0, resolu
                                  resolution=resolution)
         out[name] = {"a": a, "b": b, "grid": grid, "stats": landscape_stats(a, b, grid)}
     return out
-
-
-def generate_images(model, labels: Tensor, seeds: Tensor, *, energy: str = "joint", step_size: float = 0.25,
-             n_steps: int = 60, noise_std: float = 0.001, seed: int = 0, record_every: int | None = None):
-    """Class-conditional Langevin generation (Eq. 16 with ``energy="ce"``, Eq. 17 with ``"joint"``).
-
-    Defaults are the project's generation settings (same as ``jeat generate``), chosen by eye on
-    the cpu-preset AT model."""
-    g = torch.Generator().manual_seed(seed)
-    return langevin(generation_energy(model, labels, energy), seeds, step_size=step_size, n_steps=n_steps,
-                    noise_std=noise_std, clamp=(0.0, 1.0), record_every=record_every, generator=g)
 
 
 SATURATED_BROKEN = 0.25  # share of pixels at 0 or 1 above which a chain counts as broken
