@@ -389,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--energy", default="joint", choices=("joint", "ce"), help="joint = Eq. 17, ce = Eq. 16")
     g.add_argument("--init", default="class_gaussian", choices=("class_gaussian", "uniform"))
     # defaults: the model's own sampler from its manifest (chosen on validation seeds by the evaluator's
-    # KID, `jeat tune-samplers`), else GenerationConfig's (η 0.25, K 60, s 0.001); each flag overrides
+    # KID, `jeat tune-samplers`), else GenerationConfig's defaults (sampling.sampler_for); each flag overrides
     g.add_argument("--step", choices=("langevin", "l2"), default=None,
                    help="langevin: x -= (η/2)∇E; l2: x -= η ∇E/‖∇E‖ (Santurkar et al.)")
     g.add_argument("--steps", type=integer(0, 100_000), default=None, help="K (default: the model's sampler)")

@@ -42,7 +42,6 @@ from .sampling import (
     generate,
     generate_snapshots,
     generation_energy,
-    langevin,
     sampler_for,
 )
 
@@ -187,9 +186,7 @@ def generation_set(ctx: Context, name: str, energy: str = "joint", *, per_class:
     if key in ctx._cache:
         return ctx._cache[key]
     model, manifest = ctx.model(name)
-    cfg = sampler_for(manifest, energy)
-    if max_steps is not None:
-        cfg = replace(cfg, n_steps=min(cfg.n_steps, max_steps))
+    cfg = sampler_for(manifest, energy, max_steps=max_steps)
     seeds, labels = ctx.seeds(per_class, TEST_SEED)
     images = generate(model, labels, seeds, cfg, seed=TEST_SEED)
     rec = score_images(ctx, images, labels, ctx.reference(5000, 10000), seeds)
@@ -360,17 +357,6 @@ def contour_data(models: dict, x: Tensor, y: int, *, radius: float = 2.0, resolu
     return out
 
 
-def generate_images(model, labels: Tensor, seeds: Tensor, *, energy: str = "joint", step_size: float = 0.25,
-             n_steps: int = 60, noise_std: float = 0.001, seed: int = 0, record_every: int | None = None):
-    """Class-conditional Langevin generation (Eq. 16 with ``energy="ce"``, Eq. 17 with ``"joint"``).
-
-    Defaults are the project's generation settings (same as ``jeat generate``), chosen by eye on
-    the cpu-preset AT model."""
-    g = torch.Generator().manual_seed(seed)
-    return langevin(generation_energy(model, labels, energy), seeds, step_size=step_size, n_steps=n_steps,
-                    noise_std=noise_std, clamp=(0.0, 1.0), record_every=record_every, generator=g)
-
-
 SATURATED_BROKEN = 0.25  # share of pixels at 0 or 1 above which a chain counts as broken
 
 
@@ -511,9 +497,7 @@ def tuned_generation(model, manifest: dict | None, labels: Tensor, seeds: Tensor
                      max_steps: int | None = None) -> tuple[Tensor, GenerationConfig]:
     """Images from the model's own best sampler (``manifest["sampler"][energy]``, else the defaults;
     best vs best), its K capped at ``max_steps``; returns ``(images, the sampler used)``."""
-    cfg = sampler_for(manifest, energy)
-    if max_steps is not None:
-        cfg = replace(cfg, n_steps=min(cfg.n_steps, max_steps))
+    cfg = sampler_for(manifest, energy, max_steps=max_steps)
     return generate(model, labels, seeds, cfg), cfg
 
 

@@ -28,7 +28,6 @@ from .experiments import (  # noqa: F401  (computed there; re-exported for the n
     table2_fisher_rows,
     table3_rows,
 )
-from .experiments import generate_images as generate  # noqa: F401  (re-exported)
 
 MODEL_COLOURS = {"standard": "#7f7f7f", "noise-8": "#c7e9c0", "noise-16": "#74c476", "noise-24": "#238b45",
                  "at": "#1f77b4", "prejeat": "#ff7f0e", "jem": "#9467bd", "jeat": "#d62728"}

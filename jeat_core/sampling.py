@@ -1,6 +1,6 @@
 """Langevin / SGLD sampling, generation seeds and the replay buffer (Eq. 9, 10, 16, 17; Alg. 1).
 
-One update rule serves every sampler in the paper:
+One update rule serves every sampler in the paper, :func:`langevin_step`:
 
     x_{t+1} = x_t - (η/2) ∇_x U(x_t) + s · ε,     ε ~ N(0, I)
 
@@ -9,7 +9,11 @@ with ``U`` an energy (:mod:`jeat_core.energy`): ``U = E(x, y) - E(x)`` is "CE ge
 ``U = E(x)`` is the SGLD of Algorithm 1. Exact Langevin dynamics (Eq. 9) has ``s = sqrt(η)``;
 practical samplers decouple the two (JEM: a step of 1 on the gradient with noise 0.01 - in our
 ``η/2`` convention that is ``η = 2``, ``s = 0.01``). Both are supported and ``noise_std=None``
-means exact Langevin.
+means exact Langevin. The one variant, ``step="l2"``, replaces the drift by Santurkar et al.'s
+normalised L2 step ``-η ∇U/‖∇U‖₂`` (how their code runs Eq. 4).
+
+One loop, :func:`langevin`, repeats the update; class-conditional generation (:func:`generate`,
+:func:`generate_snapshots`) runs that loop with the settings of a :class:`GenerationConfig`.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import Tensor
@@ -27,6 +31,33 @@ from .attacks import input_layout
 from .energy import EnergyFn, energy_of
 
 GENERATION_ENERGIES = {"ce": "ce", "joint": "joint"}  # Eq. 16, Eq. 17
+STEPS = ("langevin", "l2")  # the drift of an update: -(η/2)∇U, or Santurkar's normalised -η ∇U/‖∇U‖₂
+
+
+def langevin_step(energy_fn: EnergyFn, x: Tensor, *, step_size: float, noise_std: float, step: str = "langevin",
+                  clamp: tuple[float, float] | None = None, generator: torch.Generator | None = None) -> Tensor:
+    """One update of Eq. 16/17 (and Algorithm 1's SGLD): ``x - (η/2) ∇U(x) + s·ε``, then the clamp.
+
+    ``step="l2"`` takes Santurkar et al.'s normalised step ``x - η ∇U/‖∇U‖₂ + s·ε`` instead (per
+    image; Eq. 4 as their code runs it). ``∇U`` is taken on the sum of ``energy_fn(x)`` (``(B,)``),
+    so η does not depend on the batch size. One ``N(0, I)`` draw of ``x``'s shape from
+    ``generator`` when ``noise_std > 0``, none otherwise. ``x`` ``(B, ...)`` is a chain's own
+    iterate: it is updated in place and returned (detached); pass a copy to keep it.
+    """
+    x.requires_grad_(True)
+    (g,) = torch.autograd.grad(energy_fn(x).sum(), x)
+    with torch.no_grad():  # in place on the chain's own tensor; the same arithmetic as x - (η/2)·g + s·ε
+        x = x.detach()
+        if step == "langevin":
+            x.sub_(0.5 * step_size * g)
+        else:
+            norm = g.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))  # (B, 1, ...)
+            x.sub_(step_size * g / norm)
+        if noise_std > 0:
+            x.add_(rng.randn_like(x, generator=generator).mul_(noise_std))
+        if clamp is not None:
+            x.clamp_(*clamp)
+    return x
 
 
 def langevin(
@@ -36,13 +67,15 @@ def langevin(
     step_size: float,
     n_steps: int,
     noise_std: float | None = None,
+    step: str = "langevin",
     clamp: tuple[float, float] | None = None,
     record_every: int | None = None,
     generator: torch.Generator | None = None,
     progress: bool = False,
     channels_last: bool | None = None,
 ) -> Tensor | tuple[Tensor, Tensor]:
-    """Run ``n_steps`` of Langevin dynamics on ``energy_fn`` from ``x0`` (Eq. 9/10/16/17).
+    """Run ``n_steps`` of Langevin dynamics on ``energy_fn`` from ``x0`` (Eq. 9/10/16/17): the one
+    loop of every sampler here, :func:`langevin_step` ``n_steps`` times.
 
     Args:
         energy_fn: ``x -> (B,)`` energies; gradients are taken on their sum.
@@ -50,6 +83,7 @@ def langevin(
         step_size: ``η``; the drift is ``-(η/2) ∇U``.
         n_steps: number of updates ``K``.
         noise_std: ``s``; ``None`` -> ``sqrt(η)`` (exact Langevin), ``0`` -> gradient descent.
+        step: ``"langevin"`` (the drift above) or ``"l2"`` (Santurkar's normalised step ``-η ∇U/‖∇U‖₂``).
         clamp: ``(lo, hi)`` to clip after every step (e.g. ``(0, 1)`` for images), or ``None``.
         record_every: if set, also return the chain ``(T, B, ...)`` holding ``x0`` and every
             ``record_every``-th iterate (the final one always included).
@@ -69,15 +103,11 @@ def langevin(
         raise ValueError(f"n_steps must be an integer >= 0; got {n_steps!r}")
     n_steps = int(n_steps)
     s = math.sqrt(step_size) if noise_std is None else _real("noise_std", noise_std)
+    if step not in STEPS:
+        raise ValueError(f"unknown step {step!r}; choose one of {', '.join(STEPS)}")
     if record_every is not None and (not isinstance(record_every, numbers.Integral) or record_every < 1):
         raise ValueError(f"record_every must be a positive integer; got {record_every!r}")
-    if clamp is not None:
-        if not isinstance(clamp, (tuple, list)) or len(clamp) != 2:
-            raise ValueError(f"clamp must be a pair (lo, hi) or None; got {clamp!r}")
-        lo, hi = (_real(n, v, signed=True) for n, v in zip(("clamp[0]", "clamp[1]"), clamp))
-        if lo > hi:
-            raise ValueError(f"clamp must have lo <= hi; got {clamp!r}")
-        clamp = (lo, hi)
+    clamp = _clamp(clamp)
     if not isinstance(x0, Tensor) or not x0.dtype.is_floating_point:
         raise ValueError(f"x0 must be a float tensor; got {getattr(x0, 'dtype', type(x0).__name__)}")
     if x0.numel() and x0.device.type != "meta" and not bool(torch.isfinite(x0).all()):
@@ -92,20 +122,25 @@ def langevin(
 
         steps = tqdm(steps, desc="langevin", leave=False)
     for t in steps:
-        x.requires_grad_(True)
-        (g,) = torch.autograd.grad(energy_fn(x).sum(), x)
-        with torch.no_grad():  # in place on our own copy; the same arithmetic as x - (η/2)·g + s·ε
-            x = x.detach().sub_(0.5 * step_size * g)
-            if s > 0:
-                x.add_(rng.randn_like(x, generator=generator).mul_(s))
-            if clamp is not None:
-                x.clamp_(*clamp)
+        x = langevin_step(energy_fn, x, step_size=step_size, noise_std=s, step=step, clamp=clamp, generator=generator)
         if chain is not None and ((t + 1) % record_every == 0 or t + 1 == n_steps):
             chain.append(x.clone(memory_format=torch.contiguous_format))
     x = torch.empty_like(x0).copy_(x)  # in the layout of x0
     if chain is not None:
         return x, torch.stack(chain)
     return x
+
+
+def _clamp(clamp) -> tuple[float, float] | None:
+    """``clamp`` checked: ``None`` or a pair of finite numbers ``lo <= hi``."""
+    if clamp is None:
+        return None
+    if not isinstance(clamp, (tuple, list)) or len(clamp) != 2:
+        raise ValueError(f"clamp must be a pair (lo, hi) or None; got {clamp!r}")
+    lo, hi = (_real(n, v, signed=True) for n, v in zip(("clamp[0]", "clamp[1]"), clamp))
+    if lo > hi:
+        raise ValueError(f"clamp must have lo <= hi; got {clamp!r}")
+    return lo, hi
 
 
 def _real(name: str, value, *, signed: bool = False) -> float:
@@ -124,8 +159,6 @@ def generation_energy(model: Callable[[Tensor], Tensor], y: Tensor, energy: str 
         raise ValueError(f"unknown generation energy {energy!r}; choose 'joint' (Eq. 17) or 'ce' (Eq. 16)")
     return energy_of(model, GENERATION_ENERGIES[energy], y)
 
-
-STEPS = ("langevin", "l2")
 
 
 @dataclass(frozen=True)
@@ -160,17 +193,22 @@ class GenerationConfig:
             raise ValueError(f"noise_std must be in [0, 10]; got {self.noise_std!r}")
 
 
-def sampler_for(manifest: dict | None, energy: str = "joint") -> GenerationConfig:
-    """The model's own best sampler for ``energy`` (``manifest["sampler"][energy]``) or the defaults."""
+def sampler_for(manifest: dict | None, energy: str = "joint", *, max_steps: int | None = None) -> GenerationConfig:
+    """The model's own best sampler for ``energy`` (``manifest["sampler"][energy]``) or the
+    :class:`GenerationConfig` defaults; ``max_steps`` caps its K (smoke runs, ``FigureSizes.max_steps``)."""
     tuned = ((manifest or {}).get("sampler") or {}).get(energy) or {}
     conv = {"step": str, "step_size": float, "n_steps": int, "noise_std": float}
-    return GenerationConfig(energy=energy, **{k: f(tuned[k]) for k, f in conv.items() if k in tuned})
+    cfg = GenerationConfig(energy=energy, **{k: f(tuned[k]) for k, f in conv.items() if k in tuned})
+    return cfg if max_steps is None else replace(cfg, n_steps=min(cfg.n_steps, max_steps))
 
 
 def generate(model: Callable[[Tensor], Tensor], labels: Tensor, seeds: Tensor,
              cfg: GenerationConfig = GenerationConfig(), *, seed: int = 0,
              channels_last: bool | None = None) -> Tensor:
-    """Class-conditional generation from ``seeds`` ``(B, C, H, W)`` towards ``labels`` ``(B,)`` with ``cfg``."""
+    """Class-conditional generation (Eq. 16 or Eq. 17 by ``cfg.energy``): :func:`langevin` from
+    ``seeds`` ``(B, C, H, W)`` in [0, 1] towards ``labels`` ``(B,)`` with the settings ``cfg``,
+    clamped to [0, 1] after every step, the noise drawn from a generator seeded with ``seed`` on
+    the seeds' device. ``channels_last`` as in :func:`langevin`. Returns ``(B, C, H, W)``."""
     return generate_snapshots(model, labels, seeds, cfg, at=(cfg.n_steps,), seed=seed,
                               channels_last=channels_last)[cfg.n_steps]
 
@@ -178,32 +216,19 @@ def generate(model: Callable[[Tensor], Tensor], labels: Tensor, seeds: Tensor,
 def generate_snapshots(model: Callable[[Tensor], Tensor], labels: Tensor, seeds: Tensor, cfg: GenerationConfig,
                        *, at: tuple[int, ...], seed: int = 0,
                        channels_last: bool | None = None) -> dict[int, Tensor]:
-    """One chain of ``max(at)`` steps of ``cfg`` (its ``n_steps`` ignored); the images after each step
-    count in ``at`` (``0`` gives the seeds). Same random stream as :func:`generate`, so
-    ``generate_snapshots(..., at=(K,))[K]`` equals ``generate`` with ``n_steps=K``. The chain
-    iterates on channels-last images as :func:`langevin` does (``channels_last``); the snapshots
-    are contiguous."""
+    """One chain of ``max(at)`` steps of ``cfg`` (its ``n_steps`` ignored); ``{k: images after k
+    steps}`` for each ``k`` in ``at`` (``0`` gives the seeds), contiguous. The chain is
+    :func:`langevin` run segment by segment with one generator, so ``generate_snapshots(...,
+    at=(K,))[K]`` is :func:`generate` with ``n_steps=K`` and every snapshot lies on that chain."""
     if not at or min(at) < 0:
         raise ValueError(f"at must hold step counts >= 0; got {at!r}")
     g = torch.Generator(device=seeds.device).manual_seed(seed)
     energy_fn = generation_energy(model, labels, cfg.energy)
-    x = seeds.detach().clone(memory_format=input_layout(seeds, channels_last))
-    out = {0: seeds.detach().clone(memory_format=torch.contiguous_format)} if 0 in at else {}
-    for t in range(1, max(at) + 1):
-        x.requires_grad_(True)
-        (grad,) = torch.autograd.grad(energy_fn(x).sum(), x)
-        with torch.no_grad():
-            if cfg.step == "langevin":
-                x = x - 0.5 * cfg.step_size * grad
-            else:
-                norm = grad.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, *([1] * (x.dim() - 1)))
-                x = x - cfg.step_size * grad / norm
-            if cfg.noise_std > 0:
-                x = x + cfg.noise_std * rng.randn(x.shape, generator=g, device=x.device, dtype=x.dtype)
-            x = x.clamp(0.0, 1.0)
-        x = x.detach()
-        if t in at:
-            out[t] = x.clone(memory_format=torch.contiguous_format)
+    out, x, done = {}, seeds.detach(), 0
+    for k in sorted(set(at)):
+        x = langevin(energy_fn, x, step_size=cfg.step_size, n_steps=k - done, noise_std=cfg.noise_std, step=cfg.step,
+                     clamp=(0.0, 1.0), generator=g, channels_last=channels_last)
+        out[k], done = x.contiguous(), k
     return out
 
 

@@ -220,10 +220,85 @@ def _tuned(manifest: dict | None, energy: str) -> dict:
 ETA_LADDER = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # Langevin step sizes the explorer offers
 
 
+def _tuned_langevin(manifest: dict | None, energy: str, max_steps: int | None):
+    """The model's tuned sampler for ``energy`` (K capped at ``max_steps``), or ``None`` when it has
+    none or its best is the L2 step (the generation explorer runs Langevin; that optimum does not transfer)."""
+    from .sampling import sampler_for
+
+    cfg = sampler_for(manifest, energy, max_steps=max_steps)
+    return cfg if _tuned(manifest, energy) and cfg.step == "langevin" else None
+
+
+def _generation_controls(models: dict, manifests: dict, cfg, label: int, model_description: str) -> dict:
+    """The generation explorer's controls, starting at the sampler ``cfg``; η on a log ladder that
+    holds every model's tuned value exactly (a log slider would round 3 to 3.16)."""
+    import ipywidgets as w
+
+    from .sampling import sampler_for
+
+    etas = set(ETA_LADDER) | {float(cfg.step_size)}
+    for name in models:
+        for energy in ("joint", "ce"):
+            if _tuned(manifests.get(name), energy):
+                etas.add(float(sampler_for(manifests.get(name), energy).step_size))
+    return {
+        "model": w.Dropdown(options=list(models), description=model_description),
+        "label": label_dropdown(label),
+        "step_size": w.SelectionSlider(options=[(f"{v:g}", v) for v in sorted(etas)], value=float(cfg.step_size),
+                                       description="η (log)"),
+        "steps": w.IntSlider(cfg.n_steps, 0, 200, step=5, description="steps"),
+        "noise": w.FloatLogSlider(max(cfg.noise_std, 1e-4), base=10, min=-4, max=-0.5, description="noise s"),
+        "seed": w.IntSlider(0, 0, 20, description="seed"),
+        "init": w.Dropdown(options=["class_gaussian", "uniform"], description="init"),
+        "energy": w.Dropdown(options=[("E(x,y) — Eq. 17", "joint"), ("E(x,y)−E(x) — Eq. 16", "ce")],
+                             description="energy"),
+    }
+
+
+def _generation_summary(r: dict) -> list[str]:
+    """What a generation explorer's chain did, and p(y | x) from the independent judge."""
+    d = r["diag"]
+    u = "E(x,y)" if r["energy"] == "joint" else "E(x,y)−E(x)"
+    conf = (f"p({CIFAR10_CLASSES[r['label']]} | x) by {r['judge']} (not the generator): "
+            f"{float(r['p_label'].mean()):.2f}" if r["p_label"] is not None else "no independent classifier")
+    return [f"moved L2 {d['l2']:.2f} from the seed · U = {u}: {d['energy_before']:.3g} → {d['energy_after']:.3g}"
+            f" · clipped pixels {d['saturated']:.0%} (seeds {d['saturated_seed']:.0%})", conf]
+
+
+def _draw_generation(r: dict, n_images: int):
+    """Seeds above, generated images below, the sampler in the title and the summary underneath."""
+    from .figures import image_grid, subplots
+
+    fig, axes = subplots(2, 1, figsize=(max(n_images * 0.8, 5.5), 3.0))
+    axes[0].imshow(image_grid(r["x0"], n_images))
+    axes[0].set_title("seeds", fontsize=8, loc="left")
+    axes[1].imshow(image_grid(r["x"], n_images))
+    eq = "Eq. 17, E(x,y)" if r["energy"] == "joint" else "Eq. 16, E(x,y) − E(x)"
+    sampler = "model's tuned sampler" if r["tuned"] else "sampler"
+    axes[1].set_title(f"{r['model']} → {CIFAR10_CLASSES[r['label']]} ({eq}; {sampler}: η={r['step_size']:.3g}, "
+                      f"{r['steps']} steps, noise {r['noise']:.3g})", fontsize=8, loc="left")
+    for ax in axes:
+        ax.axis("off")
+    fig.text(0.01, 0.02, "\n".join(_generation_summary(r)), fontsize=7, va="bottom")
+    if r["diag"]["broken"]:
+        fig.text(0.01, 0.98, "⚠ chain broken: " + r["diag"]["reason"], fontsize=7, color="#b00", va="top",
+                 wrap=True)
+    fig.subplots_adjust(bottom=0.22, top=0.85 if r["diag"]["broken"] else 0.9)
+    return fig
+
+
+def _generation_note(r: dict) -> str:
+    html = "<br>".join(_generation_summary(r))
+    if r["diag"]["broken"]:
+        html = (f"<b style='color:#b00'>⚠ chain broken: {r['diag']['reason']}. The confidence below is "
+                "not evidence of a good sample.</b><br>") + html
+    return f"<span style='font-size:90%'>{html}</span>"
+
+
 def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None = None, zoo_names: dict | None = None,
                         judge: Callable | None = None, n_images: int = 6, label: int = 8,
-                        step_size: float | None = None, steps: int | None = None, noise: float | None = None,
-                        model_description: str = "model", title: str = "Langevin generation") -> Explorer:
+                        max_steps: int | None = None, model_description: str = "model",
+                        title: str = "Langevin generation") -> Explorer:
     """Model, label, step size η (a log ladder plus the tuned values), steps, noise, seed, init and
     energy (Eq. 16 vs Eq. 17).
 
@@ -231,8 +306,9 @@ def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None 
     noise levels and ``model_description="σ"``); ``zoo_names`` maps a display name to its zoo
     name (default: the same) and ``manifests`` a display name to its manifest. The sampler starts
     from the model's own tuned settings (:func:`jeat_core.sampling.sampler_for`) when its manifest
-    has them, else from ``step_size``/``steps``/``noise`` (or the :class:`GenerationConfig`
-    defaults); changing the model or the energy loads that model's tuned settings, if any.
+    has them, else from the :class:`jeat_core.sampling.GenerationConfig` defaults; changing the
+    model or the energy loads that model's tuned settings, if any. ``max_steps`` caps K (smoke
+    runs; the figures' ``FigureSizes.max_steps``).
 
     Each panel reports what the chain did (:func:`jeat_core.experiments.chain_diagnostics`), warns
     when it broke, and reports p(y | x) from a classifier that did **not** generate the images:
@@ -240,12 +316,8 @@ def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None 
     (the independent evaluator when shipped). Models whose manifest says ``method: evaluator``
     are never offered as generators.
     """
-    import ipywidgets as w
-
     from .experiments import chain_diagnostics, independent_judge
-    from .experiments import generate_images as generate
-    from .figures import image_grid
-    from .sampling import GenerationConfig, sampler_for, uniform_init
+    from .sampling import GenerationConfig, generate, sampler_for, uniform_init
 
     manifests = manifests or {}
     zoo_names = {k: (zoo_names or {}).get(k, k) for k in models}
@@ -272,104 +344,36 @@ def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None 
 
     @functools.lru_cache(maxsize=64)
     def run(model: str, label: int, eta: float, steps: int, noise: float, seed: int, init: str, energy: str):
-        GenerationConfig(energy=energy, step_size=eta, n_steps=steps, noise_std=noise)  # validates
-        x0 = seeds(label, init, seed)
-        labels = torch.full((n_images,), label)
-        x = generate(models[model], labels, x0, energy=energy, step_size=eta, n_steps=steps, noise_std=noise,
-                     seed=seed) if steps else x0
-        diag = chain_diagnostics(models[model], labels, x0, x, energy=energy)
+        cfg = GenerationConfig(energy=energy, step_size=eta, n_steps=steps, noise_std=noise)  # validates
+        x0, labels = seeds(label, init, seed), torch.full((n_images,), label)
+        x = generate(models[model], labels, x0, cfg, seed=seed)
         judge_name, judge_model = judge_for(model)
         p = None
         if judge_model is not None:
             with torch.no_grad():
                 p = judge_model(x).softmax(1)[:, label]
-        return {"x0": x0, "x": x, "diag": diag, "p_label": p, "judge": judge_name}
+        return {"x0": x0, "x": x, "diag": chain_diagnostics(models[model], labels, x0, x, energy=energy),
+                "p_label": p, "judge": judge_name}
 
     def compute(model: str, label: int, step_size: float, steps: int, noise: float, seed: int, init: str,
                 energy: str) -> dict:
-        eta = float(step_size)
-        r = run(model, label, eta, steps, round(noise, 8), seed, init, energy)
-        tuned = bool(_tuned(manifests.get(model), energy))
-        return {**r, "label": label, "step_size": eta, "steps": steps, "noise": noise, "energy": energy,
-                "model": model, "tuned": tuned}
-
-    def summary(r: dict) -> list[str]:
-        d = r["diag"]
-        u = "E(x,y)" if r["energy"] == "joint" else "E(x,y)−E(x)"
-        conf = (f"p({CIFAR10_CLASSES[r['label']]} | x) by {r['judge']} (not the generator): "
-                f"{float(r['p_label'].mean()):.2f}" if r["p_label"] is not None else "no independent classifier")
-        return [f"moved L2 {d['l2']:.2f} from the seed · U = {u}: {d['energy_before']:.3g} → {d['energy_after']:.3g}"
-                f" · clipped pixels {d['saturated']:.0%} (seeds {d['saturated_seed']:.0%})", conf]
-
-    def draw(r: dict):
-        from .figures import subplots
-
-        fig, axes = subplots(2, 1, figsize=(max(n_images * 0.8, 5.5), 3.0))
-        axes[0].imshow(image_grid(r["x0"], n_images))
-        axes[0].set_title("seeds", fontsize=8, loc="left")
-        axes[1].imshow(image_grid(r["x"], n_images))
-        eq = "Eq. 17, E(x,y)" if r["energy"] == "joint" else "Eq. 16, E(x,y) − E(x)"
-        sampler = "model's tuned sampler" if r["tuned"] else "sampler"
-        axes[1].set_title(f"{r['model']} → {CIFAR10_CLASSES[r['label']]} ({eq}; {sampler}: η={r['step_size']:.3g}, "
-                          f"{r['steps']} steps, noise {r['noise']:.3g})", fontsize=8, loc="left")
-        for ax in axes:
-            ax.axis("off")
-        lines = summary(r)
-        fig.text(0.01, 0.02, "\n".join(lines), fontsize=7, va="bottom")
-        if r["diag"]["broken"]:
-            fig.text(0.01, 0.98, "⚠ chain broken: " + r["diag"]["reason"], fontsize=7, color="#b00", va="top",
-                     wrap=True)
-        fig.subplots_adjust(bottom=0.22, top=0.85 if r["diag"]["broken"] else 0.9)
-        return fig
-
-    def note(r: dict) -> str:
-        html = "<br>".join(summary(r))
-        if r["diag"]["broken"]:
-            html = (f"<b style='color:#b00'>⚠ chain broken: {r['diag']['reason']}. The confidence below is "
-                    "not evidence of a good sample.</b><br>") + html
-        return f"<span style='font-size:90%'>{html}</span>"
-
-    first = next(iter(models))
-    cfg = sampler_for(manifests.get(first), "joint")
-    base = GenerationConfig()
-    # no tuned Langevin settings (none, or the model's best is the L2 step): the caller's, else the defaults
-    if not _tuned(manifests.get(first), "joint") or cfg.step != "langevin":
-        cfg = GenerationConfig("joint", step_size if step_size is not None else base.step_size,
-                               steps if steps is not None else 40, noise if noise is not None else base.noise_std)
+        r = run(model, label, float(step_size), steps, round(noise, 8), seed, init, energy)
+        return {**r, "label": label, "step_size": float(step_size), "steps": steps, "noise": noise, "energy": energy,
+                "model": model, "tuned": bool(_tuned(manifests.get(model), energy))}
 
     def tuned_values(values: dict) -> dict:
-        t = _tuned(manifests.get(values["model"]), values["energy"])
-        if not t:
-            return {}
-        c = sampler_for(manifests.get(values["model"]), values["energy"])
-        if c.step != "langevin":  # this explorer runs Langevin; an L2-step optimum does not transfer
-            return {}
-        return {"step_size": c.step_size, "steps": c.n_steps, "noise": c.noise_std}
+        c = _tuned_langevin(manifests.get(values["model"]), values["energy"], max_steps)
+        return {} if c is None else {"step_size": c.step_size, "steps": c.n_steps, "noise": c.noise_std}
 
-    # η on a log ladder that holds every model's tuned value exactly (a log slider would round 3 to 3.16)
-    etas = set(ETA_LADDER) | {float(cfg.step_size)}
-    for name in models:
-        for energy in ("joint", "ce"):
-            if _tuned(manifests.get(name), energy):
-                etas.add(float(sampler_for(manifests.get(name), energy).step_size))
-    controls = {
-        "model": w.Dropdown(options=list(models), description=model_description),
-        "label": label_dropdown(label),
-        "step_size": w.SelectionSlider(options=[(f"{v:g}", v) for v in sorted(etas)], value=float(cfg.step_size),
-                                       description="η (log)"),
-        "steps": w.IntSlider(cfg.n_steps, 0, 200, step=5, description="steps"),
-        "noise": w.FloatLogSlider(max(cfg.noise_std, 1e-4), base=10, min=-4, max=-0.5, description="noise s"),
-        "seed": w.IntSlider(0, 0, 20, description="seed"),
-        "init": w.Dropdown(options=["class_gaussian", "uniform"], description="init"),
-        "energy": w.Dropdown(options=[("E(x,y) — Eq. 17", "joint"), ("E(x,y)−E(x) — Eq. 16", "ce")],
-                             description="energy"),
-    }
+    first = next(iter(models))
+    cfg = _tuned_langevin(manifests.get(first), "joint", max_steps) or sampler_for(None, max_steps=max_steps)
+    controls = _generation_controls(models, manifests, cfg, label, model_description)
     for lbl in range(len(CIFAR10_CLASSES)):  # warm the seed cache: a label change then costs only the chain
         if lbl in getattr(class_gaussian, "classes", range(len(CIFAR10_CLASSES))):
             seeds(lbl, "class_gaussian", 0)
     for name in models:
         judge_for(name)
-    return Explorer(controls, compute, draw, title=title, note=note,
+    return Explorer(controls, compute, lambda r: _draw_generation(r, n_images), title=title, note=_generation_note,
                     links={"model": tuned_values, "energy": tuned_values})
 
 
@@ -516,18 +520,22 @@ def robustness_explorer(models: dict, x, y, *, eps255: float = 8.0, steps: int =
 
 
 # ----------------------------------------------------------------------------- notebook 09
-def memorisation_explorer(models: dict, class_gaussian, train_x, *, label: int = 8, steps: int = 40,
-                          step_size: float = 0.25, noise: float = 0.001, k: int = 5) -> Explorer:
+def memorisation_explorer(models: dict, class_gaussian, train_x, *, manifests: dict | None = None, label: int = 8,
+                          max_steps: int | None = None, k: int = 5) -> Explorer:
     """Model and label: one generated image and its ``k`` SSIM-nearest training images (Fig. 7).
 
+    Each model generates with its own tuned sampler, as Fig. 7 does
+    (:func:`jeat_core.experiments.fig7_rows`): ``manifests[name]["sampler"]["joint"]`` read by
+    :func:`jeat_core.sampling.sampler_for` (the :class:`GenerationConfig` defaults without one),
+    K capped at ``max_steps`` like the figure's ``FigureSizes.max_steps``; the figure names it.
     The search covers every image of ``train_x`` (``(N, H, W, C)`` uint8 or a prepared
     :class:`jeat_core.metrics.TrainIndex`; an L2 prefilter picks 256 candidates per query among
     all of them, then SSIM ranks those; see :func:`jeat_core.metrics.nearest_by_ssim`)."""
     import ipywidgets as w
 
-    from .experiments import chain_diagnostics
-    from .experiments import generate_images as generate
+    from .experiments import chain_diagnostics, describe
     from .metrics import TrainIndex, nearest_by_ssim
+    from .sampling import generate, sampler_for
 
     index = train_x if isinstance(train_x, TrainIndex) else TrainIndex(train_x)
 
@@ -535,10 +543,11 @@ def memorisation_explorer(models: dict, class_gaussian, train_x, *, label: int =
     def result(model: str, label: int, seed: int):
         labels = torch.tensor([label])
         x0 = class_gaussian.sample(labels, generator=torch.Generator().manual_seed(seed))
-        xg = generate(models[model], labels, x0, step_size=step_size, n_steps=steps, noise_std=noise, seed=seed)
+        cfg = sampler_for((manifests or {}).get(model), "joint", max_steps=max_steps)
+        xg = generate(models[model], labels, x0, cfg, seed=seed)
         idx, sim = nearest_by_ssim(xg, index, k=k)
         near = torch.from_numpy(index.images[idx[0].numpy()]).permute(0, 3, 1, 2).float().div(255)
-        return {"x": xg, "near": near, "idx": idx[0], "ssim": sim[0],
+        return {"x": xg, "near": near, "idx": idx[0], "ssim": sim[0], "sampler": describe(cfg),
                 "diag": chain_diagnostics(models[model], labels, x0, xg)}
 
     def compute(model: str, label: int, seed: int) -> dict:
@@ -556,8 +565,8 @@ def memorisation_explorer(models: dict, class_gaussian, train_x, *, label: int =
         for ax in axes:
             ax.axis("off")
         d = r["diag"]
-        fig.text(0.01, 0.01, f"chain: moved L2 {d['l2']:.2f} from the seed, E(x,y) {d['energy_before']:.3g} → "
-                             f"{d['energy_after']:.3g}, clipped pixels {d['saturated']:.0%}"
+        fig.text(0.01, 0.01, f"chain ({r['sampler']}): moved L2 {d['l2']:.2f} from the seed, E(x,y) "
+                             f"{d['energy_before']:.3g} → {d['energy_after']:.3g}, clipped pixels {d['saturated']:.0%}"
                              + (f" — ⚠ chain broken: {d['reason']}" if d["broken"] else ""),
                  fontsize=7, color="#b00" if d["broken"] else "black")
         fig.subplots_adjust(bottom=0.15)

@@ -36,8 +36,6 @@ SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 4 at the size `jeat figures` writes it (or `--smoke`'s)
 MODELS = ["at", "prejeat", "jeat", "standard"]
 LABEL = 8  # ship, as in Fig. 4 (the explorer's first label)
-STEPS = 5 if SMOKE else 40  # the explorer's chains
-STEP_SIZE, NOISE = 0.25, 0.001  # jeat generate's defaults (the explorer, when a model has no tuned sampler)
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
 # %% [markdown]
@@ -48,8 +46,8 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 from jeat_core.checkpoints import load_model
 from jeat_core.data import load_split
 from jeat_core.experiments import fig4_rows
-from jeat_core.figures import GENERATION_FORMATS, Table, generate, image_rows_table, plot_image_rows, save_figure
-from jeat_core.sampling import ClassGaussian
+from jeat_core.figures import GENERATION_FORMATS, Table, image_rows_table, plot_image_rows, save_figure
+from jeat_core.sampling import ClassGaussian, generate_snapshots
 
 models, manifests = {}, {}
 for name in MODELS:
@@ -61,7 +59,8 @@ print("models:", ", ".join(models))
 # %% [markdown]
 # ## Explore
 # Every control re-runs the chain (seeds are cached per label/init/seed). Each model starts from
-# its own tuned sampler when its manifest has one. Below the pictures: how far the chain moved,
+# its own tuned sampler when its manifest has one, else from `GenerationConfig`'s defaults (K
+# capped at `SIZES.max_steps`, as in the figures). Below the pictures: how far the chain moved,
 # the energy before and after, the share of clipped pixels, a warning when the chain broke, and
 # p(y | x) from a classifier that did *not* generate the images (named). Try the AT model with
 # the two energies, then push the step size up until the chain breaks.
@@ -71,7 +70,7 @@ from jeat_core.widgets import generation_explorer, require
 
 require(globals(), "models", "manifests", "class_gaussian", cell="the parameters cell and the Setup cell")
 explorer = generation_explorer(models, class_gaussian, manifests=manifests, n_images=4 if SMOKE else 6,
-                               label=LABEL, step_size=STEP_SIZE, steps=STEPS, noise=NOISE)
+                               label=LABEL, max_steps=SIZES.max_steps)
 explorer
 
 # %% [markdown]
@@ -96,13 +95,14 @@ Table(image_rows_table(fig4, models), formats=GENERATION_FORMATS)
 
 # %% [markdown]
 # ## The chain as it evolves
-# The first Fig. 4 seeds through the AT model with Eq. 17 and the explorer's settings
-# (`STEP_SIZE`, `STEPS`, `NOISE`); step 0 is the class-Gaussian seeds.
+# The first four Fig. 4 seeds through row (b)'s chain: the AT model, Eq. 17, its tuned sampler
+# (`fig4.runs` holds each row's model, energy and `GenerationConfig`); step 0 is the seeds.
 
 # %% tags=["figure"]
-_, chain = generate(models["at"], labels[:4], seeds[:4], energy="joint", step_size=STEP_SIZE, n_steps=STEPS,
-                    noise_std=NOISE, record_every=max(1, STEPS // 5))
-plot_image_rows({f"step {i * max(1, STEPS // 5)}": c for i, c in enumerate(chain)}, nrow=4)
+name, _, cfg = fig4.runs["(b) AT, Eq. 17"]
+every = max(1, cfg.n_steps // 5)
+snaps = generate_snapshots(models[name], labels[:4], seeds[:4], cfg, at=(*range(0, cfg.n_steps, every), cfg.n_steps))
+plot_image_rows({f"step {k}": x for k, x in snaps.items()}, nrow=4)
 
 # %%
 print(*save_figure(fig, FIGURES, "fig4_eq16_vs_eq17"), sep="\n")

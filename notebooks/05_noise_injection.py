@@ -33,8 +33,6 @@ SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 5 at the size `jeat figures` writes it (or `--smoke`'s)
 MODELS = {"σ = 8/255": "noise-8", "σ = 16/255": "noise-16", "σ = 24/255": "noise-24", "σ = 0 (standard)": "standard"}
 LABEL = 8  # ship, as in Fig. 5 (the explorer's first label)
-STEPS = 5 if SMOKE else 40  # the explorer's chains
-STEP_SIZE, NOISE = 0.25, 0.001  # jeat generate's defaults (the explorer, when a model has no tuned sampler)
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
 # %% [markdown]
@@ -84,7 +82,7 @@ from jeat_core.widgets import generation_explorer, require
 require(globals(), "models", "manifests", "class_gaussian", cell="the parameters cell and the Setup cell")
 generation_explorer({label: models[name] for label, name in MODELS.items()}, class_gaussian,
                     manifests={label: manifests[name] for label, name in MODELS.items()}, zoo_names=MODELS,
-                    n_images=4 if SMOKE else 6, label=LABEL, step_size=STEP_SIZE, steps=STEPS, noise=NOISE,
+                    n_images=4 if SMOKE else 6, label=LABEL, max_steps=SIZES.max_steps,
                     model_description="σ",
                     title="Generation from noise-trained classifiers")
 

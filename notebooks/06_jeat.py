@@ -44,7 +44,6 @@ SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 6 at the size `jeat figures` writes it (or `--smoke`'s)
 MODELS = ["at", "prejeat", "jem", "jeat"]
 WALK_MODEL = "jeat"
-STEPS = 5 if SMOKE else 40  # the explorer's chains
 SGLD_STEPS = 3 if SMOKE else 20
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
@@ -137,7 +136,7 @@ Table(image_rows_table(fig6, models), formats=GENERATION_FORMATS)
 from jeat_core.widgets import generation_explorer, require
 
 require(globals(), "models", "manifests", "class_gaussian", cell="the parameters cell and the Setup cell")
-generation_explorer(models, class_gaussian, manifests=manifests, n_images=4 if SMOKE else 6, steps=STEPS,
+generation_explorer(models, class_gaussian, manifests=manifests, n_images=4 if SMOKE else 6, max_steps=SIZES.max_steps,
                     title="Samples by model (Fig. 6)")
 
 # %%

@@ -29,7 +29,6 @@ from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 7 at the size `jeat figures` writes it (or `--smoke`'s)
 MODELS = ["jeat", "at", "prejeat"]  # Fig. 7 shows JEAT; the explorer all three
-STEPS = 5 if SMOKE else 40  # the explorer's chains
 N_TRAIN = SIZES.n_train  # training images searched (None: all 50,000)
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
@@ -78,12 +77,15 @@ Table([{"": "generated (label)", **{CIFAR10_CLASSES[int(lb)]: float(sim[i, 0]) f
 
 # %% [markdown]
 # ## Explore: model and label
+# Each model generates with its own tuned sampler (K capped at `SIZES.max_steps`), as in Fig. 7;
+# the line under the images names it.
 
 # %% tags=["figure"]
 from jeat_core.widgets import memorisation_explorer, require
 
-require(globals(), "models", "class_gaussian", "train_index", cell="the parameters cell and the Setup cell")
-memorisation_explorer(models, class_gaussian, train_index, steps=STEPS)
+require(globals(), "models", "manifests", "class_gaussian", "train_index",
+        cell="the parameters cell and the Setup cell")
+memorisation_explorer(models, class_gaussian, train_index, manifests=manifests, max_steps=SIZES.max_steps)
 
 # %%
 print(*save_figure(fig, FIGURES, "fig7_nearest_neighbours"), sep="\n")

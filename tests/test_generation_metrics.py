@@ -134,3 +134,5 @@ def test_generation_config_validates_and_reads_the_manifest():
     man = {"sampler": {"joint": {"step": "l2", "step_size": 0.5, "n_steps": 20, "noise_std": 0.0, "grid": []}}}
     assert sampler_for(man, "joint") == GenerationConfig(step="l2", step_size=0.5, n_steps=20, noise_std=0.0)
     assert sampler_for(man, "ce") == GenerationConfig(energy="ce")
+    assert sampler_for(man, "joint", max_steps=5).n_steps == 5 and sampler_for(man, max_steps=50).n_steps == 20
+    assert sampler_for(None, max_steps=7) == GenerationConfig(n_steps=7)  # the defaults, K capped

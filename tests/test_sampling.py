@@ -2,8 +2,18 @@ import math
 
 import pytest
 import torch
+from conftest import tiny_cnn
 
-from jeat_core.sampling import ClassGaussian, ReplayBuffer, generation_energy, langevin
+from jeat_core.sampling import (
+    ClassGaussian,
+    GenerationConfig,
+    ReplayBuffer,
+    generate,
+    generate_snapshots,
+    generation_energy,
+    langevin,
+    langevin_step,
+)
 
 
 def test_langevin_samples_a_gaussian():
@@ -39,6 +49,42 @@ def test_langevin_clamp_and_bad_args():
         langevin(lambda x: x.sum(1), torch.zeros(1, 2), step_size=1, n_steps=1, noise_std=-0.1)
     with pytest.raises(ValueError, match="unknown generation energy"):
         generation_energy(torch.nn.Identity(), torch.zeros(1, dtype=torch.long), "marginal")
+
+
+@pytest.mark.parametrize("step,noise", [("langevin", 0.01), ("l2", 0.0), ("l2", 0.01)])
+def test_snapshot_path_and_plain_path_give_the_same_images(step, noise):
+    """generate, generate_snapshots and langevin are one chain: the same seed gives bit-identical
+    images, whether the chain runs in one piece or is cut at snapshots (the generator is consumed
+    identically), and a snapshot at step k is the plain chain of k steps."""
+    m = tiny_cnn(0)
+    x, y = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    cfg = GenerationConfig(step=step, step_size=0.5, n_steps=6, noise_std=noise)
+    plain = generate(m, y, x, cfg, seed=3)
+    snaps = generate_snapshots(m, y, x, cfg, at=(6, 0, 2, 5), seed=3)
+    assert list(snaps) == [0, 2, 5, 6] and torch.equal(snaps[0], x) and torch.equal(snaps[6], plain)
+    assert torch.equal(snaps[2], generate(m, y, x, GenerationConfig(step=step, step_size=0.5, n_steps=2,
+                                                                    noise_std=noise), seed=3))
+    ref = langevin(generation_energy(m, y, "joint"), x, step_size=0.5, n_steps=6, noise_std=noise, step=step,
+                   clamp=(0, 1), generator=torch.Generator().manual_seed(3))
+    assert torch.equal(ref, plain)
+
+
+def test_langevin_step_is_the_update_rule():
+    """One step on U(x) = ½‖x − μ‖²: the drift −(η/2)(x − μ) plus s·ε from the generator; the L2 step
+    moves by exactly η along −∇U/‖∇U‖ (Santurkar); ``x`` is updated in place."""
+    mu = torch.tensor([[1.0, 2.0, 2.0]])
+
+    def energy(z):
+        return 0.5 * ((z - mu) ** 2).sum(1)
+
+    x = torch.zeros(1, 3)
+    eps = torch.randn(1, 3, generator=torch.Generator().manual_seed(7))
+    out = langevin_step(energy, x.clone(), step_size=0.2, noise_std=0.1, generator=torch.Generator().manual_seed(7))
+    torch.testing.assert_close(out, x + 0.1 * mu + 0.1 * eps)
+    l2 = langevin_step(energy, x.clone(), step_size=0.3, noise_std=0.0, step="l2", clamp=(0.0, 0.15))
+    torch.testing.assert_close(l2, torch.tensor([[0.1, 0.15, 0.15]]))  # 0.3·μ/‖μ‖ = (0.1, 0.2, 0.2), clamped
+    with pytest.raises(ValueError, match="unknown step"):
+        langevin(energy, x, step_size=0.1, n_steps=1, step="sgd")
 
 
 def test_langevin_channels_last_gives_the_same_chain():

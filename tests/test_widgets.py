@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import tiny_cnn
 
-from jeat_core.sampling import ClassGaussian
+from jeat_core.sampling import ClassGaussian, GenerationConfig
 
 pytest.importorskip("ipywidgets")
 
@@ -43,7 +43,7 @@ def test_generation_explorer(setup, key, value):
     from jeat_core.widgets import generation_explorer
 
     models, x, y, cg, _ = setup
-    e = generation_explorer(models, cg, n_images=2, steps=10, model_description="σ", judge=_judge(models))
+    e = generation_explorer(models, cg, n_images=2, max_steps=10, model_description="σ", judge=_judge(models))
     before, after = _changed(e, key, value, lambda r: r["x"])
     assert _differs(before, after), key
     # the confidence shown comes from a classifier that did not generate the images, and says which
@@ -63,9 +63,10 @@ def test_generation_explorer_uses_tuned_sampler_and_hides_the_evaluator(setup):
     manifests = {"at": {"method": "at"}, "jeat": {"method": "jeat", "sampler": {
         "joint": {"step_size": 0.25, "n_steps": 15, "noise_std": 0.01}}}, "evaluator": {"method": "evaluator"}}
     e = generation_explorer({**models, "evaluator": models["at"]}, cg, manifests=manifests, n_images=2,
-                            steps=10, judge=_judge(models))
+                            max_steps=20, judge=_judge(models))
     assert "evaluator" not in e.controls["model"].options
-    assert e.values()["steps"] == 10 and not e.last["tuned"]  # `at` has no tuned settings: the caller's
+    # `at` has no tuned settings: GenerationConfig's, its K capped at max_steps
+    assert not e.last["tuned"] and (e.values()["steps"], e.values()["step_size"]) == (20, GenerationConfig().step_size)
     n = len(e.timings)
     e.controls["model"].value = "jeat"  # its own sampler, in one recomputation
     assert (e.values()["steps"], round(e.values()["noise"], 6), e.values()["step_size"]) == (15, 0.01, 0.25)
@@ -73,13 +74,14 @@ def test_generation_explorer_uses_tuned_sampler_and_hides_the_evaluator(setup):
 
 
 def test_chain_diagnostics_flags_a_broken_chain(setup):
-    from jeat_core.figures import chain_diagnostics, generate
+    from jeat_core.figures import chain_diagnostics
+    from jeat_core.sampling import generate
 
     models, _, _, _, _ = setup
     g = torch.Generator().manual_seed(0)
     seeds = 0.3 + 0.4 * torch.rand(4, 3, 32, 32, generator=g)
     labels = torch.tensor([0, 1, 2, 3])
-    descended = generate(models["at"], labels, seeds, step_size=0.05, n_steps=3, noise_std=0.0)
+    descended = generate(models["at"], labels, seeds, GenerationConfig(step_size=0.05, n_steps=3, noise_std=0.0))
     fine = chain_diagnostics(models["at"], labels, seeds, descended)
     noise = chain_diagnostics(models["at"], labels, seeds, torch.randint(0, 2, seeds.shape, generator=g).float())
     assert not fine["broken"] and fine["saturated"] == 0 and fine["energy_after"] < fine["energy_before"]
@@ -149,7 +151,7 @@ def test_memorisation_explorer(setup, key, value):
     from jeat_core.widgets import memorisation_explorer
 
     models, _, _, cg, train_x = setup
-    e = memorisation_explorer(models, cg, train_x, steps=3, k=3)
+    e = memorisation_explorer(models, cg, train_x, max_steps=3, k=3)
     before, after = _changed(e, key, value, lambda r: r["x"])
     assert _differs(before, after)
     # the reported neighbours really are the most similar training images
@@ -163,9 +165,25 @@ def test_bad_setting_is_reported_not_raised(setup):
     from jeat_core.widgets import generation_explorer
 
     models, _, _, cg, _ = setup
-    e = generation_explorer(models, cg, n_images=2, steps=2)
+    e = generation_explorer(models, cg, n_images=2, max_steps=2)
     shown = e.last
     e.controls["noise"].value = -1.0  # FloatLogSlider clamps; force a bad value through compute instead
     e.compute = lambda **kw: (_ for _ in ()).throw(ValueError("step size must be positive"))
     e.refresh()
     assert "step size must be positive" in e.status.value and e.last is not None and shown is not None
+
+
+def test_memorisation_explorer_uses_the_tuned_sampler_like_fig7(setup):
+    """Each model generates with its manifest's sampler (K capped at max_steps), as Fig. 7 does."""
+    from jeat_core.sampling import generate, sampler_for
+    from jeat_core.widgets import memorisation_explorer
+
+    models, _, _, cg, train_x = setup
+    manifests = {"jeat": {"sampler": {"joint": {"step": "l2", "step_size": 0.5, "n_steps": 4, "noise_std": 0.0}}}}
+    e = memorisation_explorer(models, cg, train_x, manifests=manifests, max_steps=3, k=3)
+    e.controls["model"].value = "jeat"
+    cfg = sampler_for(manifests["jeat"], max_steps=3)
+    assert (cfg.step, cfg.n_steps) == ("l2", 3) and "L2 step 0.5, K 3" in e.last["sampler"]
+    labels = torch.tensor([e.last["label"]])
+    x0 = cg.sample(labels, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(e.last["x"], generate(models["jeat"], labels, x0, cfg, seed=0))
