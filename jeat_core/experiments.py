@@ -24,8 +24,10 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -84,39 +86,54 @@ class Context:
     paths: dict = field(default_factory=dict)  # name -> checkpoint folder (candidates not shipped yet)
     _cache: dict = field(default_factory=dict, repr=False)
 
-    def _get(self, key, make):
+    def cached(self, key, make: Callable[[], Any]):
+        """``make()``, computed once per ``key`` (hashable) for the life of this context."""
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
 
     def model(self, name: str):
         """``(model, manifest)`` of a shipped model (``CheckpointError`` when it is not shipped)."""
-        return self._get(("model", name), lambda: load_model(self.paths.get(name, f"{self.preset}/{name}")))
+        return self.cached(("model", name), lambda: load_model(self.paths.get(name, f"{self.preset}/{name}")))
+
+    def models(self, names) -> dict:
+        """Zoo name -> model, for each of ``names``."""
+        return {n: self.model(n)[0] for n in names}
+
+    def manifests(self, names) -> dict:
+        """Zoo name -> manifest, for each of ``names``."""
+        return {n: self.model(n)[1] for n in names}
+
+    def use_sampler(self, name: str, energy: str, entry: dict) -> None:
+        """Generate with ``entry`` (a :func:`sampler_entry`) as model ``name``'s tuned sampler for ``energy``
+        from now on in this context: it is set in the loaded manifest, in memory only (:func:`store_sampler`
+        writes a manifest on disk). Generation sets already made are not recomputed."""
+        self.model(name)[1].setdefault("sampler", {})[energy] = entry
 
     def test(self) -> tuple[Tensor, Tensor]:
-        return self._get("test", lambda: load_split("test", data_root=self.data_root).tensors())
+        return self.cached("test", lambda: load_split("test", data_root=self.data_root).tensors())
 
     def train_split(self):
-        return self._get("train", lambda: load_split("train", data_root=self.data_root))
+        return self.cached("train", lambda: load_split("train", data_root=self.data_root))
 
     def class_gaussian(self) -> ClassGaussian:
-        return self._get("cg", lambda: ClassGaussian(self.train_split().x, self.train_split().y))
+        return self.cached("cg", lambda: ClassGaussian(self.train_split().x, self.train_split().y))
 
     def seeds(self, per_class: int, seed: int) -> tuple[Tensor, Tensor]:
         """``(seeds, labels)``: class-Gaussian seeds for balanced labels."""
         def make():
             labels = balanced_labels(per_class)
             return self.class_gaussian().sample(labels, generator=torch.Generator().manual_seed(seed)), labels
-        return self._get(("seeds", per_class, seed), make)
+        return self.cached(("seeds", per_class, seed), make)
 
     def evaluator(self):
-        return self._get("evaluator", lambda: load_model(EVALUATOR)[0])
+        return self.cached("evaluator", lambda: load_model(EVALUATOR)[0])
 
     def features(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return penultimate(self.evaluator(), x)
 
     def reference(self, lo: int, hi: int) -> KIDReference:
-        return self._get(("ref", lo, hi), lambda: KIDReference(self.features(self.test()[0][lo:hi])[0]))
+        return self.cached(("ref", lo, hi), lambda: KIDReference(self.features(self.test()[0][lo:hi])[0]))
 
 
 def score_images(ctx: Context, images: Tensor, labels: Tensor, ref: KIDReference, seeds: Tensor | None = None,
@@ -183,19 +200,18 @@ def generation_set(ctx: Context, name: str, energy: str = "joint", *, per_class:
     """Generate ``per_class`` images per class on fresh seeds with the model's own best sampler
     (``manifest["sampler"][energy]``, else the defaults; ``max_steps`` caps K for smoke runs) and
     score them against the reference test images [5000, 10000)."""
-    key = ("gen", name, energy, per_class, max_steps)
-    if key in ctx._cache:
-        return ctx._cache[key]
-    model, manifest = ctx.model(name)
-    cfg = sampler_for(manifest, energy)
-    if max_steps is not None:
-        cfg = replace(cfg, n_steps=min(cfg.n_steps, max_steps))
-    seeds, labels = ctx.seeds(per_class, TEST_SEED)
-    images = generate(model, labels, seeds, cfg, seed=TEST_SEED)
-    rec = score_images(ctx, images, labels, ctx.reference(5000, 10000), seeds)
-    rec.update(sampler=sampler_record(cfg), model=name, energy=energy, images=images)
-    ctx._cache[key] = rec
-    return rec
+    def make():
+        model, manifest = ctx.model(name)
+        cfg = sampler_for(manifest, energy)
+        if max_steps is not None:
+            cfg = replace(cfg, n_steps=min(cfg.n_steps, max_steps))
+        seeds, labels = ctx.seeds(per_class, TEST_SEED)
+        images = generate(model, labels, seeds, cfg, seed=TEST_SEED)
+        rec = score_images(ctx, images, labels, ctx.reference(5000, 10000), seeds)
+        rec.update(sampler=sampler_record(cfg), model=name, energy=energy, images=images)
+        return rec
+
+    return ctx.cached(("gen", name, energy, per_class, max_steps), make)
 
 
 def baselines(ctx: Context, *, per_class: int = 100) -> dict:
@@ -207,7 +223,7 @@ def baselines(ctx: Context, *, per_class: int = 100) -> dict:
         x, y = ctx.test()
         seeds, labels = ctx.seeds(per_class, TEST_SEED)
         return {"real": score_images(ctx, x[:n], y[:n], ref), "seeds": score_images(ctx, seeds, labels, ref)}
-    return ctx._get(("baselines", per_class), make)
+    return ctx.cached(("baselines", per_class), make)
 
 
 def kid_difference(ctx: Context, a: dict, b: dict) -> dict:
