@@ -661,3 +661,72 @@ def table3_rows(models: dict, x: Tensor, y: Tensor, *, sizes: FigureSizes = PAPE
         rows.append({"model": MODEL_LABELS.get(name, name), "clean_acc": r["clean_acc"], "pgd20_acc": r["robust_acc"],
                      "n": r["n"], "eps": eps})
     return rows
+
+
+# ----------------------------------------------------------------------------- the paper's items (one list)
+@dataclass(frozen=True)
+class PaperItem:
+    """One figure or table of the paper, listed once in :data:`PAPER_ITEMS`, which ``jeat figures``
+    (:func:`jeat_core.figures.make_all`), the notebooks' exports and the tests read.
+
+    ``id``: the stem of its files (``"fig2_energy_contours"``); ``title``: what it shows (a table's
+    heading; ``{n}``: its rows' number of test images); ``producer``: the function of this module
+    that computes its data, which its notebook calls too; ``inputs``: ``(ctx, sizes) -> keyword
+    arguments`` of the producer from a :class:`Context` (how ``jeat figures`` calls it);
+    ``plot``: how :mod:`jeat_core.figures` draws the data, a key of ``figures.PLOTS``, or
+    ``"table"`` (saved as Markdown and JSON); ``notebook``: the number of the notebook that
+    reproduces it (``"02"``: ``notebooks/02_*.py``)."""
+
+    id: str
+    title: str
+    producer: Callable
+    inputs: Callable[[Context, FigureSizes], dict]
+    plot: str
+    notebook: str
+
+    @property
+    def exports(self) -> tuple[str, ...]:
+        """Its file names: ``<id>.md`` and ``<id>.json`` for a table, ``<id>.pdf`` and ``<id>.png`` for a figure."""
+        return tuple(f"{self.id}.{ext}" for ext in (("md", "json") if self.plot == "table" else ("pdf", "png")))
+
+    def compute(self, ctx: Context, sizes: FigureSizes = PAPER_SIZES):
+        """The producer's data on ``ctx``'s models and data at ``sizes`` (what ``jeat figures`` draws)."""
+        return self.producer(**self.inputs(ctx, sizes))
+
+
+def _test_images(ctx: Context) -> dict:
+    x, y = ctx.test()
+    return {"x": x, "y": y}
+
+
+def _generators(ctx: Context, names) -> dict:
+    """Inputs of a generation figure: its models, their manifests (tuned samplers) and the seeds' Gaussians."""
+    return {"models": ctx.models(names), "manifests": ctx.manifests(names), "class_gaussian": ctx.class_gaussian()}
+
+
+# in the order `jeat figures` makes them
+PAPER_ITEMS: dict[str, PaperItem] = {item.id: item for item in (
+    PaperItem("table1_attacks", "Tab. 1: CE vs energy attack, standard model (n={n})", table1_rows,
+              lambda ctx, sizes: {"model": ctx.model(TABLE1_MODEL)[0], **_test_images(ctx), "sizes": sizes},
+              "table", "01"),
+    PaperItem("fig2_energy_contours", "Fig. 2: E(x, y) around a test image, one colour scale", fig2_data,
+              lambda ctx, sizes: {"models": ctx.models(FIG2_MODELS), **_test_images(ctx), "sizes": sizes},
+              "contours", "02"),
+    PaperItem("fig3_delta_energy", "Fig. 3: Δ_x E and Δ_θ E during adversarial training", fig3_data,
+              lambda ctx, sizes: {"preset": ctx.preset}, "delta_energy", "03"),
+    PaperItem("fig4_eq16_vs_eq17", "Fig. 4: generation from AT with Eq. 16 and Eq. 17, and from PreJEAT", fig4_rows,
+              lambda ctx, sizes: {**_generators(ctx, FIG4_MODELS), "sizes": sizes}, "image_rows", "04"),
+    PaperItem("fig5_noise_generation", "Fig. 5: generation from noise-trained classifiers", fig5_rows,
+              lambda ctx, sizes: {**_generators(ctx, FIG5_MODELS), "sizes": sizes}, "image_rows", "05"),
+    PaperItem("fig6_generation_by_model", "Fig. 6: generation by AT, PreJEAT, JEM and JEAT, every class", fig6_rows,
+              lambda ctx, sizes: {**_generators(ctx, FIG6_MODELS), "sizes": sizes}, "image_rows", "06"),
+    PaperItem("fig7_nearest_neighbours", "Fig. 7: JEAT samples and their SSIM-nearest training images", fig7_rows,
+              lambda ctx, sizes: {**_generators(ctx, [FIG7_MODEL]), "train_x": ctx.train_split().x[:sizes.n_train],
+                                  "sizes": sizes}, "image_rows", "09"),
+    PaperItem("table2_fisher", "Tab. 2: Fisher scores (lower is better)", table2_fisher_rows,
+              lambda ctx, sizes: {"models": ctx.models(TABLE2_MODELS), **_test_images(ctx), "sizes": sizes},
+              "table", "07"),
+    PaperItem("table3_robustness", "Tab. 3: clean and PGD-20 accuracy (n={n})", table3_rows,
+              lambda ctx, sizes: {"models": ctx.models(TABLE3_MODELS), **_test_images(ctx), "sizes": sizes},
+              "table", "08"),
+)}
