@@ -98,7 +98,7 @@ def main(argv=None) -> int:
         tuned = tune_sampler(ctx, name, "joint", per_class=a.tune_per_class, progress=say)
         # score on fresh seeds with the tuned sampler, stored in the run's manifest as jeat tune-samplers does
         entry = sampler_entry(tuned, a.tune_per_class)
-        ctx._cache[("model", name)][1].setdefault("sampler", {})["joint"] = entry
+        ctx.use_sampler(name, "joint", entry)
         if folder is not None and a.store:
             store_sampler(folder, "joint", entry)
         gen = generation_set(ctx, name, per_class=a.per_class)

@@ -53,18 +53,17 @@ def build(which: str):
     cg = ClassGaussian(train.x, train.y)
     if which == "04":
         models, mans = zoo(["at", "prejeat", "jeat", "standard"])
-        return W.generation_explorer(models, cg, manifests=mans, n_images=6, label=8, step_size=0.25, steps=40,
-                                     noise=0.001)
+        return W.generation_explorer(models, cg, manifests=mans, n_images=6, label=8)
     if which == "05":
         names = {"σ = 8/255": "noise-8", "σ = 16/255": "noise-16", "σ = 24/255": "noise-24",
                  "σ = 0 (standard)": "standard"}
         models, mans = zoo(list(names.values()))
         return W.generation_explorer({k: models[v] for k, v in names.items()}, cg,
                                      manifests={k: mans[v] for k, v in names.items()}, zoo_names=names, n_images=6,
-                                     label=8, steps=60, model_description="σ")
+                                     label=8, model_description="σ")
     if which == "06":
         models, mans = zoo(["at", "prejeat", "jem", "jeat"])
-        return W.generation_explorer(models, cg, manifests=mans, n_images=6, steps=40)
+        return W.generation_explorer(models, cg, manifests=mans, n_images=6)
     if which == "07":
         models, _ = zoo(["standard", "at", "jem", "jeat"])
         x, y = test.tensors(64)
@@ -74,8 +73,8 @@ def build(which: str):
         x, y = test.tensors(12)
         return W.robustness_explorer(models, x, y, steps=5)
     if which == "09":
-        models, _ = zoo(["jeat", "at", "prejeat"])
-        return W.memorisation_explorer(models, cg, TrainIndex(train.x), steps=40)
+        models, mans = zoo(["jeat", "at", "prejeat"])
+        return W.memorisation_explorer(models, cg, TrainIndex(train.x), manifests=mans)
     raise ValueError(which)
 
 

@@ -29,6 +29,12 @@ from torch import Tensor
 
 from .checkpoints import CheckpointError
 from .experiments import (
+    FIG2_MODELS,
+    FIG3_MODEL,
+    FIG5_MODELS,
+    FIG7_MODEL,
+    TABLE1_MODEL,
+    TABLE2_MODELS,
     Context,
     baselines,
     describe,
@@ -122,14 +128,18 @@ class Settings:
 
 @dataclass(frozen=True)
 class Claim:
-    """One claim of the paper: ``measure(ctx, settings)`` returns ``{"ours", "n", "verdict", "note"}``."""
+    """One claim of the paper: ``measure(ctx, settings, models)`` returns ``{"ours", "n", "verdict", "note"}``.
+
+    ``models`` are the zoo names the claim compares, in the claim's order; this field is the one
+    list of them (the measure reads it; where a claim is about a paper item, it is that item's list
+    in :mod:`jeat_core.experiments`, which the notebooks read too)."""
 
     id: int
     claim: str
     paper: str
     metric: str
     models: tuple[str, ...]
-    measure: Callable[[Context, Settings], dict]
+    measure: Callable[[Context, Settings, tuple[str, ...]], dict]
 
     def run(self, ctx: Context, settings: Settings) -> dict:
         # a metric text may name the settings' sample sizes ({n} images, {pc} per class)
@@ -138,7 +148,7 @@ class Claim:
         try:
             for m in self.models:
                 ctx.model(m)
-            res = self.measure(ctx, settings)
+            res = self.measure(ctx, settings, self.models)
         except CheckpointError as e:
             return {**rec, "ours": None, "n": 0, "reproduced": "not measurable here",
                     "note": f"model not shipped: {str(e).split(':')[0]}"}
@@ -151,8 +161,9 @@ def _accuracy_record(r: dict) -> dict:
             "robust_ci": _ci(r["robust_ci"])}
 
 
-def _tab1(ctx: Context, st: Settings) -> dict:
-    m, _ = ctx.model("standard")
+def _tab1(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
+    (name,) = models
+    m, _ = ctx.model(name)
     x, y = ctx.test()
     x, y = x[:st.n_attack], y[:st.n_attack]
     ce = robust_accuracy(m, x, y, attack="pgd20")
@@ -165,11 +176,12 @@ def _tab1(ctx: Context, st: Settings) -> dict:
             "n": n, "verdict": v}
 
 
-def _fig3(ctx: Context, st: Settings) -> dict:
+def _fig3(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
     from .checkpoints import ENERGY_LOG, resolve
     from .experiments import read_energy_log
 
-    log = [r for r in read_energy_log(resolve(f"{ctx.preset}/at") / ENERGY_LOG) if r["step"] > 0]
+    (name,) = models
+    log = [r for r in read_energy_log(resolve(f"{ctx.preset}/{name}") / ENERGY_LOG) if r["step"] > 0]
     n = len(log)
 
     def share(key, positive=True):
@@ -186,15 +198,15 @@ def _fig3(ctx: Context, st: Settings) -> dict:
             "n": n, "verdict": v}
 
 
-def _fig2(ctx: Context, st: Settings) -> dict:
-    names = ["standard", "at", "prejeat", "jeat"]
-    nums = landscape_numbers(ctx, names, n=st.n_land, resolution=9 if st.smoke else 15)
+def _fig2(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
+    normal = models[0]  # the others should be flatter than it
+    nums = landscape_numbers(ctx, list(models), n=st.n_land, resolution=9 if st.smoke else 15)
     verdicts = []
-    for n in names[1:]:
+    for n in models[1:]:
         # paired over the same images: bootstrap of the per-image difference is inside landscape_numbers'
         # records only as means, so compare the two intervals: robust flatter when its upper bound is
         # below Normal's lower bound (conservative), sharper when the reverse
-        lo_s, hi_s = nums["standard"]["flatness_ci"]
+        lo_s, hi_s = nums[normal]["flatness_ci"]
         lo_r, hi_r = nums[n]["flatness_ci"]
         verdicts.append("reproduced" if hi_r < lo_s else "not reproduced" if lo_r > hi_s else "inconclusive")
     ours = {n: {"flatness_dlogp": round(r["flatness_logp"], 4), "ci": _ci(r["flatness_ci"]),
@@ -251,14 +263,15 @@ def _gen(ctx: Context, st: Settings, name: str, energy: str = "joint") -> dict:
     return generation_set(ctx, name, energy, per_class=st.per_class, max_steps=st.max_gen_steps)
 
 
-def _fig4(ctx: Context, st: Settings) -> dict:
-    recs = {"eq16": _gen(ctx, st, "at", "ce"), "eq17": _gen(ctx, st, "at", "joint")}
+def _fig4(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
+    (name,) = models
+    recs = {"eq16": _gen(ctx, st, name, "ce"), "eq17": _gen(ctx, st, name, "joint")}
     verdicts, diffs = _ordered_kid(ctx, st, recs)
     ours = {k: _gen_record(ctx, r) for k, r in recs.items()}
     ours.update(diffs)
     ours["baselines"] = _baselines(ctx, st)
     note = _vs_seeds(ctx, st, recs)
-    _, man = ctx.model("at")
+    _, man = ctx.model(name)
     matched = _matched_note(man, "ce", "joint")
     return {"ours": ours, "n": 10 * st.per_class, "verdict": combine(verdicts),
             "note": note + ("; " + matched if matched else "")}
@@ -284,12 +297,12 @@ def _generation_order(ctx: Context, st: Settings, recs: dict) -> dict:
     return {"ours": ours, "n": 10 * st.per_class, "verdict": combine(verdicts), "note": _vs_seeds(ctx, st, recs)}
 
 
-def _fig5(ctx: Context, st: Settings) -> dict:
-    return _generation_order(ctx, st, {n: _gen(ctx, st, n) for n in ("noise-8", "noise-16", "noise-24")})
+def _fig5(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
+    return _generation_order(ctx, st, {n: _gen(ctx, st, n) for n in models})
 
 
-def _fig6(ctx: Context, st: Settings) -> dict:
-    recs = {n: _gen(ctx, st, n) for n in ("at", "prejeat", "jeat")}
+def _fig6(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
+    recs = {n: _gen(ctx, st, n) for n in models}
     res = _generation_order(ctx, st, recs)
     if st.inception_weights:
         x, _ = ctx.test()
@@ -319,9 +332,8 @@ def _fisher_record(r: dict) -> dict:
     return out
 
 
-def _tab2(ctx: Context, st: Settings) -> dict:
-    names = ["standard", "at", "jem", "jeat"]
-    rows = fisher_table(ctx, names, n=st.n_fisher, n_probes=st.n_probes, batch=min(100, st.n_fisher))
+def _tab2(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
+    rows = fisher_table(ctx, list(models), n=st.n_fisher, n_probes=st.n_probes, batch=min(100, st.n_fisher))
     ours = {r["model"]: _fisher_record(r) for r in rows}
     v_pl = combine(_fisher_verdicts(rows, "JFS_pl") + _fisher_verdicts(rows, "MFS_pl"))
     v_eq = combine(_fisher_verdicts(rows, "JFS") + _fisher_verdicts(rows, "MFS"))
@@ -333,11 +345,12 @@ def _tab2(ctx: Context, st: Settings) -> dict:
     return {"ours": ours, "n": st.n_fisher, "verdict": v_pl, "note": note}
 
 
-def _tab3(ctx: Context, st: Settings) -> dict:
+def _tab3(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
+    at, jem, jeat = models  # the claim is JEAT vs JEM; AT is reported beside them
     x, y = ctx.test()
     x, y = x[:st.n_attack], y[:st.n_attack]
     ours, masked = {}, []
-    for name in ("at", "jem", "jeat"):
+    for name in models:
         m, _ = ctx.model(name)
         r = robust_accuracy(m, x, y, attack="pgd20")
         ours[name] = _accuracy_record(r)
@@ -347,20 +360,21 @@ def _tab3(ctx: Context, st: Settings) -> dict:
             masked.append(name)
     n = len(x)
     k = {name: round(ours[name]["robust"] * n) for name in ours}
-    diff = proportion_difference_ci(k["jeat"], n, k["jem"], n)
-    ours["jeat_minus_jem"] = {"diff": (k["jeat"] - k["jem"]) / n, "ci": _ci(diff)}
+    diff = proportion_difference_ci(k[jeat], n, k[jem], n)
+    ours["jeat_minus_jem"] = {"diff": (k[jeat] - k[jem]) / n, "ci": _ci(diff)}
     v = verdict_from_ci(diff, 1, null=0.10)
     note = ("peer attacks (torchattacks PGD-20 and APGD-CE) agree within 3 points"
             if not masked else f"peer attacks find ≥ 3 points lower accuracy for {', '.join(masked)}")
-    d_at = proportion_difference_ci(k["jeat"], n, k["at"], n)
-    note += f"; JEAT − AT = {100 * (k['jeat'] - k['at']) / n:+.1f} points, CI {_ci(d_at)} (AT is not in Tab. 3)"
+    d_at = proportion_difference_ci(k[jeat], n, k[at], n)
+    note += f"; JEAT − AT = {100 * (k[jeat] - k[at]) / n:+.1f} points, CI {_ci(d_at)} (AT is not in Tab. 3)"
     return {"ours": ours, "n": n, "verdict": v, "note": note}
 
 
-def _fig7(ctx: Context, st: Settings) -> dict:
+def _fig7(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
     from .metrics import nearest_by_ssim
 
-    rec = _gen(ctx, st, "jeat")
+    (name,) = models
+    rec = _gen(ctx, st, name)
     k = st.n_ssim
     train_x = ctx.train_split().x[:2000] if st.smoke else ctx.train_split().x
     _, s_gen = nearest_by_ssim(rec["images"][:k], train_x, k=1)
@@ -384,28 +398,27 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(1, "Tab. 1: the energy attack (Eq. 18) is as effective as the CE attack (Eq. 14) on a normal classifier",
           "CE 0.12%, energy 0.11% accuracy (WRN-28-10)",
           "accuracy under L∞ PGD-20, ε 8/255, step 2/255, random start (Wilson CIs); reproduced if the CI of "
-          "energy − CE lies within ±5 points and the energy attack's CI lies below 10%", ("standard",), _tab1),
+          "energy − CE lies within ±5 points and the energy attack's CI lies below 10%", (TABLE1_MODEL,), _tab1),
     Claim(2, "Fig. 3: during AT, Δ_x E(x,y) > 0 and Δ_θ E(x,y) < 0, while Δ_θ E(x) fluctuates around 0",
           "Δ_x E(x,y) > 0, Δ_θ E(x,y) < 0 throughout; Δ_θ E(x) around 0",
           "share of logged steps of the shipped AT run with each sign (Wilson CIs); reproduced if both E(x,y) "
-          "shares are above 90% and the E(x) share lies within 20-80%", ("at",), _fig3),
+          "shares are above 90% and the E(x) share lies within 20-80%", (FIG3_MODEL,), _fig3),
     Claim(3, "Fig. 2: E(x,y) around real data is flatter for AT, PreJEAT and JEAT than for a normal classifier",
           "qualitative contour plots: sharp for Normal, flat for AT/PreJEAT/JEAT",
           "flatness = mean |Δ log p(y|x')| over a 2-D slice of L2 radius 2 through a test image (log-probability "
           "units remove the logit-scale confound), mean over images with bootstrap CI; reproduced if each robust "
-          "model's CI lies below Normal's", ("standard", "at", "prejeat", "jeat"), _fig2),
+          "model's CI lies below Normal's", FIG2_MODELS, _fig2),
     Claim(4, "Fig. 4: on an AT classifier, sampling p(x,y) (Eq. 17) generates better images than Eq. 16",
           "qualitative: Eq. 17 images are more realistic", GEN_METRIC, ("at",), _fig4),
     Claim(5, "Fig. 5: more training noise (σ 8 → 16 → 24 /255) gives better generation",
-          "qualitative: σ = 24/255 best", GEN_METRIC, ("noise-8", "noise-16", "noise-24"), _fig5),
+          "qualitative: σ = 24/255 best", GEN_METRIC, FIG5_MODELS, _fig5),
     Claim(6, "Fig. 6 / Tab. 2: generation quality AT < PreJEAT < JEAT",
           "IS 7.50 / 8.66 / 8.80 and FID 60.90 / 38.40 / 38.24 for AT / JEM / JEAT (Tab. 2); PreJEAT between "
           "AT and JEAT by eye (Fig. 6)", GEN_METRIC, ("at", "prejeat", "jeat"), _fig6),
     Claim(7, "Tab. 2: Fisher scores order Normal > AT > JEM > JEAT (JFS and MFS)",
           "JFS 6.97 / 2.83 / 0.330 / 0.023, MFS 23.08 / 3.12 / 1.44 / 0.15",
           "Eq. 23/24 in two conventions, mean ± SE over test images; each adjacent pair's difference with a "
-          "95% CI (±1.96 SE); reproduced if every pair is in the paper's order", ("standard", "at", "jem", "jeat"),
-          _tab2),
+          "95% CI (±1.96 SE); reproduced if every pair is in the paper's order", TABLE2_MODELS, _tab2),
     Claim(8, "Tab. 3: JEAT is far more robust than JEM (PGD-20, ε 8/255)",
           "clean / PGD-20: JEM 92.90% / 6.11%, JEAT 85.16% / 30.55%",
           "accuracy under L∞ PGD-20 (ours), torchattacks PGD-20 and APGD-CE (AutoAttack's first component), "
@@ -414,7 +427,7 @@ CLAIMS: tuple[Claim, ...] = (
     Claim(9, "Fig. 7: generated images are not copies of training images",
           "nearest training images by SSIM differ visibly",
           "SSIM of JEAT samples to their most similar training image (L2 prefilter of 256, then SSIM among all "
-          "50,000), beside real test images", ("jeat",), _fig7),
+          "50,000), beside real test images", (FIG7_MODEL,), _fig7),
 )
 
 
@@ -485,12 +498,6 @@ def _fidelity(fake: Tensor, real: Tensor, weights: str) -> dict:
 
 
 # ----------------------------------------------------------------------------- report
-def _fmt(v) -> str:
-    import json
-
-    return json.dumps(v, ensure_ascii=False).replace("|", "\\|") if v is not None else "—"
-
-
 def to_markdown(report: dict) -> str:
     counts = {v: sum(c["reproduced"] == v for c in report["claims"]) for v in VERDICTS}
     lines = ["# Reproduction audit (`jeat audit`)", "",

@@ -24,8 +24,10 @@ import json
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -83,39 +85,54 @@ class Context:
     paths: dict = field(default_factory=dict)  # name -> checkpoint folder (candidates not shipped yet)
     _cache: dict = field(default_factory=dict, repr=False)
 
-    def _get(self, key, make):
+    def cached(self, key, make: Callable[[], Any]):
+        """``make()``, computed once per ``key`` (hashable) for the life of this context."""
         if key not in self._cache:
             self._cache[key] = make()
         return self._cache[key]
 
     def model(self, name: str):
         """``(model, manifest)`` of a shipped model (``CheckpointError`` when it is not shipped)."""
-        return self._get(("model", name), lambda: load_model(self.paths.get(name, f"{self.preset}/{name}")))
+        return self.cached(("model", name), lambda: load_model(self.paths.get(name, f"{self.preset}/{name}")))
+
+    def models(self, names) -> dict:
+        """Zoo name -> model, for each of ``names``."""
+        return {n: self.model(n)[0] for n in names}
+
+    def manifests(self, names) -> dict:
+        """Zoo name -> manifest, for each of ``names``."""
+        return {n: self.model(n)[1] for n in names}
+
+    def use_sampler(self, name: str, energy: str, entry: dict) -> None:
+        """Generate with ``entry`` (a :func:`sampler_entry`) as model ``name``'s tuned sampler for ``energy``
+        from now on in this context: it is set in the loaded manifest, in memory only (:func:`store_sampler`
+        writes a manifest on disk). Generation sets already made are not recomputed."""
+        self.model(name)[1].setdefault("sampler", {})[energy] = entry
 
     def test(self) -> tuple[Tensor, Tensor]:
-        return self._get("test", lambda: load_split("test", data_root=self.data_root).tensors())
+        return self.cached("test", lambda: load_split("test", data_root=self.data_root).tensors())
 
     def train_split(self):
-        return self._get("train", lambda: load_split("train", data_root=self.data_root))
+        return self.cached("train", lambda: load_split("train", data_root=self.data_root))
 
     def class_gaussian(self) -> ClassGaussian:
-        return self._get("cg", lambda: ClassGaussian(self.train_split().x, self.train_split().y))
+        return self.cached("cg", lambda: ClassGaussian(self.train_split().x, self.train_split().y))
 
     def seeds(self, per_class: int, seed: int) -> tuple[Tensor, Tensor]:
         """``(seeds, labels)``: class-Gaussian seeds for balanced labels."""
         def make():
             labels = balanced_labels(per_class)
             return self.class_gaussian().sample(labels, generator=torch.Generator().manual_seed(seed)), labels
-        return self._get(("seeds", per_class, seed), make)
+        return self.cached(("seeds", per_class, seed), make)
 
     def evaluator(self):
-        return self._get("evaluator", lambda: load_model(EVALUATOR)[0])
+        return self.cached("evaluator", lambda: load_model(EVALUATOR)[0])
 
     def features(self, x: Tensor) -> tuple[Tensor, Tensor]:
         return penultimate(self.evaluator(), x)
 
     def reference(self, lo: int, hi: int) -> KIDReference:
-        return self._get(("ref", lo, hi), lambda: KIDReference(self.features(self.test()[0][lo:hi])[0]))
+        return self.cached(("ref", lo, hi), lambda: KIDReference(self.features(self.test()[0][lo:hi])[0]))
 
 
 def score_images(ctx: Context, images: Tensor, labels: Tensor, ref: KIDReference, seeds: Tensor | None = None,
@@ -182,17 +199,16 @@ def generation_set(ctx: Context, name: str, energy: str = "joint", *, per_class:
     """Generate ``per_class`` images per class on fresh seeds with the model's own best sampler
     (``manifest["sampler"][energy]``, else the defaults; ``max_steps`` caps K for smoke runs) and
     score them against the reference test images [5000, 10000)."""
-    key = ("gen", name, energy, per_class, max_steps)
-    if key in ctx._cache:
-        return ctx._cache[key]
-    model, manifest = ctx.model(name)
-    cfg = sampler_for(manifest, energy, max_steps=max_steps)
-    seeds, labels = ctx.seeds(per_class, TEST_SEED)
-    images = generate(model, labels, seeds, cfg, seed=TEST_SEED)
-    rec = score_images(ctx, images, labels, ctx.reference(5000, 10000), seeds)
-    rec.update(sampler=sampler_record(cfg), model=name, energy=energy, images=images)
-    ctx._cache[key] = rec
-    return rec
+    def make():
+        model, manifest = ctx.model(name)
+        cfg = sampler_for(manifest, energy, max_steps=max_steps)
+        seeds, labels = ctx.seeds(per_class, TEST_SEED)
+        images = generate(model, labels, seeds, cfg, seed=TEST_SEED)
+        rec = score_images(ctx, images, labels, ctx.reference(5000, 10000), seeds)
+        rec.update(sampler=sampler_record(cfg), model=name, energy=energy, images=images)
+        return rec
+
+    return ctx.cached(("gen", name, energy, per_class, max_steps), make)
 
 
 def baselines(ctx: Context, *, per_class: int = 100) -> dict:
@@ -204,7 +220,7 @@ def baselines(ctx: Context, *, per_class: int = 100) -> dict:
         x, y = ctx.test()
         seeds, labels = ctx.seeds(per_class, TEST_SEED)
         return {"real": score_images(ctx, x[:n], y[:n], ref), "seeds": score_images(ctx, seeds, labels, ref)}
-    return ctx._get(("baselines", per_class), make)
+    return ctx.cached(("baselines", per_class), make)
 
 
 def kid_difference(ctx: Context, a: dict, b: dict) -> dict:
@@ -629,3 +645,72 @@ def table3_rows(models: dict, x: Tensor, y: Tensor, *, sizes: FigureSizes = PAPE
         rows.append({"model": MODEL_LABELS.get(name, name), "clean_acc": r["clean_acc"], "pgd20_acc": r["robust_acc"],
                      "n": r["n"], "eps": eps})
     return rows
+
+
+# ----------------------------------------------------------------------------- the paper's items (one list)
+@dataclass(frozen=True)
+class PaperItem:
+    """One figure or table of the paper, listed once in :data:`PAPER_ITEMS`, which ``jeat figures``
+    (:func:`jeat_core.figures.make_all`), the notebooks' exports and the tests read.
+
+    ``id``: the stem of its files (``"fig2_energy_contours"``); ``title``: what it shows (a table's
+    heading; ``{n}``: its rows' number of test images); ``producer``: the function of this module
+    that computes its data, which its notebook calls too; ``inputs``: ``(ctx, sizes) -> keyword
+    arguments`` of the producer from a :class:`Context` (how ``jeat figures`` calls it);
+    ``plot``: how :mod:`jeat_core.figures` draws the data, a key of ``figures.PLOTS``, or
+    ``"table"`` (saved as Markdown and JSON); ``notebook``: the number of the notebook that
+    reproduces it (``"02"``: ``notebooks/02_*.py``)."""
+
+    id: str
+    title: str
+    producer: Callable
+    inputs: Callable[[Context, FigureSizes], dict]
+    plot: str
+    notebook: str
+
+    @property
+    def exports(self) -> tuple[str, ...]:
+        """Its file names: ``<id>.md`` and ``<id>.json`` for a table, ``<id>.pdf`` and ``<id>.png`` for a figure."""
+        return tuple(f"{self.id}.{ext}" for ext in (("md", "json") if self.plot == "table" else ("pdf", "png")))
+
+    def compute(self, ctx: Context, sizes: FigureSizes = PAPER_SIZES):
+        """The producer's data on ``ctx``'s models and data at ``sizes`` (what ``jeat figures`` draws)."""
+        return self.producer(**self.inputs(ctx, sizes))
+
+
+def _test_images(ctx: Context) -> dict:
+    x, y = ctx.test()
+    return {"x": x, "y": y}
+
+
+def _generators(ctx: Context, names) -> dict:
+    """Inputs of a generation figure: its models, their manifests (tuned samplers) and the seeds' Gaussians."""
+    return {"models": ctx.models(names), "manifests": ctx.manifests(names), "class_gaussian": ctx.class_gaussian()}
+
+
+# in the order `jeat figures` makes them
+PAPER_ITEMS: dict[str, PaperItem] = {item.id: item for item in (
+    PaperItem("table1_attacks", "Tab. 1: CE vs energy attack, standard model (n={n})", table1_rows,
+              lambda ctx, sizes: {"model": ctx.model(TABLE1_MODEL)[0], **_test_images(ctx), "sizes": sizes},
+              "table", "01"),
+    PaperItem("fig2_energy_contours", "Fig. 2: E(x, y) around a test image, one colour scale", fig2_data,
+              lambda ctx, sizes: {"models": ctx.models(FIG2_MODELS), **_test_images(ctx), "sizes": sizes},
+              "contours", "02"),
+    PaperItem("fig3_delta_energy", "Fig. 3: Δ_x E and Δ_θ E during adversarial training", fig3_data,
+              lambda ctx, sizes: {"preset": ctx.preset}, "delta_energy", "03"),
+    PaperItem("fig4_eq16_vs_eq17", "Fig. 4: generation from AT with Eq. 16 and Eq. 17, and from PreJEAT", fig4_rows,
+              lambda ctx, sizes: {**_generators(ctx, FIG4_MODELS), "sizes": sizes}, "image_rows", "04"),
+    PaperItem("fig5_noise_generation", "Fig. 5: generation from noise-trained classifiers", fig5_rows,
+              lambda ctx, sizes: {**_generators(ctx, FIG5_MODELS), "sizes": sizes}, "image_rows", "05"),
+    PaperItem("fig6_generation_by_model", "Fig. 6: generation by AT, PreJEAT, JEM and JEAT, every class", fig6_rows,
+              lambda ctx, sizes: {**_generators(ctx, FIG6_MODELS), "sizes": sizes}, "image_rows", "06"),
+    PaperItem("fig7_nearest_neighbours", "Fig. 7: JEAT samples and their SSIM-nearest training images", fig7_rows,
+              lambda ctx, sizes: {**_generators(ctx, [FIG7_MODEL]), "train_x": ctx.train_split().x[:sizes.n_train],
+                                  "sizes": sizes}, "image_rows", "09"),
+    PaperItem("table2_fisher", "Tab. 2: Fisher scores (lower is better)", table2_fisher_rows,
+              lambda ctx, sizes: {"models": ctx.models(TABLE2_MODELS), **_test_images(ctx), "sizes": sizes},
+              "table", "07"),
+    PaperItem("table3_robustness", "Tab. 3: clean and PGD-20 accuracy (n={n})", table3_rows,
+              lambda ctx, sizes: {"models": ctx.models(TABLE3_MODELS), **_test_images(ctx), "sizes": sizes},
+              "table", "08"),
+)}

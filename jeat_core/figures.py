@@ -17,6 +17,7 @@ from torch import Tensor
 
 from .experiments import (  # noqa: F401  (computed there; re-exported for the notebooks)
     MODEL_LABELS,
+    PAPER_ITEMS,
     PAPER_SIZES,
     SATURATED_BROKEN,
     SMOKE_SIZES,
@@ -275,22 +276,37 @@ def plot_image_rows(rows: dict[str, Tensor], *, nrow: int, title: str = ""):
 from .metrics import TrainIndex, nearest_by_ssim, ssim  # noqa: E402,F401  (computed in metrics; re-exported)
 
 # ----------------------------------------------------------------------------- all figures (`jeat figures`)
-TABLE_TITLES = {"table1_attacks": "Tab. 1: CE vs energy attack, standard model (n={n})",
-                "table2_fisher": "Tab. 2: Fisher scores (lower is better)",
-                "table3_robustness": "Tab. 3: clean and PGD-20 accuracy (n={n})"}  # n: the rows' test images
+# How each kind of paper item is drawn from its producer's data (`PaperItem.plot`; "table": saved, not drawn)
+PLOTS = {"contours": lambda data: plot_contours(data),  # Fig. 2: fig2_data's dict
+         "delta_energy": lambda data: plot_delta_energy(data["log"], title=data["title"]),  # Fig. 3: fig3_data
+         "image_rows": lambda data: plot_image_rows(data.rows, nrow=data.nrow, title=data.title)}  # ImageRows
 
 
 def save_paper_table(rows: list[dict], out_dir: str | Path, name: str) -> list[Path]:
-    """:func:`save_table` of a paper table (``name`` a key of :data:`TABLE_TITLES`) with its title."""
-    return save_table(rows, out_dir, name, title=TABLE_TITLES[name].format(n=rows[0].get("n") if rows else 0))
+    """:func:`save_table` of a paper table (``name`` a table of :data:`PAPER_ITEMS`) under its title."""
+    item = PAPER_ITEMS[name]
+    if item.plot != "table":
+        raise ValueError(f"{name} is a figure, not a table: save it with save_figure")
+    return save_table(rows, out_dir, name, title=item.title.format(n=rows[0].get("n") if rows else 0))
+
+
+def save_paper_item(name: str, data, out_dir: str | Path) -> list[Path]:
+    """Draw (a figure, :data:`PLOTS`) or tabulate (a table) paper item ``name`` of :data:`PAPER_ITEMS`
+    from its producer's ``data`` and save it in ``out_dir`` as the item's files."""
+    item = PAPER_ITEMS[name]
+    if item.plot == "table":
+        return save_paper_table(data, out_dir, name)
+    return save_figure(PLOTS[item.plot](data), out_dir, name)
 
 
 def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None) -> dict:
-    """Write every figure and table the shipped models allow. Returns ``{name: paths or reason}``.
+    """Write every figure and table of :data:`PAPER_ITEMS` the shipped models allow. Returns
+    ``{name: paths or reason}``.
 
-    The data come from the producers of :mod:`jeat_core.experiments` (``fig2_data`` ... ``fig7_rows``,
-    ``table1_rows`` ... ``table3_rows``), the ones the notebooks call; this function only plots and
-    saves. Generated images (Figs. 4-7) use each model's own tuned sampler (``manifest["sampler"]``).
+    Each item's data come from its producer in :mod:`jeat_core.experiments` (``fig2_data`` ...
+    ``fig7_rows``, ``table1_rows`` ... ``table3_rows``), the ones the notebooks call; this function
+    only plots and saves. Generated images (Figs. 4-7) use each model's own tuned sampler
+    (``manifest["sampler"]``).
 
     ``smoke`` uses :data:`SMOKE_SIZES` (a few images, few steps) to check the pipeline in minutes;
     otherwise :data:`PAPER_SIZES`.
@@ -300,49 +316,10 @@ def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None
 
     sizes = SMOKE_SIZES if smoke else PAPER_SIZES
     ctx = ex.Context(data_root=data_root)
-    x, y = ctx.test()
     report: dict = {}
-
-    def job(name, fn):
+    for name, item in PAPER_ITEMS.items():
         try:
-            report[name] = [str(p) for p in fn()]
+            report[name] = [str(p) for p in save_paper_item(name, item.compute(ctx, sizes), out)]
         except CheckpointError as e:
             report[name] = f"skipped: {e}"
-
-    def models(names) -> dict:
-        return {n: ctx.model(n)[0] for n in names}
-
-    def zoo(names) -> tuple[dict, dict]:
-        return models(names), {n: ctx.model(n)[1] for n in names}
-
-    def rows_figure(data: ex.ImageRows, name: str):
-        return save_figure(plot_image_rows(data.rows, nrow=data.nrow, title=data.title), out, name)
-
-    def table1():
-        return save_paper_table(ex.table1_rows(ctx.model(ex.TABLE1_MODEL)[0], x, y, sizes=sizes), out, "table1_attacks")
-
-    def fig3():
-        d = ex.fig3_data(ctx.preset)
-        return save_figure(plot_delta_energy(d["log"], title=d["title"]), out, "fig3_delta_energy")
-
-    def fig7():
-        train = ctx.train_split()
-        return rows_figure(ex.fig7_rows(*zoo([ex.FIG7_MODEL]), ctx.class_gaussian(), train.x[:sizes.n_train],
-                                        sizes=sizes), "fig7_nearest_neighbours")
-
-    job("table1_attacks", table1)
-    job("fig2_energy_contours", lambda: save_figure(
-        plot_contours(ex.fig2_data(models(ex.FIG2_MODELS), x, y, sizes=sizes)), out, "fig2_energy_contours"))
-    job("fig3_delta_energy", fig3)
-    job("fig4_eq16_vs_eq17", lambda: rows_figure(ex.fig4_rows(*zoo(ex.FIG4_MODELS), ctx.class_gaussian(),
-                                                              sizes=sizes), "fig4_eq16_vs_eq17"))
-    job("fig5_noise_generation", lambda: rows_figure(ex.fig5_rows(*zoo(ex.FIG5_MODELS), ctx.class_gaussian(),
-                                                                  sizes=sizes), "fig5_noise_generation"))
-    job("fig6_generation_by_model", lambda: rows_figure(ex.fig6_rows(*zoo(ex.FIG6_MODELS), ctx.class_gaussian(),
-                                                                     sizes=sizes), "fig6_generation_by_model"))
-    job("fig7_nearest_neighbours", fig7)
-    job("table2_fisher", lambda: save_paper_table(ex.table2_fisher_rows(models(ex.TABLE2_MODELS), x, y, sizes=sizes),
-                                                  out, "table2_fisher"))
-    job("table3_robustness", lambda: save_paper_table(ex.table3_rows(models(ex.TABLE3_MODELS), x, y, sizes=sizes),
-                                                      out, "table3_robustness"))
     return report

@@ -13,6 +13,7 @@ costing one double-backward (``∇_x (∇_x E · v) = Hv``).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 
 import numpy as np
@@ -90,28 +91,46 @@ def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-ATTACKS = ("none", "fgsm", "pgd20", "energy-pgd20")
+ATTACKS = ("none", "fgsm", "pgd20", "energy-pgd20")  # the paper's attacks (Tab. 1 / Tab. 3): the CLI's choices
+
+
+def parse_attack(attack: str) -> tuple[str, int]:
+    """``(objective, n_steps)`` of an attack name, which carries its number of steps.
+
+    ``"none"`` (``("none", 0)``); ``"fgsm"`` (``("ce", 1)``); L-inf PGD with ``k`` steps: ``"pgd{k}"``
+    ascends the cross-entropy (Eq. 14, objective ``"ce"``), ``"energy-pgd{k}"`` the joint energy
+    E(x, y) (Eq. 18, objective ``"energy"``). Any other name is a ``ValueError``. The name is the
+    label of :func:`robust_accuracy`'s result, so a record says what ran."""
+    if attack == "none":
+        return "none", 0
+    if attack == "fgsm":
+        return "ce", 1
+    m = re.fullmatch(r"(energy-)?pgd([1-9][0-9]*)", attack) if isinstance(attack, str) else None
+    if m is None:
+        raise ValueError(f"unknown attack {attack!r}; choose none, fgsm, pgd<k> or energy-pgd<k> (k steps; "
+                         f"the paper's: {', '.join(ATTACKS)})")
+    return ("energy" if m[1] else "ce"), int(m[2])
 
 
 def robust_accuracy(model, x: Tensor, y: Tensor, *, attack: str = "pgd20", eps: float = 8 / 255,
-                    step_size: float = 2 / 255, batch_size: int = 250, seed: int = 0, progress: bool = False,
-                    n_steps: int = 20) -> dict:
+                    step_size: float = 2 / 255, batch_size: int = 250, seed: int = 0,
+                    progress: bool = False) -> dict:
     """Clean and robust accuracy of ``model`` on ``(x, y)`` (Tab. 1 / Tab. 3 protocol).
 
-    L-inf PGD-``n_steps`` (default 20), step 2/255, random start; ``"energy-pgd20"`` ascends E(x, y)
-    (Eq. 18) instead of the cross-entropy (Eq. 14). An example counts as robust only when it is
-    classified correctly both clean and after the attack (so robust ≤ clean always); PGD therefore
-    attacks only the examples classified correctly when clean (``pgd(..., mask=...)``: the same
-    random starts and iterates for those, about 1/clean-accuracy times faster). Returns
-    ``{"clean_acc", "robust_acc", "clean_ci", "robust_ci", "n", "attack", "eps"}`` with 95% Wilson
-    intervals.
+    ``attack`` names what runs (:func:`parse_attack`): ``"pgd{k}"`` is L-inf PGD with ``k`` steps
+    (``"pgd20"``: the paper's), step ``step_size`` (2/255), random start; ``"energy-pgd{k}"`` ascends
+    E(x, y) (Eq. 18) instead of the cross-entropy (Eq. 14); ``"fgsm"``; ``"none"``. An example counts
+    as robust only when it is classified correctly both clean and after the attack (so robust ≤ clean
+    always); PGD therefore attacks only the examples classified correctly when clean
+    (``pgd(..., mask=...)``: the same random starts and iterates for those, about 1/clean-accuracy
+    times faster). Returns ``{"clean_acc", "robust_acc", "clean_ci", "robust_ci", "n", "attack", "eps"}``
+    with 95% Wilson intervals; ``"attack"`` is the name given, which says what ran.
     """
     from .attacks import fgsm, pgd
     from .energy import check_label_range, check_labels
 
     y = check_labels(y, x, name="y")
-    if attack not in ATTACKS:
-        raise ValueError(f"unknown attack {attack!r}; choose one of {', '.join(ATTACKS)}")
+    objective, n_steps = parse_attack(attack)
     g = torch.Generator().manual_seed(seed)
     clean = robust = 0
     rng = range(0, len(x), batch_size)
@@ -134,7 +153,7 @@ def robust_accuracy(model, x: Tensor, y: Tensor, *, attack: str = "pgd20", eps: 
             xa = fgsm(model, xb, yb, eps=eps)
         else:
             xa = pgd(model, xb, yb, eps=eps, step_size=step_size, n_steps=n_steps,
-                     objective="energy" if attack == "energy-pgd20" else "ce", generator=g, mask=ok)
+                     objective=objective, generator=g, mask=ok)
         with torch.no_grad():
             robust += int((ok & (model(xa).argmax(1) == yb)).sum())
     n = len(x)

@@ -488,8 +488,8 @@ def robustness_explorer(models: dict, x, y, *, eps255: float = 8.0, steps: int =
 
     @functools.lru_cache(maxsize=64)
     def result(name: str, eps255: float, steps: int):
-        return evaluate(models[name], x, y, attack="pgd20", eps=eps255 / 255, step_size=max(eps255 / 255 / 4, 1e-6),
-                        n_steps=steps)
+        return evaluate(models[name], x, y, attack=f"pgd{steps}", eps=eps255 / 255,
+                        step_size=max(eps255 / 255 / 4, 1e-6))
 
     def compute(eps255: float, steps: int) -> dict:
         eps255 = round(eps255, 3)

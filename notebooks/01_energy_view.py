@@ -29,11 +29,11 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES
+from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES, TABLE1_MODEL
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Tab. 1 at the size `jeat figures` writes it (or `--smoke`'s)
-MODEL = "cifar10-cpu/standard"  # Tab. 1's model (experiments.TABLE1_MODEL)
+MODEL = f"cifar10-cpu/{TABLE1_MODEL}"  # Tab. 1's model: the standard classifier
 N_EVAL = SIZES.n_test  # test images
 EPS = 8 / 255
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/

@@ -28,11 +28,11 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.experiments import FIG2_IMAGE, FIG2_RADIUS, PAPER_SIZES, SMOKE_SIZES
+from jeat_core.experiments import FIG2_IMAGE, FIG2_MODELS, FIG2_RADIUS, PAPER_SIZES, SMOKE_SIZES
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 2 at the size `jeat figures` writes it (or `--smoke`'s)
-MODELS = ["standard", "at", "prejeat", "jeat"]  # Fig. 2's models (experiments.FIG2_MODELS)
+MODELS = list(FIG2_MODELS)  # Fig. 2's models: standard, at, prejeat, jeat
 IMAGE = FIG2_IMAGE  # Fig. 2's test image (0); the explorer below picks others
 RADIUS = FIG2_RADIUS  # L2 distance in pixel space (2.0; an 8/255 L-inf ball has L2 radius ~1.74)
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/

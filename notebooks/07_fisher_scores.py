@@ -29,11 +29,11 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES
+from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES, TABLE2_MODELS
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Tab. 2 at the size `jeat figures` writes it (or `--smoke`'s)
-MODELS = ["standard", "at", "jem", "jeat"]  # Tab. 2's models (experiments.TABLE2_MODELS)
+MODELS = list(TABLE2_MODELS)  # Tab. 2's models: standard, at, jem, jeat
 N_IMAGES = SIZES.n_fisher  # test images
 N_PROBES = SIZES.n_probes  # Hutchinson probes per image
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/

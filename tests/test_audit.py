@@ -90,3 +90,17 @@ def test_matched_distance_compares_at_the_better_samplers_distance():
     assert (m["a"]["sampler"], m["b"]["sampler"]) == ("a2", "b2")
     m = matched_distance(b, a)  # symmetric in which side is better
     assert (m["a"]["sampler"], m["b"]["sampler"]) == ("b2", "a2")
+
+
+def test_context_computes_once_and_takes_a_tuned_sampler(monkeypatch):
+    """`Context.cached` computes a key once; `use_sampler` sets a loaded model's sampler (what
+    `generation_set` then uses) without anyone reaching into the context's cache."""
+    from jeat_core import experiments as ex
+
+    loads = []
+    monkeypatch.setattr(ex, "load_model", lambda path: loads.append(path) or ("model", {"name": path}))
+    ctx = ex.Context()
+    assert ctx.cached("key", lambda: [1]) is ctx.cached("key", lambda: [2])
+    ctx.use_sampler("at", "joint", {"step": "l2"})
+    assert ctx.manifests(["at"]) == {"at": {"name": "cifar10-cpu/at", "sampler": {"joint": {"step": "l2"}}}}
+    assert ctx.models(["at"]) == {"at": "model"} and loads == ["cifar10-cpu/at"]

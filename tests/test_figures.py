@@ -1,15 +1,13 @@
 """`jeat figures --smoke` end to end on a throw-away zoo of tiny models (a few training steps each),
 so the pipeline is tested before (and independently of) the shipped models."""
 
+import inspect
 import json
 
 import pytest
 
-from jeat_core.figures import make_all, nearest_by_ssim, ssim
-
-FILES = ["fig2_energy_contours", "fig3_delta_energy", "fig4_eq16_vs_eq17", "fig5_noise_generation",
-         "fig6_generation_by_model", "fig7_nearest_neighbours"]
-TABLES = ["table1_attacks", "table2_fisher", "table3_robustness"]
+from jeat_core.experiments import PAPER_ITEMS
+from jeat_core.figures import PLOTS, make_all, nearest_by_ssim, ssim
 
 
 @pytest.mark.slow
@@ -17,11 +15,13 @@ def test_figures_smoke_writes_everything(tiny_zoo, tmp_path, monkeypatch, data_r
     monkeypatch.setenv("JEAT_CHECKPOINTS", str(tiny_zoo))
     report = make_all(tmp_path, smoke=True, data_root=data_root)
     assert not [k for k, v in report.items() if isinstance(v, str)], report
-    for name in FILES:
-        assert (tmp_path / f"{name}.pdf").stat().st_size > 1000 and (tmp_path / f"{name}.png").is_file()
-    for name in TABLES:
-        rows = json.loads((tmp_path / f"{name}.json").read_text())["rows"]
-        assert rows and (tmp_path / f"{name}.md").is_file()
+    assert list(report) == list(PAPER_ITEMS)
+    for name, item in PAPER_ITEMS.items():
+        assert report[name] == [str(tmp_path / f) for f in item.exports]
+        if item.plot == "table":
+            assert json.loads((tmp_path / f"{name}.json").read_text())["rows"] and (tmp_path / f"{name}.md").is_file()
+        else:
+            assert (tmp_path / f"{name}.pdf").stat().st_size > 1000 and (tmp_path / f"{name}.png").is_file()
 
 
 def test_ssim_known_values():
@@ -38,17 +38,27 @@ def test_ssim_known_values():
 
 
 # ----------------------------------------------------------------------------- one producer per figure (issue #14)
-# paper item -> (notebook, producer in jeat_core.experiments, file `jeat figures` and the notebook write)
-PRODUCERS = {"table1_attacks": ("01", "table1_rows"), "fig2_energy_contours": ("02", "fig2_data"),
-             "fig3_delta_energy": ("03", "fig3_data"), "fig4_eq16_vs_eq17": ("04", "fig4_rows"),
-             "fig5_noise_generation": ("05", "fig5_rows"), "fig6_generation_by_model": ("06", "fig6_rows"),
-             "fig7_nearest_neighbours": ("09", "fig7_rows"), "table2_fisher": ("07", "table2_fisher_rows"),
-             "table3_robustness": ("08", "table3_rows")}
+# The paper's items are listed once, in experiments.PAPER_ITEMS (producer, plot, files, notebook): the tests
+# below iterate over it, so a new item is tested without editing them.
+@pytest.mark.parametrize("item", list(PAPER_ITEMS.values()), ids=lambda item: item.id)
+def test_each_paper_item_is_complete(item):
+    """A paper item names a producer of jeat_core.experiments, a way to draw it, its files and its notebook."""
+    from pathlib import Path
+
+    from jeat_core import experiments as ex
+
+    assert getattr(ex, item.producer.__name__) is item.producer
+    assert item.plot == "table" or item.plot in PLOTS, item.plot
+    assert item.exports[0] == f"{item.id}.{'md' if item.plot == 'table' else 'pdf'}"
+    assert len(list((Path(__file__).resolve().parent.parent / "notebooks").glob(f"{item.notebook}_*.py"))) == 1
+    assert item.title and ("{n}" not in item.title or item.plot == "table")
 
 
 def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path):
     """`jeat figures` computes nothing itself: every figure and table is one producer's return value,
     called once with the named sizes, handed unchanged to the plotting/saving function."""
+    from dataclasses import replace
+
     import torch
 
     from jeat_core import experiments as ex
@@ -66,6 +76,12 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
         def model(self, name):
             return f"model:{name}", {"name": name}
 
+        def models(self, names):
+            return {n: self.model(n)[0] for n in names}
+
+        def manifests(self, names):
+            return {n: self.model(n)[1] for n in names}
+
         def class_gaussian(self):
             return "class-gaussian"
 
@@ -75,20 +91,23 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
     calls, drawn = {}, {}
 
     def fake(name, value):
-        def producer(*args, sizes=None):
-            calls.setdefault(name, []).append((args, sizes))
+        def producer(**kwargs):
+            calls.setdefault(name, []).append(kwargs)
             return value
         return producer
 
-    made = {}
-    for item, (_, producer) in PRODUCERS.items():
-        if producer.endswith("_rows") and producer.startswith("fig"):
-            made[item] = ex.ImageRows({f"{item} row": torch.rand(2, 3, 32, 32)}, nrow=2, title=item)
-        elif producer.startswith("table"):
-            made[item] = [{"model": item, "n": 4}]
+    made, sized = {}, {}
+    for name, item in PAPER_ITEMS.items():
+        sized[name] = "sizes" in inspect.signature(item.producer).parameters
+        if item.plot == "image_rows":
+            made[name] = ex.ImageRows({f"{name} row": torch.rand(2, 3, 32, 32)}, nrow=2, title=name)
+        elif item.plot == "table":
+            made[name] = [{"model": name, "n": 4}]
+        elif item.plot == "delta_energy":
+            made[name] = {"log": [name], "title": name}
         else:
-            made[item] = {"log": [item], "title": item} if producer == "fig3_data" else {item: {}}
-        monkeypatch.setattr(ex, producer, fake(producer, made[item]))
+            made[name] = {name: {}}
+        monkeypatch.setitem(PAPER_ITEMS, name, replace(item, producer=fake(name, made[name])))
     monkeypatch.setattr(ex, "Context", FakeContext)
     monkeypatch.setattr(figures, "plot_image_rows", lambda rows, nrow, title="": ("rows", rows, nrow, title))
     monkeypatch.setattr(figures, "plot_contours", lambda data, title="": ("contours", data))
@@ -97,41 +116,39 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
     monkeypatch.setattr(figures, "save_table", lambda rows, out, name, **kw: drawn.__setitem__(name, rows) or [name])
 
     report = figures.make_all(tmp_path, smoke=True)
-    assert sorted(report) == sorted(PRODUCERS) and sorted(drawn) == sorted(PRODUCERS)
-    for item, (_, producer) in PRODUCERS.items():
-        assert len(calls[producer]) == 1, producer
-        assert calls[producer][0][1] is (None if producer == "fig3_data" else figures.SMOKE_SIZES), producer
-        d = made[item]
-        if isinstance(d, ex.ImageRows):
-            assert drawn[item] == ("rows", d.rows, d.nrow, d.title) and drawn[item][1] is d.rows
-        elif producer == "fig3_data":
-            assert drawn[item] == ("delta", d["log"], d["title"])
-        elif producer == "fig2_data":
-            assert drawn[item] == ("contours", d)
+    assert list(report) == list(PAPER_ITEMS) and sorted(drawn) == sorted(PAPER_ITEMS)
+    for name, item in PAPER_ITEMS.items():
+        assert len(calls[name]) == 1, name
+        assert calls[name][0].get("sizes") is (figures.SMOKE_SIZES if sized[name] else None), name
+        d = made[name]
+        if item.plot == "image_rows":
+            assert drawn[name] == ("rows", d.rows, d.nrow, d.title) and drawn[name][1] is d.rows
+        elif item.plot == "delta_energy":
+            assert drawn[name] == ("delta", d["log"], d["title"])
+        elif item.plot == "contours":
+            assert drawn[name] == ("contours", d)
         else:
-            assert drawn[item] is d
+            assert drawn[name] is d
     # generation figures get their models' manifests (tuned samplers) and the class-Gaussian seeds
-    models, manifests, cg = calls["fig4_rows"][0][0]
-    assert set(models) == set(ex.FIG4_MODELS) and manifests["at"] == {"name": "at"} and cg == "class-gaussian"
+    fig4 = calls["fig4_eq16_vs_eq17"][0]
+    assert set(fig4["models"]) == set(ex.FIG4_MODELS) and fig4["manifests"]["at"] == {"name": "at"}
+    assert fig4["class_gaussian"] == "class-gaussian"
 
 
-@pytest.mark.parametrize("item", sorted(PRODUCERS))
+@pytest.mark.parametrize("item", list(PAPER_ITEMS.values()), ids=lambda item: item.id)
 def test_each_notebook_calls_the_producer_of_its_paper_item(item):
     """The notebook that exports a paper item builds it with the producer `jeat figures` calls, at the
     named sizes, and plots a figure of image rows with the producer's own layout."""
     from pathlib import Path
 
-    from jeat_core import experiments as ex
-
-    number, producer = PRODUCERS[item]
-    assert callable(getattr(ex, producer))
-    (path,) = (Path(__file__).resolve().parent.parent / "notebooks").glob(f"{number}_*.py")
+    producer = item.producer.__name__
+    (path,) = (Path(__file__).resolve().parent.parent / "notebooks").glob(f"{item.notebook}_*.py")
     src = path.read_text()
     assert f"from jeat_core.experiments import {producer}" in src and f"{producer}(" in src, path.name
-    assert f'"{item}"' in src, path.name  # it exports the same file name
-    if producer != "fig3_data":
+    assert f'"{item.id}"' in src, path.name  # it exports the same file name
+    if "sizes" in inspect.signature(item.producer).parameters:
         assert "SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES" in src and "sizes=SIZES" in src, path.name
-    if producer.startswith("fig") and producer.endswith("_rows"):
+    if item.plot == "image_rows":
         var = producer.removesuffix("_rows")
         assert f"plot_image_rows({var}.rows, nrow={var}.nrow, title={var}.title)" in src, path.name
 

@@ -105,9 +105,32 @@ def test_piecewise_linear_fisher_equals_exact_double_backprop_on_a_relu_net():
 def test_robust_accuracy_never_exceeds_clean_accuracy(toy):
     x, y = toy.tensors(128)
     for seed in range(3):
-        r = robust_accuracy(tiny_cnn(seed), x, y, attack="pgd20", n_steps=3, seed=seed)
+        r = robust_accuracy(tiny_cnn(seed), x, y, attack="pgd3", seed=seed)
         assert r["robust_acc"] <= r["clean_acc"]
         assert r["robust_ci"][0] <= r["robust_acc"] <= r["robust_ci"][1] and r["n"] == 128
+
+
+def test_attack_names_say_what_runs(toy):
+    """The attack's name carries its step count and is the result's label (`pgd3` ran 3 steps):
+    a 3-step attack is never recorded as PGD-20, and a name outside the grammar is an error."""
+    from jeat_core.attacks import pgd
+    from jeat_core.metrics import ATTACKS, parse_attack
+
+    assert [parse_attack(a) for a in ATTACKS] == [("none", 0), ("ce", 1), ("ce", 20), ("energy", 20)]
+    assert parse_attack("pgd3") == ("ce", 3) and parse_attack("energy-pgd7") == ("energy", 7)
+    for bad in ("pgd", "pgd0", "pgd-3", "cw", "PGD20", "energy-fgsm", 20):
+        with pytest.raises(ValueError, match="unknown attack"):
+            parse_attack(bad)
+    x, y = toy.tensors(32)
+    model = tiny_cnn(0)
+    r = robust_accuracy(model, x, y, attack="pgd3", batch_size=len(x))
+    assert r["attack"] == "pgd3"
+    with torch.no_grad():
+        ok = model(x).argmax(1) == y
+    g = torch.Generator().manual_seed(0)  # robust_accuracy's seed 0, one batch
+    xa = pgd(model, x, y, eps=8 / 255, step_size=2 / 255, n_steps=3, generator=g, mask=ok)
+    with torch.no_grad():
+        assert r["robust_acc"] == int((ok & (model(xa).argmax(1) == y)).sum()) / len(x)
 
 
 def test_generate_matches_langevin_and_snapshots_share_one_chain():

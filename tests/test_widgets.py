@@ -140,8 +140,8 @@ def test_robustness_explorer(standard_model, cifar_test, key, value):
     e = robustness_explorer({"standard": standard_model}, x, y, eps255=2.0, steps=1)
     before, after = _changed(e, key, value, lambda r: r["rows"]["standard"]["robust_acc"])
     v = e.values()
-    direct = robust_accuracy(standard_model, x, y, attack="pgd20", eps=v["eps255"] / 255,
-                             step_size=v["eps255"] / 255 / 4, n_steps=v["steps"])
+    direct = robust_accuracy(standard_model, x, y, attack=f"pgd{v['steps']}", eps=v["eps255"] / 255,
+                             step_size=v["eps255"] / 255 / 4)
     assert after == direct["robust_acc"]
     assert after < before, (key, before, after)
 
