@@ -4,6 +4,8 @@ An attack ascends an objective built from the energies of :mod:`jeat_core.energy
 
 * ``objective="ce"``     -> ``E(x, y) - E(x)``  (the usual CE attack, Eq. 14)
 * ``objective="energy"`` -> ``E(x, y)``         (the energy attack, Eq. 18)
+* ``objective="kl"``     -> ``KL(p(·|x) ‖ p(·|x'))`` with ``p(·|x)`` from the clean logits
+  (``reference=``): TRADES' attack (Zhang et al. 2019); it needs no label, only the clean logits
 
 :func:`pgd` is the one loop (Eq. 3); :func:`fgsm` is PGD with a single step of size ``eps``
 (Eq. 2) and :func:`fgsm_rs` is FGSM from a uniform random start, the attack of Algorithm 1
@@ -155,6 +157,19 @@ def _energy_unchecked(logits: Tensor, y: Tensor) -> Tensor:
     return -logits.gather(1, y[:, None]).squeeze(1)
 
 
+def kl_from(reference: Tensor) -> Callable[[Tensor, Tensor], Tensor]:
+    """The per-example ``KL(p ‖ q) = Σ_k p_k (log p_k − log q_k)`` of ``p = softmax(reference)`` (fixed,
+    the clean logits) and ``q = softmax(logits)``: the objective TRADES' attack ascends (the label
+    argument is ignored)."""
+    log_p = torch.log_softmax(reference.detach().float(), 1)
+    p = log_p.exp()
+
+    def kl(logits: Tensor, y: Tensor) -> Tensor:
+        return (p * (log_p - torch.log_softmax(logits.float(), 1))).sum(1)
+
+    return kl
+
+
 # name -> (the objective with its label checks, the same without them). The loops use the second:
 # the attack checks the labels once (on a GPU each check is a host sync). Bitwise the same values
 # and gradients: ``lse - l_y`` is ``(-l_y) - (-lse)``.
@@ -162,13 +177,29 @@ _OBJECTIVE_FNS: dict[str, tuple[Callable[[Tensor, Tensor], Tensor], Callable[[Te
     "ce": (cross_entropy, _ce_unchecked),
     "energy": (joint_energy, _energy_unchecked),
 }
+NEEDS_REFERENCE = ("kl",)  # objectives of the clean logits (``reference=``) rather than of the label
 
 
-def _objective(name: str, *, unchecked: bool = False) -> Callable[[Tensor, Tensor], Tensor]:
-    """The per-example objective ``name`` of :data:`OBJECTIVES`; an unknown name is an error."""
-    if name not in OBJECTIVES or name not in _OBJECTIVE_FNS:
+def _objective(name: str, *, unchecked: bool = False, reference: Tensor | None = None
+               ) -> Callable[[Tensor, Tensor], Tensor]:
+    """The per-example objective ``name`` of :data:`OBJECTIVES`; an unknown name is an error, and so
+    is a ``reference`` (clean logits) missing for ``kl`` or given to another objective."""
+    if name not in OBJECTIVES or (name not in _OBJECTIVE_FNS and name not in NEEDS_REFERENCE):
         raise ValueError(f"unknown objective {name!r}; choose one of {', '.join(OBJECTIVES)}")
+    if name in NEEDS_REFERENCE:
+        if reference is None:
+            raise ValueError(f"objective {name!r} needs reference= (the clean logits of x)")
+        return kl_from(reference)
+    if reference is not None:
+        raise ValueError(f"reference= is only used by the {', '.join(NEEDS_REFERENCE)} objective, not {name!r}")
     return _OBJECTIVE_FNS[name][1 if unchecked else 0]
+
+
+def _check_reference(reference: Tensor | None, x: Tensor) -> None:
+    if reference is not None and (not isinstance(reference, Tensor) or reference.dim() != 2
+                                  or reference.shape[0] != x.shape[0]):
+        got = tuple(reference.shape) if isinstance(reference, Tensor) else type(reference).__name__
+        raise ValueError(f"reference must be the (B, K) clean logits of x with B = {x.shape[0]}; got {got}")
 
 
 def _logits(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, *, check: Tensor | None = None) -> Tensor:
@@ -198,8 +229,9 @@ def pgd(
     generator: torch.Generator | None = None,
     mask: Tensor | None = None,
     channels_last: bool | None = None,
+    reference: Tensor | None = None,
 ) -> Tensor:
-    """Projected gradient ascent on an energy objective (Eq. 3; objective of Eq. 14 or 18).
+    """Projected gradient ascent on an energy objective (Eq. 3; objective of Eq. 14 or 18, or TRADES' KL).
 
     ``x_n = Proj_{B(x_0, eps) ∩ [0,1]}( x_{n-1} + step(∇_x obj(x_{n-1}, y)) )``
 
@@ -211,7 +243,8 @@ def pgd(
         step_size: step per iteration (``η`` in Eq. 3).
         n_steps: number of iterations (0 returns the random start, or ``x``).
         norm: ``"linf"`` or ``"l2"``.
-        objective: ``"ce"`` (E(x,y) - E(x), Eq. 14) or ``"energy"`` (E(x,y), Eq. 18).
+        objective: ``"ce"`` (E(x,y) - E(x), Eq. 14), ``"energy"`` (E(x,y), Eq. 18) or ``"kl"``
+            (KL(p(·|x) ‖ p(·|x')), TRADES; needs ``reference``).
         random_start: start from a uniform point of the ball (Madry et al.).
         targeted: *descend* the objective for label ``y`` (move towards class y).
         generator: optional ``torch.Generator`` for the random start.
@@ -228,6 +261,7 @@ def pgd(
             its ``channels_last`` setting). The values are the same up to float rounding. The
             model then receives channels-last tensors: one that flattens with ``.view`` needs
             ``.reshape``, or pass ``False``.
+        reference: ``(B, K)`` clean logits of ``x``, for ``objective="kl"`` only.
     Returns:
         ``(B, C, H, W)`` adversarial images in the memory layout of ``x``, inside the eps-ball
         around ``x`` and in [0, 1].
@@ -239,11 +273,13 @@ def pgd(
     if not isinstance(n_steps, numbers.Integral) or isinstance(n_steps, bool) or n_steps < 0:
         raise ValueError(f"n_steps must be an integer >= 0; got {n_steps!r}")
     n_steps = int(n_steps)
-    obj = _objective(objective, unchecked=True)
+    _check_reference(reference, x)
     threat = threat_model(norm, eps)
     sign = -1.0 if targeted else 1.0
 
     idx = _mask_index(mask, x)
+    obj = _objective(objective, unchecked=True,
+                     reference=reference if reference is None or idx is None else reference[idx])
 
     x_in, y_all = x.detach(), y
     delta = threat.random(x_in, generator) if random_start else torch.zeros_like(x_in)  # whole batch
@@ -310,6 +346,7 @@ def fgsm_rs(
     grad_at: str = "perturbed",
     generator: torch.Generator | None = None,
     channels_last: bool | None = None,
+    reference: Tensor | None = None,
 ) -> Tensor:
     """FGSM with a uniform random start: the attack of Algorithm 1 (and of Wong et al. 2020).
 
@@ -319,7 +356,7 @@ def fgsm_rs(
     Our default takes it at the randomly perturbed point ``x + δ`` (``grad_at="perturbed"``, as in
     Wong et al.; the gradient at the clean point would make the random start pointless for the
     direction); ``grad_at="clean"`` takes the literal reading. ``step_size`` defaults to ``eps``;
-    ``channels_last`` as in :func:`pgd`.
+    ``channels_last`` and ``reference`` (the ``kl`` objective's clean logits) as in :func:`pgd`.
     """
     check_images(x)
     y = check_labels(y, x, name="y")
@@ -328,8 +365,10 @@ def fgsm_rs(
     if grad_at not in ("perturbed", "clean"):
         raise ValueError(f"grad_at must be 'perturbed' or 'clean'; got {grad_at!r}")
     if grad_at == "perturbed":
-        return pgd(model, x, y, eps=eps, step_size=alpha, n_steps=1, norm="linf",
-                   objective=objective, random_start=True, generator=generator, channels_last=channels_last)
+        return pgd(model, x, y, eps=eps, step_size=alpha, n_steps=1, norm="linf", objective=objective,
+                   random_start=True, generator=generator, channels_last=channels_last, reference=reference)
+    if objective in NEEDS_REFERENCE:
+        raise ValueError(f"the {objective} objective's gradient at the clean point is 0; use grad_at='perturbed'")
     obj = _objective(objective)
     threat = LinfThreat(eps)
     x0 = x.detach()

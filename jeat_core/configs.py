@@ -25,7 +25,7 @@ from typing import ClassVar
 
 PRESETS = ("cpu", "paper")
 DATASETS = ("cifar10", "cifar100", "procedural")  # jeat_core.data loads these
-OBJECTIVES = ("ce", "energy")  # attack objectives (Eq. 14, Eq. 18); a closed set
+OBJECTIVES = ("ce", "energy", "kl")  # attack objectives (Eq. 14, Eq. 18, TRADES' KL); a closed set
 ATTACK_KINDS = ("fgsm_rs", "pgd")
 OPTIMISERS = ("adam", "sgd")
 SCHEDULES = ("cosine", "constant", "step")
@@ -219,14 +219,16 @@ class AttackConfig:
     attack); its step size defaults to ``eps`` as written in Algorithm 1 (Wong et al. use
     1.25·eps); the gradient is taken at the randomly perturbed point (``grad_at``, see
     :func:`jeat_core.attacks.fgsm_rs`). ``kind="pgd"``: ``n_steps`` (default 10) of PGD with
-    ``step_size`` (default 2/255). ``objective``: ``ce`` (Eq. 14) or ``energy`` (Eq. 18).
+    ``step_size`` (default 2/255). ``objective``: ``ce`` (Eq. 14), ``energy`` (Eq. 18) or ``kl``
+    (TRADES: KL(p(·|x) ‖ p(·|x_adv)); its gradient at the clean point is 0, so it needs
+    ``grad_at="perturbed"``).
 
     ``step_size`` / ``n_steps`` left at ``None`` mean "the default of ``kind``"; the values used
     are :attr:`resolved_step_size` and :attr:`resolved_n_steps` (so ``replace(cfg, kind="pgd")``
     gets PGD's defaults, not FGSM's)."""
 
     kind: str = "fgsm_rs"  # fgsm_rs | pgd
-    objective: str = "ce"  # ce (Eq. 14) | energy (Eq. 18)
+    objective: str = "ce"  # ce (Eq. 14) | energy (Eq. 18) | kl (TRADES)
     eps: float = 8 / 255
     step_size: float | None = None  # None -> eps (fgsm_rs) or 2/255 (pgd)
     n_steps: int | None = None  # None -> 1 (fgsm_rs) or 10 (pgd)
@@ -236,6 +238,8 @@ class AttackConfig:
         check_choice("attack kind", self.kind, ATTACK_KINDS)
         check_choice("attack objective", self.objective, OBJECTIVES)
         check_choice("grad_at", self.grad_at, ("perturbed", "clean"))
+        if self.objective == "kl" and self.grad_at == "clean" and self.kind == "fgsm_rs":
+            raise ValueError("the kl objective's gradient at the clean point is 0; use grad_at='perturbed'")
         UNIT.check("attack eps", self.eps)
         Range(0.0, 1.0, lo_open=True).check("attack step_size", self.step_size, optional=True)
         STEPS.check("attack n_steps", self.n_steps, optional=True)

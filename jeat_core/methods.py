@@ -10,6 +10,8 @@ prejeat    CE on energy-attack examples (Eq. 18).
 jeat       Algorithm 1: energy attack; SGLD negatives on E(x) from a replay buffer; minimise
            ``[E(x_adv,y) − E(x_adv)] + [E(x_adv) − E(x̃_K)]`` (Eq. 19/20).
 jem        Grathwohl et al.: CE on clean images + ``E(x) − E(x̃_K)``.
+trades     Zhang et al. 2019 (not in the paper; a robust classifier of another objective): CE on clean
+           images + ``β·KL(p(·|x) ‖ p(·|x_adv))``, the attack ascending that KL.
 =========  ====================================================================================
 
 A loss is ``loss(state, batch, cfg) -> LossResult``, built from the shared pieces below:
@@ -298,12 +300,50 @@ def jem_loss(state: TrainState, batch: Batch, cfg: JEMConfig) -> LossResult:
     return replace(with_px_term(classification(fwd, batch.y), fwd, cfg), chain_steps=chain_steps(state, cfg))
 
 
+@dataclass(frozen=True)
+class TRADESConfig(TrainConfig):
+    """TRADES (Zhang et al. 2019): ``CE(f(x), y) + β·KL(p(·|x) ‖ p(·|x_adv))`` with ``x_adv`` from an
+    attack that ascends that KL from a random start (:func:`jeat_core.attacks.kl_from`).
+
+    Choices: β = 6 (the paper's CIFAR-10 value). Zhang et al. attack with PGD-10 (step 2/255 from a
+    ``0.001·N(0, I)`` start); the cpu preset gives every attack method the same budget of one
+    FGSM-RS step (uniform start in the ε-ball, step ε), so ``--attack pgd`` restores theirs. The
+    attack runs in eval mode on the clean logits of that mode; the loss's KL is taken between the
+    training-mode logits of ``x`` and ``x_adv`` (gradients through both, as in their code), averaged
+    over the batch. The Fig. 3 energy dynamics are measured at ``x_adv``."""
+
+    cpu_epochs: ClassVar[float] = 6.0
+    options: ClassVar[tuple[Option, ...]] = (
+        Option("--beta", "beta", Range(0.0, 1e6), "weight β of the KL term (6 in Zhang et al.)"),)
+    update_inputs: ClassVar[int] = 2  # CE on x, the KL between x and x_adv
+    method: str = "trades"
+    attack: AttackConfig = AttackConfig(objective="kl")
+    beta: float = 6.0
+
+    def __post_init__(self):
+        super().__post_init__()
+        self.options[0].kind.check("beta", self.beta)
+
+
+def trades_loss(state: TrainState, batch: Batch, cfg: TRADESConfig) -> LossResult:
+    """``CE(f(x), y) + β·mean KL(p(·|x) ‖ p(·|x_adv))`` with the KL-ascent attack example ``x_adv``."""
+    with torch.no_grad(), evaluating(state.core) as m, autocast(state, cfg):
+        clean = m(batch.x).float()
+    x_adv = attack_examples(state, cfg, batch.x, batch.y, reference=clean)
+    fwd = forward(state, cfg, batch, x_adv, ce_on=batch.x)
+    log_p, log_q = torch.log_softmax(fwd.ce, 1), torch.log_softmax(fwd.inputs, 1)
+    kl = (log_p.exp() * (log_p - log_q)).sum(1).mean()
+    res = classification(fwd, batch.y)
+    return replace(res, loss=res.loss + cfg.beta * kl, terms={"kl": float(kl.detach())})
+
+
 register(StandardConfig, standard_loss, "CE on clean images")
 register(NoiseConfig, noise_loss, "CE on Gaussian-noised images (Sec. 3.2)")
 register(ATConfig, at_loss, "CE on CE-attack examples (Eq. 1/14)")
 register(PreJEATConfig, prejeat_loss, "CE on energy-attack examples (Eq. 18)")
 register(JEATConfig, jeat_loss, "Algorithm 1: energy attack + SGLD p(x) term (Eq. 19/20)")
 register(JEMConfig, jem_loss, "JEM: CE on clean images + SGLD p(x) term")
+register(TRADESConfig, trades_loss, "TRADES: CE on clean images + β·KL(clean ‖ KL-attack example)")
 
 
 # ============================================================================ presets
