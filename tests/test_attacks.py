@@ -2,7 +2,7 @@ import pytest
 import torch
 from conftest import tiny_cnn
 
-from jeat_core.attacks import fgsm, fgsm_rs, pgd
+from jeat_core.attacks import OBJECTIVES, fgsm, fgsm_rs, kl_from, pgd
 from jeat_core.data import to_float
 from jeat_core.energy import cross_entropy, joint_energy
 
@@ -195,3 +195,52 @@ def test_pgd_agrees_with_torchattacks(standard_model, cifar_test):
         clean = float((standard_model(x).argmax(1) == y).float().mean())
     assert 0.05 < ours < clean - 0.05, f"radius not informative: clean {clean:.3f}, adversarial {ours:.3f}"
     assert abs(ours - theirs) <= 0.01, f"ours {ours:.3f} vs torchattacks {theirs:.3f}"
+
+
+def test_objectives_are_a_closed_set(batch):
+    """Every name of the closed set runs; any other is an error (never a silent fallback)."""
+    x, y = batch
+    model = tiny_cnn()
+    ref = {"kl": {"reference": model(x).detach()}}
+    for name in OBJECTIVES:
+        pgd(model, x, y, eps=8 / 255, step_size=2 / 255, n_steps=1, objective=name, **ref.get(name, {}))
+    for bad in ("hinge", "KL", "", None):
+        with pytest.raises(ValueError, match="unknown objective"):
+            pgd(model, x, y, eps=8 / 255, step_size=2 / 255, n_steps=1, objective=bad)
+
+
+def test_kl_objective_is_the_kl_divergence_and_pgd_ascends_it(batch):
+    import torch.nn.functional as F
+
+    x, y = batch
+    net = tiny_cnn()
+
+    def model(z):  # logits of a trained scale (an untrained tiny net's KLs are at float rounding)
+        return 50 * net(z)
+
+    with torch.no_grad():
+        clean = model(x)
+    other = clean + torch.randn_like(clean)
+    want = F.kl_div(F.log_softmax(other, 1), F.log_softmax(clean, 1), log_target=True, reduction="none").sum(1)
+    assert torch.allclose(kl_from(clean)(other, y), want, atol=1e-5)
+    assert torch.allclose(kl_from(clean)(clean, y), torch.zeros(len(x)), atol=1e-6)  # 0 at the clean point
+    xa = pgd(model, x, y, eps=8 / 255, step_size=2 / 255, n_steps=10, objective="kl", reference=clean,
+             generator=torch.Generator().manual_seed(0))
+    x0 = pgd(model, x, y, eps=8 / 255, step_size=2 / 255, n_steps=0, objective="kl", reference=clean,
+             generator=torch.Generator().manual_seed(0))  # the random start alone
+    with torch.no_grad():
+        assert kl_from(clean)(model(xa), y).mean() > kl_from(clean)(model(x0), y).mean() > 0
+
+
+def test_kl_objective_needs_its_reference(batch):
+    x, y = batch
+    model = tiny_cnn()
+    kw = dict(eps=8 / 255, step_size=2 / 255, n_steps=1)
+    with pytest.raises(ValueError, match="needs reference"):
+        pgd(model, x, y, objective="kl", **kw)
+    with pytest.raises(ValueError, match="only used by the kl objective"):
+        pgd(model, x, y, objective="ce", reference=model(x).detach(), **kw)
+    with pytest.raises(ValueError, match=r"\(B, K\) clean logits"):
+        pgd(model, x, y, objective="kl", reference=model(x[:3]).detach(), **kw)
+    with pytest.raises(ValueError, match="gradient at the clean point is 0"):
+        fgsm_rs(model, x, y, eps=8 / 255, objective="kl", reference=model(x).detach(), grad_at="clean")

@@ -49,7 +49,7 @@ def test_each_method_trains(method, tmp_path):
     for r in lines:
         for key in ("dxE_joint_mean", "dthetaE_joint_mean", "dxE_marginal_var", "dthetaE_marginal_var", "loss"):
             assert key in r and r[key] == r[key]  # present and not NaN
-    if method in ("at", "prejeat", "jeat"):  # the attack raises the energy it ascends
+    if cfg.uses_attack and cfg.attack.objective in ("ce", "energy"):  # the attack raises the energy it ascends
         key = "dxE_joint_mean"
         assert all(r[key] > 0 for r in lines), [r[key] for r in lines]
     model, manifest = load_model(tmp_path)
@@ -374,8 +374,11 @@ def test_pgd_training_attack_runs_the_resolved_steps(monkeypatch):
 @pytest.mark.parametrize("method", METHODS)
 def test_configs_say_what_they_use(method):
     cfg = make_config(method)
-    assert cfg.uses_sgld == hasattr(cfg, "sgld") == (method in ("jeat", "jem"))
-    assert cfg.uses_attack == hasattr(cfg, "attack") == (method in ("at", "prejeat", "jeat"))
+    m = methods.METHODS[method]
+    assert cfg.uses_sgld == hasattr(cfg, "sgld") == m.uses_sgld
+    assert cfg.uses_attack == hasattr(cfg, "attack") == m.uses_attack
+    assert make_config(method).epochs == m.config.cpu_epochs and make_config(method, "paper").epochs == \
+        m.config.paper_epochs
 
 
 def test_resume_config_changes_only_epochs_and_max_steps(tmp_path):
@@ -385,3 +388,47 @@ def test_resume_config_changes_only_epochs_and_max_steps(tmp_path):
     assert cfg.max_steps == 3 and cfg == replace(training.saved_config(tmp_path), max_steps=3)
     with pytest.raises(ValueError, match="only epochs, max_steps may change"):
         training.resume_config(tmp_path, seed=4)
+
+
+def test_trades_loss_is_ce_plus_beta_kl(monkeypatch):
+    """TRADES (Zhang et al. 2019): CE(f(x), y) + β·mean_i KL(p(·|x_i) ‖ p(·|x'_i)), checked against
+    torch's kl_div on a fixed attack example x'."""
+    import torch.nn.functional as F
+
+    cfg = replace(small("trades"), beta=2.5)
+    state = training.build_state(cfg, torch.device("cpu"), 10)
+    x, y = TOY_TRAIN.tensors(16)
+    x_adv = (x + 0.03 * torch.randn_like(x)).clamp(0, 1)
+    monkeypatch.setattr(methods, "attack_examples", lambda *a, **k: x_adv)
+    res = methods.trades_loss(state, training.Batch(x, y), cfg)
+    with torch.no_grad():
+        lx, la = state.model(x), state.model(x_adv)
+        kl = F.kl_div(F.log_softmax(la, 1), F.log_softmax(lx, 1), log_target=True, reduction="batchmean")
+        want = F.cross_entropy(lx, y) + 2.5 * kl
+    assert float(res.loss.detach()) == pytest.approx(float(want), rel=1e-5)
+    assert res.metrics()["kl"] == pytest.approx(float(kl), rel=1e-4) and res.ce == pytest.approx(
+        float(F.cross_entropy(lx, y)), rel=1e-5)
+
+
+def test_trades_attack_raises_the_kl_it_ascends():
+    """The training attack of TRADES ascends KL(p(·|x) ‖ p(·|x')) from its random start: the KL at
+    the attack example exceeds the KL at a random point of the same ball."""
+    import torch.nn.functional as F
+
+    cfg = small("trades")
+    state = training.build_state(cfg, torch.device("cpu"), 10)
+    with torch.no_grad():  # logits of a trained scale (an untrained net's KLs are at float rounding)
+        [m for m in state.core.modules() if isinstance(m, torch.nn.Linear)][-1].weight.mul_(50)
+    x, y = TOY_TRAIN.tensors(64)
+    with torch.no_grad():
+        clean = state.core(x)
+    x_adv = methods.attack_examples(state, cfg, x, y, reference=clean)
+    x_rand = (x + (torch.rand_like(x) * 2 - 1) * cfg.attack.eps).clamp(0, 1)
+    assert (x_adv - x).abs().max() <= cfg.attack.eps + 1e-6
+
+    def kl(xp):
+        with torch.no_grad():
+            return float(F.kl_div(F.log_softmax(state.core(xp), 1), F.log_softmax(clean, 1), log_target=True,
+                                  reduction="batchmean"))
+
+    assert kl(x_adv) > 2 * kl(x_rand) > 0
