@@ -3,7 +3,7 @@ trained by `jeat train`, gets its own flags, is refused the flags of others, and
 range-checked the same way by the config and by the command line."""
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import ClassVar
 
 import pytest
