@@ -525,7 +525,7 @@ def memorisation_explorer(models: dict, class_gaussian, train_x, *, manifests: d
     """Model and label: one generated image and its ``k`` SSIM-nearest training images (Fig. 7).
 
     Each model generates with its own tuned sampler, as Fig. 7 does
-    (:func:`jeat_core.experiments.fig7_rows`): ``manifests[name]["sampler"]["joint"]`` read by
+    (:func:`jeat_core.paper_items.fig7_rows`): ``manifests[name]["sampler"]["joint"]`` read by
     :func:`jeat_core.sampling.sampler_for` (the :class:`GenerationConfig` defaults without one),
     K capped at ``max_steps`` like the figure's ``FigureSizes.max_steps``; the figure names it.
     The search covers every image of ``train_x`` (``(N, H, W, C)`` uint8 or a prepared
