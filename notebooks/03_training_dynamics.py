@@ -60,7 +60,7 @@ Table([{"quantity": key.removesuffix("_mean"), "mean over logged steps": float(n
 from IPython.display import display
 
 from jeat_core.data import load_split
-from jeat_core.widgets import LiveTraining
+from jeat_core.live_training import LiveTraining
 
 live = LiveTraining(load_split("train"), load_split("test"), steps=LIVE_STEPS)
 handle = display(live, display_id=True)
