@@ -133,6 +133,13 @@ def _check_number(name: str, value: float, *, allow_zero: bool = True) -> float:
     return float(value)
 
 
+def _check_count(name: str, value: int) -> int:
+    """``value`` as a Python int if it is an integer (not a bool) >= 0."""
+    if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0; got {value!r}")
+    return int(value)
+
+
 def check_images(x: Tensor, name: str = "x") -> None:
     """Raise ``ValueError`` unless ``x`` is a float ``(B, C, H, W)`` batch with values in [0, 1]."""
     if not isinstance(x, Tensor):
@@ -248,13 +255,12 @@ def pgd(
         random_start: start from a uniform point of the ball (Madry et al.).
         targeted: *descend* the objective for label ``y`` (move towards class y).
         generator: optional ``torch.Generator`` for the random start.
-        mask: optional ``(B,)`` bool tensor: attack only these examples and return the others
-            unchanged. The random start is still drawn for the whole batch, so for a model that
-            treats each example on its own (no batch norm in train mode) every attacked example
-            gets the iterates of the full attack (up to float rounding). The label range is
-            checked for the whole batch (when any example is attacked).
-            :func:`jeat_core.metrics.robust_accuracy` attacks only the examples classified
-            correctly when clean: the others count as not robust anyway.
+        mask: optional ``(B,)`` bool tensor: attack only these examples, return the others unchanged
+            (:func:`jeat_core.metrics.robust_accuracy` attacks only those classified correctly when
+            clean). The random start is still drawn for the whole batch, so for a model that treats
+            each example on its own (no batch norm in train mode) every attacked example gets the
+            iterates of the full attack (up to float rounding). The label range is checked for the
+            whole batch (when any example is attacked).
         channels_last: run the model on channels-last images. ``None`` (default): on CPU tensors
             only, where oneDNN convolves that layout faster even with contiguous weights (1.1–1.3×
             per PGD step on the shipped cpu models); ``True``/``False`` force it (training passes
@@ -270,9 +276,7 @@ def pgd(
     y = check_labels(y, x, name="y")
     eps = _check_number("eps", eps)
     step_size = _check_number("step_size", step_size)
-    if not isinstance(n_steps, numbers.Integral) or isinstance(n_steps, bool) or n_steps < 0:
-        raise ValueError(f"n_steps must be an integer >= 0; got {n_steps!r}")
-    n_steps = int(n_steps)
+    n_steps = _check_count("n_steps", n_steps)
     _check_reference(reference, x)
     threat = threat_model(norm, eps)
     sign = -1.0 if targeted else 1.0

@@ -29,12 +29,6 @@ from torch import Tensor
 
 from .checkpoints import CheckpointError
 from .experiments import (
-    FIG2_MODELS,
-    FIG3_MODEL,
-    FIG5_MODELS,
-    FIG7_MODEL,
-    TABLE1_MODEL,
-    TABLE2_MODELS,
     Context,
     baselines,
     describe,
@@ -53,6 +47,7 @@ from .metrics import (
     robust_accuracy,
     wilson_interval,
 )
+from .paper_items import FIG2_MODELS, FIG3_MODEL, FIG5_MODELS, FIG7_MODEL, TABLE1_MODEL, TABLE2_MODELS
 
 __all__ = ["VERDICTS", "Claim", "CLAIMS", "run_audit", "to_markdown", "verdict_from_ci", "combine",
            "frechet_distance", "inception_score", "penultimate"]
@@ -132,7 +127,7 @@ class Claim:
 
     ``models`` are the zoo names the claim compares, in the claim's order; this field is the one
     list of them (the measure reads it; where a claim is about a paper item, it is that item's list
-    in :mod:`jeat_core.experiments`, which the notebooks read too)."""
+    in :mod:`jeat_core.paper_items`, which the notebooks read too)."""
 
     id: int
     claim: str

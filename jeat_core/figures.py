@@ -16,15 +16,17 @@ import torch
 from torch import Tensor
 
 from .experiments import (  # noqa: F401  (computed there; re-exported for the notebooks)
-    MODEL_LABELS,
-    PAPER_ITEMS,
-    PAPER_SIZES,
     SATURATED_BROKEN,
-    SMOKE_SIZES,
     chain_diagnostics,
     contour_data,
     independent_judge,
     read_energy_log,
+)
+from .paper_items import (  # noqa: F401  (computed there; re-exported for the notebooks)
+    MODEL_LABELS,
+    PAPER_ITEMS,
+    PAPER_SIZES,
+    SMOKE_SIZES,
     table1_rows,
     table2_fisher_rows,
     table3_rows,
@@ -303,7 +305,7 @@ def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None
     """Write every figure and table of :data:`PAPER_ITEMS` the shipped models allow. Returns
     ``{name: paths or reason}``.
 
-    Each item's data come from its producer in :mod:`jeat_core.experiments` (``fig2_data`` ...
+    Each item's data come from its producer in :mod:`jeat_core.paper_items` (``fig2_data`` ...
     ``fig7_rows``, ``table1_rows`` ... ``table3_rows``), the ones the notebooks call; this function
     only plots and saves. Generated images (Figs. 4-7) use each model's own tuned sampler
     (``manifest["sampler"]``).

@@ -29,7 +29,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES, TABLE1_MODEL
+from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES, TABLE1_MODEL
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Tab. 1 at the size `jeat figures` writes it (or `--smoke`'s)
@@ -83,8 +83,8 @@ attack_explorer(model, x, y, eps=EPS)
 # this is the table it writes (at the same size).
 
 # %%
-from jeat_core.experiments import table1_rows
 from jeat_core.figures import Table, save_paper_table
+from jeat_core.paper_items import table1_rows
 
 rows = table1_rows(model, x, y, sizes=SIZES, eps=EPS, progress=True)  # about 4 minutes at 1000 images
 Table(rows, formats={"accuracy": "{:.1%}", "eps": "{:.4f}"})

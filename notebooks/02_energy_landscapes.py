@@ -28,7 +28,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.experiments import FIG2_IMAGE, FIG2_MODELS, FIG2_RADIUS, PAPER_SIZES, SMOKE_SIZES
+from jeat_core.paper_items import FIG2_IMAGE, FIG2_MODELS, FIG2_RADIUS, PAPER_SIZES, SMOKE_SIZES
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 2 at the size `jeat figures` writes it (or `--smoke`'s)
@@ -43,8 +43,8 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # %%
 from jeat_core.checkpoints import load_model
 from jeat_core.data import CIFAR10_CLASSES, load_split
-from jeat_core.experiments import fig2_data
 from jeat_core.figures import MODEL_LABELS, Table, flatness_order, plot_contours, save_figure
+from jeat_core.paper_items import fig2_data
 
 models = {name: load_model(f"cifar10-cpu/{name}")[0] for name in MODELS}
 x, y = load_split("test").tensors(16)

@@ -35,8 +35,8 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # %% tags=["figure"]
 import numpy as np
 
-from jeat_core.experiments import fig3_data
 from jeat_core.figures import Table, plot_delta_energy, save_figure
+from jeat_core.paper_items import fig3_data
 
 fig3 = fig3_data()  # the producer `jeat figures` calls too: the energy log of the shipped AT run
 log = fig3["log"]
@@ -60,7 +60,7 @@ Table([{"quantity": key.removesuffix("_mean"), "mean over logged steps": float(n
 from IPython.display import display
 
 from jeat_core.data import load_split
-from jeat_core.widgets import LiveTraining
+from jeat_core.live_training import LiveTraining
 
 live = LiveTraining(load_split("train"), load_split("test"), steps=LIVE_STEPS)
 handle = display(live, display_id=True)

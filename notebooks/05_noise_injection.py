@@ -27,7 +27,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES
+from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 5 at the size `jeat figures` writes it (or `--smoke`'s)
@@ -41,8 +41,8 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # %%
 from jeat_core.checkpoints import load_model
 from jeat_core.data import load_split
-from jeat_core.experiments import fig5_rows
 from jeat_core.figures import GENERATION_FORMATS, Table, image_rows_table, plot_image_rows, save_figure
+from jeat_core.paper_items import fig5_rows
 from jeat_core.sampling import ClassGaussian
 
 models, manifests = {}, {}  # by zoo name ("noise-8", ...)

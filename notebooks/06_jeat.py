@@ -38,7 +38,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES
+from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 6 at the size `jeat figures` writes it (or `--smoke`'s)
@@ -57,8 +57,8 @@ from jeat_core.attacks import fgsm_rs
 from jeat_core.checkpoints import load_model
 from jeat_core.data import CIFAR10_CLASSES, load_split
 from jeat_core.energy import joint_energy, marginal_energy
-from jeat_core.experiments import fig6_rows
 from jeat_core.figures import GENERATION_FORMATS, Table, image_rows_table, plot_image_rows, save_figure
+from jeat_core.paper_items import fig6_rows
 from jeat_core.sampling import ClassGaussian, ReplayBuffer, langevin
 
 models, manifests = {}, {}

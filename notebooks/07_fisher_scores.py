@@ -29,7 +29,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES, TABLE2_MODELS
+from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES, TABLE2_MODELS
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Tab. 2 at the size `jeat figures` writes it (or `--smoke`'s)
@@ -44,8 +44,8 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # %%
 from jeat_core.checkpoints import load_model
 from jeat_core.data import load_split
-from jeat_core.experiments import table2_fisher_rows
 from jeat_core.figures import save_paper_table
+from jeat_core.paper_items import table2_fisher_rows
 
 models = {name: load_model(f"cifar10-cpu/{name}")[0] for name in MODELS}
 x, y = load_split("test").tensors(max(N_IMAGES, 64))

@@ -25,11 +25,11 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES
+from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Tab. 3 at the size `jeat figures` writes it (or `--smoke`'s)
-MODELS = ["standard", "at", "prejeat", "jem", "jeat"]  # Tab. 3 shows jem, jeat, at (experiments.TABLE3_MODELS)
+MODELS = ["standard", "at", "prejeat", "jem", "jeat"]  # Tab. 3 shows jem, jeat, at (paper_items.TABLE3_MODELS)
 N = SIZES.n_test  # test images
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
@@ -39,8 +39,8 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # %%
 from jeat_core.checkpoints import load_model
 from jeat_core.data import load_split
-from jeat_core.experiments import table3_rows
 from jeat_core.figures import save_paper_table
+from jeat_core.paper_items import table3_rows
 
 models, manifests = {}, {}
 for name in MODELS:

@@ -24,7 +24,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.experiments import PAPER_SIZES, SMOKE_SIZES
+from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 7 at the size `jeat figures` writes it (or `--smoke`'s)
@@ -38,8 +38,8 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # %%
 from jeat_core.checkpoints import load_model
 from jeat_core.data import CIFAR10_CLASSES, load_split
-from jeat_core.experiments import fig7_rows
 from jeat_core.figures import Table, TrainIndex, nearest_by_ssim, plot_image_rows, save_figure
+from jeat_core.paper_items import fig7_rows
 from jeat_core.sampling import ClassGaussian
 
 models, manifests = {}, {}

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from jeat_core.experiments import PAPER_ITEMS
 from jeat_core.figures import PLOTS, make_all, nearest_by_ssim, ssim
+from jeat_core.paper_items import PAPER_ITEMS
 
 
 @pytest.mark.slow
@@ -38,16 +38,16 @@ def test_ssim_known_values():
 
 
 # ----------------------------------------------------------------------------- one producer per figure (issue #14)
-# The paper's items are listed once, in experiments.PAPER_ITEMS (producer, plot, files, notebook): the tests
+# The paper's items are listed once, in paper_items.PAPER_ITEMS (producer, plot, files, notebook): the tests
 # below iterate over it, so a new item is tested without editing them.
 @pytest.mark.parametrize("item", list(PAPER_ITEMS.values()), ids=lambda item: item.id)
 def test_each_paper_item_is_complete(item):
-    """A paper item names a producer of jeat_core.experiments, a way to draw it, its files and its notebook."""
+    """A paper item names a producer of jeat_core.paper_items, a way to draw it, its files and its notebook."""
     from pathlib import Path
 
-    from jeat_core import experiments as ex
+    from jeat_core import paper_items
 
-    assert getattr(ex, item.producer.__name__) is item.producer
+    assert getattr(paper_items, item.producer.__name__) is item.producer
     assert item.plot == "table" or item.plot in PLOTS, item.plot
     assert item.exports[0] == f"{item.id}.{'md' if item.plot == 'table' else 'pdf'}"
     assert len(list((Path(__file__).resolve().parent.parent / "notebooks").glob(f"{item.notebook}_*.py"))) == 1
@@ -62,7 +62,7 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
     import torch
 
     from jeat_core import experiments as ex
-    from jeat_core import figures
+    from jeat_core import figures, paper_items
 
     class FakeContext:
         preset = "cifar10-cpu"
@@ -100,7 +100,7 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
     for name, item in PAPER_ITEMS.items():
         sized[name] = "sizes" in inspect.signature(item.producer).parameters
         if item.plot == "image_rows":
-            made[name] = ex.ImageRows({f"{name} row": torch.rand(2, 3, 32, 32)}, nrow=2, title=name)
+            made[name] = paper_items.ImageRows({f"{name} row": torch.rand(2, 3, 32, 32)}, nrow=2, title=name)
         elif item.plot == "table":
             made[name] = [{"model": name, "n": 4}]
         elif item.plot == "delta_energy":
@@ -131,7 +131,7 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
             assert drawn[name] is d
     # generation figures get their models' manifests (tuned samplers) and the class-Gaussian seeds
     fig4 = calls["fig4_eq16_vs_eq17"][0]
-    assert set(fig4["models"]) == set(ex.FIG4_MODELS) and fig4["manifests"]["at"] == {"name": "at"}
+    assert set(fig4["models"]) == set(paper_items.FIG4_MODELS) and fig4["manifests"]["at"] == {"name": "at"}
     assert fig4["class_gaussian"] == "class-gaussian"
 
 
@@ -144,7 +144,7 @@ def test_each_notebook_calls_the_producer_of_its_paper_item(item):
     producer = item.producer.__name__
     (path,) = (Path(__file__).resolve().parent.parent / "notebooks").glob(f"{item.notebook}_*.py")
     src = path.read_text()
-    assert f"from jeat_core.experiments import {producer}" in src and f"{producer}(" in src, path.name
+    assert f"from jeat_core.paper_items import {producer}" in src and f"{producer}(" in src, path.name
     assert f'"{item.id}"' in src, path.name  # it exports the same file name
     if "sizes" in inspect.signature(item.producer).parameters:
         assert "SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES" in src and "sizes=SIZES" in src, path.name
@@ -154,7 +154,7 @@ def test_each_notebook_calls_the_producer_of_its_paper_item(item):
 
 
 def test_figure_sizes_validate():
-    from jeat_core.experiments import FigureSizes
+    from jeat_core.paper_items import FigureSizes
 
     for bad in ({"per_class": 0}, {"max_steps": 2.5}, {"n_test": True}, {"fig7_classes": 6}):
         with pytest.raises(ValueError):
