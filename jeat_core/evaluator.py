@@ -17,6 +17,11 @@ path for users who have the Inception weights).
 Train it with ``jeat train-evaluator --out runs/evaluator`` (then copy ``model.safetensors`` and
 ``manifest.json`` to ``checkpoints/cifar10-cpu/evaluator``); it resumes
 from ``state.pt`` after an interruption.
+
+A second evaluator (B) of another family and seed checks that a generation verdict does not depend
+on one feature space (``docs/evaluation.md``): ``jeat train-evaluator --arch eval_vgg --widths
+48,96,192,384 --seed 1 --epochs 8 --out runs/evaluator-b`` (a plain VGG-style net with GELU and
+average pooling, :class:`~jeat_core.models.EvalVGG`), shipped as ``cifar10-cpu/evaluator-b``.
 """
 
 from __future__ import annotations
@@ -32,9 +37,11 @@ import torch
 from torch import Tensor, nn
 
 from . import rng
-from .models import EvalResNet
+from .models import build_model
 
 EVALUATOR = "cifar10-cpu/evaluator"
+EVALUATOR_B = "cifar10-cpu/evaluator-b"  # the second, independent evaluator (another family and seed)
+EVALUATOR_ARCHS = ("eval_resnet", "eval_vgg")
 
 
 @dataclass(frozen=True)
@@ -50,11 +57,14 @@ class EvaluatorConfig:
     warmup_frac: float = 0.2
     widths: tuple = (32, 64, 128, 256)
     seed: int = 0
+    arch: str = "eval_resnet"  # eval_resnet (evaluator A) | eval_vgg (evaluator B)
     threads: int = 0  # 0: torch's default
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or not (0 < self.lr < 10) or not (0 <= self.warmup_frac < 1):
             raise ValueError(f"invalid evaluator config: {self}")
+        if self.arch not in EVALUATOR_ARCHS:
+            raise ValueError(f"unknown evaluator arch {self.arch!r}; choose one of {', '.join(EVALUATOR_ARCHS)}")
 
 
 def _lr_at(cfg: EvaluatorConfig, step: int, total: int) -> float:
@@ -81,7 +91,7 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | Path, *, data_root=None, pr
     torch.manual_seed(cfg.seed)
     train, test = load_split("train", data_root=data_root, with_hash=True), load_split("test", data_root=data_root)
     xt, yt = test.tensors()
-    model = EvalResNet(widths=cfg.widths).to(memory_format=torch.channels_last)
+    model = build_model(cfg.arch, widths=tuple(cfg.widths)).to(memory_format=torch.channels_last)
     decay = [p for n, p in model.named_parameters() if p.ndim > 1]
     other = [p for n, p in model.named_parameters() if p.ndim <= 1]
     opt = torch.optim.SGD([{"params": decay, "weight_decay": cfg.weight_decay},
@@ -132,7 +142,7 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | Path, *, data_root=None, pr
     manifest = {
         "weights": {"file": WEIGHTS, "step": total, **weights},
         "method": "evaluator", "config": asdict(cfg),
-        "arch": {"name": "eval_resnet", "kwargs": {"widths": list(cfg.widths)}},
+        "arch": {"name": cfg.arch, "kwargs": {"widths": list(cfg.widths)}},
         "data": {"dataset": "cifar10", "source": train.source, "sha256": train.sha256,
                  "n_train": len(train), "n_test": len(test)},
         "metrics": {"clean_acc": acc, "history": history},
@@ -150,10 +160,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data-root")
     p.add_argument("--epochs", type=int, default=EvaluatorConfig.epochs)
     p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--arch", choices=EVALUATOR_ARCHS, default=EvaluatorConfig.arch,
+                   help="eval_resnet (evaluator A) or eval_vgg (evaluator B: another family)")
+    p.add_argument("--widths", default=None, help="stage widths, e.g. 48,96,192,384 (default 32,64,128,256)")
+    p.add_argument("--seed", type=int, default=EvaluatorConfig.seed)
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
-    m = train_evaluator(EvaluatorConfig(epochs=a.epochs, threads=a.threads), a.out, data_root=a.data_root,
-                        progress=not a.no_progress)
+    try:
+        widths = tuple(int(w) for w in a.widths.split(",")) if a.widths else EvaluatorConfig.widths
+    except ValueError:
+        p.error(f"--widths: {a.widths!r} is not a comma list of integers")
+    m = train_evaluator(EvaluatorConfig(epochs=a.epochs, threads=a.threads, arch=a.arch, widths=widths, seed=a.seed),
+                        a.out, data_root=a.data_root, progress=not a.no_progress)
     print(f"evaluator: test accuracy {m['metrics']['clean_acc']:.4f} on {m['data']['n_test']} images, "
           f"{m['train_seconds'] / 60:.1f} min")
     return 0

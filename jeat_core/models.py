@@ -158,12 +158,51 @@ class EvalResNet(nn.Module):
         return self.fc(self.features(x)) * self.scale
 
 
+    def mid_features(self, x: Tensor) -> Tensor:
+        """The second stage's output, average-pooled over space: ``(B, widths[2])`` (a mid-level view
+        of the image, one of the generation metrics' feature spaces)."""
+        h = self.stem(self.norm(x))
+        h = self.l1(h)
+        h = h + self.r1(h)
+        return self.l2(h).mean((2, 3))
+
+
+class EvalVGG(nn.Module):
+    """A second, independent evaluator of another architecture family: a plain VGG-style net (no
+    residual connections), two conv-BN-GELU layers per stage, average pooling between stages and
+    global average pooling (evaluator A: residual, ReLU, max pooling).
+
+    ``features(x)`` is the penultimate ``(B, widths[-1])`` representation used for FID/KID.
+    """
+
+    def __init__(self, n_classes: int = 10, widths=(32, 64, 128, 256)):
+        super().__init__()
+        layers: list[nn.Module] = [Normalize()]
+        c = 3
+        for i, w in enumerate(widths):
+            for c_in in (c, w):
+                layers += [nn.Conv2d(c_in, w, 3, padding=1, bias=False), nn.BatchNorm2d(w), nn.GELU()]
+            if i < len(widths) - 1:
+                layers.append(nn.AvgPool2d(2))
+            c = w
+        self.body = nn.Sequential(*layers)
+        self.fc = nn.Linear(widths[-1], n_classes)
+        self.scale = 0.125  # logit scale, as in EvalResNet
+
+    def features(self, x: Tensor) -> Tensor:
+        return self.body(x).mean((2, 3))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.features(x)) * self.scale
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "small_cnn": SmallCNN,
     "wrn28_10": lambda **kw: WideResNet(28, 10, **kw),
     "wrn16_4": lambda **kw: WideResNet(16, 4, **kw),
     "wrn": WideResNet,  # any depth/widen, e.g. {"depth": 10, "widen": 1} (benchmarks/gpu_check.py --dry-run)
     "eval_resnet": EvalResNet,  # the independent evaluator (jeat_core.evaluator)
+    "eval_vgg": EvalVGG,  # the second independent evaluator (cifar10-cpu/evaluator-b)
 }
 
 
