@@ -1,0 +1,129 @@
+"""The feature spaces ("rulers") generated images are scored in, listed once, and the paired
+comparisons of generated sets across them (the protocol of ``docs/evaluation.md``; the statistics
+are :mod:`jeat_core.gen_eval`'s).
+
+A :class:`FeatureSpace` names an evaluator checkpoint, a view of it (its penultimate features or
+its mid-level, spatially averaged ones), whether the features are standardised by the real
+reference set, and its role: ``primary`` (the first KID comparison of every claim part),
+``check`` (an independent ruler a verdict must not contradict) or ``diagnostic`` (shown, never
+used for a verdict: the raw features whose KID mostly measures the feature norm). A space whose
+evaluator is not shipped is skipped, and the records say so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .checkpoints import CheckpointError, load_model
+from .evaluator import EVALUATOR, EVALUATOR_B
+from .experiments import Context
+from .gen_eval import FID_BOOT, KID_BOOT, Comparison, Standardizer, fid_difference, kernel_argument, kid_difference
+from .gen_eval import kid_point, prdc
+from .metrics import penultimate
+
+REFERENCE = (5000, 10000)  # real test images every generated set is scored against
+ROLES = ("primary", "check", "diagnostic")
+
+
+@dataclass(frozen=True)
+class FeatureSpace:
+    name: str
+    evaluator: str  # checkpoint name
+    view: str  # "penultimate" | "mid"
+    standardise: bool
+    role: str
+    description: str
+
+    def __post_init__(self):
+        if self.view not in ("penultimate", "mid") or self.role not in ROLES:
+            raise ValueError(f"bad feature space {self}")
+
+
+FEATURE_SPACES: dict[str, FeatureSpace] = {s.name: s for s in (
+    FeatureSpace("eval-A/std", EVALUATOR, "penultimate", True, "primary",
+                 "evaluator A's penultimate features, standardised by the real reference set"),
+    FeatureSpace("eval-B/std", EVALUATOR_B, "penultimate", True, "check",
+                 "evaluator B's (another family and seed) penultimate features, standardised"),
+    FeatureSpace("eval-A/mid/std", EVALUATOR, "mid", True, "check",
+                 "evaluator A's second-stage features, averaged over space, standardised"),
+    FeatureSpace("eval-A/raw", EVALUATOR, "penultimate", False, "diagnostic",
+                 "evaluator A's raw penultimate features (KID there mostly measures the feature norm)"),
+)}
+
+
+def _evaluator(ctx: Context, name: str):
+    return ctx.cached(("evaluator-model", name), lambda: load_model(name)[0])
+
+
+def available(ctx: Context, roles: tuple[str, ...] = ("primary", "check")) -> list[FeatureSpace]:
+    """The spaces of ``roles`` whose evaluator is shipped, primary first."""
+    out = []
+    for s in FEATURE_SPACES.values():
+        if s.role not in roles:
+            continue
+        try:
+            _evaluator(ctx, s.evaluator)
+        except (CheckpointError, FileNotFoundError):
+            continue
+        out.append(s)
+    return sorted(out, key=lambda s: ROLES.index(s.role))
+
+
+def missing(ctx: Context) -> list[str]:
+    """Names of the spaces whose evaluator is not shipped (reported, never silently dropped)."""
+    have = {s.name for s in available(ctx, ROLES)}
+    return [n for n in FEATURE_SPACES if n not in have]
+
+
+@torch.no_grad()
+def raw_features(ctx: Context, space: FeatureSpace, images: Tensor, batch: int = 500) -> Tensor:
+    """The un-standardised features of ``images`` in ``space`` (``(N, D)`` float64)."""
+    model = _evaluator(ctx, space.evaluator)
+    if space.view == "penultimate":
+        return penultimate(model, images, batch)[0].double()
+    return torch.cat([model.mid_features(images[i:i + batch]) for i in range(0, len(images), batch)]).double()
+
+
+def real_features(ctx: Context, space: FeatureSpace) -> Tensor:
+    lo, hi = REFERENCE
+    return ctx.cached(("real-features", space.name), lambda: raw_features(ctx, space, ctx.test()[0][lo:hi]))
+
+
+def features(ctx: Context, space: FeatureSpace, images: Tensor) -> Tensor:
+    """Features of ``images`` in ``space``, standardised by the real reference when the space says so."""
+    f = raw_features(ctx, space, images)
+    if not space.standardise:
+        return f
+    st = ctx.cached(("standardizer", space.name), lambda: Standardizer(real_features(ctx, space)))
+    return st(f)
+
+
+def reference(ctx: Context, space: FeatureSpace) -> Tensor:
+    return features(ctx, space, ctx.test()[0][REFERENCE[0]:REFERENCE[1]]) if space.standardise \
+        else real_features(ctx, space)
+
+
+def set_metrics(ctx: Context, space: FeatureSpace, images: Tensor) -> dict:
+    """KID, FID, precision/recall/density/coverage and the kernel argument of one set in ``space``."""
+    from .metrics import frechet_distance
+
+    f, real = features(ctx, space, images), reference(ctx, space)
+    return {"space": space.name, "n": len(f), "kid": kid_point(f, real), "fid": frechet_distance(f, real),
+            **{k: v for k, v in prdc(real, f).items() if k != "k"}, "kernel_argument": kernel_argument(f)}
+
+
+def compare(ctx: Context, a: list[Tensor], b: list[Tensor], *, spaces: list[FeatureSpace] | None = None,
+            n_boot_kid: int = KID_BOOT, n_boot_fid: int = FID_BOOT, fid: bool = True) -> list[Comparison]:
+    """Paired differences ``metric(a) − metric(b)`` in each space: KID in every space first (the
+    primary one leading), then FID. ``a``/``b`` are the image sets of one or more training runs per
+    side, image i of every set generated from seed i (with the same Langevin noise)."""
+    spaces = available(ctx) if spaces is None else spaces
+    feats = {s.name: ([features(ctx, s, x) for x in a], [features(ctx, s, x) for x in b], reference(ctx, s))
+             for s in spaces}
+    out = [kid_difference(fa, fb, real, space=name, n_boot=n_boot_kid) for name, (fa, fb, real) in feats.items()]
+    if fid:
+        out += [fid_difference(fa, fb, real, space=name, n_boot=n_boot_fid) for name, (fa, fb, real) in feats.items()]
+    return out
