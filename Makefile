@@ -1,5 +1,5 @@
-# Quick start: `make figures` (set up + reproduce every figure/table), `make test` (set up + run the tests),
-# `make lab` (open the notebooks in JupyterLab).
+# Quick start: `make lab` (set up + open the notebooks in JupyterLab), `make figures` (reproduce every
+# figure/table), `make audit` (measure each claim), `make test` (run the tests).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
