@@ -12,7 +12,8 @@ $(BIN)/jeat: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet -e '.[dev]'
-	# peer library for cross-checks; --no-deps because it pins an old `requests` (its scipy comes from the dev extra)
+	# peer library for cross-checks and AutoAttack: the `attacks` extra of pyproject.toml, installed here with
+	# --no-deps because it pins an old `requests` (its scipy comes from the dev extra)
 	$(BIN)/pip install --quiet --no-deps torchattacks==3.5.1
 	touch $(BIN)/jeat
 

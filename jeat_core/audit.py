@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .checkpoints import CheckpointError
+from .checkpoints import CheckpointError, find_eval
 from .experiments import (
     Context,
     baselines,
@@ -48,6 +48,7 @@ from .metrics import (
     wilson_interval,
 )
 from .paper_items import FIG2_MODELS, FIG3_MODEL, FIG5_MODELS, FIG7_MODEL, TABLE1_MODEL, TABLE2_MODELS
+from .robustness import INSTALL_PEER, have_torchattacks, masking_check, masks_of, peer_attacks, pgd_restarts
 
 __all__ = ["VERDICTS", "Claim", "CLAIMS", "run_audit", "to_markdown", "verdict_from_ci", "combine",
            "frechet_distance", "inception_score", "penultimate"]
@@ -345,21 +346,29 @@ def _tab3(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
     x, y = ctx.test()
     x, y = x[:st.n_attack], y[:st.n_attack]
     ours, masked = {}, []
+    peers = have_torchattacks()  # without the peer library the cross-check is not measurable, never "agrees"
     for name in models:
         m, _ = ctx.model(name)
         r = robust_accuracy(m, x, y, attack="pgd20")
         ours[name] = _accuracy_record(r)
-        peer = _peer_attacks(m, x, y, steps=st.apgd_steps)
-        ours[name].update(peer)
-        if peer and min(peer.values()) < r["robust_acc"] - 0.03:
-            masked.append(name)
+        if peers:
+            peer = peer_attacks(m, x, y, apgd_steps=st.apgd_steps)
+            ours[name].update(peer)
+            if min(peer.values()) < r["robust_acc"] - 0.03:
+                masked.append(name)
     n = len(x)
     k = {name: round(ours[name]["robust"] * n) for name in ours}
     diff = proportion_difference_ci(k[jeat], n, k[jem], n)
     ours["jeat_minus_jem"] = {"diff": (k[jeat] - k[jem]) / n, "ci": _ci(diff)}
     v = verdict_from_ci(diff, 1, null=0.10)
-    note = ("peer attacks (torchattacks PGD-20 and APGD-CE) agree within 3 points"
-            if not masked else f"peer attacks find ≥ 3 points lower accuracy for {', '.join(masked)}")
+    if not peers:
+        v = "not measurable here"
+        note = (f"peer attacks not measurable here: torchattacks is not installed ({INSTALL_PEER}), so gradient "
+                f"masking is not ruled out; our PGD-20 alone would say {verdict_from_ci(diff, 1, null=0.10)}")
+    elif not masked:
+        note = "peer attacks (torchattacks PGD-20 and APGD-CE) agree within 3 points"
+    else:
+        note = f"peer attacks find ≥ 3 points lower accuracy for {', '.join(masked)}"
     d_at = proportion_difference_ci(k[jeat], n, k[at], n)
     note += f"; JEAT − AT = {100 * (k[jeat] - k[at]) / n:+.1f} points, CI {_ci(d_at)} (AT is not in Tab. 3)"
     return {"ours": ours, "n": n, "verdict": v, "note": note}
@@ -381,6 +390,61 @@ def _fig7(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
             "test_images_best_ssim_mean": round(float(sr.mean()), 4), "ci_test": _ci(bootstrap_ci(sr))}
     return {"ours": ours, "n": k, "verdict": "reproduced" if float(sg.max()) < 0.9 else "not reproduced",
             "note": "reproduced when no sample reaches SSIM 0.9 with its nearest training image"}
+
+
+def _aa_record(ctx: Context, st: Settings, name: str) -> tuple[dict | None, str]:
+    """The recorded AutoAttack eval of ``name`` usable here, or ``None`` and why not (with the command)."""
+    _, man = ctx.model(name)
+    rec = find_eval(man, "autoattack")
+    cmd = f"`jeat eval --model {ctx.preset}/{name} --attack autoattack --n {st.n_attack} --record`"
+    if rec is None or "per_example" not in rec:
+        return None, f"not measurable here: no recorded AutoAttack eval; record it with {cmd}"
+    cfg = rec.get("settings", {})
+    if not st.smoke and (cfg.get("steps"), cfg.get("n_queries")) != (100, 5000):
+        return None, (f"not measurable here: the recorded AutoAttack ran {cfg.get('steps')} steps and "
+                      f"{cfg.get('n_queries')} Square queries, not the standard 100 and 5,000; re-record it with {cmd}")
+    return rec, ""
+
+
+def _masking(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
+    """Per model, :func:`~jeat_core.robustness.masking_check` of its recorded AutoAttack against AT's,
+    with PGD-20 (ours) run here on the same first n images (AutoAttack is too slow to rerun in the audit)."""
+    ref = models[0]
+    recs, ours, parts = {}, {}, []
+    for name in models:
+        recs[name], why = _aa_record(ctx, st, name)
+        if recs[name] is None:
+            ours[name] = {"verdict": why}
+            parts.append("not measurable here")
+    if recs[ref] is None:
+        return {"ours": ours, "n": 0, "verdict": "not measurable here",
+                "note": f"the reference {ref} has no usable AutoAttack record, so no gap can be compared"}
+    x, y = ctx.test()
+    n = min(r["n"] for r in recs.values() if r is not None)
+
+    def masks(name: str) -> dict:
+        def make():
+            pgd20 = pgd_restarts(ctx.model(name)[0], x[:n], y[:n], n_steps=20, restarts=1, seed=0)
+            return {"pgd20": masks_of(pgd20)["restart-1"], **masks_of(recs[name])}
+        return ctx.cached(("masking-masks", name, n), make)
+
+    for name in models:
+        if recs[name] is None:
+            continue
+        r, c = recs[name], masking_check(masks(name), masks(ref))
+        ours[name] = {"pgd20": round(c["pgd20"], 4), "autoattack": round(c["autoattack"], 4),
+                      "autoattack_recorded": {"robust_acc": r["robust_acc"], "robust_ci": _ci(r["robust_ci"]),
+                                              "n": r["n"], "seconds": r.get("seconds")},
+                      "stages": {v["stage"]: round(v["robust_acc"], 4) for v in r["stages"]},
+                      "gap": round(c["gap"], 4), "gap_ci": _ci(c["gap_ci"]),
+                      f"gap_minus_{ref}_gap": round(c["excess"], 4), "excess_ci": _ci(c["excess_ci"]),
+                      "only_square": round(c["only_square"], 4), "by_apgd_ce": round(c["by_apgd_ce"], 4),
+                      "square_minus_apgd_ce_ci": _ci(c["square_minus_apgd_ce_ci"]), "verdict": c["verdict"]}
+        parts.append({"masking": "not reproduced", "no masking sign": "reproduced"}.get(c["verdict"], "inconclusive"))
+    masked = [m for m in models if isinstance(ours[m], dict) and ours[m]["verdict"] == "masking"]
+    note = (f"paired on the first {n} test images; intervals: paired percentile bootstrap over images; "
+            f"{'masking: ' + ', '.join(masked) if masked else 'no model shows masking'}")
+    return {"ours": ours, "n": n, "verdict": combine(parts), "note": note}
 
 
 GEN_METRIC = ("unbiased KID (cubic kernel) and FID on the independent evaluator's features (a CIFAR-trained "
@@ -423,6 +487,14 @@ CLAIMS: tuple[Claim, ...] = (
           "nearest training images by SSIM differ visibly",
           "SSIM of JEAT samples to their most similar training image (L2 prefilter of 256, then SSIM among all "
           "50,000), beside real test images", (FIG7_MODEL,), _fig7),
+    Claim(10, "Tab. 3: the robustness PGD-20 measures is not gradient masking (AutoAttack, as RobustBench reports it)",
+          "robustness measured with PGD-20 only (Tab. 3)",
+          "per model, its recorded standard L∞ AutoAttack (torchattacks' APGD-CE, APGD-T, FAB-T, Square 5,000 "
+          "queries, each on the points still robust; ε 8/255) against our PGD-20 on the same images: the paired "
+          "gap PGD-20 − AutoAttack minus AT's gap, and the share only Square breaks minus the share APGD-CE "
+          "breaks (paired bootstrap 95% CIs); masking (not reproduced) if either CI lies above 0; no masking "
+          "sign (reproduced) if the first lies below 3 points and the second below 0",
+          ("at", "prejeat", "jeat", "jem", "noise-8", "noise-16", "noise-24"), _masking),
 )
 
 
@@ -446,26 +518,6 @@ def run_audit(*, smoke: bool = False, data_root=None, inception_weights: str | N
             "settings": {k: v for k, v in st.__dict__.items() if k != "inception_weights"},
             "feature_network": "cifar10-cpu/evaluator (independent; pooled features)", "generation_claims":
             [c.id for c in gen]}
-
-
-def _peer_attacks(model, x: Tensor, y: Tensor, *, steps: int = 50) -> dict:
-    """torchattacks' PGD-20 and APGD-CE on the same images (empty when torchattacks is missing)."""
-    try:
-        import torchattacks
-    except ImportError:
-        return {}
-    out = {}
-    for name, atk in [("torchattacks_pgd20", torchattacks.PGD(model, eps=8 / 255, alpha=2 / 255, steps=20,
-                                                              random_start=True)),
-                      ("apgd_ce", torchattacks.APGD(model, eps=8 / 255, steps=steps, loss="ce",
-                                                    n_restarts=1, seed=0))]:
-        correct = 0
-        for i in range(0, len(x), 250):
-            xa = atk(x[i:i + 250], y[i:i + 250])
-            with torch.no_grad():
-                correct += int((model(xa).argmax(1) == y[i:i + 250]).sum())
-        out[name] = correct / len(x)
-    return out
 
 
 def _fidelity(fake: Tensor, real: Tensor, weights: str) -> dict:

@@ -224,7 +224,12 @@ def _eval(a: argparse.Namespace) -> int:
 
     from .checkpoints import MANIFEST, RunLock, load_model, read_manifest, record_eval, resolve, write_json
     from .data import load_split
+    from .metrics import parse_attack
 
+    if parse_attack(a.attack).objective == "autoattack":  # before loading anything: is the peer library here?
+        from .robustness import require_torchattacks
+
+        require_torchattacks()
     dev = a.device or "cpu"
     model, manifest = load_model(a.model, device=dev)
     test = load_split("test", dataset=manifest["data"].get("dataset", "cifar10"), data_root=a.data_root)
@@ -240,8 +245,28 @@ def _eval(a: argparse.Namespace) -> int:
             current = read_manifest(folder)
             record_eval(current, {k: v for k, v in res.items() if k != "model"}, force=a.force)
             write_json(folder / MANIFEST, current)
-    print(json.dumps(res) if a.json else "\n".join(f"{k:>12}: {v}" for k, v in res.items()))
+    print(json.dumps(res) if a.json else _show_eval(res))
     return 0
+
+
+def _show_eval(res: dict) -> str:
+    """The human-readable result: one line per field, per stage for AutoAttack and PGD restarts
+    (the per-example strings only in ``--json`` and the record)."""
+    def pct(acc, ci):
+        return f"{100 * acc:.2f}% [{100 * ci[0]:.2f}, {100 * ci[1]:.2f}]"
+
+    lines = []
+    for k, v in res.items():
+        if k == "per_example":
+            continue
+        if k == "stages":
+            lines += [f"{'after ' + s['stage']:>18}: {pct(s['robust_acc'], s['robust_ci'])} ({s['attacked']} attacked)"
+                      for s in v]
+        elif k in ("clean_acc", "robust_acc") and f"{k[:-4]}_ci" in res:
+            lines.append(f"{k:>18}: {pct(v, res[k[:-4] + '_ci'])}")
+        elif k not in ("clean_ci", "robust_ci"):
+            lines.append(f"{k:>18}: {v}")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- generate
@@ -369,7 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("eval", help="clean and robust accuracy of a checkpoint")
     e.add_argument("--model", required=True, help="checkpoint folder or shipped name (cifar10-cpu/jeat)")
-    e.add_argument("--attack", default="pgd20", choices=ATTACKS)
+    e.add_argument("--attack", default="pgd20", choices=ATTACKS,
+                   help="pgd20: the paper's; pgd100-5: PGD-100 with 5 random restarts; autoattack: standard L∞ "
+                        "AutoAttack (APGD-CE, APGD-T, FAB-T, Square 5,000 queries; needs torchattacks)")
     e.add_argument("--eps", type=pixel, default=8 / 255, help="attack radius in [0, 1], e.g. 8/255")
     e.add_argument("--n", type=integer(1, 10 ** 7), default=None, help="number of test images (default all)")
     e.add_argument("--batch-size", type=batch_int, default=250)
@@ -439,6 +466,7 @@ PASSTHROUGH = {"tune-samplers": (".experiments", "tune_main"), "train-evaluator"
 def main(argv: list[str] | None = None) -> int:
     from .checkpoints import CheckpointError
     from .data import DataNotFoundError
+    from .robustness import PeerLibraryMissing
     from .training import TrainingDiverged
 
     args = sys.argv[1:] if argv is None else list(argv)
@@ -455,7 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     a = parser.parse_args(args)
     try:
         return a.func(a)
-    except (ValueError, OSError, DataNotFoundError, CheckpointError) as e:
+    except (ValueError, OSError, DataNotFoundError, CheckpointError, PeerLibraryMissing) as e:
         print(f"jeat {a.cmd}: error: {_one_line(e)}", file=sys.stderr)
         return 2
     except TrainingDiverged as e:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -91,25 +92,39 @@ def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-ATTACKS = ("none", "fgsm", "pgd20", "energy-pgd20")  # the paper's attacks (Tab. 1 / Tab. 3): the CLI's choices
+class AttackSpec(NamedTuple):
+    """What an attack name runs (:func:`parse_attack`)."""
+
+    objective: str  # "none", "ce" (Eq. 14), "energy" (Eq. 18) or "autoattack"
+    n_steps: int  # PGD steps (0 for none and autoattack)
+    restarts: int = 1  # random starts; an example is robust only if every one fails
 
 
-def parse_attack(attack: str) -> tuple[str, int]:
-    """``(objective, n_steps)`` of an attack name, which carries its number of steps.
+# the attacks the CLI offers: the paper's (Tab. 1 / Tab. 3), then the strong references of
+# jeat_core.robustness (PGD-100 with 5 restarts; standard AutoAttack through torchattacks)
+ATTACKS = ("none", "fgsm", "pgd20", "energy-pgd20", "pgd100-5", "autoattack")
 
-    ``"none"`` (``("none", 0)``); ``"fgsm"`` (``("ce", 1)``); L-inf PGD with ``k`` steps: ``"pgd{k}"``
-    ascends the cross-entropy (Eq. 14, objective ``"ce"``), ``"energy-pgd{k}"`` the joint energy
-    E(x, y) (Eq. 18, objective ``"energy"``). Any other name is a ``ValueError``. The name is the
-    label of :func:`robust_accuracy`'s result, so a record says what ran."""
+
+def parse_attack(attack: str) -> AttackSpec:
+    """The :class:`AttackSpec` ``(objective, n_steps, restarts)`` of an attack name, which says what runs.
+
+    ``"none"``; ``"fgsm"`` (``("ce", 1, 1)``); L-inf PGD with ``k`` steps: ``"pgd{k}"`` ascends the
+    cross-entropy (Eq. 14, objective ``"ce"``), ``"energy-pgd{k}"`` the joint energy E(x, y) (Eq. 18,
+    objective ``"energy"``); ``"pgd{k}-{r}"`` (and ``"energy-pgd{k}-{r}"``) with ``r`` random restarts;
+    ``"autoattack"``: standard L-inf AutoAttack (:func:`jeat_core.robustness.autoattack`). Any other
+    name is a ``ValueError``. The name is the label of :func:`robust_accuracy`'s result, so a record
+    says what ran."""
     if attack == "none":
-        return "none", 0
+        return AttackSpec("none", 0)
     if attack == "fgsm":
-        return "ce", 1
-    m = re.fullmatch(r"(energy-)?pgd([1-9][0-9]*)", attack) if isinstance(attack, str) else None
+        return AttackSpec("ce", 1)
+    if attack == "autoattack":
+        return AttackSpec("autoattack", 0)
+    m = re.fullmatch(r"(energy-)?pgd([1-9][0-9]*)(?:-([1-9][0-9]*))?", attack) if isinstance(attack, str) else None
     if m is None:
-        raise ValueError(f"unknown attack {attack!r}; choose none, fgsm, pgd<k> or energy-pgd<k> (k steps; "
-                         f"the paper's: {', '.join(ATTACKS)})")
-    return ("energy" if m[1] else "ce"), int(m[2])
+        raise ValueError(f"unknown attack {attack!r}; choose none, fgsm, autoattack, pgd<k> or energy-pgd<k> "
+                         f"(k steps), optionally -<r> restarts (the CLI's: {', '.join(ATTACKS)})")
+    return AttackSpec("energy" if m[1] else "ce", int(m[2]), int(m[3] or 1))
 
 
 def robust_accuracy(model, x: Tensor, y: Tensor, *, attack: str = "pgd20", eps: float = 8 / 255,
@@ -125,12 +140,23 @@ def robust_accuracy(model, x: Tensor, y: Tensor, *, attack: str = "pgd20", eps: 
     (``pgd(..., mask=...)``: the same random starts and iterates for those, about 1/clean-accuracy
     times faster). Returns ``{"clean_acc", "robust_acc", "clean_ci", "robust_ci", "n", "attack", "eps"}``
     with 95% Wilson intervals; ``"attack"`` is the name given, which says what ran.
+
+    ``"pgd{k}-{r}"`` (restarts) and ``"autoattack"`` run :func:`jeat_core.robustness.pgd_restarts` and
+    :func:`~jeat_core.robustness.autoattack`, whose records add the per-stage robust accuracy, the
+    per-example results and the wall time.
     """
     from .attacks import fgsm, pgd
     from .energy import check_label_range, check_labels
 
     y = check_labels(y, x, name="y")
-    objective, n_steps = parse_attack(attack)
+    objective, n_steps, restarts = parse_attack(attack)
+    if objective == "autoattack" or restarts > 1:
+        from . import robustness
+
+        if objective == "autoattack":
+            return robustness.autoattack(model, x, y, eps=eps, seed=seed, batch_size=batch_size, progress=progress)
+        return robustness.pgd_restarts(model, x, y, n_steps=n_steps, restarts=restarts, objective=objective, eps=eps,
+                                       step_size=step_size, seed=seed, batch_size=batch_size, progress=progress)
     g = torch.Generator().manual_seed(seed)
     clean = robust = 0
     rng = range(0, len(x), batch_size)

@@ -69,6 +69,7 @@ def tiny_zoo(tmp_path_factory):
     path that loads `cifar10-cpu/<name>` (figures, notebooks) in seconds."""
     from jeat_core.checkpoints import MANIFEST, load_model, read_manifest, record_eval, write_json
     from jeat_core.metrics import robust_accuracy
+    from jeat_core.robustness import autoattack
     from jeat_core.training import fit, make_config
 
     root = tmp_path_factory.mktemp("zoo")
@@ -86,6 +87,8 @@ def tiny_zoo(tmp_path_factory):
         xt, yt = test.tensors(16)
         for attack in ("none", "pgd20"):
             record_eval(manifest, robust_accuracy(model, xt, yt, attack=attack))
+        # AutoAttack as `jeat eval --attack autoattack --record` keeps it, with tiny budgets (the audit's masking claim)
+        record_eval(manifest, autoattack(model, xt, yt, steps=3, n_queries=20))
         write_json(out / MANIFEST, manifest)
         assert read_manifest(out)["evals"]
     tiny_evaluator(root / "cifar10-cpu" / "evaluator")

@@ -24,3 +24,13 @@ def test_readme_quick_start_is_what_ci_runs():
     commands = re.findall(r"^make (\w+)", quick, flags=re.M)
     assert commands == ["lab", "figures", "audit", "test"], commands  # the explainer first
     assert "make test" in (REPO / ".ci" / "run").read_text()
+
+
+def test_the_peer_library_is_declared_once_pinned():
+    """torchattacks: the `attacks` extra, the Makefile's --no-deps install and the error message name one version."""
+    from jeat_core.robustness import INSTALL_PEER, PEER
+
+    pp = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    assert pp["optional-dependencies"]["attacks"] == [PEER]
+    assert f"pip install --quiet --no-deps {PEER}" in (REPO / "Makefile").read_text()
+    assert INSTALL_PEER == f"pip install --no-deps {PEER}"

@@ -1,0 +1,310 @@
+"""Strong robustness evaluation: AutoAttack, PGD with restarts, and a check for gradient masking.
+
+PGD-20 (Tab. 3) only follows the input gradient. A model whose gradient is uninformative (zero,
+shattered, saturated softmax) *looks* robust to it without being robust: gradient masking
+(Athalye et al. 2018). Two stronger measurements guard against that:
+
+* **AutoAttack** (Croce & Hein, ICML 2020), the standard L∞ version RobustBench reports: APGD-CE,
+  then APGD-T (9 target classes), FAB-T (9 target classes), then Square (5,000 queries, no gradient
+  at all). Each attack runs only on the points every previous one failed on, so the robust
+  accuracy after the last stage is the per-example worst case over the four. The attacks are
+  torchattacks' own classes (a maintained implementation, not ours), built one by one with the
+  paper's 100 iterations for the white-box attacks (torchattacks' ``AutoAttack`` wrapper leaves
+  them at its classes' 10-iteration default).
+* **PGD-100 with 5 random restarts** (``"pgd100-5"``): our PGD (:func:`jeat_core.attacks.pgd`);
+  an example is robust only if every restart fails. The cheap strong-gradient reference.
+
+:func:`masking_check` compares, on the same images, a model's paired gap PGD-20 − AutoAttack with
+that of adversarial training (AT), and asks whether the gradient-free Square finds what the three
+gradient attacks could not.
+
+A result of :func:`autoattack` / :func:`pgd_restarts` is the record ``jeat eval --record`` keeps:
+the usual ``{"attack", "eps", "n", "clean_acc", "clean_ci", "robust_acc", "robust_ci"}`` plus
+``"stages"`` (in order, a list of ``{"stage", "robust_acc", "robust_ci", "attacked"}``: the robust
+accuracy after that stage, its Wilson CI and the number of points it attacked), ``"per_example"``
+(``"clean"`` and each stage -> a string of ``0``/``1``, one character per image: still robust after
+that stage; the last stage's string is the worst case per example),
+``"seconds"`` (wall time) and ``"settings"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import time
+from collections.abc import Callable, Iterator
+
+import torch
+from torch import Tensor
+
+from .attacks import check_images, frozen, pgd
+from .energy import check_label_range, check_labels
+from .metrics import percentile_ci, wilson_interval
+
+AA_STAGES = ("apgd-ce", "apgd-t", "fab-t", "square")  # the standard version, in RobustBench's order
+PEER = "torchattacks==3.5.1"
+# --no-deps: torchattacks 3.5.1 pins requests~=2.25.1, older than jupyterlab-server's
+INSTALL_PEER = f"pip install --no-deps {PEER}"
+
+
+class PeerLibraryMissing(ImportError):
+    """A measurement needs the peer library torchattacks, which is not installed."""
+
+
+def require_torchattacks():
+    """The ``torchattacks`` module, or :class:`PeerLibraryMissing` naming the command that installs it."""
+    try:
+        import torchattacks
+    except ImportError as e:
+        raise PeerLibraryMissing(f"this needs torchattacks, which is not installed; run {INSTALL_PEER}") from e
+    return torchattacks
+
+
+def have_torchattacks() -> bool:
+    try:
+        require_torchattacks()
+    except PeerLibraryMissing:
+        return False
+    return True
+
+
+# ----------------------------------------------------------------------------- the cascade
+@contextlib.contextmanager
+def _own_rng(device: torch.device) -> Iterator:
+    """torchattacks seeds torch's global generators; restore them afterwards (no hidden state change)."""
+    cuda = device.type == "cuda"
+    devices = [device.index if device.index is not None else torch.cuda.current_device()] if cuda else []
+    with torch.random.fork_rng(devices=devices):
+        yield
+
+
+def _checked(name: str, xa: Tensor, x: Tensor, eps: float) -> Tensor:
+    """``xa`` after checking it is a valid attack on ``x``: in [0, 1] and in the ε-ball. Non-finite
+    rows (an attack dividing by a zero gradient) are replaced by ``x``: that attack failed there."""
+    bad = ~torch.isfinite(xa.flatten(1)).all(1)
+    if bad.any():
+        xa = torch.where(bad.view(-1, *[1] * (x.dim() - 1)), x, xa)
+    dist = float((xa - x).abs().amax()) if len(x) else 0.0
+    if dist > eps + 1e-5 or float(xa.min()) < 0 or float(xa.max()) > 1:
+        raise RuntimeError(f"{name} returned a point outside the threat model (L∞ distance {dist:.6f}, eps {eps:.6f})")
+    return xa
+
+
+def cascade(model, x: Tensor, y: Tensor, stages: dict[str, Callable[[Tensor, Tensor], Tensor]], *, eps: float,
+            batch_size: int = 250, progress: bool = False, desc: str = "attack") -> dict[str, Tensor]:
+    """Run ``stages`` (name -> ``attack(x, y) -> x_adv``) in order, each only on the points still robust.
+
+    A point is robust after a stage when it was classified correctly clean and after every attack
+    so far. Returns ``{"clean": (N,) bool, <stage>: (N,) bool, ...}`` (CPU): the cumulative
+    robustness after each stage; the last is the worst case over all stages. The stage ``k`` ran on
+    exactly the points robust after stage ``k − 1`` (:func:`single_attack`). The parameters of
+    ``model`` are frozen meanwhile (FAB calls ``.backward()``) and torch's global RNG is restored.
+    """
+    check_images(x)
+    y = check_labels(y, x, name="y")
+    masks = {k: torch.zeros(len(x), dtype=torch.bool) for k in ("clean", *stages)}
+    batches = range(0, len(x), batch_size)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = batches = tqdm(batches, desc=desc, unit="batch", file=sys.stderr)
+    with frozen(model), _own_rng(x.device):
+        for i in batches:
+            xb, yb = x[i:i + batch_size], y[i:i + batch_size]
+            with torch.no_grad():
+                logits = model(xb)
+            check_label_range(yb, logits.shape[-1])
+            robust = logits.argmax(1) == yb  # (B,)
+            masks["clean"][i:i + len(xb)] = robust.cpu()
+            for name, attack in stages.items():
+                idx = robust.nonzero().squeeze(1)
+                if bar is not None:
+                    bar.set_postfix(stage=name, robust=f"{len(idx)}/{len(xb)}")
+                if len(idx):
+                    xa = _checked(name, attack(xb[idx], yb[idx]).detach(), xb[idx], eps)
+                    with torch.no_grad():
+                        robust[idx] = model(xa).argmax(1) == yb[idx]
+                masks[name][i:i + len(xb)] = robust.cpu()
+    return masks
+
+
+def single_attack(masks: dict[str, Tensor]) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per stage ``(ran, robust)``: the points it attacked (robust after the previous stage) and,
+    among those, the ones it failed on."""
+    names = list(masks)
+    return {b: (masks[a], masks[b] & masks[a]) for a, b in zip(names, names[1:])}
+
+
+def to_bits(mask: Tensor) -> str:
+    return "".join("1" if v else "0" for v in mask.tolist())
+
+
+def from_bits(bits: str) -> Tensor:
+    if set(bits) - {"0", "1"}:
+        raise ValueError("a per-example string holds only 0 and 1")
+    return torch.tensor([c == "1" for c in bits], dtype=torch.bool)
+
+
+def summarize(attack: str, masks: dict[str, Tensor], *, eps: float, seconds: float, settings: dict) -> dict:
+    """The record of a cascade (module docstring): per-stage robust accuracy with Wilson CIs, the
+    per-example strings, the wall time."""
+    n = len(masks["clean"])
+    names = [k for k in masks if k != "clean"]
+    k_clean, k_final = int(masks["clean"].sum()), int(masks[names[-1]].sum())
+    stages = []
+    for name, (ran, _) in single_attack(masks).items():
+        k = int(masks[name].sum())
+        stages.append({"stage": name, "robust_acc": k / max(n, 1), "robust_ci": list(wilson_interval(k, n)),
+                       "attacked": int(ran.sum())})
+    return {"attack": attack, "eps": eps, "n": n, "clean_acc": k_clean / max(n, 1),
+            "clean_ci": list(wilson_interval(k_clean, n)), "robust_acc": k_final / max(n, 1),
+            "robust_ci": list(wilson_interval(k_final, n)), "stages": stages,
+            "per_example": {k: to_bits(v) for k, v in masks.items()}, "seconds": round(seconds, 2),
+            "settings": settings}
+
+
+def masks_of(record: dict) -> dict[str, Tensor]:
+    """The per-example masks (``"clean"`` then each stage) of a recorded cascade."""
+    if "per_example" not in record:
+        raise ValueError(f"the {record.get('attack')} record holds no per-example results")
+    order = ["clean", *(s["stage"] for s in record["stages"])]  # a manifest sorts its keys; the list keeps the order
+    return {k: from_bits(record["per_example"][k]) for k in order}
+
+
+# ----------------------------------------------------------------------------- the two attacks
+def autoattack_stages(model, *, eps: float, n_classes: int, steps: int = 100, n_queries: int = 5000,
+                      seed: int = 0) -> dict[str, Callable[[Tensor, Tensor], Tensor]]:
+    """torchattacks' four attacks of standard AutoAttack (L∞), one restart each, fixed seeds."""
+    ta = require_torchattacks()
+    common = {"norm": "Linf", "eps": eps, "seed": seed}
+    return {"apgd-ce": ta.APGD(model, steps=steps, n_restarts=1, loss="ce", **common),
+            "apgd-t": ta.APGDT(model, steps=steps, n_restarts=1, n_classes=n_classes, **common),
+            "fab-t": ta.FAB(model, steps=steps, n_restarts=1, multi_targeted=True, n_classes=n_classes, **common),
+            "square": ta.Square(model, n_queries=n_queries, n_restarts=1, **common)}
+
+
+def autoattack(model, x: Tensor, y: Tensor, *, eps: float = 8 / 255, steps: int = 100, n_queries: int = 5000,
+               seed: int = 0, batch_size: int = 250, progress: bool = False) -> dict:
+    """Standard L∞ AutoAttack (APGD-CE, APGD-T, FAB-T, Square) on ``(x, y)``, as RobustBench runs it.
+
+    ``steps`` (100) are the white-box attacks' iterations, ``n_queries`` (5,000) Square's; other values
+    are recorded in ``"settings"`` (tests use small ones). Returns the record of :func:`summarize`
+    (``"attack": "autoattack"``); its ``"robust_acc"`` is the worst case over the four attacks.
+    """
+    check_images(x)
+    with torch.no_grad():
+        n_classes = int(model(x[:1]).shape[-1])
+    stages = autoattack_stages(model, eps=eps, n_classes=n_classes, steps=steps, n_queries=n_queries, seed=seed)
+    t0 = time.perf_counter()
+    masks = cascade(model, x, y, stages, eps=eps, batch_size=batch_size, progress=progress, desc="autoattack")
+    import torchattacks
+
+    settings = {"version": "standard", "norm": "Linf", "steps": steps, "n_queries": n_queries, "seed": seed,
+                "batch_size": batch_size, "library": f"torchattacks {torchattacks.__version__}"}
+    return summarize("autoattack", masks, eps=eps, seconds=time.perf_counter() - t0, settings=settings)
+
+
+def pgd_restarts(model, x: Tensor, y: Tensor, *, n_steps: int = 100, restarts: int = 5, objective: str = "ce",
+                 eps: float = 8 / 255, step_size: float = 2 / 255, seed: int = 0, batch_size: int = 250,
+                 progress: bool = False) -> dict:
+    """L∞ PGD with ``n_steps`` steps from ``restarts`` random starts (:func:`jeat_core.attacks.pgd`);
+    an example is robust only if every restart fails (each restart attacks only the points all earlier
+    ones failed on). Stages ``"restart-1"`` ... in the record of :func:`summarize`."""
+    g = torch.Generator().manual_seed(seed)
+
+    def run(xb: Tensor, yb: Tensor) -> Tensor:
+        return pgd(model, xb, yb, eps=eps, step_size=step_size, n_steps=n_steps, objective=objective, generator=g)
+
+    name = f"{'energy-' if objective == 'energy' else ''}pgd{n_steps}-{restarts}"
+    t0 = time.perf_counter()
+    masks = cascade(model, x, y, {f"restart-{r + 1}": run for r in range(restarts)}, eps=eps, batch_size=batch_size,
+                    progress=progress, desc=name)
+    settings = {"n_steps": n_steps, "restarts": restarts, "step_size": step_size, "objective": objective, "seed": seed,
+                "batch_size": batch_size}
+    return summarize(name, masks, eps=eps, seconds=time.perf_counter() - t0, settings=settings)
+
+
+def peer_attacks(model, x: Tensor, y: Tensor, *, apgd_steps: int = 50, eps: float = 8 / 255,
+                 batch_size: int = 250) -> dict:
+    """Accuracy under torchattacks' PGD-20 (step 2/255, random start) and APGD-CE (``apgd_steps``, seed 0) on
+    the same images: the audit's cross-check of our PGD (:class:`PeerLibraryMissing` without torchattacks)."""
+    ta = require_torchattacks()
+    out = {}
+    for name, atk in [("torchattacks_pgd20", ta.PGD(model, eps=eps, alpha=2 / 255, steps=20, random_start=True)),
+                      ("apgd_ce", ta.APGD(model, eps=eps, steps=apgd_steps, loss="ce", n_restarts=1, seed=0))]:
+        correct = 0
+        for i in range(0, len(x), batch_size):
+            xa = atk(x[i:i + batch_size], y[i:i + batch_size])
+            with torch.no_grad():
+                correct += int((model(xa).argmax(1) == y[i:i + batch_size]).sum())
+        out[name] = correct / len(x)
+    return out
+
+
+# ----------------------------------------------------------------------------- masking check
+MASKING = ("masking", "no masking sign", "inconclusive")
+
+
+def _paired_ci(cols: dict[str, Tensor], *, n_boot: int, seed: int) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap 95% intervals of the means of per-image values, all columns resampled
+    with the same images (paired)."""
+    g = torch.Generator().manual_seed(seed)
+    n = len(next(iter(cols.values())))
+    boots: dict[str, list[Tensor]] = {k: [] for k in cols}
+    for start in range(0, n_boot, 100):
+        idx = torch.randint(0, n, (min(100, n_boot - start), n), generator=g)  # (b, n)
+        for k, v in cols.items():
+            boots[k].append(v[idx].mean(1))
+    return {k: percentile_ci(torch.cat(b)) for k, b in boots.items()}
+
+
+def masking_check(model: dict[str, Tensor], reference: dict[str, Tensor], *, margin: float = 0.03,
+                  n_boot: int = 2000, seed: int = 0) -> dict:
+    """Is a model's robustness gradient masking? Compared with a reference (adversarial training).
+
+    ``model`` and ``reference``: per-example robustness ``(N,)`` bool on the same first ``N`` test
+    images (the shorter is cut to the other's length): ``"pgd20"`` and the AutoAttack cascade's
+    masks (``"clean"``, ``"apgd-ce"``, ``"apgd-t"``, ``"fab-t"``, ``"square"``; :func:`masks_of`).
+
+    * **gap** = PGD-20 − AutoAttack robust accuracy, from the per-image differences; **excess** =
+      the model's gap − the reference's, per image (so the images' difficulty cancels).
+    * **square − apgd-ce** = share of images only Square broke (after the three gradient attacks
+      failed) − share APGD-CE broke. Square there sees only what the gradient attacks left, so this
+      is a lower bound of how much more Square *alone* would break than APGD-CE: when it is positive,
+      Square alone beats APGD-CE (the gradient is worse than no gradient).
+
+    Intervals: paired percentile bootstrap over images (``n_boot`` resamples, the same images for
+    every quantity), not Newcombe's interval, because the quantities are differences of paired
+    per-image indicators. Verdict: ``"masking"`` when the excess or square − apgd-ce interval lies
+    above 0; ``"no masking sign"`` when the excess interval lies below ``margin`` (3 points) and
+    square − apgd-ce's below 0; ``"inconclusive"`` otherwise.
+    """
+    need = ("pgd20", "clean", *AA_STAGES)
+    for who, d in (("model", model), ("reference", reference)):
+        missing = [k for k in need if k not in d]
+        if missing:
+            raise ValueError(f"masking_check: the {who} lacks {', '.join(missing)}")
+    n = min(len(v) for d in (model, reference) for v in (d[k] for k in need))
+    m = {k: model[k][:n].double() for k in need}
+    r = {k: reference[k][:n].double() for k in need}
+    gap, ref_gap = m["pgd20"] - m["square"], r["pgd20"] - r["square"]
+    only_square = m["fab-t"] * (1 - m["square"])
+    by_ce = m["clean"] * (1 - m["apgd-ce"])
+    cols = {"gap": gap, "reference_gap": ref_gap, "excess": gap - ref_gap, "square_minus_apgd_ce": only_square - by_ce}
+    ci = _paired_ci(cols, n_boot=n_boot, seed=seed)
+    out = {"n": n}
+    for k, v in cols.items():
+        out[k], out[k + "_ci"] = float(v.mean()), list(ci[k])
+    out.update(only_square=float(only_square.mean()), by_apgd_ce=float(by_ce.mean()),
+               pgd20=float(m["pgd20"].mean()), autoattack=float(m["square"].mean()),
+               reference_pgd20=float(r["pgd20"].mean()), reference_autoattack=float(r["square"].mean()))
+    excess, sq = ci["excess"], ci["square_minus_apgd_ce"]
+    if excess[0] > 0 or sq[0] > 0:
+        out["verdict"] = "masking"
+    elif excess[1] <= margin and sq[1] < 0:
+        out["verdict"] = "no masking sign"
+    else:
+        out["verdict"] = "inconclusive"
+    out["interval"] = f"paired percentile bootstrap over images, {n_boot} resamples"
+    return out

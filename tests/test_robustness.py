@@ -1,0 +1,230 @@
+"""AutoAttack, PGD with restarts and the masking check (jeat_core.robustness), their CLI and audit paths.
+
+AutoAttack runs here with few iterations and Square queries (``steps``, ``n_queries``) on at most 32
+images: the code path and its invariants, not the shipped models' numbers."""
+
+import functools
+import json
+import sys
+
+import pytest
+import torch
+from conftest import tiny_cnn
+
+from jeat_core import robustness
+from jeat_core.metrics import ATTACKS, parse_attack, robust_accuracy
+from jeat_core.robustness import (
+    AA_STAGES,
+    INSTALL_PEER,
+    autoattack,
+    masking_check,
+    masks_of,
+    pgd_restarts,
+    single_attack,
+)
+
+AA_FAST = {"steps": 5, "n_queries": 200}  # the standard is 100 and 5,000
+
+
+class _ZeroGrad(torch.autograd.Function):
+    """The identity whose backward pass returns a zero gradient: masking by construction."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, g):
+        return torch.zeros_like(g)
+
+
+class Masked(torch.nn.Module):
+    """``base`` with a zero input gradient: exactly as (non-)robust as ``base``, but gradient attacks
+    see nothing. Only a gradient-free attack (Square) can find its adversarial examples."""
+
+    def __init__(self, base):
+        super().__init__()
+        self.base = base
+
+    def forward(self, x):
+        return self.base(_ZeroGrad.apply(x))
+
+
+def check_record(rec: dict) -> None:
+    """The invariants of a cascade record: per-stage robust accuracy non-increasing from the clean
+    accuracy, the worst case ≤ every single attack where it ran, counts and intervals consistent."""
+    n, masks = rec["n"], masks_of(rec)
+    names = list(masks)
+    stages = {s["stage"]: s for s in rec["stages"]}
+    assert names[0] == "clean" and names[1:] == list(stages) and all(len(m) == n for m in masks.values())
+    accs = [rec["clean_acc"]] + [s["robust_acc"] for s in rec["stages"]]
+    assert accs == sorted(accs, reverse=True), accs  # non-increasing
+    assert rec["robust_acc"] == accs[-1] and rec["robust_ci"][0] <= rec["robust_acc"] <= rec["robust_ci"][1]
+    for a, b in zip(names, names[1:]):
+        assert not (masks[b] & ~masks[a]).any()  # robust after a stage ⇒ robust after the one before
+        assert stages[b]["attacked"] == int(masks[a].sum())
+        assert int(masks[b].sum()) == round(stages[b]["robust_acc"] * n)
+    worst = masks[names[-1]]
+    for name, (ran, robust) in single_attack(masks).items():
+        assert not (worst & ran & ~robust).any(), name  # the worst case is ≤ the attack wherever it ran
+    ran, robust = single_attack(masks)[names[1]]
+    assert torch.equal(ran, masks["clean"]) and worst.sum() <= robust.sum()  # the first stage ran on every point
+
+
+@pytest.fixture(scope="module")
+def images(cifar_test):
+    x, y = cifar_test.tensors(32)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def masked_runs(standard_model, images):
+    """AutoAttack and PGD-20 on the undefended model and on its zero-gradient twin (same 16 images)."""
+    x, y = images[0][:16], images[1][:16]
+    out = {}
+    for name, m in (("plain", standard_model), ("masked", Masked(standard_model).eval())):
+        aa = autoattack(m, x, y, **AA_FAST)
+        pgd20 = masks_of(pgd_restarts(m, x, y, n_steps=20, restarts=1))["restart-1"]
+        out[name] = (aa, {"pgd20": pgd20, **masks_of(aa)})
+    return out
+
+
+def test_attack_names_are_a_registry():
+    assert [parse_attack(a) for a in ATTACKS] == [("none", 0, 1), ("ce", 1, 1), ("ce", 20, 1), ("energy", 20, 1),
+                                                   ("ce", 100, 5), ("autoattack", 0, 1)]
+    assert parse_attack("energy-pgd10-3") == ("energy", 10, 3)
+    for bad in ("pgd100-0", "pgd100-", "autoattack-5", "aa", "square", "pgd-5"):
+        with pytest.raises(ValueError, match="unknown attack"):
+            parse_attack(bad)
+
+
+def test_autoattack_agrees_with_pgd_on_an_undefended_model(standard_model, images):
+    """Both ≈ 0% on an undefended classifier (its PGD-20 is 0% on 1,000 images)."""
+    x, y = images
+    aa = autoattack(standard_model, x, y, **AA_FAST)
+    pgd = robust_accuracy(standard_model, x, y, attack="pgd20")
+    assert aa["clean_acc"] == pgd["clean_acc"] > 0.5
+    assert aa["robust_acc"] <= 1 / 32 and pgd["robust_acc"] <= 1 / 32
+    assert aa["attack"] == "autoattack" and [s["stage"] for s in aa["stages"]] == list(AA_STAGES) and aa["seconds"] > 0
+    assert aa["settings"]["steps"] == AA_FAST["steps"] and aa["settings"]["library"].startswith("torchattacks")
+    check_record(aa)
+
+
+def test_stage_invariants_where_every_stage_matters(masked_runs):
+    aa, _ = masked_runs["masked"]
+    check_record(aa)
+    s = {s["stage"]: s for s in aa["stages"]}
+    # gradients see nothing, Square does: it breaks most of what the gradient attacks left
+    assert s["square"]["robust_acc"] < s["fab-t"]["robust_acc"] - 0.2
+
+
+def test_masking_check_catches_a_zero_gradient_model(masked_runs):
+    (_, plain), (_, masked) = masked_runs["plain"], masked_runs["masked"]
+    bad = masking_check(masked, plain)
+    assert bad["verdict"] == "masking", bad
+    assert bad["only_square"] > bad["by_apgd_ce"] and bad["excess_ci"][0] > 0 and bad["gap"] > 0.3
+    ok = masking_check(plain, plain)
+    assert ok["verdict"] == "no masking sign", ok
+    assert ok["excess"] == 0 and ok["square_minus_apgd_ce_ci"][1] < 0
+    with pytest.raises(ValueError, match="lacks pgd20"):
+        masking_check({k: v for k, v in masked.items() if k != "pgd20"}, plain)
+
+
+def test_pgd_restarts_robust_only_if_every_restart_fails(toy):
+    x, y = toy.tensors(64)
+    model = tiny_cnn(1)
+    r = robust_accuracy(model, x, y, attack="pgd3-4", eps=16 / 255)
+    assert r == {**pgd_restarts(model, x, y, n_steps=3, restarts=4, eps=16 / 255), "seconds": r["seconds"]}
+    assert r["attack"] == "pgd3-4" and [s["stage"] for s in r["stages"]] == [f"restart-{i}" for i in range(1, 5)]
+    check_record(r)
+    one = robust_accuracy(model, x, y, attack="pgd3", eps=16 / 255)
+    assert r["robust_acc"] <= one["robust_acc"] + 2 / 64  # restarts only add adversarial examples (up to the starts)
+
+
+def _no_torchattacks(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchattacks", None)  # `import torchattacks` now raises ImportError
+    assert not robustness.have_torchattacks()
+
+
+def test_missing_peer_library_is_one_line_and_never_agrees(monkeypatch, capsys, toy, tmp_path):
+    from jeat_core.audit import CLAIMS, Settings
+    from jeat_core.cli import main
+    from jeat_core.experiments import Context
+
+    _no_torchattacks(monkeypatch)
+    with pytest.raises(robustness.PeerLibraryMissing, match="pip install --no-deps torchattacks==3.5.1"):
+        autoattack(tiny_cnn(0), *toy.tensors(4))
+    # the CLI says so before it loads anything (the model does not even exist)
+    assert main(["eval", "--model", str(tmp_path / "missing"), "--attack", "autoattack"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and INSTALL_PEER in err and err.startswith("jeat eval: error:")
+    # the audit's claim 8: not measurable here, never "agree"
+    (claim,) = [c for c in CLAIMS if c.id == 8]
+    ctx = Context()
+    x, y = toy.tensors(64)
+    ctx._cache["test"] = (x, y)
+    for i, name in enumerate(claim.models):
+        ctx._cache[("model", name)] = (tiny_cnn(i), {})
+    res = claim.run(ctx, Settings.smoke_run())
+    assert res["reproduced"] == "not measurable here" and "agree" not in res["note"], res
+    assert "torchattacks is not installed" in res["note"] and INSTALL_PEER in res["note"]
+
+
+def test_cli_records_autoattack_and_pgd_restarts(tmp_path, monkeypatch, capsys):
+    from dataclasses import replace
+
+    from jeat_core.checkpoints import find_eval
+    from jeat_core.cli import _show_eval, main
+    from jeat_core.training import fit, make_config
+
+    out = tmp_path / "run"  # a tiny CNN trained 20 steps on the procedural set, saved as `jeat train` saves
+    cfg = make_config("standard", "cpu", max_steps=20, log_every=0, checkpoint_every=0, eval_n=0, dataset="procedural",
+                      model=replace(make_config("standard").model, kwargs={"widths": [8, 16], "hidden": 32}))
+    fit(replace(cfg, optim=replace(cfg.optim, batch_size=32)), out=out, progress=False, device="cpu")
+    monkeypatch.setattr(robustness, "autoattack", functools.partial(robustness.autoattack, steps=5, n_queries=50))
+    capsys.readouterr()
+    for attack in ("none", "pgd100-5", "autoattack"):
+        assert main(["eval", "--model", str(out), "--attack", attack, "--n", "16", "--record", "--json"]) == 0
+        res = json.loads(capsys.readouterr().out)
+        assert res["attack"] == attack and res["n"] == 16
+    shown = _show_eval(res)  # what `jeat eval` prints without --json
+    assert "after apgd-ce" in shown and "after square" in shown and "per_example" not in shown
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert find_eval(manifest, "none")["n"] == 16  # the plain records are kept beside the new ones
+    for attack, stages in (("pgd100-5", [f"restart-{i}" for i in range(1, 6)]), ("autoattack", list(AA_STAGES))):
+        rec = find_eval(manifest, attack)
+        assert [s["stage"] for s in rec["stages"]] == stages and rec["seconds"] >= 0 and rec["n"] == 16
+        assert all(set(s) == {"stage", "robust_acc", "robust_ci", "attacked"} for s in rec["stages"])
+        check_record(rec)
+    assert find_eval(manifest, "autoattack")["settings"]["n_queries"] == 50
+
+
+def test_masking_claim_reads_recorded_evals(toy):
+    """Claim 10 uses the AutoAttack records in the manifests: without one a model is not measurable
+    (and the command to record it is given); with them every model gets a masking verdict."""
+    from jeat_core.audit import CLAIMS, VERDICTS, Settings
+    from jeat_core.checkpoints import record_eval
+    from jeat_core.experiments import Context
+
+    (claim,) = [c for c in CLAIMS if c.id == 10]
+    x, y = toy.tensors(16)
+    models = {name: tiny_cnn(i) for i, name in enumerate(claim.models)}
+
+    def ctx_with(manifests):
+        ctx = Context()
+        ctx._cache["test"] = (x, y)
+        for name, m in models.items():
+            ctx._cache[("model", name)] = (m, manifests[name])
+        return ctx
+
+    res = claim.run(ctx_with({n: {} for n in models}), Settings.smoke_run())
+    assert res["reproduced"] == "not measurable here"
+    assert "--attack autoattack" in res["ours"]["at"]["verdict"]
+    recorded = {n: record_eval({}, autoattack(m, x, y, steps=3, n_queries=20)) for n, m in models.items()}
+    res = claim.run(ctx_with(recorded), Settings.smoke_run())
+    assert res["reproduced"] in VERDICTS and res["reproduced"] != "not measurable here" and res["n"] == 16
+    assert {r["verdict"] for r in res["ours"].values()} <= set(robustness.MASKING)
+    assert "gap_ci" in res["ours"]["jeat"] and "excess_ci" in res["ours"]["jeat"]
+    # a full audit accepts only the standard version (100 iterations, 5,000 queries)
+    res = claim.run(ctx_with(recorded), Settings())
+    assert res["reproduced"] == "not measurable here" and "not the standard" in res["ours"]["at"]["verdict"]
