@@ -20,8 +20,17 @@ from torch import Tensor
 from .checkpoints import CheckpointError, load_model
 from .evaluator import EVALUATOR, EVALUATOR_B
 from .experiments import Context
-from .gen_eval import FID_BOOT, KID_BOOT, Comparison, Standardizer, fid_difference, kernel_argument, kid_difference
-from .gen_eval import kid_point, prdc
+from .gen_eval import (
+    FID_BOOT,
+    KID_BOOT,
+    Comparison,
+    Standardizer,
+    fid_difference,
+    kernel_argument,
+    kid_difference,
+    kid_point,
+    prdc,
+)
 from .metrics import penultimate
 
 REFERENCE = (5000, 10000)  # real test images every generated set is scored against
