@@ -143,6 +143,14 @@ def with_px_term(res: LossResult, fwd: Forward, cfg) -> LossResult:
                                           "e_pos": float(e_pos.mean().detach()), "e_neg": float(e_neg.mean().detach())})
 
 
+def with_kl_term(res: LossResult, fwd: Forward, beta: float) -> LossResult:
+    """``res`` plus ``β·mean_i KL(p(·|x_i) ‖ p(·|x_in,i))`` between the CE input's and the training
+    input's predictions (TRADES), gradients through both."""
+    log_p, log_q = torch.log_softmax(fwd.ce, 1), torch.log_softmax(fwd.inputs, 1)
+    kl = (log_p.exp() * (log_p - log_q)).sum(1).mean()
+    return replace(res, loss=res.loss + beta * kl, terms={**res.terms, "kl": float(kl.detach())})
+
+
 # ============================================================================ the registry
 @dataclass(frozen=True)
 class Method:
@@ -331,10 +339,7 @@ def trades_loss(state: TrainState, batch: Batch, cfg: TRADESConfig) -> LossResul
         clean = m(batch.x).float()
     x_adv = attack_examples(state, cfg, batch.x, batch.y, reference=clean)
     fwd = forward(state, cfg, batch, x_adv, ce_on=batch.x)
-    log_p, log_q = torch.log_softmax(fwd.ce, 1), torch.log_softmax(fwd.inputs, 1)
-    kl = (log_p.exp() * (log_p - log_q)).sum(1).mean()
-    res = classification(fwd, batch.y)
-    return replace(res, loss=res.loss + cfg.beta * kl, terms={"kl": float(kl.detach())})
+    return with_kl_term(classification(fwd, batch.y), fwd, cfg.beta)
 
 
 register(StandardConfig, standard_loss, "CE on clean images")

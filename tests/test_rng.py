@@ -144,6 +144,7 @@ def test_training_steps_draw_on_the_generator_device(method, monkeypatch):
     monkeypatch.setattr(methods, "classification",
                         lambda fwd, y: training.LossResult(torch.zeros((), device=META), 0.0, 0.0, 0.0))
     monkeypatch.setattr(methods, "with_px_term", lambda res, fwd, cfg: res)
+    monkeypatch.setattr(methods, "with_kl_term", lambda res, fwd, beta: res)
     monkeypatch.setattr(methods, "chain_steps", lambda state, cfg: 0.0)
     x = torch.empty(4, 3, 32, 32, device=META)
     y = torch.zeros(4, dtype=torch.long, device=META)
