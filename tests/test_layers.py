@@ -12,7 +12,8 @@ SRC = Path(__file__).resolve().parent.parent / "jeat_core"
 PRESENTERS = ("figures", "audit", "widgets", "live_training", "cli")
 # figures' plotting helpers, which DESIGN.md lets the other presenters share (drawing, not computing)
 PLOTTING_HELPERS = {"subplots", "figure_png", "save_figure", "save_table", "image_grid", "plot_contours",
-                    "plot_delta_energy", "plot_image_rows", "MODEL_COLOURS", "MODEL_LABELS", "Table"}
+                    "plot_delta_energy", "plot_image_rows", "plot_toy2d", "surface_3d", "MODEL_COLOURS", "MODEL_LABELS",
+                    "Table"}
 # the commands the entry point dispatches to
 ENTRY_POINTS = {"figures": {"make_all"}, "audit": {"run_audit", "to_markdown"}}
 
