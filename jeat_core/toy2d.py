@@ -41,8 +41,8 @@ TOY_CLASSES = ("A", "B", "C", "D")
 _ANGLES = np.pi / 4 + np.pi / 2 * np.arange(len(TOY_CLASSES))
 TOY_CENTRES = 0.5 + 0.2 * np.stack([np.cos(_ANGLES), np.sin(_ANGLES)], 1)  # (K, 2)
 TOY_STD = (0.07, 0.035)  # along the ring, across it
-EPS_CHOICES = (0.02, 0.05, 0.08, 0.12)  # L-inf radius of the training attack, in units of the plane
-SIGMA_CHOICES = (0.02, 0.05, 0.08, 0.12)  # std of the injected noise (method "noise")
+EPS_CHOICES = (0.02, 0.05, 0.12)  # L-inf radius of the training attack, in units of the plane
+SIGMA_CHOICES = (0.02, 0.05, 0.12)  # std of the injected noise (method "noise")
 ETA_CHOICES = (1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)  # Langevin step sizes η (noise sqrt(η): exact Langevin)
 
 

@@ -24,7 +24,7 @@ for _item in PAPER_ITEMS.values():
     EXPORTS.setdefault(_item.notebook, []).extend(_item.exports)
 # notebooks that reproduce no paper item (an illustration, not a result) -> the figure files they write:
 # 00 draws the paper's Fig. 1, a cartoon there, live on a 2-D toy task
-ILLUSTRATIONS: dict[str, list[str]] = {"00": ["toy2d_at.pdf", "toy2d_at.png", "toy2d_jeat.pdf", "toy2d_jeat.png"]}
+ILLUSTRATIONS: dict[str, list[str]] = {"00": ["toy2d_jeat.pdf", "toy2d_jeat.png"]}
 
 
 IMAGE_TYPES = ("image/png", "image/svg+xml")
