@@ -196,8 +196,31 @@ class EvalVGG(nn.Module):
         return self.fc(self.features(x)) * self.scale
 
 
+class ToyMLP(nn.Module):
+    """An MLP for low-dimensional "images" such as the 2-D points of notebook 00 (``(B, C, 1, 1)``
+    in [0, 1]: flatten → ``depth`` × (Linear, activation) → logits).
+
+    Inputs are centred and scaled inside (``(x − 0.5) / 0.25``), like :class:`Normalize` does for
+    images; the activation is smooth (SiLU) by default, so energy contours and Langevin paths in the
+    plane are smooth too."""
+
+    def __init__(self, in_features: int = 2, n_classes: int = 4, hidden: int = 64, depth: int = 2,
+                 act: str = "silu"):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Flatten()]
+        d = in_features
+        for _ in range(depth):
+            layers += [nn.Linear(d, hidden), _act(act)]
+            d = hidden
+        self.net = nn.Sequential(*layers, nn.Linear(d, n_classes))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net((x - 0.5) / 0.25)  # (B, C, 1, 1) -> (B, n_classes)
+
+
 MODELS: dict[str, Callable[..., nn.Module]] = {
     "small_cnn": SmallCNN,
+    "toy_mlp": ToyMLP,  # notebook 00's 2-D toy task (jeat_core.toy2d)
     "wrn28_10": lambda **kw: WideResNet(28, 10, **kw),
     "wrn16_4": lambda **kw: WideResNet(16, 4, **kw),
     "wrn": WideResNet,  # any depth/widen, e.g. {"depth": 10, "widen": 1} (benchmarks/gpu_check.py --dry-run)
@@ -214,7 +237,7 @@ def build_model(name: str, **kwargs) -> nn.Module:
 
 
 MAX_PARAMS = 200_000_000  # WideResNet-28-10 has 36.5 M
-_INT_BOUNDS = {"n_classes": (1, 1000), "hidden": (1, 16384), "in_channels": (1, 4)}
+_INT_BOUNDS = {"n_classes": (1, 1000), "hidden": (1, 16384), "in_channels": (1, 4), "in_features": (1, 4096)}
 MAX_WIDTH = 4096
 
 

@@ -108,7 +108,9 @@ def buffer_init_fn(cfg: TrainConfig, train: Split | None, device: torch.device) 
 
 
 def build_state(cfg: TrainConfig, device: torch.device, steps_total: int,
-                buffer_init: Callable | None = None) -> TrainState:
+                buffer_init: Callable | None = None, *, shape: tuple[int, ...] = (3, 32, 32)) -> TrainState:
+    """A fresh :class:`TrainState` of ``cfg`` (model, optimiser, schedule, generator and, for the SGLD
+    methods, a replay buffer of ``shape``-sized chains: the shape of one training image)."""
     rank, n_proc = world()
     torch.manual_seed(cfg.seed)  # identical initial weights on every rank
     model = build_model(cfg.model.name, **cfg.model.kwargs).to(device)
@@ -129,7 +131,7 @@ def build_state(cfg: TrainConfig, device: torch.device, steps_total: int,
     gen = torch.Generator(device=device if device.type == "cuda" else "cpu").manual_seed(cfg.seed * 1000 + rank + 1)
     buffer = None
     if cfg.uses_sgld:
-        buffer = ReplayBuffer(cfg.sgld.buffer_size, reinit_prob=cfg.sgld.reinit_prob, init_fn=buffer_init,
+        buffer = ReplayBuffer(cfg.sgld.buffer_size, shape, reinit_prob=cfg.sgld.reinit_prob, init_fn=buffer_init,
                               generator=gen, device=device)
     wrapped: nn.Module = model
     if n_proc > 1:
@@ -314,7 +316,7 @@ def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, c
     total = batches.total_steps(cfg)
     stop_at = total if cfg.max_steps is None else min(total, cfg.max_steps)
 
-    state = build_state(cfg, dev, total, buffer_init_fn(cfg, train, dev))
+    state = build_state(cfg, dev, total, buffer_init_fn(cfg, train, dev), shape=tuple(batches.xs.shape[1:]))
     parent = load_init_from(state, cfg, batches.xs[:256].float().div(255).to(dev)) if cfg.init_from else None
     if saved is not None:
         restore(state, saved, out_dir / STATE)

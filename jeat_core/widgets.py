@@ -159,6 +159,30 @@ def label_dropdown(value: int = 8, description: str = "label"):
     return w.Dropdown(options=[(n, i) for i, n in enumerate(CIFAR10_CLASSES)], value=value, description=description)
 
 
+# ----------------------------------------------------------------------------- notebook 00
+def toy_explorer(lab, *, method: str = "jeat", eps: float = 0.05, sigma: float = 0.05, label: int = 0,
+                 eta: float = 1e-3, steps: int = 100) -> Explorer:
+    """Method, ε (training attack), σ (noise), class y, η and Langevin steps for notebook 00's 2-D toy
+    task: ``lab`` (a :class:`jeat_core.toy2d.ToyLab`) trains and measures, :func:`jeat_core.figures.plot_toy2d`
+    draws. A (method, ε, σ) not trained yet trains once (seconds; :meth:`ToyLab.warm` trains them
+    ahead); the class, η and steps reuse the model."""
+    import ipywidgets as w
+
+    from .figures import plot_toy2d
+    from .toy2d import EPS_CHOICES, ETA_CHOICES, SIGMA_CHOICES, TOY_CLASSES, TOY_METHODS
+
+    def choice(options, value, description):
+        return w.SelectionSlider(options=[(f"{v:g}", v) for v in options], value=value, description=description)
+
+    controls = {"method": w.Dropdown(options=list(TOY_METHODS), value=method, description="method"),
+                "eps": choice(EPS_CHOICES, eps, "ε (attack)"), "sigma": choice(SIGMA_CHOICES, sigma, "σ (noise)"),
+                "label": w.Dropdown(options=[(n, i) for i, n in enumerate(TOY_CLASSES)], value=label,
+                                    description="class y"),
+                "eta": choice(ETA_CHOICES, eta, "η (Langevin)"),
+                "steps": w.IntSlider(steps, 0, 200, step=10, description="Langevin steps")}
+    return Explorer(controls, lambda **v: lab.view(**v), plot_toy2d, title="The energy view in two dimensions")
+
+
 # ----------------------------------------------------------------------------- notebook 01
 def attack_explorer(model, x, y, *, eps: float = 8 / 255, n_steps: int = 20) -> Explorer:
     """Image picker + ε: CE attack (Eq. 14) vs energy attack (Eq. 18) on one image."""
@@ -388,7 +412,7 @@ def landscape_explorer(models: dict, x, y, *, radius: float = 2.0, resolution: i
     import ipywidgets as w
 
     from .experiments import contour_data
-    from .figures import MODEL_LABELS, plot_contours
+    from .figures import MODEL_LABELS, plot_contours, surface_3d
 
     @functools.lru_cache(maxsize=64)
     def grid(model: str, index: int, radius: float, resolution: int, seed: int):
@@ -423,22 +447,6 @@ def landscape_explorer(models: dict, x, y, *, radius: float = 2.0, resolution: i
         for name in list(models)[1:]:
             grid(name, 0, round(radius, 3), resolution, seed)
     return Explorer(controls, compute, draw, title="Energy landscape (Fig. 2)", extra=extra if surface else None)
-
-
-def surface_3d(a, b, grid, *, model: str = "", title: str = ""):
-    """Plotly 3-D surface of an energy grid, named by its model, with full axis titles."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure(go.Surface(x=b.numpy(), y=a.numpy(), z=grid.numpy(), colorscale="Viridis",
-                               colorbar={"title": {"text": "E(x, y)"}}))
-    head = f"{model}: E(x, y) around {title}" if model else f"E(x, y) around {title}"
-    fig.update_layout(title={"text": head + " (drag to rotate)"}, height=520,
-                      margin={"l": 10, "r": 10, "t": 50, "b": 10},
-                      scene={"xaxis": {"title": {"text": "direction 2 (L2)"}},
-                             "yaxis": {"title": {"text": "direction 1 (L2)"}},
-                             "zaxis": {"title": {"text": "E(x, y)"}},
-                             "camera": {"eye": {"x": 1.6, "y": 1.6, "z": 1.0}}})
-    return fig
 
 
 # ----------------------------------------------------------------------------- notebook 07

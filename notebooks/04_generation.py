@@ -106,3 +106,14 @@ plot_image_rows({f"step {k}": x for k, x in snaps.items()}, nrow=4)
 
 # %%
 print(*save_figure(fig, FIGURES, "fig4_eq16_vs_eq17"), sep="\n")
+
+# %% [markdown]
+# ## What holds at our scale
+# What `jeat audit` last measured for the paper's claims this notebook reproduces: the paper's
+# statement, our number with its interval and n, the verdict, and why it may differ at our scale.
+# The table is rendered from `figures/audit.json`, so it changes when the audit does.
+
+# %%
+from jeat_core.verdicts import verdict_table
+
+verdict_table("04")

@@ -141,3 +141,14 @@ generation_explorer(models, class_gaussian, manifests=manifests, n_images=4 if S
 
 # %%
 print(*save_figure(fig, FIGURES, "fig6_generation_by_model"), sep="\n")
+
+# %% [markdown]
+# ## What holds at our scale
+# What `jeat audit` last measured for the paper's claims this notebook reproduces: the paper's
+# statement, our number with its interval and n, the verdict, and why it may differ at our scale.
+# The table is rendered from `figures/audit.json`, so it changes when the audit does.
+
+# %%
+from jeat_core.verdicts import verdict_table
+
+verdict_table("06")

@@ -87,3 +87,14 @@ fisher_explorer(models, x, y, n_probes=1, n_images=4, max_images=64)
 
 # %%
 print(*save_paper_table(rows, FIGURES, "table2_fisher"), sep="\n")
+
+# %% [markdown]
+# ## What holds at our scale
+# What `jeat audit` last measured for the paper's claims this notebook reproduces: the paper's
+# statement, our number with its interval and n, the verdict, and why it may differ at our scale.
+# The table is rendered from `figures/audit.json`, so it changes when the audit does.
+
+# %%
+from jeat_core.verdicts import verdict_table
+
+verdict_table("07")

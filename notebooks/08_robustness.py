@@ -85,3 +85,14 @@ robustness_explorer(models, x[: 8 if SMOKE else 12], y[: 8 if SMOKE else 12], st
 
 # %%
 print(*save_paper_table(rows, FIGURES, "table3_robustness"), sep="\n")
+
+# %% [markdown]
+# ## What holds at our scale
+# What `jeat audit` last measured for the paper's claims this notebook reproduces: the paper's
+# statement, our number with its interval and n, the verdict, and why it may differ at our scale.
+# The table is rendered from `figures/audit.json`, so it changes when the audit does.
+
+# %%
+from jeat_core.verdicts import verdict_table
+
+verdict_table("08")

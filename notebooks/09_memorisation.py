@@ -89,3 +89,14 @@ memorisation_explorer(models, class_gaussian, train_index, manifests=manifests, 
 
 # %%
 print(*save_figure(fig, FIGURES, "fig7_nearest_neighbours"), sep="\n")
+
+# %% [markdown]
+# ## What holds at our scale
+# What `jeat audit` last measured for the paper's claims this notebook reproduces: the paper's
+# statement, our number with its interval and n, the verdict, and why it may differ at our scale.
+# The table is rendered from `figures/audit.json`, so it changes when the audit does.
+
+# %%
+from jeat_core.verdicts import verdict_table
+
+verdict_table("09")

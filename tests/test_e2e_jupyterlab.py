@@ -145,11 +145,12 @@ def _settle(page, timeout_ms: int = 120_000):
     page.wait_for_timeout(500)
 
 
-# ----------------------------------------------------------------------------- all nine notebooks
+# ----------------------------------------------------------------------------- all ten notebooks
 NOTEBOOKS = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.py"))
-EXPORT = {"01": "table1_attacks.md", "02": "fig2_energy_contours.png", "03": "fig3_delta_energy.png",
-          "04": "fig4_eq16_vs_eq17.png", "05": "fig5_noise_generation.png", "06": "fig6_generation_by_model.png",
-          "07": "table2_fisher.md", "08": "table3_robustness.md", "09": "fig7_nearest_neighbours.png"}
+EXPORT = {"00": "toy2d_jeat.png", "01": "table1_attacks.md", "02": "fig2_energy_contours.png",
+          "03": "fig3_delta_energy.png", "04": "fig4_eq16_vs_eq17.png", "05": "fig5_noise_generation.png",
+          "06": "fig6_generation_by_model.png", "07": "table2_fisher.md", "08": "table3_robustness.md",
+          "09": "fig7_nearest_neighbours.png"}
 LIMIT_S = 5.0  # the limit for a control change to show a new image in the browser
 CHANGES = 4  # control changes per explorer after the first (for a p95 read-out)
 

@@ -187,3 +187,25 @@ def test_memorisation_explorer_uses_the_tuned_sampler_like_fig7(setup):
     labels = torch.tensor([e.last["label"]])
     x0 = cg.sample(labels, generator=torch.Generator().manual_seed(0))
     assert torch.equal(e.last["x"], generate(models["jeat"], labels, x0, cfg, seed=0))
+
+
+@pytest.fixture(scope="module")
+def toy_lab():
+    from jeat_core.toy2d import ToyLab, ToySettings
+
+    return ToyLab(ToySettings(n_train=256, n_test=64, steps=8, batch=64, buffer=100, log_every=2, resolution=9,
+                              n_shown=2, n_paths=2))
+
+
+@pytest.mark.parametrize("key,value,probe", [
+    ("method", "at", lambda r: r["grids"]["marginal"]), ("eps", 0.12, lambda r: r["update"]["x_in"]),
+    ("sigma", 0.12, lambda r: r["update"]["x_in"]), ("label", 2, lambda r: r["paths"]),
+    ("eta", 1e-4, lambda r: r["paths"]), ("steps", 30, lambda r: r["paths"])])
+def test_toy_explorer(toy_lab, key, value, probe):
+    """Notebook 00: each control changes what is drawn (σ with the noise method, ε with JEAT)."""
+    from jeat_core.widgets import toy_explorer
+
+    e = toy_explorer(toy_lab, method="noise" if key == "sigma" else "jeat", steps=20)
+    before, after = _changed(e, key, value, probe)
+    assert before.shape != after.shape or _differs(torch.as_tensor(before), torch.as_tensor(after))
+    assert e.last["uses"] == toy_lab.key(*(e.values()[k] for k in ("method", "eps", "sigma")))

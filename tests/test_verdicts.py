@@ -1,0 +1,119 @@
+"""The verdict cell closing notebooks 01-09 (jeat_core.verdicts): rendered from an audit file, in the
+current format and in the one where generation claims carry parts; every notebook 01-09 ends with it."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from jeat_core.verdicts import SCALE_NOTES, VerdictTable, claim_notebook, verdict_table
+
+REPO = Path(__file__).resolve().parent.parent
+CLAIM_1 = {"id": 1, "claim": "Tab. 1: the energy attack is as effective as the CE attack",
+           "paper": "CE 0.12%, energy 0.11%", "metric": "...", "n": 1000, "reproduced": "reproduced", "note": "",
+           "ours": {"ce_attack": {"robust": 0.0, "robust_ci": [2.2e-19, 0.0038]}, "energy_minus_ce": 0.007,
+                    "difference_ci": [0.0017, 0.0144]}}
+CLAIM_7 = {"id": 7, "claim": "Tab. 2: Fisher scores order Normal > AT", "paper": "JFS 6.97 / 2.83", "metric": "...",
+           "n": 500, "reproduced": "not reproduced", "note": "",
+           "ours": {"standard": {"JFS": -135.3, "JFS_se": 39.3, "JFS_ci": [-212.4, -58.2]}}}
+OLD_6 = {"id": 6, "claim": "Fig. 6 / Tab. 2: generation quality AT < PreJEAT < JEAT", "paper": "FID 60.9 / 38.2",
+         "metric": "...", "n": 1000, "reproduced": "not reproduced", "note": "",
+         "ours": {"at": {"kid": 18.92, "kid_ci": [17.44, 20.5], "sampler": "Langevin"},
+                  "KID(jeat) − KID(at)": {"diff": 5.5, "ci": [1.2, 9.9]},
+                  "baselines": {"seeds": {"kid": 109.8, "kid_ci": [105.3, 115.2]}}}}
+
+
+def _comparison(space, metric, diff, ci, n=1000):
+    return {"feature_space": space, "metric": metric, "diff": diff, "ci": ci, "ci_level": 0.975, "n": n,
+            "paired": True, "n_boot": 2000, "training_seeds": 3, "p": 0.01}
+
+
+NEW_6 = {**OLD_6, "parts": [
+    {"name": "6a", "a": "jeat", "b": "at", "paper_direction": "a<b", "verdict": "not reproduced",
+     "comparisons": [_comparison("eval-A/std", "kid", 0.0123, [0.004, 0.021]),
+                     _comparison("eval-A/std", "fid", 3.1, [1.0, 5.0])]},
+    {"name": "6b", "a": "prejeat", "b": "at", "paper_direction": "a<b", "verdict": "inconclusive",
+     "comparisons": [_comparison("eval-B/std", "fid", 9.0, [-1.0, 19.0]),
+                     _comparison("eval-A/std", "kid", -0.002, [-0.009, 0.005], n=999)]}]}
+
+
+def _audit(tmp_path, *claims, smoke=False) -> Path:
+    path = tmp_path / "audit.json"
+    path.write_text(json.dumps({"claims": list(claims), "smoke": smoke}))
+    return path
+
+
+def test_a_claim_without_parts_shows_paper_ours_n_verdict_and_scale(tmp_path):
+    t = verdict_table("01", _audit(tmp_path, CLAIM_1, CLAIM_7))
+    assert isinstance(t, VerdictTable) and len(t.rows) == 1
+    (row,) = t.rows
+    assert row["claim"].startswith("1. Tab. 1") and row["paper"] == "CE 0.12%, energy 0.11%"
+    assert "energy_minus_ce 0.007 [0.0017, 0.0144]" in row["ours"] and "n = 1000" in row["ours"]
+    assert "robust 0 [0, 0.0038]" in row["ours"]  # an interval end at 0 up to float noise reads 0
+    assert row["verdict"] == "reproduced" and row["at our scale"] == SCALE_NOTES[1]
+    md, page = t._repr_markdown_(), t._repr_html_()
+    assert "| claim | paper | ours | verdict | at our scale |" in md and "reproduced" in md
+    assert page.count("<tr>") == 2 and "energy_minus_ce" in page and "full run" in page
+
+
+def test_numbers_pair_with_their_own_intervals(tmp_path):
+    (row,) = verdict_table(7, _audit(tmp_path, CLAIM_1, CLAIM_7)).rows
+    assert "JFS -135 [-212, -58.2]" in row["ours"] and "JFS_se" not in row["ours"]
+
+
+def test_current_generation_format_shows_the_difference_not_the_baselines(tmp_path):
+    (row,) = verdict_table("06", _audit(tmp_path, OLD_6)).rows
+    assert "KID(jeat) − KID(at) = 5.5 [1.2, 9.9]" in row["ours"] and "at: kid 18.9 [17.4, 20.5]" in row["ours"]
+    assert "109.8" not in row["ours"] and "110" not in row["ours"] and row["verdict"] == "not reproduced"
+
+
+def test_parts_give_one_row_each_with_the_first_kid_comparison(tmp_path):
+    rows = verdict_table("06", _audit(tmp_path, NEW_6, smoke=True)).rows
+    assert [r["verdict"] for r in rows] == ["not reproduced", "inconclusive"]
+    assert "part 6a" in rows[0]["claim"] and "jeat < at" in rows[0]["paper"]
+    assert rows[0]["ours"].startswith("KID(jeat) − KID(at) = 0.0123 [0.004, 0.021] (eval-A/std, 97.5% interval, "
+                                      "3 training runs), n = 1000")
+    assert "KID(prejeat) − KID(at) = -0.002 [-0.009, 0.005]" in rows[1]["ours"] and "n = 999" in rows[1]["ours"]
+    assert "smoke run" in verdict_table("06", _audit(tmp_path, NEW_6, smoke=True)).title
+
+
+def test_a_claim_not_measured_says_so(tmp_path):
+    missing = {**CLAIM_7, "ours": None, "n": 0, "reproduced": "not measurable here"}
+    (row,) = verdict_table("07", _audit(tmp_path, missing)).rows
+    assert row["ours"] == "—<br>n = 0" and row["verdict"] == "not measurable here"
+
+
+def test_html_escapes_the_audit_text(tmp_path):
+    bad = {**CLAIM_1, "paper": "<script>x</script> a < b"}
+    page = verdict_table("01", _audit(tmp_path, bad))._repr_html_()
+    assert "<script>" not in page and "&lt;script&gt;" in page
+
+
+def test_a_notebook_without_claims_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="notebooks with claims: 01, 07"):
+        verdict_table("00", _audit(tmp_path, CLAIM_1, CLAIM_7))
+
+
+def test_every_claim_of_the_audit_belongs_to_a_notebook_and_has_a_scale_line():
+    audit = json.loads((REPO / "figures" / "audit.json").read_text())
+    owners = {c["id"]: claim_notebook(c["claim"]) for c in audit["claims"]}
+    assert all(owners.values()), owners
+    assert set(SCALE_NOTES) >= set(owners)
+    assert claim_notebook("Fig. 6 / Tab. 2: ...") == "06" and claim_notebook("no figure") is None
+    for nb in sorted(set(owners.values())):
+        assert verdict_table(nb).rows  # the shipped audit renders for each notebook
+
+
+NOTEBOOKS = sorted((REPO / "notebooks").glob("0[1-9]_*.py"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_ends_with_its_verdict_cell(path):
+    import jupytext
+
+    cells = jupytext.read(path).cells
+    assert cells[-2].cell_type == "markdown" and cells[-2].source.startswith("## What holds at our scale")
+    assert cells[-1].cell_type == "code"
+    assert re.fullmatch(r'from jeat_core\.verdicts import verdict_table\n\nverdict_table\("(\d\d)"\)',
+                        cells[-1].source).group(1) == path.name[:2]
