@@ -60,7 +60,7 @@ SAMPLER_GRID = (
 )
 # (model, energy) pairs whose samplers the audit compares
 TUNED_PAIRS = (("at", "joint"), ("at", "ce"), ("prejeat", "joint"), ("jeat", "joint"), ("jem", "joint"),
-               ("noise-8", "joint"), ("noise-16", "joint"), ("noise-24", "joint"))
+               ("noise-8", "joint"), ("noise-16", "joint"), ("noise-24", "joint"), ("trades", "joint"))
 
 
 def balanced_labels(per_class: int, n_classes: int = 10) -> Tensor:

@@ -33,7 +33,7 @@ from .paper_items import (  # noqa: F401  (computed there; re-exported for the n
 )
 
 MODEL_COLOURS = {"standard": "#7f7f7f", "noise-8": "#c7e9c0", "noise-16": "#74c476", "noise-24": "#238b45",
-                 "at": "#1f77b4", "prejeat": "#ff7f0e", "jem": "#9467bd", "jeat": "#d62728"}
+                 "at": "#1f77b4", "prejeat": "#ff7f0e", "jem": "#9467bd", "jeat": "#d62728", "trades": "#8c564b"}
 
 
 def _figure_class():
@@ -260,13 +260,28 @@ GENERATION_FORMATS = {"moved L2": "{:.2f}", "U before": "{:.3g}", "U after": "{:
                       "p(y | x)": "{:.2f}"}
 
 
-def plot_image_rows(rows: dict[str, Tensor], *, nrow: int, title: str = ""):
-    """One panel per entry of ``rows`` (name -> images), stacked vertically."""
+def plot_image_rows(rows: dict[str, Tensor], *, nrow: int, title: str = "", side_by_side: bool = False):
+    """One panel per entry of ``rows`` (name -> images), stacked vertically, or side by side in one row."""
+    if side_by_side:
+        return _panels_side_by_side(rows, nrow=nrow, title=title)
     fig, axes = subplots(len(rows), 1, figsize=(nrow * 0.55 + 1.5, 0.62 * sum(
         (len(v) + nrow - 1) // nrow for v in rows.values()) + 0.4 * len(rows)), squeeze=False)
     for ax, (name, imgs) in zip(axes[:, 0], rows.items()):
         ax.imshow(image_grid(imgs, nrow), interpolation="nearest")
         ax.set_title(name, fontsize=9, loc="left")
+        ax.axis("off")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _panels_side_by_side(rows: dict[str, Tensor], *, nrow: int, title: str = ""):
+    lines = max((len(v) + nrow - 1) // nrow for v in rows.values())
+    fig, axes = subplots(1, len(rows), figsize=(len(rows) * (nrow * 0.42 + 0.2), lines * 0.42 + 0.8), squeeze=False)
+    for ax, (name, imgs) in zip(axes[0], rows.items()):
+        ax.imshow(image_grid(imgs, nrow), interpolation="nearest")
+        ax.set_title(name, fontsize=9)
         ax.axis("off")
     if title:
         fig.suptitle(title)
@@ -281,7 +296,8 @@ from .metrics import TrainIndex, nearest_by_ssim, ssim  # noqa: E402,F401  (comp
 # How each kind of paper item is drawn from its producer's data (`PaperItem.plot`; "table": saved, not drawn)
 PLOTS = {"contours": lambda data: plot_contours(data),  # Fig. 2: fig2_data's dict
          "delta_energy": lambda data: plot_delta_energy(data["log"], title=data["title"]),  # Fig. 3: fig3_data
-         "image_rows": lambda data: plot_image_rows(data.rows, nrow=data.nrow, title=data.title)}  # ImageRows
+         "image_rows": lambda data: plot_image_rows(data.rows, nrow=data.nrow, title=data.title,
+                                                    side_by_side=data.side_by_side)}  # ImageRows
 
 
 def save_paper_table(rows: list[dict], out_dir: str | Path, name: str) -> list[Path]:

@@ -24,7 +24,7 @@ from .experiments import Context, contour_data, fisher_rows, read_energy_log
 from .sampling import ClassGaussian, GenerationConfig, generate, sampler_for
 
 MODEL_LABELS = {"standard": "Normal", "at": "AT", "prejeat": "PreJEAT", "jeat": "JEAT", "jem": "JEM",
-                "noise-8": "σ = 8/255", "noise-16": "σ = 16/255", "noise-24": "σ = 24/255"}
+                "noise-8": "σ = 8/255", "noise-16": "σ = 16/255", "noise-24": "σ = 24/255", "trades": "TRADES"}
 FIGURE_SEED = 0  # class-Gaussian seeds of Figs. 4-7 (torch.Generator seed)
 FIGURE_LABEL = 8  # ship: the class of Figs. 4 and 5
 FIG2_MODELS, FIG2_IMAGE, FIG2_RADIUS = ("standard", "at", "prejeat", "jeat"), 0, 2.0
@@ -33,7 +33,7 @@ FIG4_RUNS = {"(a) AT, Eq. 16": ("at", "ce"), "(b) AT, Eq. 17": ("at", "joint"),
              "(c) PreJEAT, Eq. 17": ("prejeat", "joint")}  # row -> (zoo name, energy)
 FIG4_MODELS = tuple(dict.fromkeys(name for name, _ in FIG4_RUNS.values()))  # ("at", "prejeat")
 FIG5_MODELS = ("noise-8", "noise-16", "noise-24")
-FIG6_MODELS = ("at", "prejeat", "jem", "jeat")
+FIG6_MODELS = ("at", "prejeat", "jem", "jeat", "trades")  # TRADES: not in the paper (a robust classifier, other loss)
 FIG7_MODEL, FIG7_LABELS, FIG7_K = "jeat", (0, 2, 4, 6, 8), 10
 TABLE1_MODEL = "standard"
 TABLE2_MODELS = ("standard", "at", "jem", "jeat")
@@ -84,6 +84,7 @@ class ImageRows:
     rows: dict[str, Tensor]
     nrow: int
     title: str = ""
+    side_by_side: bool = False  # panels in one row (Fig. 6, as in the paper) instead of stacked
     labels: Tensor | None = None
     seeds: Tensor | None = None
     runs: dict = field(default_factory=dict)
@@ -150,6 +151,9 @@ def fig5_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, *,
                            title=f"noise-trained classifiers, label: {CIFAR10_CLASSES[FIGURE_LABEL]}")
 
 
+SEED_PANEL = "seeds (start)"  # the class-Gaussian seeds every Fig. 6 chain starts from
+
+
 def fig6_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, *,
               sizes: FigureSizes = PAPER_SIZES) -> ImageRows:
     """Fig. 6: Eq. 17 samples of :data:`FIG6_MODELS` from the same seeds, ``per_class`` per class; in
@@ -157,8 +161,10 @@ def fig6_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, *,
     as :func:`fig4_rows`)."""
     labels = torch.arange(10).repeat_interleave(sizes.per_class)  # (10 * per_class,): 0, 0, ..., 9, 9
     runs = {MODEL_LABELS[n]: (n, "joint") for n in FIG6_MODELS}
-    return _generated_rows(runs, models, manifests, labels, figure_seeds(class_gaussian, labels), sizes,
-                           nrow=sizes.per_class)
+    seeds = figure_seeds(class_gaussian, labels)
+    fig = _generated_rows(runs, models, manifests, labels, seeds, sizes, nrow=sizes.per_class, side_by_side=True)
+    fig.rows = {SEED_PANEL: seeds.clamp(0, 1), **fig.rows}  # where every chain starts
+    return fig
 
 
 def fig7_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, train_x, *,

@@ -38,11 +38,11 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES
+from jeat_core.paper_items import FIG6_MODELS, PAPER_SIZES, SMOKE_SIZES
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 6 at the size `jeat figures` writes it (or `--smoke`'s)
-MODELS = ["at", "prejeat", "jem", "jeat"]
+MODELS = list(FIG6_MODELS)  # AT, PreJEAT, JEM, JEAT, and TRADES (not in the paper)
 WALK_MODEL = "jeat"
 SGLD_STEPS = 3 if SMOKE else 20
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
@@ -120,7 +120,7 @@ plot_image_rows({"buffer after 4 rounds (prediction: " + ", ".join(CIFAR10_CLASS
 
 # %% tags=["figure"]
 fig6 = fig6_rows(models, manifests, class_gaussian, sizes=SIZES)
-fig = plot_image_rows(fig6.rows, nrow=fig6.nrow, title=fig6.title)
+fig = plot_image_rows(fig6.rows, nrow=fig6.nrow, title=fig6.title, side_by_side=fig6.side_by_side)
 fig
 
 # %% [markdown]

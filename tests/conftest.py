@@ -60,12 +60,13 @@ ZOO = {
     "standard": ("standard", {}), "noise-8": ("noise", {"sigma": 8 / 255}),
     "noise-16": ("noise", {"sigma": 16 / 255}), "noise-24": ("noise", {"sigma": 24 / 255}),
     "at": ("at", {}), "prejeat": ("prejeat", {}), "jeat": ("jeat", {}), "jem": ("jem", {}),
+    "trades": ("trades", {}),
 }
 
 
 @pytest.fixture(scope="session")
 def tiny_zoo(tmp_path_factory):
-    """All eight zoo names as tiny models trained for 2 steps on a toy set: exercises every code
+    """All the zoo names as tiny models trained for 2 steps on a toy set: exercises every code
     path that loads `cifar10-cpu/<name>` (figures, notebooks) in seconds."""
     from jeat_core.checkpoints import MANIFEST, load_model, read_manifest, record_eval, write_json
     from jeat_core.metrics import robust_accuracy

@@ -21,7 +21,9 @@ def test_shipped_model_matches_its_manifest(name, cifar_test):
     assert (folder / "model.safetensors").stat().st_size <= limit * 2 ** 20
     manifest = read_manifest(folder)
     assert manifest["data"]["sha256"] == "239ecf5a09203869e4b19678d4b01b39f623a469d91774b99257baa0ddc79ed7"
-    assert manifest["train_seconds"] <= 3600, "cpu-preset models train within an hour"
+    # cpu-preset runs stay within the 90-minute limit per run (wall-clock; cores are often shared,
+    # so these are upper bounds: see checkpoints/README.md)
+    assert manifest["train_seconds"] <= 5400, manifest["train_seconds"]
     if manifest["method"] != "evaluator":  # the evaluator is a plain classifier, not trained by `fit`
         assert (folder / "energy_log.jsonl").is_file()
     model, _ = load_model(f"cifar10-cpu/{name}")
