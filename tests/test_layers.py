@@ -1,5 +1,5 @@
 """The layering of DESIGN.md (section Layers), checked on the sources: the presenters
-(``figures``, ``audit``, ``widgets``, ``live_training``) and the entry point (``cli``) import none
+(``figures``, ``audit``, ``widgets``, ``live_training``, ``gallery``) and the entry point (``cli``) import none
 of one another, counting imports inside functions; ``experiments``, ``paper_items`` and the core
 are theirs to import."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "jeat_core"
-PRESENTERS = ("figures", "audit", "widgets", "live_training", "cli")
+PRESENTERS = ("figures", "audit", "widgets", "live_training", "gallery", "cli")
 # figures' plotting helpers, which DESIGN.md lets the other presenters share (drawing, not computing)
 PLOTTING_HELPERS = {"subplots", "figure_png", "save_figure", "save_table", "image_grid", "plot_contours",
                     "plot_delta_energy", "plot_image_rows", "MODEL_COLOURS", "MODEL_LABELS", "Table"}
