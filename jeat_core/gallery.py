@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 ALL = "all"
-MAX_STATES = 6  # a gallery is a few states, not a sweep
+MAX_STATES = 6  # a gallery is a few states, not a sweep (docs/site/_static/jeat-site.css shows up to 6)
 
 
 # ----------------------------------------------------------------------------- which states
@@ -114,13 +114,15 @@ def ladder(explorer, kind: str = "", choice: dict | None = None) -> tuple[str, l
 @dataclass
 class State:
     """One state of a gallery: the caption, the figure (PNG bytes), the explorer's note (HTML),
-    the error it reported (a refused combination), and an extra MIME bundle (a Plotly surface)."""
+    the error it reported (a refused combination), an extra MIME bundle (a Plotly surface), and
+    whether it is the notebook's own setting."""
 
     caption: str
     png: bytes | None
     note: str = ""
     error: str = ""
     extra: dict = field(default_factory=dict)
+    current: bool = False  # the notebook's own setting (shown first on the page)
 
 
 def _label(control, value) -> str:
@@ -128,6 +130,10 @@ def _label(control, value) -> str:
         if v == value:
             return str(label)
     return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _description(control, name: str) -> str:
+    return getattr(control, "description", "") or name
 
 
 def _text(html_text: str) -> str:
@@ -148,11 +154,12 @@ def collect(explorer, name: str, values: Sequence) -> list[State]:
                 explorer.refresh()
             error = _text(explorer.status.value)
             outputs = getattr(getattr(explorer, "extra_out", None), "outputs", ()) or ()
-            caption = f"{getattr(control, 'description', name) or name} = {_label(control, v)}"
+            label, desc = _label(control, v), _description(control, name)
+            caption = label if label.startswith(desc) or "=" in label else f"{desc} = {label}"
             if v == original:
                 caption += " (the notebook's setting)"
             states.append(State(caption, None if error else explorer.png, explorer.note.value or "", error,
-                                dict(outputs[0].get("data", {})) if outputs and not error else {}))
+                                dict(outputs[0].get("data", {})) if outputs and not error else {}, v == original))
     finally:
         if control.value != original:
             control.value = original
@@ -181,24 +188,34 @@ class Gallery:
     states: list[State]
 
     def html(self) -> str:
-        cells = []
-        for s in self.states:
+        """One tab per state (pure HTML + CSS radio buttons, no script): the reader steps through
+        the states as through the explorer's control; every state is in the page."""
+        import hashlib
+
+        uid = "jg-" + hashlib.sha256((self.title + "|".join(s.caption for s in self.states)).encode()).hexdigest()[:8]
+        tabs, panels = [], []
+        first = next((i for i, s in enumerate(self.states) if s.current), 0)
+        for i, s in enumerate(self.states):
+            checked = " checked" if i == first else ""
+            tabs.append(f'<input type="radio" name="{uid}" id="{uid}-{i}"{checked}>'
+                        f'<label for="{uid}-{i}">{html.escape(s.caption)}</label>')
             parts = [f"<figcaption>{html.escape(s.caption)}</figcaption>"]
             if s.png:
-                parts.insert(0, f'<img src="data:image/png;base64,{base64.b64encode(s.png).decode("ascii")}" '
-                                f'alt="{html.escape(self.title)}: {html.escape(s.caption)}">')
+                parts.append(f'<img src="data:image/png;base64,{base64.b64encode(s.png).decode("ascii")}" '
+                             f'alt="{html.escape(self.title)}: {html.escape(s.caption)}">')
             if s.error:
                 parts.append(f'<p class="jeat-gallery-error">{html.escape(s.error)}</p>')
             if s.note:
                 parts.append(f'<div class="jeat-gallery-note">{s.note}</div>')
             plot = s.extra.get("application/vnd.plotly.v1+json")
             if plot:
-                parts.append(f'<div class="jeat-gallery-plotly">{plotly_html(plot, height=420)}</div>')
-            cells.append(f'<figure class="jeat-gallery-state">{"".join(parts)}</figure>')
-        lead = (f"<p class=\"jeat-gallery-lead\"><b>{html.escape(self.title)}</b>: {len(self.states)} states "
-                f"computed when this page was built (<code>{html.escape(self.control)}</code> stepped through "
-                "a ladder of values). In JupyterLab every control of this explorer is live.</p>")
-        return f'<div class="jeat-gallery">{lead}<div class="jeat-gallery-grid">{"".join(cells)}</div></div>'
+                parts.append(f'<div class="jeat-gallery-plotly">{plotly_html(plot, height=480)}</div>')
+            panels.append(f'<figure class="jeat-gallery-state">{"".join(parts)}</figure>')
+        lead = (f"<p class=\"jeat-gallery-lead\"><b>{html.escape(self.title)}</b>: {len(self.states)} states of "
+                f"<code>{html.escape(self.control)}</code>, computed when this page was built (choose one below). "
+                "In JupyterLab every control of this explorer is live.</p>")
+        return (f'<div class="jeat-gallery">{lead}<div class="jeat-gallery-tabs">{"".join(tabs)}'
+                f'<div class="jeat-gallery-panels">{"".join(panels)}</div></div></div>')
 
     def _repr_mimebundle_(self, **kwargs):
         text = f"[gallery: {self.title}, {self.control} = " + ", ".join(s.caption for s in self.states) + "]"
@@ -209,7 +226,7 @@ def gallery(explorer, *, kind: str = "", choice: dict | None = None) -> Gallery:
     """The explorer as a :class:`Gallery` of a few states (see :func:`ladder` for which)."""
     name, values = ladder(explorer, kind, choice)
     title = getattr(explorer, "title", "") or kind.replace("_", " ") or "explorer"
-    return Gallery(title, name, collect(explorer, name, values))
+    return Gallery(title, _description(explorer.controls[name], name), collect(explorer, name, values))
 
 
 def is_explorer(obj) -> bool:
@@ -219,16 +236,10 @@ def is_explorer(obj) -> bool:
 def last_explorer(namespace: dict):
     """The explorer the previous cell made: its displayed result (``Out``), else the last explorer
     bound to a name in ``namespace`` (a notebook's ``globals()``)."""
-    try:
-        from IPython import get_ipython
-
-        shell = get_ipython()
-        count = shell.execution_count if shell is not None else None
-    except ImportError:
-        count = None
-    out = namespace.get("Out") or {}
-    if count is not None and is_explorer(out.get(count - 1)):
-        return out[count - 1]
+    history, out = namespace.get("In") or [], namespace.get("Out") or {}
+    previous = len(history) - 2  # IPython's In: '' first, then one entry per cell run, this cell last
+    if is_explorer(out.get(previous)):
+        return out[previous]
     found = [v for k, v in namespace.items() if not k.startswith("_") and is_explorer(v)]
     if not found:
         raise LookupError("no explorer in this notebook's namespace")

@@ -18,7 +18,7 @@ def _toy_explorer():
 
     from jeat_core.widgets import Explorer
 
-    def compute(eps255: float, model: str) -> dict:
+    def compute(eps255: float, model: str, sigma: str) -> dict:
         if eps255 > 12:
             raise ValueError("ε too large for this toy")
         return {"eps": eps255, "model": model}
@@ -29,7 +29,8 @@ def _toy_explorer():
         return fig
 
     controls = {"eps255": w.FloatSlider(8.0, min=0.0, max=16.0, step=0.5, description="ε × 255"),
-                "model": w.Dropdown(options=[("Normal", "standard"), ("AT", "at")], description="model")}
+                "model": w.Dropdown(options=[("Normal", "standard"), ("AT", "at")], description="model"),
+                "sigma": w.Dropdown(options=["σ = 8/255", "σ = 16/255"], description="σ")}
     return Explorer(controls, compute, draw, title="toy", note=lambda r: f"<i>eps {r['eps']}</i>")
 
 
@@ -51,6 +52,8 @@ def test_gallery_steps_one_control_and_restores_it():
     imgs = re.findall(r'src="data:image/png;base64,([^"]+)"', page)
     assert len(imgs) == 3 and all(base64.b64decode(i).startswith(b"\x89PNG") for i in imgs)
     assert page.count("<figure") == 4 and "<i>eps 4.0</i>" in page
+    assert re.findall(r'<input type="radio"[^>]*>', page)[2].endswith(" checked>")  # the notebook's state first
+    assert [s.current for s in g.states] == [False, False, True, False] and g.control == "ε × 255"
 
 
 def test_all_options_of_a_dropdown_and_the_fallback():
@@ -61,6 +64,9 @@ def test_all_options_of_a_dropdown_and_the_fallback():
     assert [s.caption for s in g.states] == ["model = Normal (the notebook's setting)", "model = AT"]
     with pytest.raises(KeyError):
         ladder(ex, choice={"radius": [1, 2]})
+    # a label that already names its control is not repeated ("σ = 8/255", not "σ = σ = 8/255")
+    assert [s.caption for s in gallery(ex, choice={"sigma": "all"}).states] == [
+        "σ = 8/255 (the notebook's setting)", "σ = 16/255"]
 
 
 def test_last_explorer_finds_the_previous_cells_explorer():
@@ -78,9 +84,9 @@ def test_every_ladder_names_a_widgets_explorer():
 
 def test_landscape_gallery_has_a_plotly_surface_per_model(toy):
     import torch
+    from conftest import tiny_cnn
 
     from jeat_core.widgets import landscape_explorer
-    from tests.conftest import tiny_cnn
 
     x, y = toy.tensors(2)
     models = {"standard": tiny_cnn(0), "at": tiny_cnn(1)}
@@ -97,3 +103,10 @@ def test_plotly_html_needs_no_cdn():
 
     out = plotly_html(go.Figure(go.Scatter(x=[1, 2], y=[3, 4])))
     assert "Plotly.newPlot" in out and "<script src" not in out
+
+
+def test_last_explorer_prefers_the_previous_cells_output():
+    first, second = _toy_explorer(), _toy_explorer()
+    # IPython: In[0] is '', one entry per cell run, the running cell last; Out holds displayed results
+    ns = {"In": ["", "setup", "second", "gallery(...)"], "Out": {2: second}, "first": first}
+    assert last_explorer(ns) is second
