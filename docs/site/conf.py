@@ -21,7 +21,7 @@ author = "jeat contributors"
 copyright = "the jeat contributors (MIT licence)"
 html_title = "jeat · the energy view of adversarially robust classifiers"
 
-extensions = ["myst_nb", "jeat_site"]
+extensions = ["myst_nb", "sphinx.ext.githubpages", "jeat_site"]  # githubpages: .nojekyll for branch-based Pages
 root_doc = "index"
 exclude_patterns = ["**.ipynb_checkpoints"]
 suppress_warnings = ["mystnb.unknown_mime_type", "myst.xref_ambiguous"]
