@@ -308,7 +308,7 @@ def item_pages(stage: Stage) -> list[str]:
         lines += [run_admonition(run + "."), "## What the paper says", ""]
         if claims:
             for c in claims:
-                lines += [f"- **Claim {c['id']}.** {c['claim']}", f"  The paper's evidence: {c['paper']}."]
+                lines += [f"- **Claim {c['id']}.** {c['claim']}.\\", f"  *The paper's evidence:* {c['paper']}."]
         else:
             lines += ["No claim of the audit names this item."]
         lines += ["", "## What we get", ""]
@@ -327,7 +327,8 @@ def item_pages(stage: Stage) -> list[str]:
         lines += ["## Verdict", ""]
         for c in claims:
             note = f" {c['note']}" if c.get("note") else ""
-            lines += [f"- Claim {c['id']}: **{c['reproduced']}** (n = {c.get('n', '?')}). {c['metric']}.{note}"]
+            lines += [f"- Claim {c['id']}: **{c['reproduced']}** (n = {c.get('n', '?')}).\\",
+                      f"  *How it is measured:* {c['metric']}.{note}"]
         lines += ["", "The measurements and their intervals: [the reproduction audit](../figures/audit.md)."]
         if "figures/audit.md" not in stage.pages and "figures/audit.md" not in stage.queue:
             stage.queue.append("figures/audit.md")
