@@ -47,12 +47,12 @@ lint: setup
 	$(BIN)/ruff check .
 
 site: setup
-	# the notebooks at their default sizes + README, figures/, docs/ -> build/site/html (about 15 minutes on 2
-	# cores from a fresh clone; notebook runs are cached, so a prose-only rebuild takes under a minute)
+	# the notebooks at their default sizes + README, figures/, docs/ -> build/site/html (about 4 minutes on 2
+	# cores after setup; notebook runs are cached, so a prose-only rebuild takes about 10 s)
 	$(BIN)/python docs/site/build.py
 
 site-smoke: setup
-	# the same at smoke sizes (a few minutes; CI and tests/test_site.py) -> build/site-smoke/html
+	# the same at smoke sizes (about 2 minutes; what tests/test_site.py checks) -> build/site-smoke/html
 	$(BIN)/python docs/site/build.py --smoke
 
 bench: setup
