@@ -1,11 +1,12 @@
 # Quick start: `make lab` (set up + open the notebooks in JupyterLab), `make figures` (reproduce every
-# figure/table), `make audit` (measure each claim), `make test` (run the tests).
+# figure/table), `make audit` (measure each claim), `make test` (run the tests), `make site` (the
+# notebooks as a static website, docs/site.md).
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 export JEAT_DATA ?= $(abspath ../shared/data/cifar10)
 
-.PHONY: setup lab figures audit test test-fast lint bench clean
+.PHONY: setup lab figures audit test test-fast lint bench site site-smoke clean
 
 $(BIN)/jeat: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -15,6 +16,8 @@ $(BIN)/jeat: pyproject.toml
 	# peer library for cross-checks and AutoAttack: the `attacks` extra of pyproject.toml, installed here with
 	# --no-deps because it pins an old `requests` (its scipy comes from the dev extra)
 	$(BIN)/pip install --quiet --no-deps torchattacks==3.5.1
+	# the static site's tools (`make site`; its browser test, tests/test_site.py, is part of `make test`)
+	$(BIN)/pip install --quiet -e '.[site]'
 	touch $(BIN)/jeat
 
 setup: $(BIN)/jeat
@@ -44,8 +47,17 @@ test-fast: setup
 lint: setup
 	$(BIN)/ruff check .
 
+site: setup
+	# the notebooks at their default sizes + README, figures/, docs/ -> build/site/html (about 4 minutes on 2
+	# cores after setup; notebook runs are cached, so a prose-only rebuild takes about 10 s)
+	$(BIN)/python docs/site/build.py
+
+site-smoke: setup
+	# the same at smoke sizes (about 2 minutes; what tests/test_site.py checks) -> build/site-smoke/html
+	$(BIN)/python docs/site/build.py --smoke
+
 bench: setup
 	$(BIN)/python benchmarks/bench_core.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info node_modules
