@@ -21,6 +21,28 @@ from jeat_core import rulers
 from jeat_core.experiments import Context, generation_set
 
 
+def markdown(d: dict) -> str:
+    """The standing as Markdown: per ruler, each set's KID and FID, and the paired differences
+    ``model − other`` with their 95% intervals (what figures/README.md shows, checked by a test)."""
+    m = d["model"]
+    lines = [f"| ruler | metric | {' | '.join(f'`{n}`' for n in [m, *d['against']])} | "
+             + " | ".join(f"`{m}` − `{o}` [95% CI]" for o in d["against"]) + " |",
+             "|---" * (2 + 1 + 2 * len(d["against"])) + "|"]
+    for space, sets in d["sets"].items():
+        for metric in ("kid", "fid"):
+            vals = " | ".join(f"{sets[n][metric]:.4g}" for n in [m, *d["against"]])
+            diffs = []
+            for o in d["against"]:
+                c = next((c for c in d["differences"][o]
+                          if c["feature_space"] == space and c["metric"] == metric), None)
+                diffs.append("—" if c is None else f"{c['diff']:+.3g} [{c['ci'][0]:+.3g}, {c['ci'][1]:+.3g}]")
+            role = d["spaces"][space]["role"]
+            lines.append(f"| {space} ({role}) | {metric.upper()} | {vals} | {' | '.join(diffs)} |")
+    acc = " | ".join(f"{d['eval_acc'][n]['acc']:.1%}" for n in [m, *d["against"]])
+    lines.append(f"| evaluator A | accuracy on the intended class | {acc} |" + " |" * len(d["against"]))
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True)

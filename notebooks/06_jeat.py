@@ -113,7 +113,10 @@ plot_image_rows({"buffer after 4 rounds (prediction: " + ", ".join(CIFAR10_CLASS
 # %% [markdown]
 # ## Fig. 6: class-conditional samples (Eq. 17) from AT, PreJEAT, JEM and JEAT
 # Same class-Gaussian seeds (seed 0) for every model, each with its own tuned sampler
-# (`manifest["sampler"]`, best vs best, K capped at `SIZES.max_steps`). In each model's panel,
+# (`manifest["sampler"]`, best vs best, K capped at `SIZES.max_steps`). The panels stand side by
+# side as in the paper: first the seeds every chain starts from, then AT, PreJEAT, JEM, JEAT and
+# TRADES (not in the paper: a robust classifier trained with a KL term instead of an energy
+# objective; how it scores as a generator is in `figures/README.md`). In each model's panel,
 # one line per class (airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck, top
 # to bottom), `SIZES.per_class` samples a line. `fig6_rows` is the producer `jeat figures` calls
 # too, so this is the figure it writes (at the same size).

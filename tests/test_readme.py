@@ -227,3 +227,16 @@ def test_benchmark_numbers_match_their_json():
         assert num == round(value, 2 if "×" in committed else 1), (what, committed, value)
         lo, hi = map(float, re.findall(r"[\d.]+", spread))
         assert lo <= num <= hi, f"{what}: the committed run ({num}) lies outside the stated range {spread}"
+
+
+def test_figures_readme_trades_table_is_its_json():
+    """The TRADES generation table in figures/README.md is the rendering of the JSON it cites."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from generation_standing import markdown
+
+    text = (REPO / "figures" / "README.md").read_text()
+    block = text.split("<!-- table: figures/trades_generation.json", 1)[1].split("-->", 1)[1]
+    block = block.split("<!-- end table -->", 1)[0].strip()
+    assert block == markdown(json.loads((REPO / "figures" / "trades_generation.json").read_text()))
