@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterator
 import torch
 from torch import Tensor
 
+from . import rng
 from .attacks import check_images, frozen, pgd
 from .energy import check_label_range, check_labels
 from .metrics import percentile_ci, wilson_interval
@@ -253,7 +254,7 @@ def _paired_ci(cols: dict[str, Tensor], *, n_boot: int, seed: int) -> dict[str, 
     n = len(next(iter(cols.values())))
     boots: dict[str, list[Tensor]] = {k: [] for k in cols}
     for start in range(0, n_boot, 100):
-        idx = torch.randint(0, n, (min(100, n_boot - start), n), generator=g)  # (b, n)
+        idx = rng.randint(0, n, (min(100, n_boot - start), n), generator=g)  # (b, n)
         for k, v in cols.items():
             boots[k].append(v[idx].mean(1))
     return {k: percentile_ci(torch.cat(b)) for k, b in boots.items()}

@@ -109,7 +109,8 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
             made[name] = {name: {}}
         monkeypatch.setitem(PAPER_ITEMS, name, replace(item, producer=fake(name, made[name])))
     monkeypatch.setattr(ex, "Context", FakeContext)
-    monkeypatch.setattr(figures, "plot_image_rows", lambda rows, nrow, title="": ("rows", rows, nrow, title))
+    monkeypatch.setattr(figures, "plot_image_rows",
+                        lambda rows, nrow, title="", side_by_side=False: ("rows", rows, nrow, title, side_by_side))
     monkeypatch.setattr(figures, "plot_contours", lambda data, title="": ("contours", data))
     monkeypatch.setattr(figures, "plot_delta_energy", lambda log, title="": ("delta", log, title))
     monkeypatch.setattr(figures, "save_figure", lambda fig, out, name: drawn.__setitem__(name, fig) or [name])
@@ -122,7 +123,7 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
         assert calls[name][0].get("sizes") is (figures.SMOKE_SIZES if sized[name] else None), name
         d = made[name]
         if item.plot == "image_rows":
-            assert drawn[name] == ("rows", d.rows, d.nrow, d.title) and drawn[name][1] is d.rows
+            assert drawn[name] == ("rows", d.rows, d.nrow, d.title, d.side_by_side) and drawn[name][1] is d.rows
         elif item.plot == "delta_energy":
             assert drawn[name] == ("delta", d["log"], d["title"])
         elif item.plot == "contours":
@@ -150,7 +151,8 @@ def test_each_notebook_calls_the_producer_of_its_paper_item(item):
         assert "SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES" in src and "sizes=SIZES" in src, path.name
     if item.plot == "image_rows":
         var = producer.removesuffix("_rows")
-        assert f"plot_image_rows({var}.rows, nrow={var}.nrow, title={var}.title)" in src, path.name
+        assert f"plot_image_rows({var}.rows, nrow={var}.nrow, title={var}.title, side_by_side={var}.side_by_side)" \
+            in src, path.name
 
 
 def test_figure_sizes_validate():
