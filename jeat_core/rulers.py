@@ -101,18 +101,21 @@ def real_features(ctx: Context, space: FeatureSpace) -> Tensor:
     return ctx.cached(("real-features", space.name), lambda: raw_features(ctx, space, ctx.test()[0][lo:hi]))
 
 
+def _standardizer(ctx: Context, space: FeatureSpace) -> Standardizer:
+    return ctx.cached(("standardizer", space.name), lambda: Standardizer(real_features(ctx, space)))
+
+
 def features(ctx: Context, space: FeatureSpace, images: Tensor) -> Tensor:
     """Features of ``images`` in ``space``, standardised by the real reference when the space says so."""
     f = raw_features(ctx, space, images)
-    if not space.standardise:
-        return f
-    st = ctx.cached(("standardizer", space.name), lambda: Standardizer(real_features(ctx, space)))
-    return st(f)
+    return _standardizer(ctx, space)(f) if space.standardise else f
 
 
 def reference(ctx: Context, space: FeatureSpace) -> Tensor:
-    return features(ctx, space, ctx.test()[0][REFERENCE[0]:REFERENCE[1]]) if space.standardise \
-        else real_features(ctx, space)
+    """The real reference set's features in ``space`` (computed once per context)."""
+    if not space.standardise:
+        return real_features(ctx, space)
+    return ctx.cached(("reference", space.name), lambda: _standardizer(ctx, space)(real_features(ctx, space)))
 
 
 def set_metrics(ctx: Context, space: FeatureSpace, images: Tensor) -> dict:
