@@ -96,35 +96,63 @@ def raw_features(ctx: Context, space: FeatureSpace, images: Tensor, batch: int =
     return torch.cat([model.mid_features(images[i:i + batch]) for i in range(0, len(images), batch)]).double()
 
 
-def real_features(ctx: Context, space: FeatureSpace) -> Tensor:
-    lo, hi = REFERENCE
-    return ctx.cached(("real-features", space.name), lambda: raw_features(ctx, space, ctx.test()[0][lo:hi]))
+def primary() -> FeatureSpace:
+    """The primary space (the first KID comparison of every claim part; sampler tuning's metric)."""
+    return next(s for s in FEATURE_SPACES.values() if s.role == "primary")
 
 
-def _standardizer(ctx: Context, space: FeatureSpace) -> Standardizer:
-    return ctx.cached(("standardizer", space.name), lambda: Standardizer(real_features(ctx, space)))
+def real_features(ctx: Context, space: FeatureSpace, ref: tuple[int, int] = REFERENCE) -> Tensor:
+    """Raw features of the real test images ``ref`` (``[lo, hi)``) in ``space`` (computed once per context)."""
+    lo, hi = ref
+    return ctx.cached(("real-features", space.name, ref),
+                      lambda: raw_features(ctx, space, ctx.test()[0][lo:hi]))
 
 
-def features(ctx: Context, space: FeatureSpace, images: Tensor) -> Tensor:
-    """Features of ``images`` in ``space``, standardised by the real reference when the space says so."""
+def _standardizer(ctx: Context, space: FeatureSpace, ref: tuple[int, int]) -> Standardizer:
+    return ctx.cached(("standardizer", space.name, ref), lambda: Standardizer(real_features(ctx, space, ref)))
+
+
+def features(ctx: Context, space: FeatureSpace, images: Tensor, ref: tuple[int, int] = REFERENCE) -> Tensor:
+    """Features of ``images`` in ``space``, standardised by the real images ``ref`` when the space says so."""
     f = raw_features(ctx, space, images)
-    return _standardizer(ctx, space)(f) if space.standardise else f
+    return _standardizer(ctx, space, ref)(f) if space.standardise else f
 
 
-def reference(ctx: Context, space: FeatureSpace) -> Tensor:
-    """The real reference set's features in ``space`` (computed once per context)."""
+def reference(ctx: Context, space: FeatureSpace, ref: tuple[int, int] = REFERENCE) -> Tensor:
+    """The real images ``ref``'s features in ``space`` (computed once per context)."""
     if not space.standardise:
-        return real_features(ctx, space)
-    return ctx.cached(("reference", space.name), lambda: _standardizer(ctx, space)(real_features(ctx, space)))
+        return real_features(ctx, space, ref)
+    return ctx.cached(("reference", space.name, ref),
+                      lambda: _standardizer(ctx, space, ref)(real_features(ctx, space, ref)))
 
 
-def set_metrics(ctx: Context, space: FeatureSpace, images: Tensor) -> dict:
-    """KID, FID, precision/recall/density/coverage and the kernel argument of one set in ``space``."""
-    from .metrics import frechet_distance
+def kid(ctx: Context, space: FeatureSpace, images: Tensor, ref: tuple[int, int] = REFERENCE) -> float:
+    """Unbiased KID of ``images`` against the real images ``ref`` in ``space`` (a point, no interval:
+    sampler tuning ranks cells by it)."""
+    return kid_point(features(ctx, space, images, ref), reference(ctx, space, ref))
+
+
+def set_metrics(ctx: Context, space: FeatureSpace, images: Tensor, labels: Tensor | None = None) -> dict:
+    """KID, FID, precision/recall/density/coverage (k = 5) and the kernel argument of one set in
+    ``space`` against the reference; given the intended ``labels``, also the space's evaluator's
+    accuracy on them (with its Wilson 95% interval)."""
+    from .metrics import frechet_distance, wilson_interval
 
     f, real = features(ctx, space, images), reference(ctx, space)
-    return {"space": space.name, "n": len(f), "kid": kid_point(f, real), "fid": frechet_distance(f, real),
-            **{k: v for k, v in prdc(real, f).items() if k != "k"}, "kernel_argument": kernel_argument(f)}
+    out = {"space": space.name, "n": len(f), "kid": kid_point(f, real), "fid": frechet_distance(f, real),
+           **{k: v for k, v in prdc(real, f).items() if k != "k"}, "kernel_argument": kernel_argument(f)}
+    if labels is not None:
+        hits = int((evaluator_predictions(ctx, space, images) == labels).sum())
+        out["eval_acc"], out["eval_acc_ci"] = hits / len(labels), list(wilson_interval(hits, len(labels)))
+    return out
+
+
+@torch.no_grad()
+def evaluator_predictions(ctx: Context, space: FeatureSpace, images: Tensor, batch: int = 500) -> Tensor:
+    """The class ``space``'s evaluator assigns to each image."""
+    model = _evaluator(ctx, space.evaluator)
+    model.eval()
+    return torch.cat([model(images[i:i + batch]).argmax(1) for i in range(0, len(images), batch)])
 
 
 def compare(ctx: Context, a: list[Tensor], b: list[Tensor], *, spaces: list[FeatureSpace] | None = None,

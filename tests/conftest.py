@@ -61,6 +61,8 @@ ZOO = {
     "noise-16": ("noise", {"sigma": 16 / 255}), "noise-24": ("noise", {"sigma": 24 / 255}),
     "at": ("at", {}), "prejeat": ("prejeat", {}), "jeat": ("jeat", {}), "jem": ("jem", {}),
     "trades": ("trades", {}),
+    # extra training seeds (the generation claims' two-level bootstrap); prejeat has only its shipped run here
+    "at-s1": ("at", {"seed": 1}), "jeat-s1": ("jeat", {"seed": 1}),
 }
 
 
@@ -93,18 +95,20 @@ def tiny_zoo(tmp_path_factory):
         write_json(out / MANIFEST, manifest)
         assert read_manifest(out)["evals"]
     tiny_evaluator(root / "cifar10-cpu" / "evaluator")
+    tiny_evaluator(root / "cifar10-cpu" / "evaluator-b", arch="eval_vgg")
     return root
 
 
-def tiny_evaluator(out: Path) -> None:
-    """An untrained, narrow :class:`EvalResNet` saved as a loadable evaluator checkpoint."""
+def tiny_evaluator(out: Path, arch: str = "eval_resnet") -> None:
+    """An untrained, narrow evaluator (:class:`EvalResNet`, or ``eval_vgg``: :class:`EvalVGG`) saved as
+    a loadable evaluator checkpoint."""
     from jeat_core.checkpoints import MANIFEST, WEIGHTS, save_weights, write_json
-    from jeat_core.models import EvalResNet
+    from jeat_core.models import EvalResNet, EvalVGG
 
     torch.manual_seed(0)
     widths = [8, 8, 16, 16]
-    save_weights(out / WEIGHTS, EvalResNet(widths=widths).eval())
-    write_json(out / MANIFEST, {"method": "evaluator", "config": {}, "arch": {"name": "eval_resnet",
+    save_weights(out / WEIGHTS, {"eval_resnet": EvalResNet, "eval_vgg": EvalVGG}[arch](widths=widths).eval())
+    write_json(out / MANIFEST, {"method": "evaluator", "config": {}, "arch": {"name": arch,
                                 "kwargs": {"widths": widths}}, "data": {"dataset": "procedural"},
                                 "metrics": {}, "train_seconds": 0, "steps": 0, "git_commit": None,
                                 "jeat_version": "test"})

@@ -52,8 +52,10 @@ def test_audit_smoke_json(tiny_zoo, data_root, monkeypatch, capsys, tmp_path):
     report = json.loads(capsys.readouterr().out)
     claims = report["claims"]
     assert len(claims) >= 9 and [c["id"] for c in claims] == list(range(1, len(claims) + 1))
+    gen_ids = set(report["generation_claims"])
     for c in claims:
-        assert set(c) == {"id", "claim", "paper", "ours", "metric", "n", "reproduced", "note", "seconds"}, c
+        keys = {"id", "claim", "paper", "ours", "metric", "n", "reproduced", "note", "seconds"}
+        assert set(c) == keys | ({"parts"} if c["id"] in gen_ids else set()), c
         assert c["reproduced"] in VERDICTS and c["claim"] and c["paper"] and c["metric"]
         assert "{" not in c["metric"], c["metric"]  # sample sizes filled in, no template left
         # every model exists in the tiny zoo, so every claim is measured
@@ -62,11 +64,39 @@ def test_audit_smoke_json(tiny_zoo, data_root, monkeypatch, capsys, tmp_path):
         assert '_ci' in json.dumps(c["ours"]) or '"ci' in json.dumps(c["ours"]), c
     gen = [c for c in claims if c["id"] in report["generation_claims"]]
     assert len(gen) == 3
-    for c in gen:  # KID with CI, evaluator accuracy, real-vs-real floor and seed baseline beside every set
-        assert "kid_ci" in json.dumps(c["ours"]) and "eval_acc" in json.dumps(c["ours"])
-        assert {"real_vs_real", "seeds"} <= set(c["ours"]["baselines"])
+    for c in gen:  # the contract of docs/evaluation.md (checked on the committed audit.json by test_audit_contract)
+        check_generation_contract(c, min_boot=200, min_fid_boot=20)
+        sets = c["ours"]["sets"]  # real and seed baselines beside every set, in every space (raw as a diagnostic)
+        assert {"real test images [0, n)", "class-Gaussian seeds"} <= set(sets)
+        assert all({"eval-A/std", "eval-B/std", "eval-A/mid/std", "eval-A/raw"} <= set(r) for r in sets.values())
+        assert all("eval_acc_ci" in r["eval-A/std"] and "density" in r["eval-A/std"] for r in sets.values())
+    six = next(c for c in gen if c["id"] == 6)
+    by = {p["name"]: p for p in six["parts"]}  # the tiny zoo ships at-s1 and jeat-s1, not prejeat-s1
+    assert by["6a"]["runs"] == {"a": ["jeat", "jeat-s1"], "b": ["at", "at-s1"]}
+    assert by["6a"]["comparisons"][0]["training_seeds"] == 2 and by["6b"]["comparisons"][0]["training_seeds"] == 1
     md = (tmp_path / "audit.md").read_text()
     assert md.count("\n| ") >= 10 and json.loads((tmp_path / "audit.json").read_text())["claims"] == claims
+
+
+def check_generation_contract(c: dict, *, min_boot: int = 2000, min_fid_boot: int = 500, min_spaces: int = 3) -> None:
+    """Issue 21's contract on one generation claim record of ``audit.json``, verdicts re-derived."""
+    from jeat_core.audit import claim_verdict
+    from jeat_core.gen_eval import part_verdict
+
+    assert c["parts"], c
+    for p in c["parts"]:
+        assert {"name", "a", "b", "paper_direction", "verdict", "comparisons"} <= set(p)
+        assert p["paper_direction"] in ("a<b", "a>b")
+        kids = [x for x in p["comparisons"] if x["metric"] == "kid"]
+        assert kids[0] is p["comparisons"][0] and kids[0]["feature_space"] == "eval-A/std"  # primary first
+        assert len({x["feature_space"] for x in kids}) >= min_spaces
+        assert "eval-A/raw" not in {x["feature_space"] for x in p["comparisons"]}  # a diagnostic, never a verdict
+        for x in p["comparisons"]:
+            assert {"feature_space", "metric", "diff", "ci", "n", "paired", "n_boot", "training_seeds"} <= set(x)
+            assert x["paired"] is True and x["ci"][0] <= x["ci"][1] and x["n"] > 0 and x["training_seeds"] >= 1
+            assert x["n_boot"] >= (min_boot if x["metric"] == "kid" else min_fid_boot)
+        assert p["verdict"] == part_verdict(p["comparisons"], p["paper_direction"]), p
+    assert c["reproduced"] == claim_verdict([p["verdict"] for p in c["parts"]])
 
 
 def test_audit_reports_missing_models(tmp_path, data_root, monkeypatch):
