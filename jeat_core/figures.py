@@ -335,6 +335,8 @@ def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None
     sizes = SMOKE_SIZES if smoke else PAPER_SIZES
     ctx = ex.Context(data_root=data_root)
     report: dict = {}
+    if (Path(out) / "audit.json").is_file():  # the hero figure, from the audit beside the figures
+        report["claims"] = [str(p) for p in save_claims(Path(out) / "audit.json", out)]
     for name, item in PAPER_ITEMS.items():
         try:
             report[name] = [str(p) for p in save_paper_item(name, item.compute(ctx, sizes), out)]
@@ -474,3 +476,68 @@ def surface_3d(a, b, grid, *, model: str = "", title: str = ""):
                              "zaxis": {"title": {"text": "E(x, y)"}},
                              "camera": {"eye": {"x": 1.6, "y": 1.6, "z": 1.0}}})
     return fig
+
+
+# ----------------------------------------------------------------------------- the hero figure (claims at a glance)
+VERDICT_COLOURS = {"reproduced": "#2ca02c", "not reproduced": "#d62728", "depends on the ruler": "#9467bd",
+                   "inconclusive": "#7f7f7f", "not measurable here": "#c7c7c7"}
+
+
+def plot_claims(rows: list[dict], *, title: str = ""):
+    """Every claim part's effect with its 95% interval, coloured by verdict (rows of
+    :func:`jeat_core.verdicts.claim_effects`). The quantities have different units, so each row has its
+    own scale: its null (or the centre of its band) at the middle line, the paper's predicted direction
+    to the right, the interval scaled to fit; the numbers themselves are printed at the right."""
+    from matplotlib.patches import Patch, Rectangle
+
+    n = len(rows)
+    fig, ax = subplots(figsize=(11.5, 0.34 * n + 1.5))
+    for i, r in enumerate(rows):
+        y = n - 1 - i
+        colour = VERDICT_COLOURS.get(r["verdict"], "k")
+        ax.text(-1.3, y, r["label"], ha="right", va="center", fontsize=8)
+        if r["value"] is None:
+            ax.text(0, y, r["verdict"], ha="center", va="center", fontsize=7, color="0.45", style="italic")
+            continue
+        centre = r["null"] if r["band"] is None else sum(r["band"]) / 2
+        sign = r["direction"] or 1
+        ends = [r["value"], *r["ci"], *(r["band"] or [])]
+        scale = max(abs(v - centre) for v in ends) * 1.15 or 1.0
+
+        def t(v, c=centre, s=sign, k=scale):
+            return (v - c) * s / k
+
+        if r["band"] is not None:
+            ax.add_patch(Rectangle((min(t(b) for b in r["band"]), y - 0.35), abs(t(r["band"][1]) - t(r["band"][0])),
+                                   0.7, color="0.9", zorder=0))
+        lo, hi = sorted((t(r["ci"][0]), t(r["ci"][1])))
+        ax.plot([lo, hi], [y, y], color=colour, lw=3, solid_capstyle="butt")
+        ax.plot([t(r["value"])], [y], "o", color=colour, markeredgecolor="k", markersize=5)
+        num = f"{r['value']:.3g} [{r['ci'][0]:.3g}, {r['ci'][1]:.3g}]"
+        ax.text(1.3, y, f"{num}  {r['unit']}", ha="left", va="center", fontsize=7)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlim(-1.25, 1.25)
+    ax.set_ylim(-0.8, n - 0.2)
+    ax.set_yticks([])
+    ax.set_xticks([-1, 0, 1], ["against the paper", "null / band centre", "paper's direction"], fontsize=8)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    handles = [Patch(color=c, label=v) for v, c in VERDICT_COLOURS.items() if any(r["verdict"] == v for r in rows)]
+    ax.legend(handles=handles, loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(handles), frameon=False,
+              fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=10, pad=22)
+    return fig
+
+
+def save_claims(audit: str | Path, out_dir: str | Path) -> list[Path]:
+    """Draw ``figures/claims.png`` (+ PDF) from an audit report (``jeat audit --out figures/audit.md``
+    writes ``audit.json``)."""
+    from .verdicts import claim_effects
+
+    report = json.loads(Path(audit).read_text())
+    rows = claim_effects(report)
+    kind = "smoke run, not a result" if report.get("smoke") else "full run"
+    fig = plot_claims(rows, title=f"The paper's claims at our scale: each part's effect with its 95% interval "
+                                  f"({Path(audit).name}, {kind}; each row on its own scale)")
+    return save_figure(fig, out_dir, "claims")

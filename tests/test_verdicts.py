@@ -117,3 +117,27 @@ def test_every_notebook_ends_with_its_verdict_cell(path):
     assert cells[-1].cell_type == "code"
     assert re.fullmatch(r'from jeat_core\.verdicts import verdict_table\n\nverdict_table\("(\d\d)"\)',
                         cells[-1].source).group(1) == path.name[:2]
+
+
+def test_claim_effects_orient_every_part_and_keep_its_verdict(tmp_path):
+    """The hero figure's rows (figures/claims.png): one per generation part, in the paper's direction."""
+    from jeat_core.figures import save_claims
+    from jeat_core.verdicts import claim_effects
+
+    part = {"name": "6a", "a": "jeat", "b": "at", "paper_direction": "a<b", "verdict": "reproduced",
+            "comparisons": [{"feature_space": "eval-A/std", "metric": "kid", "diff": -0.03, "ci": [-0.05, -0.01],
+                             "n": 1000, "paired": True, "n_boot": 2000, "training_seeds": 3}]}
+    report = {"smoke": False, "claims": [
+        {"id": 6, "claim": "Fig. 6 / Tab. 2: x", "reproduced": "reproduced", "ours": {}, "parts": [part]},
+        {"id": 8, "claim": "Tab. 3: y", "reproduced": "not reproduced",
+         "ours": {"jeat_minus_jem": {"diff": 0.05, "ci": [0.01, 0.09]}}},
+        {"id": 9, "claim": "Fig. 7: z", "reproduced": "not measurable here", "ours": None}]}
+    rows = claim_effects(report)
+    assert [r["label"][:2] for r in rows] == ["6a", "8:", "9:"]
+    assert rows[0]["direction"] == -1 and rows[0]["value"] == -0.03 and "3 run(s)" in rows[0]["unit"]
+    assert rows[1]["null"] == 0.10 and rows[1]["verdict"] == "not reproduced"
+    assert rows[2]["value"] is None and rows[2]["verdict"] == "not measurable here"
+    path = tmp_path / "audit.json"
+    path.write_text(json.dumps(report))
+    pdf, png = save_claims(path, tmp_path)
+    assert png.stat().st_size > 10_000 and pdf.exists()
