@@ -25,6 +25,8 @@ from torch import Tensor
 
 from . import rng
 from .metrics import frechet_distance, polynomial_kernel
+from .metrics import resample_counts as _counts
+from .metrics import within_mean as _within
 
 KID_BOOT = 2000  # bootstrap resamples of a KID difference (the issue's minimum)
 FID_BOOT = 500  # ... of a FID difference (each needs eigendecompositions)
@@ -91,18 +93,6 @@ class Comparison:
         return {"feature_space": self.feature_space, "metric": self.metric, "diff": self.diff, "ci": [lo, hi],
                 "ci_level": level, "n": self.n, "paired": self.paired, "n_boot": self.n_boot,
                 "training_seeds": self.training_seeds, "p": self.p_value()}
-
-
-def _counts(n: int, n_boot: int, g: torch.Generator) -> Tensor:
-    """Multiplicities ``(n_boot, n)`` of ``n_boot`` resamples of ``n`` rows (float64)."""
-    idx = rng.randint(0, n, (n_boot, n), generator=g)
-    return torch.zeros(n_boot, n, dtype=torch.float64).scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
-
-
-def _within(k: Tensor, c: Tensor) -> Tensor:
-    """Mean kernel over pairs of distinct original rows, for each resample (rows of ``c``)."""
-    c2 = c * c
-    return (((c @ k) * c).sum(1) - c2 @ k.diagonal()) / (c.sum(1) ** 2 - c2.sum(1))
 
 
 def _check_runs(fa: list[Tensor], fb: list[Tensor]) -> int:

@@ -267,17 +267,21 @@ def bootstrap_ci(values: Tensor, stat: Callable[[Tensor], float] = lambda v: flo
     return percentile_ci([stat(values[rng.randint(0, n, (n,), generator=g)]) for _ in range(n_boot)], level)
 
 
-def _counts(n: int, g: torch.Generator) -> Tensor:
-    """Multiplicities of a bootstrap resample of ``n`` rows (float64 ``(n,)``, summing to ``n``)."""
-    return torch.bincount(rng.randint(0, n, (n,), generator=g), minlength=n).double()
+def resample_counts(n: int, n_boot: int, g: torch.Generator) -> Tensor:
+    """Multiplicities ``(n_boot, n)`` (float64, each row summing to ``n``) of ``n_boot`` bootstrap
+    resamples of ``n`` rows: a resample as a weight vector, so that kernel means over it are
+    matrix products with the full kernel matrix (shared by :class:`KIDReference` and
+    :mod:`jeat_core.gen_eval`)."""
+    idx = rng.randint(0, n, (n_boot, n), generator=g)
+    return torch.zeros(n_boot, n, dtype=torch.float64).scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
 
 
-def _within(k: Tensor, c: Tensor) -> Tensor:
-    """Mean kernel over pairs of *distinct* original rows of a resample with multiplicities ``c``:
-    ``(cᵀKc − Σ c_u² K_uu) / (n² − Σ c_u²)`` (a row paired with its own copy is a diagonal term,
-    which the unbiased estimator excludes)."""
+def within_mean(k: Tensor, c: Tensor) -> Tensor:
+    """Mean kernel over pairs of *distinct* original rows, for each resample (row of ``c``, its
+    multiplicities): ``(cᵀKc − Σ c_u² K_uu) / (n² − Σ c_u²)`` (a row paired with its own copy is a
+    diagonal term, which the unbiased estimator excludes)."""
     c2 = c * c
-    return (c @ k @ c - (c2 * k.diagonal()).sum()) / (c.sum() ** 2 - c2.sum())
+    return (((c @ k) * c).sum(1) - c2 @ k.diagonal()) / (c.sum(1) ** 2 - c2.sum(1))
 
 
 def _weighted_fid(fx: Tensor, cx: Tensor, mu_y: Tensor, cov_y: Tensor) -> float:
@@ -303,22 +307,27 @@ class KIDReference:
     and difference; in a difference of two KIDs against one real resample the real-real term cancels.
     """
 
-    def __init__(self, real: Tensor, *, n_boot: int = 300, n_boot_fid: int = 30, seed: int = 0):
+    def __init__(self, real: Tensor, *, n_boot: int = 2000, n_boot_fid: int = 500, seed: int = 0):
         self.real = real.double()
         self.n_boot, self.n_boot_fid, self.seed = n_boot, n_boot_fid, seed
         kyy = polynomial_kernel(self.real, self.real)
         n = len(self.real)
         self.kyy_mean = float((kyy.sum() - kyy.diagonal().sum()) / (n * (n - 1)))
         g = torch.Generator().manual_seed(seed)
-        self.cy = torch.stack([_counts(n, g) for _ in range(n_boot)])  # (n_boot, N)
-        c2 = self.cy * self.cy
-        self.yy_boot = (((self.cy @ kyy) * self.cy).sum(1) - c2 @ kyy.diagonal()) / (self.cy.sum(1) ** 2 - c2.sum(1))
-        self.fid_y = []
-        for c in self.cy[:n_boot_fid]:
-            w = c / c.sum()
-            mu = w @ self.real
-            d = self.real - mu
-            self.fid_y.append((mu, (d * w[:, None]).T @ d * (c.sum() / (c.sum() - 1))))
+        self.cy = resample_counts(n, n_boot, g)  # (n_boot, N)
+        self.yy_boot = within_mean(kyy, self.cy)
+        self._fid_y: list | None = None  # the real resamples' FID moments, made on first use (they are large)
+
+    @property
+    def fid_y(self) -> list:
+        if self._fid_y is None:
+            self._fid_y = []
+            for c in self.cy[:self.n_boot_fid]:
+                w = c / c.sum()
+                mu = w @ self.real
+                d = self.real - mu
+                self._fid_y.append((mu, (d * w[:, None]).T @ d * (c.sum() / (c.sum() - 1))))
+        return self._fid_y
 
     def _terms(self, fx: Tensor, salt: int) -> tuple[float, float, Tensor, Tensor, Tensor]:
         """The kernels of ``fx`` computed once: its within-set mean (off-diagonal) and cross mean with
@@ -328,8 +337,8 @@ class KIDReference:
         m = len(fx)
         point_xx = float((kxx.sum() - kxx.diagonal().sum()) / (m * (m - 1)))
         g = torch.Generator().manual_seed(self.seed + 1000 + salt)
-        cx = torch.stack([_counts(m, g) for _ in range(self.n_boot)])  # (n_boot, M)
-        xx = torch.stack([_within(kxx, c) for c in cx])
+        cx = resample_counts(m, self.n_boot, g)  # (n_boot, M)
+        xx = within_mean(kxx, cx)
         xy = ((cx @ kxy) * self.cy).sum(1) / (cx.sum(1) * self.cy.sum(1))
         return point_xx, float(kxy.mean()), xx, xy, cx
 
@@ -354,13 +363,20 @@ class KIDReference:
         return {"kid": est, "kid_ci": percentile_ci(boot_k), "fid": fid, "fid_ci": fid_ci, "n": m}
 
     def difference(self, fa: Tensor, fb: Tensor) -> dict:
-        """KID(a) − KID(b) with a bootstrap 95% interval (negative: ``a`` closer to the real set)."""
-        fa, fb = fa.double(), fb.double()
-        pa_xx, pa_xy, xa, ya, _ = self._terms(fa, 1)
-        pb_xx, pb_xy, xb, yb, _ = self._terms(fb, 2)
+        """KID(a) − KID(b) with a bootstrap 95% interval (negative: ``a`` closer to the real set).
+
+        The sets are taken as **paired** (row i of both generated from seed i, as every generated set
+        of this project is): one resample of row indices serves both, so the seed-to-seed variance they
+        share cancels (``docs/evaluation.md``; :func:`jeat_core.gen_eval.kid_difference` is the same
+        estimator over several feature spaces and training runs). Sets of different sizes cannot be
+        paired and are an error."""
+        if len(fa) != len(fb):
+            raise ValueError(f"a paired KID difference needs sets of one size; got {len(fa)} and {len(fb)}")
+        pa_xx, pa_xy, xa, ya, _ = self._terms(fa.double(), 1)
+        pb_xx, pb_xy, xb, yb, _ = self._terms(fb.double(), 1)  # the same salt: the same resamples of rows
         diffs = (xa - 2 * ya) - (xb - 2 * yb)
-        return {"diff": (pa_xx - 2 * pa_xy) - (pb_xx - 2 * pb_xy), "ci": percentile_ci(diffs), "n": [len(fa), len(fb)],
-                "n_real": len(self.real)}
+        return {"diff": (pa_xx - 2 * pa_xy) - (pb_xx - 2 * pb_xy), "ci": percentile_ci(diffs), "n": len(fa),
+                "n_real": len(self.real), "paired": True}
 
 
 def proportion_difference_ci(k1: int, n1: int, k2: int, n2: int, z: float = 1.959964) -> tuple[float, float]:
