@@ -234,3 +234,52 @@ def claim_effects(report: dict) -> list[dict]:
         else:
             rows.append(_row(f"{cid}: {c['claim'].split(':')[0]}", None, None, 0.0, 1, verdict, "no headline"))
     return rows
+
+
+# ----------------------------------------------------------------------------- figures/README.md's generation block
+GEN_BLOCK = ("<!-- generation-verdicts: begin (verdicts.generation_markdown(audit.json)) -->",
+             "<!-- generation-verdicts: end -->")
+
+
+def _f(v: float) -> str:
+    return f"{v:+.3g}" if abs(v) >= 1e-3 else f"{v:+.1e}"
+
+
+def _cell(x: dict | None) -> str:
+    return f"{_f(x['diff'])} [{_f(x['ci'][0])}, {_f(x['ci'][1])}]" if x else "—"
+
+
+def generation_markdown(report: dict) -> str:
+    """The generation claims of an audit report as Markdown: each part's paired differences in every
+    feature space (interval at its Holm level, training runs per side), then each set's metrics in the
+    primary space beside its raw-feature KID (a diagnostic). ``figures/README.md`` embeds it between
+    :data:`GEN_BLOCK`'s markers (a test keeps the two equal)."""
+    gen = [c for c in report["claims"] if c.get("parts")]
+    lines = ["| part | a vs b | verdict | space | ΔKID [interval] | ΔFID [interval] | level | runs per side |",
+             "|---|---|---|---|---|---|---|---|"]
+    for c in gen:
+        for p in c["parts"]:
+            by = {}
+            for x in p["comparisons"]:
+                by.setdefault(x["feature_space"], {})[x["metric"]] = x
+            for i, (space, m) in enumerate(by.items()):
+                k, f = m.get("kid"), m.get("fid")
+                head = (f"**{p['name']}**", f"{p['a']} vs {p['b']}", f"**{p['verdict']}**") if i == 0 else ("", "", "")
+                lines.append(f"| {' | '.join(head)} | {space} | {_cell(k)} | {_cell(f)} | {k['ci_level']:.2%} | "
+                             f"{k['training_seeds']} |")
+    lines += ["", "| set (n per set) | sampler | KID | FID | precision | recall | density | coverage | "
+                  "evaluator acc. [95% CI] | raw KID (diagnostic) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    seen = set()
+    for c in gen:
+        n = c["n"]
+        primary = c["ours"]["spaces"][0]
+        for name, r in c["ours"]["sets"].items():
+            if name in seen:
+                continue
+            seen.add(name)
+            s, raw = r[primary], r.get("eval-A/raw", {})
+            acc = f"{s['eval_acc']:.1%} [{s['eval_acc_ci'][0]:.1%}, {s['eval_acc_ci'][1]:.1%}]"
+            prdc = " | ".join(f"{s[k]:.3f}" for k in ("precision", "recall", "density", "coverage"))
+            lines.append(f"| {name} ({n}) | {r.get('sampler', '—')} | {s['kid']:.4g} | {s['fid']:.4g} | {prdc} | "
+                         f"{acc} | {raw.get('kid', float('nan')):.4g} |")
+    return "\n".join(lines)

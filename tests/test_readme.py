@@ -114,20 +114,28 @@ def test_claims_table_matches_the_audit():
     shown = {}
     for cells in rows:
         cid = int(cells[0])
-        claim, evidence, verdict = cells[1], cells[2], cells[-1].strip("* ")
+        claim, evidence, cell = cells[1], cells[2], cells[-1]
+        verdict = re.match(r"\*\*([^*]+)\*\*", cell).group(1)
         assert cid in audit, f"claim {cid} is not in figures/audit.json"
         rec = audit[cid]
         assert verdict == rec["reproduced"], f"claim {cid}: README says {verdict!r}, audit.json {rec['reproduced']!r}"
+        # a claim split into parts lists each part's verdict, as audit.json has it
+        parts = re.findall(rf"(\d[a-z]): ({VERDICT_RE})", cell)
+        assert parts == [(p["name"], p["verdict"]) for p in rec.get("parts", [])], (cid, parts)
         # the same figure or table of the paper ("Fig. 6 / Tab. 2"), and only the paper's numbers as evidence
         assert claim.split(":")[0] == rec["claim"].split(":")[0], (cid, claim, rec["claim"])
         extra = set(_numbers(evidence)) - set(_numbers(rec["paper"]))
         assert not extra, f"claim {cid}: {sorted(extra)} are not in audit.json's paper field {rec['paper']!r}"
-        shown[cid] = verdict
+        shown[cid] = [p[1] for p in parts] or [verdict]
     assert sorted(shown) == sorted(audit), "every claim of the audit appears once in the README's table"
 
-    summary = re.search(r"Summary: ([^.]+)\.", _section(_readme(), "Claims at a glance")).group(1)
-    counts = {v: int(n) for n, v in (re.fullmatch(r"(\d+) (.+)", part.strip()).groups() for part in summary.split(","))}
-    assert counts == dict(Counter(shown.values())), f"summary {counts} vs table {Counter(shown.values())}"
+    # the summary tallies claim parts (a generation claim once per part), as audit.json's "tally"
+    m = re.search(r"Summary over (\d+) claim parts: ([^.]+)\.", _section(_readme(), "Claims at a glance"))
+    counts = {v: int(n) for n, v in (re.fullmatch(r"(\d+) (.+)", part.strip()).groups() for part in m.group(2).split(","))}
+    tallied = Counter(v for vs in shown.values() for v in vs)
+    assert counts == dict(tallied) and int(m.group(1)) == sum(tallied.values()), (counts, tallied)
+    report = json.loads((REPO / "figures" / "audit.json").read_text())
+    assert {k: v for k, v in report["tally"].items() if v} == counts, (report["tally"], counts)
 
 
 def test_notebook_list_is_complete_and_its_verdicts_match():
