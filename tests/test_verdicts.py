@@ -141,3 +141,23 @@ def test_claim_effects_orient_every_part_and_keep_its_verdict(tmp_path):
     path.write_text(json.dumps(report))
     pdf, png = save_claims(path, tmp_path)
     assert png.stat().st_size > 10_000 and pdf.exists()
+
+
+def test_generation_markdown_lists_every_space_and_set():
+    from jeat_core.verdicts import generation_markdown
+
+    cmp = [{"feature_space": s, "metric": m, "diff": d, "ci": [d - 0.01, d + 0.01], "ci_level": 0.975, "n": 10,
+            "paired": True, "n_boot": 2000, "training_seeds": 3}
+           for s, d in (("eval-A/std", -0.05), ("eval-B/std", 0.02)) for m in ("kid", "fid")]
+    metrics = {"kid": 0.2, "fid": 3.0, "precision": 0.5, "recall": 0.4, "density": 0.3, "coverage": 0.2,
+               "eval_acc": 0.9, "eval_acc_ci": [0.8, 0.95]}
+    report = {"claims": [{"id": 6, "n": 10, "parts": [{"name": "6a", "a": "jeat", "b": "at", "paper_direction": "a<b",
+                                                         "verdict": "depends on the ruler", "comparisons": cmp}],
+                          "ours": {"spaces": ["eval-A/std", "eval-B/std"],
+                                   "sets": {"jeat (Eq. 17)": {"sampler": "Langevin η 1, K 20, s 0.001",
+                                                              "eval-A/std": metrics, "eval-A/raw": {"kid": 14.0}}}}}]}
+    md = generation_markdown(report)
+    assert "| **6a** | jeat vs at | **depends on the ruler** | eval-A/std | -0.05 [-0.06, -0.04] |" in md
+    assert "| eval-B/std | +0.02 [+0.01, +0.03] | +0.02 [+0.01, +0.03] | 97.50% | 3 |" in md
+    assert "| jeat (Eq. 17) (10) | Langevin η 1, K 20, s 0.001 | 0.2 | 3 | 0.500 | 0.400 | 0.300 | 0.200 | " \
+           "90.0% [80.0%, 95.0%] | 14 |" in md
