@@ -338,7 +338,8 @@ def _generate(a: argparse.Namespace) -> int:
 def _figures(a: argparse.Namespace) -> int:
     from .figures import make_all
 
-    report = make_all(a.out, smoke=a.smoke, data_root=a.data_root)
+    only = [n.strip() for n in a.only.split(",") if n.strip()] if a.only else None
+    report = make_all(a.out, smoke=a.smoke, data_root=a.data_root, only=only)
     print(json.dumps(report, indent=2))
     skipped = [k for k, v in report.items() if isinstance(v, str)]
     if skipped:
@@ -437,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("figures", help="write the paper's figures and tables from the shipped models")
     f.add_argument("--out", default="figures")
     f.add_argument("--smoke", action="store_true", help="tiny sizes, to check the pipeline")
+    f.add_argument("--only", help="comma-separated items, e.g. claims,fig6_generation_by_model (default: all)")
     f.add_argument("--data-root")
     f.set_defaults(func=_figures)
 

@@ -317,7 +317,7 @@ def save_paper_item(name: str, data, out_dir: str | Path) -> list[Path]:
     return save_figure(PLOTS[item.plot](data), out_dir, name)
 
 
-def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None) -> dict:
+def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None, only=None) -> dict:
     """Write every figure and table of :data:`PAPER_ITEMS` the shipped models allow. Returns
     ``{name: paths or reason}``.
 
@@ -327,17 +327,23 @@ def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None
     (``manifest["sampler"]``).
 
     ``smoke`` uses :data:`SMOKE_SIZES` (a few images, few steps) to check the pipeline in minutes;
-    otherwise :data:`PAPER_SIZES`.
+    otherwise :data:`PAPER_SIZES`. ``only`` (names of :data:`PAPER_ITEMS`, or ``"claims"`` for the hero
+    figure) limits the work to those items.
     """
+    unknown = set(only or ()) - set(PAPER_ITEMS) - {"claims"}
+    if unknown:
+        raise ValueError(f"unknown figure(s) {', '.join(sorted(unknown))}; choose from claims, {', '.join(PAPER_ITEMS)}")
     from . import experiments as ex
     from .checkpoints import CheckpointError
 
     sizes = SMOKE_SIZES if smoke else PAPER_SIZES
     ctx = ex.Context(data_root=data_root)
     report: dict = {}
-    if (Path(out) / "audit.json").is_file():  # the hero figure, from the audit beside the figures
+    if (Path(out) / "audit.json").is_file() and (not only or "claims" in only):  # the hero figure, from the audit
         report["claims"] = [str(p) for p in save_claims(Path(out) / "audit.json", out)]
     for name, item in PAPER_ITEMS.items():
+        if only and name not in only:
+            continue
         try:
             report[name] = [str(p) for p in save_paper_item(name, item.compute(ctx, sizes), out)]
         except CheckpointError as e:
