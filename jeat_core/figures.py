@@ -159,50 +159,101 @@ def image_grid(x: Tensor, nrow: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- Fig. 2
-def plot_contours(data: dict, *, title: str = ""):
-    """Fig. 2 panels on **one** colour scale, so flatness can be compared by eye.
+# how a Fig. 2 panel shows each quantity of jeat_core.landscape.SLICE_QUANTITIES: its flatness statistic
+# (a key of the slice's stats), the statistic's name in the title, the colour map (blue = y more likely /
+# lower energy than at the image in both)
+CONTOUR_QUANTITIES = {"dlogp": ("flatness_dlogp", "mean |Δ log p|", "RdBu"),
+                      "energy": ("flatness", "mean |ΔE|", "RdBu_r")}
 
-    Each panel shows ``E(x + a d1 + b d2, y) − E(x, y)``: the energy relative to its value at the
-    image (the star), because absolute energies of different models differ by an offset that says
-    nothing about flatness. The colour scale is symmetric around 0 and shared by all panels
-    (one colour bar)."""
+
+def contour_values(d: dict, quantity: str = "dlogp") -> np.ndarray:
+    """The ``(R, R)`` values a Fig. 2 panel colours (:func:`jeat_core.landscape.slice_values`)."""
+    from .landscape import slice_values
+
+    return np.asarray(slice_values(d, quantity), dtype=np.float64)
+
+
+def plot_contours(data: dict, *, title: str = "", quantity: str = "dlogp", fast: bool = False):
+    """Fig. 2: one panel per model (``data``: :func:`jeat_core.paper_items.fig2_data`), **each on its
+    own colour scale**, its flatness number in its title.
+
+    ``quantity="dlogp"`` (default) colours log p(y | x') − log p(y | x), the change of the class
+    probability along the slice, in the audit's units (claim 3); ``"energy"`` colours
+    E(x', y) − E(x, y). Both are relative to the image (the star), so white means "as at the image"
+    and blue "y more likely / lower energy than at the image".
+
+    Why Δ log p and per-panel scales: raw energies mix the classifier's log-probability with the
+    marginal part E(x') (E(x', y) = −log p(y | x') + E(x'), Eq. 13), whose scale is set by each
+    model's logits, not by how flat its prediction is; and on one shared scale the sharpest model
+    (Normal) sets the range, so the robust panels came out as one near-uniform colour. With a scale
+    per panel every panel shows its structure; compare flatness by the numbers in the titles (mean
+    |Δ log p| over the whole slice, the per-image quantity the audit averages) and by the colour
+    bars' ranges, not by the depth of colour. Each scale is symmetric around 0 and spans exactly
+    its panel's values.
+
+    ``fast``: a fixed layout instead of matplotlib's constrained one (the explorer redraws it at
+    every change; the saved Fig. 2 keeps the constrained layout). The title is wrapped to the
+    figure's width, so a long one is never cut off."""
     from matplotlib.colors import Normalize
     from matplotlib.ticker import MaxNLocator
 
+    from .landscape import SLICE_QUANTITIES
+
     names = list(data)
-    rel = {n: _relative_grid(data[n]) for n in names}
-    vmax = max(float(np.abs(g).max()) for g in rel.values()) or 1.0
-    norm = Normalize(-vmax, vmax)
-    levels = np.linspace(-vmax, vmax, 21)
-    fig, axes = subplots(1, len(names), figsize=(2.7 * len(names) + 0.9, 2.9), squeeze=False, layout="constrained")
+    values = {n: contour_values(data[n], quantity) for n in names}  # (an unknown quantity: ValueError)
+    bar_label, (stat, stat_name, cmap) = SLICE_QUANTITIES[quantity], CONTOUR_QUANTITIES[quantity]
+    n = len(names)
+    width = 3.15 * n + 0.3 if n > 1 else 4.2
+    title = _wrap_to(width, title, TITLE_PT) if title else ""
+    head = 0.55 + 0.17 * (title.count("\n") + 1 if title else 0)  # inches above the axes: the titles
+    height = (2.2 + head + 0.6) if n > 1 else (2.45 + head + 0.5)  # axes, titles, axis labels (+ caption)
+    fig, axes = subplots(1, n, figsize=(width, height), squeeze=False, layout=None if fast else "constrained")
+    if fast:  # fixed margins in inches (what constrained layout would find, without its cost)
+        from matplotlib.layout_engine import PlaceHolderLayoutEngine
+
+        fig.subplots_adjust(left=0.62 / width, right=1 - 0.7 / width, bottom=0.5 / height, top=1 - head / height,
+                            wspace=0.55)  # right: the colour bar's label
+        fig.set_layout_engine(PlaceHolderLayoutEngine(adjust_compatible=True, colorbar_gridspec=True))
     for ax, name in zip(axes[0], names):
-        d = data[name]
-        cs = ax.contourf(d["b"].numpy(), d["a"].numpy(), rel[name], levels=levels, cmap="RdBu_r", norm=norm,
-                         extend="both")
+        d, v = data[name], values[name]
+        vmax = float(np.abs(v).max()) or 1e-12  # this panel's own range, symmetric around 0
+        levels = np.linspace(-vmax, vmax, 21)
+        cs = ax.contourf(d["b"].numpy(), d["a"].numpy(), v, levels=levels, cmap=cmap, norm=Normalize(-vmax, vmax))
         ax.plot(0, 0, marker="*", color="black", markersize=11, markeredgecolor="white")
-        ax.set_title(f"{MODEL_LABELS.get(name, name)}\nflatness {d['stats']['flatness']:.3g}")
+        flat = d["stats"].get(stat)
+        ax.set_title(f"{MODEL_LABELS.get(name, name)}\n{stat_name} = {flat:.3g}" if flat is not None
+                     else MODEL_LABELS.get(name, name))
         ax.set_xlabel("direction 2 (L2)")
         ax.set_ylabel("direction 1 (L2)")
         ax.set_aspect("equal")
-    cb = fig.colorbar(cs, ax=list(axes[0]), label="E(x+δ, y) − E(x, y)", shrink=0.85)
-    # a few symmetric labelled ticks inside the scale, not one per contour level (and none on the
-    # extension triangles, whose labels would overlap the end ticks)
-    cb.set_ticks([t for t in MaxNLocator(5, symmetric=True).tick_values(-vmax, vmax) if -vmax <= t <= vmax])
+        cb = fig.colorbar(cs, ax=ax, shrink=0.8, pad=0.03, format="%.2g")
+        cb.set_ticks(MaxNLocator(4, symmetric=True).tick_values(-vmax, vmax).clip(-vmax, vmax))
+        cb.ax.tick_params(labelsize=7)
+    cb.set_label(bar_label)
+    if n > 1:
+        blue = "y more likely than" if quantity == "dlogp" else "lower energy than"
+        fig.supxlabel(f"colour: {bar_label}, each panel on its own scale (blue: {blue} at the image ★)", fontsize=8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=TITLE_PT)
     return fig
 
 
-def _relative_grid(d: dict) -> np.ndarray:
-    """``grid − E(x, y)`` with ``E(x, y)`` read at ``a = b = 0`` (the grid's centre)."""
-    a, b, grid = d["a"].numpy(), d["b"].numpy(), d["grid"].numpy()
-    i, j = int(np.abs(a).argmin()), int(np.abs(b).argmin())
-    return grid - grid[i, j]
+TITLE_PT = 9  # the point size of a Fig. 2 title (the explorer's, wrapped to the figure's width)
 
 
-def flatness_order(data: dict) -> list[tuple[str, float]]:
-    """``[(model label, flatness)]`` from flattest to sharpest (the Fig. 2 numbers, sorted)."""
-    return sorted(((MODEL_LABELS.get(n, n), float(d["stats"]["flatness"])) for n, d in data.items()),
+def _wrap_to(width_in: float, text: str, fontsize: float) -> str:
+    """``text`` with each line wrapped to ``width_in`` inches at ``fontsize`` points (at most
+    0.6 em a character, DejaVu Sans' widest common letters; so it is never cut off)."""
+    import textwrap
+
+    chars = max(16, int(width_in * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
+
+
+def flatness_order(data: dict, stat: str = "flatness_dlogp") -> list[tuple[str, float]]:
+    """``[(model label, flatness)]`` from flattest to sharpest (the Fig. 2 numbers, sorted): by
+    ``stat``, mean |Δ log p| (default, the audit's quantity) or ``"flatness"`` (mean |ΔE|)."""
+    return sorted(((MODEL_LABELS.get(n, n), float(d["stats"][stat])) for n, d in data.items()),
                   key=lambda t: t[1])
 
 
@@ -468,18 +519,19 @@ def plot_toy2d(view: dict):
 
 
 # ----------------------------------------------------------------------------- notebook 02 (3-D view of Fig. 2)
-def surface_3d(a, b, grid, *, model: str = "", title: str = ""):
-    """Plotly 3-D surface of an energy grid, named by its model, with full axis titles."""
+def surface_3d(a, b, grid, *, model: str = "", title: str = "", zlabel: str = "E(x, y)"):
+    """Plotly 3-D surface of a grid on the slice (``zlabel``: what it holds, E(x, y) by default),
+    named by its model, with full axis titles."""
     import plotly.graph_objects as go
 
     fig = go.Figure(go.Surface(x=b.numpy(), y=a.numpy(), z=grid.numpy(), colorscale="Viridis",
-                               colorbar={"title": {"text": "E(x, y)"}}))
-    head = f"{model}: E(x, y) around {title}" if model else f"E(x, y) around {title}"
+                               colorbar={"title": {"text": zlabel}}))
+    head = f"{model}: {zlabel} around {title}" if model else f"{zlabel} around {title}"
     fig.update_layout(title={"text": head + " (drag to rotate)"}, height=520,
                       margin={"l": 10, "r": 10, "t": 50, "b": 10},
                       scene={"xaxis": {"title": {"text": "direction 2 (L2)"}},
                              "yaxis": {"title": {"text": "direction 1 (L2)"}},
-                             "zaxis": {"title": {"text": "E(x, y)"}},
+                             "zaxis": {"title": {"text": zlabel}},
                              "camera": {"eye": {"x": 1.6, "y": 1.6, "z": 1.0}}})
     return fig
 

@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from .data import CIFAR10_CLASSES
-from .experiments import Context, contour_data, fisher_rows, read_energy_log
+from .experiments import Context, fisher_rows, read_energy_log
+from .landscape import landscape_slices
 from .sampling import ClassGaussian, GenerationConfig, generate, sampler_for
 
 MODEL_LABELS = {"standard": "Normal", "at": "AT", "prejeat": "PreJEAT", "jeat": "JEAT", "jem": "JEM",
@@ -115,10 +116,12 @@ def _generated_rows(runs: dict, models: dict, manifests: dict, labels: Tensor, s
 
 
 def fig2_data(models: dict, x: Tensor, y: Tensor, *, sizes: FigureSizes = PAPER_SIZES) -> dict:
-    """Fig. 2: :func:`contour_data` of the :data:`FIG2_MODELS` (picked from ``models``, zoo name ->
-    classifier) around test image :data:`FIG2_IMAGE` of ``x``/``y``, radius :data:`FIG2_RADIUS`."""
-    return contour_data({n: models[n] for n in FIG2_MODELS}, x[FIG2_IMAGE], int(y[FIG2_IMAGE]), radius=FIG2_RADIUS,
-                        resolution=sizes.resolution)
+    """Fig. 2: :func:`jeat_core.landscape.landscape_slices` of the :data:`FIG2_MODELS` (picked from
+    ``models``, zoo name -> classifier) around test image :data:`FIG2_IMAGE` of ``x``/``y`` for its
+    label, radius :data:`FIG2_RADIUS`, directions of seed 0 (the audit's for image 0): per model
+    ``{"a", "b", "grid": E(x', y), "dlogp": Δ log p(y | x'), "stats"}``."""
+    return landscape_slices({n: models[n] for n in FIG2_MODELS}, x[FIG2_IMAGE], int(y[FIG2_IMAGE]),
+                            radius=FIG2_RADIUS, resolution=sizes.resolution)
 
 
 def fig3_data(preset: str = "cifar10-cpu") -> dict:
@@ -280,7 +283,8 @@ PAPER_ITEMS: dict[str, PaperItem] = {item.id: item for item in (
     PaperItem("table1_attacks", "Tab. 1: CE vs energy attack, standard model (n={n})", table1_rows,
               lambda ctx, sizes: {"model": ctx.model(TABLE1_MODEL)[0], **_test_images(ctx), "sizes": sizes},
               "table", "01"),
-    PaperItem("fig2_energy_contours", "Fig. 2: E(x, y) around a test image, one colour scale", fig2_data,
+    PaperItem("fig2_energy_contours", "Fig. 2: Δ log p(y | x') around a test image, a colour scale per panel",
+              fig2_data,
               lambda ctx, sizes: {"models": ctx.models(FIG2_MODELS), **_test_images(ctx), "sizes": sizes},
               "contours", "02"),
     PaperItem("fig3_delta_energy", "Fig. 3: Δ_x E and Δ_θ E during adversarial training", fig3_data,

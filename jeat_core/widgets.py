@@ -35,6 +35,25 @@ def torch_threads(n: int | None):
             torch.set_num_threads(old)
 
 
+EXTRA_DELAY_S = 0.25  # how long an explorer's extra bundle (a Plotly surface) waits for its figure to show
+
+
+def _kernel_loop():
+    """The running IPython kernel's event loop (tornado ``IOLoop``) while it handles a comm message,
+    i.e. a control moved in the browser; ``None`` otherwise: a script, the tests, or a cell's code
+    setting a control (the static site's galleries), which must see the extra bundle at once."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    kernel = getattr(get_ipython(), "kernel", None)
+    loop, get_parent = getattr(kernel, "io_loop", None), getattr(kernel, "get_parent", None)
+    if loop is None or get_parent is None:
+        return None
+    parent = get_parent("shell") or {}
+    return loop if parent.get("header", {}).get("msg_type") == "comm_msg" else None
+
+
 def require(namespace: dict, *names: str, cell: str) -> None:
     """Raise a ``NameError`` that says which cell to run first when ``names`` are not defined
     in ``namespace`` (a notebook's ``globals()``); e.g. an explorer cell run before the setup cell."""
@@ -51,7 +70,12 @@ class Explorer:
     ``extra(result) -> dict`` (a MIME bundle shown below, e.g. a Plotly 3-D surface).
     ``links`` maps a control name to ``f(values) -> {control: new value}``, applied (without
     extra recomputations) when that control changes, e.g. a model's own sampler settings.
-    ``seconds`` is the time of the latest update (compute + draw + PNG), ``timings`` all of them.
+    ``seconds`` is the time of the latest update up to the new figure (compute + draw + PNG),
+    ``timings`` all of them; ``extra_seconds`` the time of the latest ``extra`` bundle.
+
+    The ``extra`` bundle is sent after the figure. When a control changes in a running kernel it is
+    sent a moment later (:data:`EXTRA_DELAY_S`), from the kernel's event loop: a browser needs a
+    second or more to build a new Plotly WebGL surface, and the figure should not wait for it.
     """
 
     def __init__(self, controls: dict, compute: Callable[..., dict], draw: Callable[[dict], object], *,
@@ -68,8 +92,10 @@ class Explorer:
         self.note = w.HTML("")
         self.last: dict | None = None
         self.seconds: float | None = None
+        self.extra_seconds: float | None = None
         self.timings: list[float] = []
         self._held = False
+        self._updates = 0  # refreshes so far: a deferred extra bundle of an older one is dropped
         for key, c in controls.items():
             if hasattr(c, "continuous_update"):
                 c.continuous_update = False  # recompute when a slider is released, not at every pixel
@@ -103,41 +129,68 @@ class Explorer:
                     for k, v in updates.items():
                         self.controls[k].value = v
                 return
-        self.refresh()
+        self.refresh(defer_extra=True)
 
-    def refresh(self) -> dict:
+    def refresh(self, *, defer_extra: bool = False) -> dict:
         """Recompute with the controls' values and show the new figure.
 
         The figure is rendered to PNG here and written into the output widget's ``outputs`` in
         one update (no flicker; no reliance on output capture, which headless runners such as
         nbclient handle poorly). A ``ValueError`` from ``compute`` is shown as a message and the
-        previous figure stays."""
+        previous figure stays. The ``extra`` bundle follows the figure (``defer_extra``: from the
+        kernel's event loop, :meth:`_show_extra`)."""
         import base64
         import time
 
         from .figures import figure_png
 
         self.status.value = "<i>computing…</i>"
+        self._updates += 1
         t0 = time.perf_counter()
+        result = None
         try:
             with torch_threads(self.threads):
                 result = self.compute(**self.values())
                 fig = self.draw(result)
                 png = figure_png(fig)
-                extra = self.extra_fn(result) if self.extra_fn else None
             self.last, self.png = result, png
             self.out.outputs = ({"output_type": "display_data", "metadata": {},
                                  "data": {"image/png": base64.b64encode(png).decode("ascii"),
                                           "text/plain": f"[figure: {self.title or 'explorer'}]"}},)
-            if extra is not None:
-                self.extra_out.outputs = ({"output_type": "display_data", "metadata": {}, "data": extra},)
             self.note.value = self.note_fn(result) if self.note_fn else ""
             self.status.value = ""
         except ValueError as e:  # bad combination of settings: say so, keep the old figure
             self.status.value = f"<span style='color:#b00'>{e}</span>"
+            result = None
         self.seconds = time.perf_counter() - t0
         self.timings.append(self.seconds)
+        if result is not None and self.extra_fn:
+            self._show_extra(result, defer=defer_extra)
         return self.last
+
+    def _show_extra(self, result: dict, *, defer: bool) -> None:
+        """Compute and show ``extra(result)`` (``None`` clears it): now, or with ``defer`` inside a
+        running kernel :data:`EXTRA_DELAY_S` later from its event loop, once the figure's message
+        is out (dropped if the controls changed again in between)."""
+        import time
+
+        update = self._updates
+
+        def show():
+            if update != self._updates:
+                return
+            t0 = time.perf_counter()
+            with torch_threads(self.threads):
+                extra = self.extra_fn(result)
+            self.extra_out.outputs = () if extra is None else (
+                {"output_type": "display_data", "metadata": {}, "data": extra},)
+            self.extra_seconds = time.perf_counter() - t0
+
+        loop = _kernel_loop() if defer else None
+        if loop is None:
+            show()
+        else:  # add_callback is thread-safe; call_later then runs on the loop's own thread
+            loop.add_callback(lambda: loop.call_later(EXTRA_DELAY_S, show))
 
     def _repr_mimebundle_(self, **kwargs):
         """The live widget, plus the current figure as a PNG for viewers without widgets
@@ -402,51 +455,87 @@ def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None 
 
 
 # ----------------------------------------------------------------------------- notebook 02
-def landscape_explorer(models: dict, x, y, *, radius: float = 2.0, resolution: int = 17, seed: int = 0,
-                       surface: bool = True) -> Explorer:
-    """Model, image, radius, resolution and direction seed for the Fig. 2 contour of E(x, y),
-    with (``surface``) the same slice as a rotatable Plotly 3-D surface that follows the controls.
+def landscape_explorer(models: dict, x, y, *, radius: float = 2.0, resolution: int = 13, seed: int = 0,
+                       quantity: str = "dlogp", surface: bool = True) -> Explorer:
+    """Model, label, colour (Δ log p(y | x') or ΔE(x, y)), image, radius, resolution and direction
+    seed for the Fig. 2 contour of one model (:func:`jeat_core.figures.plot_contours`, its own
+    colour scale), with (``surface``, a check box) the same slice as a rotatable Plotly 3-D surface
+    that follows the controls. The label starts at the image's true class ("true label").
 
-    Cost: ``resolution²`` forward passes (17² ≈ 0.3 s per model on one core); the slider stops
-    at 41."""
+    Cost: a new slice (model, image, radius, resolution or seed) is ``resolution²`` forward passes
+    (13² ≈ 0.2-0.3 s on one core); its logits are kept (:func:`jeat_core.landscape.logit_grid`, the
+    last 64 slices), so the label, the colour and a slice seen before cost only the drawing
+    (≈ 0.1 s). The slider stops at 41. The Plotly surface follows the figure (see :class:`Explorer`)."""
     import ipywidgets as w
 
-    from .experiments import contour_data
     from .figures import MODEL_LABELS, plot_contours, surface_3d
+    from .landscape import SLICE_QUANTITIES, logit_grid, random_directions, slice_values, slice_view
+
+    if quantity not in SLICE_QUANTITIES:
+        raise ValueError(f"unknown quantity {quantity!r}; choose one of {', '.join(SLICE_QUANTITIES)}")
+
+    @functools.lru_cache(maxsize=32)
+    def directions(seed: int):
+        return random_directions(tuple(x.shape[-3:]), seed=seed)
 
     @functools.lru_cache(maxsize=64)
-    def grid(model: str, index: int, radius: float, resolution: int, seed: int):
-        return contour_data({model: models[model]}, x[index], int(y[index]), radius=radius, resolution=resolution,
-                            seed=seed)
+    def logits(model: str, index: int, radius: float, resolution: int, seed: int):
+        d1, d2 = directions(seed)
+        return logit_grid(models[model], x[index], d1, d2, radius=radius, resolution=resolution)  # (a, b, (R, R, K))
 
-    def compute(model: str, index: int, radius: float, resolution: int, seed: int) -> dict:
-        d = grid(model, index, round(radius, 3), resolution, seed)
-        return {"data": d, "stats": d[model]["stats"], "label": int(y[index]), "model": model, "index": index}
+    def compute(model: str, label: int, quantity: str, index: int, radius: float, resolution: int, seed: int,
+                surface: bool) -> dict:
+        true = int(y[index])
+        lbl = true if label < 0 else label
+        view = slice_view(*logits(model, index, round(radius, 3), resolution, seed), lbl)
+        return {"data": {model: view}, "stats": view["stats"], "label": lbl, "true_label": true, "model": model,
+                "index": index, "quantity": quantity, "radius": round(radius, 3), "seed": seed, "surface": surface}
 
     def draw(r: dict):
-        return plot_contours(r["data"], title=f"test image {r['index']}, E(x, y = {CIFAR10_CLASSES[r['label']]}) "
-                                              "along two random directions")
+        name = CIFAR10_CLASSES[r["label"]]
+        which = "true label" if r["label"] == r["true_label"] else f"true: {CIFAR10_CLASSES[r['true_label']]}"
+        return plot_contours(r["data"], quantity=r["quantity"], fast=True,
+                             title=f"test image {r['index']} ({CIFAR10_CLASSES[r['true_label']]}), label y = {name} "
+                                   f"({which})\ntwo random directions (seed {r['seed']}), L2 radius {r['radius']:g}")
 
-    def extra(r: dict) -> dict:
+    def note(r: dict) -> str:
+        s = r["stats"]
+        return ("<span style='font-size:90%'>"
+                f"p(y | x) at the image: {s['p_center']:.2f} · mean |Δ log p(y | x′)| over the slice: "
+                f"{s['flatness_dlogp']:.3g} (the audit's flatness, one image) · mean |ΔE(x, y)| within the radius: "
+                f"{s['flatness']:.3g} · {s['center_rank']:.0%} of the slice has a lower E(x, y) than the image"
+                f"{' (the image is the slice minimum)' if s['center_is_min'] else ''}</span>")
+
+    def extra(r: dict) -> dict | None:
         import json
 
+        if not r["surface"]:
+            return None
         d = r["data"][r["model"]]
-        fig = surface_3d(d["a"], d["b"], d["grid"], model=MODEL_LABELS.get(r["model"], r["model"]),
-                         title=f"test image {r['index']} ({CIFAR10_CLASSES[r['label']]})")
+        fig = surface_3d(d["a"], d["b"], slice_values(d, r["quantity"]), model=MODEL_LABELS.get(r["model"], r["model"]),
+                         zlabel=SLICE_QUANTITIES[r["quantity"]],
+                         title=f"test image {r['index']} ({CIFAR10_CLASSES[r['true_label']]}), "
+                               f"y = {CIFAR10_CLASSES[r['label']]}")
         return {"application/vnd.plotly.v1+json": json.loads(fig.to_json()),
                 "text/plain": f"[3-D surface: {r['model']}, test image {r['index']}]"}
 
+    wide = {"description_width": "initial"}
     controls = {
         "model": w.Dropdown(options=list(models), description="model"),
+        "label": w.Dropdown(options=[("true label", -1)] + [(n, i) for i, n in enumerate(CIFAR10_CLASSES)],
+                            value=-1, description="label y"),
+        "quantity": w.Dropdown(options=[("Δ log p(y | x′)", "dlogp"), ("ΔE(x, y)", "energy")], value=quantity,
+                               description="colour"),
         "index": w.IntSlider(0, 0, len(x) - 1, description="image"),
         "radius": w.FloatSlider(radius, min=0.25, max=8.0, step=0.25, description="radius (L2)"),
         "resolution": w.IntSlider(resolution, 9, 41, step=4, description="resolution"),
-        "seed": w.IntSlider(seed, 0, 20, description="direction seed"),
+        "seed": w.IntSlider(seed, 0, 20, description="direction seed", style=wide),
+        "surface": w.Checkbox(surface, description="3-D surface (follows the figure)", indent=False),
     }
     with torch_threads(1):  # warm the cache: switching the model at the default settings is then instant
-        for name in list(models)[1:]:
-            grid(name, 0, round(radius, 3), resolution, seed)
-    return Explorer(controls, compute, draw, title="Energy landscape (Fig. 2)", extra=extra if surface else None)
+        for name in models:
+            logits(name, 0, round(radius, 3), resolution, seed)
+    return Explorer(controls, compute, draw, title="Energy landscape (Fig. 2)", note=note, extra=extra)
 
 
 # ----------------------------------------------------------------------------- notebook 07

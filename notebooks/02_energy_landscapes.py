@@ -20,10 +20,11 @@
 # and its low-energy region lies away from the image; **adversarial training** flattens and
 # lowers the energy around the data. The paper also reports that **PreJEAT** and **JEAT**
 # (trained against the energy attack, Eq. 18) flatten it *further*; we measure whether our small
-# CPU models show that, and say so below.
+# CPU models show that, on one image here and on 50 in the audit, and say so below.
 #
 # We slice the input space through an image $x$ along two random directions $d_1, d_2$
-# (seeded; the same for every model) and plot $E(x + a d_1 + b d_2, y)$.
+# (seeded; the same for every model) and evaluate the classifier at every point
+# $x' = x + a d_1 + b d_2$ of the slice.
 
 # %% tags=["parameters"]
 import os
@@ -50,53 +51,140 @@ models = {name: load_model(f"cifar10-cpu/{name}")[0] for name in MODELS}
 x, y = load_split("test").tensors(16)
 
 # %% [markdown]
+# ## What to plot: Δ log p, each panel on its own scale
+# The paper draws $E(x', y) = -f(x')[y]$. Raw energies of different models are not comparable,
+# because of what a classifier's training leaves free. By Eq. 13,
+#
+# $$E(x', y) = -\log p(y \mid x') + E(x'), \qquad E(x') = -\log \textstyle\sum_k e^{f(x')[k]} ,$$
+#
+# and cross-entropy only sees the first term: adding any function $c(x')$ to all ten logits changes
+# $E(x', y)$ by $-c(x')$ and no prediction at all. So a change of $E(x', y)$ along the slice mixes
+# the change of the class probability with that of the free part $E(x')$, whose size is set by
+# the model's **logit scale** (our robust models have far smaller logits than the normal one, see
+# $E(x, y)$ at $x$ in the table below) and, for JEAT, whose generative term trains $E(x')$
+# directly, by its model of $p(x)$. That is the logit-scale confound. The change of
+# $\log p(y \mid x')$ removes it: it is the audit's flatness quantity (claim 3).
+#
+# So each panel shows $\Delta \log p = \log p(y \mid x') - \log p(y \mid x)$: white is "as at the
+# image" (the star), blue "$y$ more likely than at the image", red "less likely". Each panel has
+# **its own colour scale**, spanning exactly its values: on one shared scale the sharpest model sets
+# the range and the robust panels come out as one near-uniform colour. Compare flatness by the
+# number in each title, the mean $|\Delta \log p|$ over the slice (lower is flatter), and by the
+# colour bars' ranges, not by the depth of colour. The explorer below also shows the raw
+# $E(x', y) - E(x, y)$.
+
+# %% [markdown]
 # ## Fig. 2: four models, one image, the same directions
-# The star is the real image. Every panel shows the energy **relative to its value at the
-# image**, $E(x+\delta, y) - E(x, y)$, on **one shared colour scale** (one colour bar): red is
-# higher than at the image, blue lower. "flatness" is the mean $|E(x+\delta, y) - E(x, y)|$
-# over the slice: lower is flatter.
 
 # %% tags=["figure"]
 data = fig2_data(models, x, y, sizes=SIZES)  # the producer `jeat figures` calls too
-print(f"E(x, y = {CIFAR10_CLASSES[int(y[IMAGE])]}) around test image {IMAGE}, radius {RADIUS}, "
+print(f"log p(y = {CIFAR10_CLASSES[int(y[IMAGE])]} | x') around test image {IMAGE}, radius {RADIUS}, "
       f"{SIZES.resolution} x {SIZES.resolution} grid")
 fig = plot_contours(data)
 fig
 
 # %%
-stats = [{"model": MODEL_LABELS.get(n, n), "flatness": d["stats"]["flatness"],
-          "E(x, y) at x": d["stats"]["center_energy"], "min E on slice": d["stats"]["min_energy"],
-          "share of slice below x": d["stats"]["center_rank"]} for n, d in data.items()]
-Table(stats, formats={"flatness": "{:.4f}", "E(x, y) at x": "{:.3f}", "min E on slice": "{:.3f}",
-                      "share of slice below x": "{:.0%}"})
+stats = [{"model": MODEL_LABELS.get(n, n), "flatness (Δ log p)": d["stats"]["flatness_dlogp"],
+          "flatness (ΔE)": d["stats"]["flatness"], "p of y at x": d["stats"]["p_center"],
+          "E(x, y) at x": d["stats"]["center_energy"], "share of slice below x": d["stats"]["center_rank"]}
+         for n, d in data.items()]
+Table(stats, formats={"flatness (Δ log p)": "{:.4f}", "flatness (ΔE)": "{:.4f}", "p of y at x": "{:.2f}",
+                      "E(x, y) at x": "{:.2f}", "share of slice below x": "{:.0%}"})
 
 # %% [markdown]
-# **What the numbers say** (computed, not written by hand: the verdict below follows the measured
-# values). The paper expects Normal ≫ AT > PreJEAT ≈ JEAT in flatness. On the shipped CPU
-# models, adversarial training does flatten $E(x, y)$ by a wide margin compared to the normal
-# model, but when we ran this, AT was the *flattest* and PreJEAT and JEAT were *less* flat than
-# AT — the opposite of the paper's "further" (our PreJEAT/JEAT are short CPU runs; JEAT's
-# generative term also reshapes $E(x, y)$). Change the image and the radius in the explorer below
-# to see how stable the order is.
+# **What the numbers say.** The paper expects Normal ≫ AT > PreJEAT ≈ JEAT in flatness. The cell
+# below writes the comparison from the numbers above (this image, both quantities) and from
+# `figures/audit.json` (claim 3: mean $|\Delta \log p|$ over 50 test images, one random slice
+# each, with bootstrap 95% intervals), so the text follows the measurement when either changes.
+# One image is one draw: the per-image order of the robust models changes from image to image.
 
 # %%
-order = flatness_order(data)
-print("flattest first:", " < ".join(f"{name} ({v:.4f})" for name, v in order))
-flat = dict(order)
-if all(k in flat for k in ("AT", "PreJEAT", "JEAT")):
-    further = flat["PreJEAT"] < flat["AT"] and flat["JEAT"] < flat["AT"]
-    print("PreJEAT and JEAT are flatter than AT here, as the paper reports." if further else
-          "PreJEAT and JEAT are NOT both flatter than AT here, unlike the paper's Fig. 2.")
+import json
+
+from IPython.display import Markdown
+
+from jeat_core.verdicts import AUDIT
+
+
+def ranked(values: dict) -> str:
+    return " < ".join(f"{k} {v:.3g}" for k, v in sorted(values.items(), key=lambda kv: kv[1]))
+
+
+def flatter(a: str, b: str, values: dict) -> str:
+    return "flatter" if values[a] < values[b] else "less flat"
+
+
+one = dict(flatness_order(data))  # mean |Δ log p| on this image's slice, flattest first
+raw = dict(flatness_order(data, "flatness"))  # mean |ΔE(x, y)|
+audit = json.loads(AUDIT.read_text())
+claim = next(c for c in audit["claims"] if c["id"] == 3)
+fifty = {MODEL_LABELS[n]: r for n, r in claim["ours"].items()}
+mean = {k: r["flatness_dlogp"] for k, r in fifty.items()}
+ci = {k: r["ci"] for k, r in fifty.items()}
+best, second = sorted(mean, key=mean.get)[:2]
+below_normal = all(ci[k][1] < ci["Normal"][0] for k in mean if k != "Normal")
+one_best, raw_best = min(one, key=one.get), min(raw, key=raw.get)
+lines = [
+    f"**This image** (test image {IMAGE}), flattest first. In Δ log p: {ranked(one)}. In raw energy "
+    f"(mean |ΔE(x, y)|): {ranked(raw)}. "
+    + ("The two quantities agree on the flattest model." if one_best == raw_best else
+       f"The two disagree: raw energy calls {raw_best} the flattest, Δ log p {one_best}; the difference is "
+       "the free part E(x') (see above)."),
+    "",
+    f"**Over {claim['n']} test images** (audit{', smoke run: not a result' if audit.get('smoke') else ''}), "
+    "mean |Δ log p| [95% CI]: "
+    + "; ".join(f"{k} {mean[k]:.3g} [{ci[k][0]:.3g}, {ci[k][1]:.3g}]" for k in sorted(mean, key=mean.get)) + ".",
+    f"- {best} is the flattest on average; "
+    + (f"its interval overlaps {second}'s, so the order of the two is not resolved at n = {claim['n']}."
+       if ci[best][1] >= ci[second][0] else f"its interval lies below {second}'s."),
+    ("- Every robust model is flatter than Normal with non-overlapping intervals" if below_normal else
+     "- Not every robust model's interval lies below Normal's") + f" (the audit's verdict: **{claim['reproduced']}**).",
+    f"- The paper's *further* flattening by PreJEAT and JEAT: on average PreJEAT is {flatter('PreJEAT', 'AT', mean)} "
+    f"than AT, JEAT {flatter('JEAT', 'AT', mean)}.",
+]
+Markdown("\n".join(lines))
 
 # %% [markdown]
-# ## Explore: change the model, the image, the radius, the resolution and the directions
-# Below the contour, the same slice as a 3-D surface (drag to rotate) follows the controls.
+# ## Explore: change the model, the label, the colour, the image, the radius, the resolution and the directions
+# One model at a time, on its own colour scale, with its flatness in the title; below it the same
+# numbers for this slice (p(y | x) at the image, mean |Δ log p|, mean |ΔE|), then the slice as a
+# 3-D surface (drag to rotate). **label y** starts at the image's true class; **colour** switches
+# between Δ log p(y | x′) and the raw E(x′, y) − E(x, y).
+#
+# **Speed.** A new slice (model, image, radius, resolution or direction seed) costs one forward pass
+# per grid point, so the default grid is 13 × 13 (169 points): with the drawing, 0.25–0.4 s per
+# change on one core of a busy 2-core machine (`benchmarks/explorer_latency.py --only 02`). 41 × 41,
+# Fig. 2's grid, is ten times the work. The slice's logits are kept, so the label, the colour and a
+# slice seen before cost only the drawing (about 0.1 s). The 3-D surface follows the figure a
+# moment later: a browser needs a second or more to build a new WebGL surface, so untick
+# **3-D surface** to explore faster.
 
 # %% tags=["figure"]
 from jeat_core.widgets import landscape_explorer, require
 
 require(globals(), "models", "x", "y", cell="the parameters cell and the Setup cell")
 landscape_explorer(models, x, y, radius=RADIUS, resolution=9 if SMOKE else 13)
+
+# %% [markdown]
+# ## What to try
+# What we saw with the shipped `cifar10-cpu` models at the explorer's defaults (13 × 13, radius 2,
+# direction seed 0); your numbers move with the models.
+#
+# 1. **The logit-scale confound, on Fig. 2's image.** Pick AT, then JEAT, and switch **colour**
+#    between the two quantities. In raw energy JEAT looks twice as sharp as AT (mean |ΔE| 0.018
+#    against 0.009); in Δ log p the two are the same (0.0046 each). The difference is the free part
+#    E(x′), which JEAT's generative term shapes and which no prediction depends on.
+# 2. **Where Δ log p is blind: a confident prediction.** Pick Normal and image 2 (an automobile it
+#    classifies with p(y | x) = 1.00). In Δ log p the slice is flat (mean |Δ log p| 0.0001, flatter
+#    than any robust model) while its raw energy is the sharpest of all (mean |ΔE| 1.06): a
+#    saturated softmax keeps log p(y | x′) at 0 whatever the logits do. Set **label y** to truck, the
+#    runner-up class: mean |Δ log p| becomes 1.3. This is why Normal's mean over the audit's 50
+#    images (0.076) is set by a few images near a decision boundary; its median is 0.016.
+# 3. **One image is one draw.** With AT and JEAT, step **image** through 0–15 (and the **direction
+#    seed**): which of the two is flatter changes from image to image. On the audit's 50 slices
+#    (image i, seed i, 15 × 15) JEAT was flatter than AT on 25 of 50 while having the lower mean, so
+#    the ranking of the robust models rests on the 50-image average and its interval, not on a
+#    picture.
 
 # %%
 print(*save_figure(fig, FIGURES, "fig2_energy_contours"), sep="\n")

@@ -162,3 +162,67 @@ def test_figure_sizes_validate():
         with pytest.raises(ValueError):
             FigureSizes(**bad)
     assert FigureSizes(n_train=None).n_train is None
+
+
+# ----------------------------------------------------------------------------- Fig. 2's scale (issue #24)
+def _slices(scales=(1.0, 100.0)):
+    """Two synthetic Fig. 2 panels with the same shape of Δ log p, one ``scales[1] / scales[0]`` times larger."""
+    import torch
+
+    a = torch.linspace(-2, 2, 9)
+    bowl = -(a[:, None] ** 2 + 0.5 * a[None, :] ** 2 + 0.3 * a[:, None])  # (9, 9), 0 at the centre
+    out = {}
+    for name, k in zip(("standard", "jeat"), scales):
+        d = k * bowl
+        out[name] = {"a": a, "b": a.clone(), "grid": -3 * d - 1.0, "dlogp": d,
+                     "stats": {"flatness": float((3 * d).abs().mean()), "flatness_dlogp": float(d.abs().mean())}}
+    return out
+
+
+@pytest.mark.parametrize("quantity", ["dlogp", "energy"])
+def test_fig2_panels_each_span_their_own_values(quantity):
+    """Every panel's colour scale covers exactly its own values (symmetric around 0), so a flat model's
+    panel is not one uniform colour next to a sharp one; the title gives its flatness number."""
+    import numpy as np
+
+    from jeat_core.figures import CONTOUR_QUANTITIES, MODEL_LABELS, contour_values, plot_contours
+
+    data = _slices()
+    fig = plot_contours(data, quantity=quantity)
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert len(panels) == 2
+    spans = []
+    for ax, (name, d) in zip(panels, data.items()):
+        v = contour_values(d, quantity)
+        cs = ax.collections[0]
+        assert cs.norm.vmin <= v.min() and cs.norm.vmax >= v.max()
+        assert cs.norm.vmax == pytest.approx(np.abs(v).max()) and cs.norm.vmin == pytest.approx(-np.abs(v).max())
+        assert len({round(float(c), 3) for c in cs.levels}) > 10  # the structure has levels to show
+        stat = CONTOUR_QUANTITIES[quantity][0]
+        assert ax.get_title().startswith(MODEL_LABELS[name]) and f"{d['stats'][stat]:.3g}" in ax.get_title()
+        spans.append(cs.norm.vmax)
+    assert spans[1] == pytest.approx(100 * spans[0], rel=1e-6)  # not one shared scale
+
+
+def test_fig2_default_is_delta_log_p_and_data_has_it():
+    """Fig. 2 colours Δ log p(y|x') by default (the audit's quantity), and fig2_data provides it
+    consistently with the energies: E(x', y) − E(x, y) = −Δ log p + ΔE(x')."""
+    import torch
+    from conftest import tiny_cnn
+
+    from jeat_core.figures import plot_contours
+    from jeat_core.paper_items import FIG2_MODELS, FigureSizes, fig2_data
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(2, 3, 32, 32, generator=g), torch.tensor([4, 1])
+    models = {n: tiny_cnn(i) for i, n in enumerate(FIG2_MODELS)}
+    data = fig2_data(models, x, y, sizes=FigureSizes(resolution=5))
+    assert list(data) == list(FIG2_MODELS)
+    for name, d in data.items():
+        with torch.no_grad():
+            logits = models[name](x[:1])  # at the image: the centre of the grid
+        assert float(d["grid"][2, 2]) == pytest.approx(-float(logits[0, 4]), abs=1e-4)
+        assert float(d["dlogp"][2, 2]) == 0.0 and d["stats"]["flatness_dlogp"] == pytest.approx(
+            float(d["dlogp"].abs().mean()))
+    fig = plot_contours(data)
+    assert "log p(y|x′) − log p(y|x)" in fig.axes[-1].get_ylabel() and "Δ log p" in fig.axes[0].get_title()

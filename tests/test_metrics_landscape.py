@@ -73,3 +73,30 @@ def test_energy_grid_and_stats():
     assert not s2["center_is_min"] and s2["center_rank"] > 0.9
     with pytest.raises(ValueError, match="radius must be > 0"):
         energy_grid(energy, x, d1, d2, radius=0)
+
+
+def test_slice_view_matches_the_energy_grids_and_the_audits_flatness():
+    """One forward pass per point gives both Fig. 2 quantities: E(x', y) as energy_grid of the joint
+    energy, and Δ log p(y|x') as minus energy_grid of cross-entropy (how the audit's landscape_numbers
+    measures it), relative to the centre; flatness_dlogp is the audit's mean over the whole grid."""
+    from conftest import tiny_cnn
+
+    from jeat_core.landscape import logit_grid, slice_values, slice_view
+
+    model = tiny_cnn(3)
+    x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))
+    d1, d2 = random_directions((3, 32, 32), seed=2)
+    a, b, logits = logit_grid(model, x, d1, d2, radius=2.0, resolution=7, batch_size=10)
+    assert logits.shape == (7, 7, 10)
+    for y in (0, 6):
+        view = slice_view(a, b, logits, y)
+        _, _, joint = energy_grid(energy_of(model, "joint", torch.tensor([y])), x, d1, d2, radius=2.0, resolution=7)
+        _, _, ce = energy_grid(energy_of(model, "ce", torch.tensor([y])), x, d1, d2, radius=2.0, resolution=7)
+        logp = -ce
+        torch.testing.assert_close(view["grid"], joint, atol=1e-4, rtol=0)
+        torch.testing.assert_close(view["dlogp"], logp - logp[3, 3], atol=1e-4, rtol=0)
+        assert view["stats"]["flatness_dlogp"] == pytest.approx(float((logp - logp[3, 3]).abs().mean()), abs=1e-5)
+        assert view["stats"]["p_center"] == pytest.approx(float(logp[3, 3].exp()), abs=1e-5)
+        torch.testing.assert_close(slice_values(view, "energy"), joint - joint[3, 3], atol=1e-4, rtol=0)
+    with pytest.raises(ValueError, match="unknown quantity"):
+        slice_values(view, "logits")

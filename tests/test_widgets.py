@@ -107,15 +107,154 @@ def test_attack_explorer(setup, key, value):
     assert _differs(before, after)
 
 
-@pytest.mark.parametrize("key,value", [("model", "jeat"), ("index", 2), ("radius", 1.0), ("resolution", 13),
-                                       ("seed", 3)])
+@pytest.mark.parametrize("key,value", [("model", "jeat"), ("label", 5), ("quantity", "energy"), ("index", 2),
+                                       ("radius", 1.0), ("resolution", 13), ("seed", 3)])
 def test_landscape_explorer(setup, key, value):
+    """Each control changes the values the figure colours (and so the picture), and the figure shows
+    them: its one panel's colour scale spans exactly the new values."""
+    import numpy as np
+
+    from jeat_core.figures import contour_values
     from jeat_core.widgets import landscape_explorer
 
     models, x, y, _, _ = setup
     e = landscape_explorer(models, x, y, resolution=9)
-    before, after = _changed(e, key, value, lambda r: next(iter(r["data"].values()))["grid"])
-    assert before.shape != after.shape or _differs(before, after)
+
+    def shown(r):
+        return contour_values(r["data"][r["model"]], r["quantity"])
+
+    before, after = _changed(e, key, value, shown)
+    assert before.shape != after.shape or not np.allclose(before, after), key
+    assert e.values()[key] == value
+    (ax, _cbar) = e.draw(e.last).axes
+    cs = ax.collections[0]
+    assert cs.norm.vmax == pytest.approx(float(np.abs(after).max()), rel=1e-6) and cs.norm.vmin == -cs.norm.vmax
+    if key == "label":  # the label shown is the one chosen, not the image's class (cat)
+        assert e.last["label"] == 5 and "label y = dog (true: cat)" in e.draw(e.last)._suptitle.get_text()
+
+
+def test_landscape_explorer_label_and_colour_reuse_the_slice(setup, monkeypatch):
+    """The label and the colour change what is shown without a new forward pass (the slice's logits are
+    kept); a new image needs one pass per grid point; the surface follows the colour and the check box."""
+    from jeat_core import landscape
+    from jeat_core.widgets import landscape_explorer
+
+    models, x, y, _, _ = setup
+    calls = []
+    real = landscape.logit_grid
+    monkeypatch.setattr(landscape, "logit_grid", lambda *a, **k: calls.append(k["resolution"]) or real(*a, **k))
+    e = landscape_explorer(models, x, y, resolution=9)
+    assert calls == [9, 9]  # built: image 0 of each model
+    e.controls["label"].value = 5
+    e.controls["quantity"].value = "energy"
+    e.controls["model"].value = "jeat"
+    assert calls == [9, 9] and e.last["label"] == 5 and e.last["model"] == "jeat"
+    assert e.extra_out.outputs[0]["data"]["application/vnd.plotly.v1+json"]["layout"]["scene"]["zaxis"]["title"][
+        "text"] == "E(x′, y) − E(x, y)"
+    e.controls["index"].value = 4
+    assert calls == [9, 9, 9]
+    png = e.png
+    e.controls["surface"].value = False  # the check box hides the 3-D surface; the figure stays
+    assert e.extra_out.outputs == () and e.png == png
+    e.controls["surface"].value = True
+    assert "application/vnd.plotly.v1+json" in e.extra_out.outputs[0]["data"]
+
+
+def _text_outside(fig) -> list:
+    """The titles and labels of ``fig`` that reach beyond its canvas (what its PNG would cut off)."""
+    import matplotlib.text
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()
+    fig.draw(renderer)
+    w, h = fig.bbox.width, fig.bbox.height
+    out = []
+    for t in fig.findobj(matplotlib.text.Text):
+        if t.get_visible() and t.get_text().strip():
+            box = t.get_window_extent(renderer)
+            if box.x0 < -1 or box.x1 > w + 1 or box.y0 < -1 or box.y1 > h + 1:
+                out.append((t.get_text(), [round(v) for v in box.extents]))
+    return out
+
+
+@pytest.mark.parametrize("long_title", [False, True])
+def test_explorer_figure_text_is_inside_the_figure(setup, long_title):
+    """The explorer's PNG is its figure's canvas (no tight bounding box): every title and label must lie
+    inside it. The title used to be one long line, cut off on both sides; a long one is wrapped."""
+    from jeat_core.figures import plot_contours
+    from jeat_core.widgets import landscape_explorer
+
+    models, x, y, _, _ = setup
+    e = landscape_explorer(models, x, y, resolution=9)
+    e.controls["label"].value = 7
+    e.controls["radius"].value = 7.75
+    if long_title:
+        fig = plot_contours(e.last["data"], fast=True, title="test image 15, E(x, y = automobile) along two random "
+                                                             "directions of seed 20 at an L2 radius of 7.75 " * 2)
+    else:
+        fig = e.draw(e.last)
+        assert "label y = horse" in fig._suptitle.get_text()
+    assert not _text_outside(fig), _text_outside(fig)
+
+
+def test_explorer_sends_the_extra_bundle_after_the_figure_in_a_kernel(setup, monkeypatch):
+    """In a kernel, a control change shows the figure at once and the Plotly surface from the kernel's
+    event loop afterwards; a surface of a setting already replaced is never shown."""
+    from jeat_core import widgets
+    from jeat_core.widgets import landscape_explorer
+
+    class Loop:  # a kernel's IOLoop: runs nothing until told
+        def __init__(self):
+            self.pending = []
+
+        def add_callback(self, fn):
+            self.pending.append(fn)
+
+        def call_later(self, delay, fn):
+            assert delay == widgets.EXTRA_DELAY_S
+            self.pending.append(fn)
+
+        def run(self):
+            while self.pending:
+                self.pending.pop(0)()
+
+    models, x, y, _, _ = setup
+    e = landscape_explorer(models, x, y, resolution=9)
+    first = e.extra_out.outputs
+    loop = Loop()
+    monkeypatch.setattr(widgets, "_kernel_loop", lambda: loop)
+    png = e.png
+    e.controls["index"].value = 1
+    assert e.png != png and e.extra_out.outputs == first and loop.pending  # the figure first
+    e.controls["index"].value = 2  # changed again before the loop ran
+    loop.run()
+    title = e.extra_out.outputs[0]["data"]["application/vnd.plotly.v1+json"]["layout"]["title"]["text"]
+    assert "test image 2" in title and e.extra_seconds is not None
+
+
+def test_only_a_change_from_the_browser_defers_the_extra_bundle(monkeypatch):
+    """In a kernel, a control moved in the browser (a comm message) defers the Plotly surface; a cell
+    that sets a control itself (the static site's galleries) gets it at once."""
+    import IPython
+
+    from jeat_core.widgets import _kernel_loop
+
+    class Kernel:
+        io_loop = object()
+        msg_type = "execute_request"
+
+        def get_parent(self, channel):
+            assert channel == "shell"
+            return {"header": {"msg_type": self.msg_type}}
+
+    kernel = Kernel()
+    monkeypatch.setattr(IPython, "get_ipython", lambda: type("Shell", (), {"kernel": kernel})())
+    assert _kernel_loop() is None
+    kernel.msg_type = "comm_msg"
+    assert _kernel_loop() is Kernel.io_loop
+    monkeypatch.setattr(IPython, "get_ipython", lambda: None)  # a script or the tests: no kernel
+    assert _kernel_loop() is None
 
 
 @pytest.mark.parametrize("key,value", [("n_probes", 3), ("n_images", 4)])
