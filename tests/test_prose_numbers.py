@@ -196,3 +196,77 @@ def test_cited_markdown_files_exist(key):
     names = set(re.findall(r"(?<![\w/.-])((?:[\w.-]+/)*[\w-]+\.md)\b", path.read_text()))
     missing = [n for n in names if not (path.parent / n).exists() and not (REPO / n).exists()]
     assert not missing, f"{path.relative_to(REPO)} cites files not in the repository: {missing}"
+
+
+# ----------------------------------------------------------------------------- notebooks: numbers, not names
+NOTEBOOKS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.py"))
+
+
+def _markdown(path: Path) -> str:
+    import jupytext
+
+    return "\n".join(c.source for c in jupytext.read(path).cells if c.cell_type == "markdown")
+
+
+# a size the prose states, as (PAPER_SIZES value, SMOKE_SIZES value): the pattern's two groups
+SIZE_PHRASES = {
+    "max_steps": r"capped at (\d+) steps\W+(?:smoke mode caps it at )?(\d+)",
+    "n_test": r"first ([\d,]+) test images \((\d+) in smoke mode",
+    "per_class": r"(\d+) samples a line \((\d+) in smoke mode",
+    "n_fisher": r"(\d+) test images and \d+ Hutchinson probes \((\d+) and \d+ in smoke mode",
+    "n_probes": r"\d+ test images and (\d+) Hutchinson probes \(\d+ and (\d+) in smoke mode",
+}
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if not p.name.startswith("02")], ids=lambda p: p.stem)
+def test_notebook_prose_states_sizes_as_numbers(path):
+    """Markdown says "60 steps (5 in smoke mode)", not `SIZES.max_steps`, and the numbers are the sizes'."""
+    from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES
+
+    md = _markdown(path)
+    names = re.findall(r"\bSIZES\.\w+", md)
+    assert not names, f"{path.name}: markdown names variables instead of numbers: {names}"
+    for field, pattern in SIZE_PHRASES.items():
+        want = (getattr(PAPER_SIZES, field), getattr(SMOKE_SIZES, field))
+        for m in re.finditer(pattern, md):
+            got = tuple(int(g.replace(",", "")) for g in m.groups())
+            assert got == want, f"{path.name}: {m.group(0)!r} says {got}; FigureSizes.{field} is {want}"
+
+
+def test_size_phrases_are_used():
+    """Every phrase of SIZE_PHRASES occurs in some notebook (so the check above checks something)."""
+    text = "\n".join(_markdown(p) for p in NOTEBOOKS)
+    unused = [f for f, pattern in SIZE_PHRASES.items() if not re.search(pattern, text)]
+    assert not unused, unused
+
+
+# ----------------------------------------------------------------------------- jeat_core.prose
+def test_prose_helpers_read_their_sources(tmp_path):
+    import torch
+
+    from jeat_core import prose
+
+    base = prose.seed_baseline()
+    assert base["eval_acc"] == _audit(4)["ours"]["baselines"]["seeds"]["eval_acc"] and base["n"] == _audit(4)["n"]
+    # a record split into parts (docs/evaluation.md) with the baselines nested deeper still has them
+    fake = tmp_path / "audit.json"
+    fake.write_text(json.dumps({"settings": {"n_fisher": 7}, "claims": [
+        {"id": 4, "n": 30, "parts": [{"name": "4a", "extra": {"baselines": {"seeds": {"eval_acc": 0.5}}}}]},
+        {"id": 8, "n": 10, "ours": {"a": {"robust": 0.30, "torchattacks_pgd20": 0.32, "apgd_ce": 0.29}}}]}))
+    assert prose.seed_baseline(fake) == {"eval_acc": 0.5, "n": 30}
+    assert prose.peer_attack_gap(fake) == pytest.approx({"gap": 0.02, "model": "a", "n": 10})
+    assert prose.audit_settings(fake) == {"n_fisher": 7} and prose.audit_settings(tmp_path / "none.json") == {}
+    assert prose.audit_claim(9, fake) is None and prose.seed_baseline(tmp_path / "none.json") is None
+
+    rec = prose.recorded_accuracy({"evals": [{"attack": "none", "eps": 8 / 255, "n": 100, "clean_acc": 0.5,
+                                              "robust_acc": 0.5}]})
+    assert rec["acc"] == 0.5 and rec["n"] == 100 and rec["ci"][0] < 0.5 < rec["ci"][1]
+    assert prose.recorded_accuracy({"evals": []}) is None
+
+    rows = prose.sampler_rows({"m": {"sampler": {"joint": {"step": "langevin", "step_size": 4.0, "n_steps": 10,
+                                                           "noise_std": 0.001}}}, "n": {}})
+    assert len(rows) == 1 and rows[0]["exact Langevin √η"] == 2.0 and rows[0]["noise s"] == 0.001
+
+    seeds, labels = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
+    row = prose.seed_row(seeds, labels, loaded={"evaluator": lambda x: torch.zeros(len(x), 10)})
+    assert row["scored by"] == "evaluator" and row["p(y | x)"] == pytest.approx(0.1) and row["moved L2"] == 0.0
