@@ -95,6 +95,22 @@ handle = display(live, display_id=True)
 _ = live.run()
 handle.update(live)  # the saved notebook keeps the final plot as a picture too
 
+# %% [markdown]
+# ### What to try
+# Outcomes we observed (fresh cpu-preset models, batch 64, every step logged):
+#
+# * **More steps.** At 30 steps (`at`) every change was of order 10⁻⁴ and Δ_θ E(x) was negative at
+#   83% of steps. At 150 steps, with the learning rate further up its warm-up, Fig. 3's picture
+#   appears: Δ_x E(x, y) > 0 at every step (mean +0.048), Δ_θ E(x, y) < 0 at 81% of them
+#   (mean −0.011), and Δ_θ E(x) positive at 44%, around zero (mean −0.0007).
+# * **The energy attack** (`prejeat`, 30 steps): Δ_x E(x) > 0 at all 30 steps, against 47% for
+#   `at`'s CE attack. Ascending E(x, y) alone drags E(x) up with it (notebook 1 found the same on
+#   the trained models).
+# * **ε = 0** (`at` with no attack): Δ_x E = 0 at every step by construction, yet Δ_θ E(x, y) is
+#   still negative at every step. An update lowers the energy of whatever it trains on; what
+#   adversarial training adds is *where* those points are: higher-energy points next to the data
+#   (Δ_x E(x, y) > 0).
+
 # %%
 print(*save_figure(fig, FIGURES, "fig3_delta_energy"), sep="\n")
 

@@ -115,16 +115,17 @@ explorer
 # %% [markdown]
 # ### What to try
 # Outcomes we observed on the AT model (50 seeds, 5 per class, seed 0; "accuracy" = share the
-# independent evaluator classifies as the intended class; the seeds alone: 50%):
+# independent evaluator classifies as the intended class; the seeds alone: 50%), with the tuned
+# samplers of the manifests when we ran them (Eq. 17: η 3, K 10; Eq. 16: η 10, K 20):
 #
 # * **Exact Langevin noise.** Take η = 0.1 and push the noise to the slider's top, 0.32 ≈ √0.1:
 #   the chain breaks (a third of the pixels clipped, colour noise) and accuracy falls to 8%,
-#   chance level, against 76% with s = 0.001. At the tuned η = 3 with s = √3 (in code:
+#   chance level, against 76% with s = 0.001. At η = 3, K 10 with s = √3 (in code:
 #   `generate(models["at"], labels, seeds, GenerationConfig("joint", 3.0, 10, 3 ** 0.5))` after
 #   `from jeat_core.sampling import GenerationConfig, generate`) 78% of the pixels clip and accuracy
 #   is 10%. This is why the tuned samplers keep s = 0.001.
 # * **η = 10 with each energy.** With Eq. 17 (K 20) the chain breaks: 28% of the pixels clip into
-#   saturated stripes. With Eq. 16 the same step is AT's tuned sampler and stays intact (it moved
+#   saturated stripes. With Eq. 16 the same step (AT's tuned Eq. 16 sampler) stays intact (it moved
 #   an L2 distance of 6.9 against Eq. 17's 17.9, with 96% accuracy): Eq. 16's gradient shrinks as
 #   p(y | x) → 1, so it needs, and tolerates, larger steps.
 # * **Santurkar's normalised step** (in code: `GenerationConfig("joint", 0.5, 20, 0.0, "l2")`, the

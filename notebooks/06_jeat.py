@@ -222,7 +222,7 @@ generation_explorer(models, class_gaussian, manifests=manifests, n_images=4 if S
 #   persistent chains reach the low-energy regions the p(x) term is there to push up.
 # * **Uniform seeds** (the explorer's `init`). From U(0, 1) noise JEAT's tuned sampler moved the
 #   seeds an L2 distance of 10.8 and the evaluator recognised the intended class in 66% of 50
-#   samples (5 per class; the noise itself: 12%); JEM's tuned sampler (η 0.1, K 20) barely moved
+#   samples (5 per class; the noise itself: 12%); JEM's tuned sampler (then η 0.1, K 20) barely moved
 #   them (0.7) and stayed at 12%. From class-Gaussian seeds the two reached 100% and 98%: the
 #   seeds carry much of the work.
 

@@ -100,7 +100,7 @@ memorisation_explorer(models, class_gaussian, train_index, manifests=manifests, 
 # * **Model against model.** JEAT's samples: 0.308; AT's 0.235 and PreJEAT's 0.249, *below* their
 #   own seeds: their chains add textures no training image has, while JEAT's smoother samples
 #   drift slightly towards training images, still far from a copy (1 = identical).
-# * **Longer chains.** JEAT with K = 200 instead of its tuned 40 (`generate(models["jeat"], ...,
+# * **Longer chains.** JEAT with K = 200 instead of its tuned 40 at the time (`generate(models["jeat"], ...,
 #   dataclasses.replace(cfg, n_steps=200))`): 0.350 on average, the most similar 0.438. Running
 #   the chain longer moves the samples towards the data, but not onto a training image.
 
