@@ -249,7 +249,7 @@ prejeat_loss = at_loss  # same loss; the config's attack objective is "energy" (
 @dataclass(frozen=True)
 class JEATConfig(TrainConfig):
     """Algorithm 1. ``energy_l2`` adds ``λ (E(x_adv)² + E(x̃)²)``, the remedy for JEM-style
-    energy blow-up (REFERENCES.md); 0 is the paper's objective."""
+    energy blow-up (checkpoints/README.md, the ablation); 0 is the paper's objective."""
 
     cpu_epochs: ClassVar[float] = 4.0
     paper_epochs: ClassVar[float] = 150.0

@@ -51,10 +51,38 @@ Table([{"quantity": key.removesuffix("_mean"), "mean over logged steps": float(n
       formats={"mean over logged steps": "{:+.4f}", "share of steps > 0": "{:.0%}"})
 
 # %% [markdown]
+# ## Why $\Delta_\theta E(x)$ hovers near 0: the softmax ignores a common shift of the logits
+# Add the same constant $c$ to every logit: $p(y\mid x)$ (Eq. 11), and so the cross-entropy, do
+# not change, while both energies of Eq. 12 drop by exactly $c$. So the gradient of CE with
+# respect to the logits, $p - e_y$, sums to zero over the classes: CE asks for *no* change of the
+# logits' common level, and that level is what $E(x) = -\log\sum_k e^{f_k}$ measures. A CE update
+# lowers $E(x_{adv}, y)$ because it raises $f_y$ relative to the others (Fig. 3a), but $E(x)$ moves
+# only as a side effect of the shared weights, up about as often as down (Fig. 3b). Nothing in
+# classification training shapes $E(x)$; JEAT (notebook 6) adds a term that does.
+
+# %%
+import torch
+import torch.nn.functional as F
+
+from jeat_core.energy import joint_energy, marginal_energy
+
+f = torch.randn(4, 10, generator=torch.Generator().manual_seed(0)) * 3  # logits of 4 images
+labels = torch.tensor([0, 3, 5, 9])
+for c in (0.0, 5.0):
+    print(f"logits + {c:.0f}: CE {F.cross_entropy(f + c, labels):.4f}   "
+          f"mean E(x, y) {joint_energy(f + c, labels).mean():+.4f}   mean E(x) {marginal_energy(f + c).mean():+.4f}")
+f_ = f.clone().requires_grad_(True)
+(g,) = torch.autograd.grad(F.cross_entropy(f_, labels, reduction="sum"), f_)
+print("∂CE/∂f summed over the 10 classes, per image:", [f"{v:+.1e}" for v in g.sum(1).tolist()])
+
+# %% [markdown]
 # ## A short live run
-# Train a fresh model for a few steps with the CE attack (`at`) or the energy attack
-# (`prejeat`) and watch the same quantities: the bar shows "step k/N" and the plot is redrawn as
-# the run goes. Change the method, the number of steps or `ε`, then press *Run*.
+# Train a fresh model with the CE attack (`at`), the energy attack (`prejeat`) or TRADES and watch
+# the same quantities: the bar shows "step k/N" and the plot is redrawn as the run goes. It runs
+# 30 steps (4 in smoke mode) of batch 64; change the method, the number of steps (up to 200) or
+# `ε`, then press *Run*. The runs use the cpu preset's 200-step learning-rate warm-up followed by
+# a cosine decay to 0 at the last step, so a run of 30 steps never gets near the full learning
+# rate: its changes are tiny (of order 10⁻⁴), and only the signs are worth reading.
 
 # %% tags=["figure"]
 from IPython.display import display
@@ -66,6 +94,22 @@ live = LiveTraining(load_split("train"), load_split("test"), steps=LIVE_STEPS)
 handle = display(live, display_id=True)
 _ = live.run()
 handle.update(live)  # the saved notebook keeps the final plot as a picture too
+
+# %% [markdown]
+# ### What to try
+# Outcomes we observed (fresh cpu-preset models, batch 64, every step logged):
+#
+# * **More steps.** At 30 steps (`at`) every change was of order 10⁻⁴ and Δ_θ E(x) was negative at
+#   83% of steps. At 150 steps, with the learning rate further up its warm-up, Fig. 3's picture
+#   appears: Δ_x E(x, y) > 0 at every step (mean +0.048), Δ_θ E(x, y) < 0 at 81% of them
+#   (mean −0.011), and Δ_θ E(x) positive at 44%, around zero (mean −0.0007).
+# * **The energy attack** (`prejeat`, 30 steps): Δ_x E(x) > 0 at all 30 steps, against 47% for
+#   `at`'s CE attack. Ascending E(x, y) alone drags E(x) up with it (notebook 1 found the same on
+#   the trained models).
+# * **ε = 0** (`at` with no attack): Δ_x E = 0 at every step by construction, yet Δ_θ E(x, y) is
+#   still negative at every step. An update lowers the energy of whatever it trains on; what
+#   adversarial training adds is *where* those points are: higher-energy points next to the data
+#   (Δ_x E(x, y) > 0).
 
 # %%
 print(*save_figure(fig, FIGURES, "fig3_delta_energy"), sep="\n")
