@@ -89,7 +89,9 @@ def checks() -> list[tuple[str, str, tuple[str, ...]]]:
     out.append(("checkpoints", r"\*\*([\d.]+)% clean accuracy on all", (_pct(ev, 2),)))
 
     # figures/README.md
-    out.append(("figures", r"`checkpoints/cifar10-cpu/evaluator`, ([\d.]+)% clean accuracy", (_pct(ev),)))
+    ev_b = json.loads((ZOO / "evaluator-b" / "manifest.json").read_text())["metrics"]["clean_acc"]
+    out.append(("figures", r"evaluator A, a BN-ReLU ResNet, ([\d.]+)% clean", (_pct(ev),)))
+    out.append(("figures", r"evaluator B, a VGG-style network of another family and seed, ([\d.]+)% clean", (_pct(ev_b),)))
     out.append(("figures", rf"\(`cifar10-cpu/trades`, same 6-epoch budget as AT; {N}% clean, {N}% PGD-20 on all",
                 (_pct(tr_c["clean_acc"], 2), _pct(tr_r["robust_acc"], 2))))
     out.append(("figures", r"\*\*Ours — agrees:\*\* ([\d.]+)% vs ([\d.]+)% on 1,000 test images \(PGD-20",

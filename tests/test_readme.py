@@ -248,3 +248,13 @@ def test_figures_readme_trades_table_is_its_json():
     block = text.split("<!-- table: figures/trades_generation.json", 1)[1].split("-->", 1)[1]
     block = block.split("<!-- end table -->", 1)[0].strip()
     assert block == markdown(json.loads((REPO / "figures" / "trades_generation.json").read_text()))
+
+
+def test_figures_readme_generation_block_is_the_audit():
+    """figures/README.md's generation tables are verdicts.generation_markdown(audit.json), verbatim."""
+    from jeat_core.verdicts import GEN_BLOCK, generation_markdown
+
+    text = (REPO / "figures" / "README.md").read_text()
+    block = text.split(GEN_BLOCK[0], 1)[1].split(GEN_BLOCK[1], 1)[0].strip()
+    report = json.loads((REPO / "figures" / "audit.json").read_text())
+    assert block == generation_markdown(report).strip()
