@@ -383,7 +383,8 @@ def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None
     """
     unknown = set(only or ()) - set(PAPER_ITEMS) - {"claims"}
     if unknown:
-        raise ValueError(f"unknown figure(s) {', '.join(sorted(unknown))}; choose from claims, {', '.join(PAPER_ITEMS)}")
+        raise ValueError(f"unknown figure(s) {', '.join(sorted(unknown))}; "
+                         f"choose from claims, {', '.join(PAPER_ITEMS)}")
     from . import experiments as ex
     from .checkpoints import CheckpointError
 

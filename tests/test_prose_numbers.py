@@ -91,7 +91,8 @@ def checks() -> list[tuple[str, str, tuple[str, ...]]]:
     # figures/README.md
     ev_b = json.loads((ZOO / "evaluator-b" / "manifest.json").read_text())["metrics"]["clean_acc"]
     out.append(("figures", r"evaluator A, a BN-ReLU ResNet, ([\d.]+)% clean", (_pct(ev),)))
-    out.append(("figures", r"evaluator B, a VGG-style network of another family and seed, ([\d.]+)% clean", (_pct(ev_b),)))
+    out.append(("figures", r"evaluator B, a VGG-style network of another family and seed, ([\d.]+)% clean",
+                (_pct(ev_b),)))
     out.append(("figures", rf"\(`cifar10-cpu/trades`, same 6-epoch budget as AT; {N}% clean, {N}% PGD-20 on all",
                 (_pct(tr_c["clean_acc"], 2), _pct(tr_r["robust_acc"], 2))))
     out.append(("figures", r"\*\*Ours — agrees:\*\* ([\d.]+)% vs ([\d.]+)% on 1,000 test images \(PGD-20",
@@ -249,7 +250,8 @@ def test_prose_helpers_read_their_sources(tmp_path):
     from jeat_core import prose
 
     base = prose.seed_baseline()
-    assert base["eval_acc"] == _audit(4)["ours"]["baselines"]["seeds"]["eval_acc"] and base["n"] == _audit(4)["n"]
+    seeds = _audit(4)["ours"]["sets"]["class-Gaussian seeds"]["eval-A/std"]
+    assert base["eval_acc"] == seeds["eval_acc"] and base["kid"] == seeds["kid"] and base["n"] == _audit(4)["n"]
     # a record split into parts (docs/evaluation.md) with the baselines nested deeper still has them
     fake = tmp_path / "audit.json"
     fake.write_text(json.dumps({"settings": {"n_fisher": 7}, "claims": [

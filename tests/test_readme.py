@@ -131,7 +131,8 @@ def test_claims_table_matches_the_audit():
 
     # the summary tallies claim parts (a generation claim once per part), as audit.json's "tally"
     m = re.search(r"Summary over (\d+) claim parts: ([^.]+)\.", _section(_readme(), "Claims at a glance"))
-    counts = {v: int(n) for n, v in (re.fullmatch(r"(\d+) (.+)", part.strip()).groups() for part in m.group(2).split(","))}
+    pairs = (re.fullmatch(r"(\d+) (.+)", part.strip()).groups() for part in m.group(2).split(","))
+    counts = {v: int(n) for n, v in pairs}
     tallied = Counter(v for vs in shown.values() for v in vs)
     assert counts == dict(tallied) and int(m.group(1)) == sum(tallied.values()), (counts, tallied)
     report = json.loads((REPO / "figures" / "audit.json").read_text())
