@@ -601,14 +601,16 @@ def tally(report: dict) -> dict[str, int]:
 
 def _part_lines(c: dict) -> list[str]:
     """A generation claim's parts: each comparison's paired difference and interval (at its Holm level)."""
-    lines = ["| part | a vs b (paper: a better) | feature space | metric | a − b | interval | level | training runs "
-             "| verdict |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| part | a vs b (paper: a better) | feature space | metric | a − b | interval | level | "
+             "training runs a / b | verdict |", "|---|---|---|---|---|---|---|---|---|"]
     for p in c["parts"]:
+        r = p.get("runs") or {}
+        runs = f"{len(r['a'])} / {len(r['b'])}" if r else "1 / 1"
         for i, x in enumerate(p["comparisons"]):
             head = (f"**{p['name']}**", f"{p['a']} vs {p['b']}") if i == 0 else ("", "")
             lines.append(f"| {head[0]} | {head[1]} | {x['feature_space']} | {x['metric'].upper()} | {x['diff']:.4g} | "
                          f"[{x['ci'][0]:.4g}, {x['ci'][1]:.4g}] | {x.get('ci_level', 0.95):.1%} | "
-                         f"{x['training_seeds']} | {'**' + p['verdict'] + '**' if i == 0 else ''} |")
+                         f"{runs} | {'**' + p['verdict'] + '**' if i == 0 else ''} |")
     return lines + [""]
 
 
