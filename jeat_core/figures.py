@@ -592,7 +592,7 @@ def plot_claims(rows: list[dict], *, title: str = ""):
 def save_claims(audit: str | Path, out_dir: str | Path) -> list[Path]:
     """Draw ``figures/claims.png`` (+ PDF) from an audit report (``jeat audit --out figures/audit.md``
     writes ``audit.json``)."""
-    from .verdicts import claim_effects
+    from .claims import claim_effects
 
     report = json.loads(Path(audit).read_text())
     rows = claim_effects(report)

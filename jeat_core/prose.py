@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from .verdicts import AUDIT
+from .claims import AUDIT
 
 
 def _claims(path: str | Path | None = None) -> list[dict]:

@@ -121,8 +121,8 @@ def test_every_notebook_ends_with_its_verdict_cell(path):
 
 def test_claim_effects_orient_every_part_and_keep_its_verdict(tmp_path):
     """The hero figure's rows (figures/claims.png): one per generation part, in the paper's direction."""
+    from jeat_core.claims import claim_effects
     from jeat_core.figures import save_claims
-    from jeat_core.verdicts import claim_effects
 
     part = {"name": "6a", "a": "jeat", "b": "at", "paper_direction": "a<b", "verdict": "reproduced",
             "comparisons": [{"feature_space": "eval-A/std", "metric": "kid", "diff": -0.03, "ci": [-0.05, -0.01],
