@@ -104,11 +104,14 @@ def _rows(rec: dict) -> list[dict]:
             lo, hi = kid["ci"]
             level = f", {kid['ci_level']:.1%} interval" if "ci_level" in kid else ""
             seeds = f", {kid['training_seeds']} training runs" if kid.get("training_seeds", 1) > 1 else ""
+            others = [c for c in p["comparisons"] if c["metric"] == "kid" and c is not kid]
+            rulers = ("<br>other rulers (KID): " + "; ".join(f"{c['feature_space']} {_num(c['diff'])} {_ci(c['ci'])}"
+                                                            for c in others)) if others else ""
             rows.append({"claim": f"{claim}<br>part {p['name']}",
                          "paper": f"{rec['paper']}<br>this part: {p['a']} {p['paper_direction'][1]} {p['b']}",
                          "ours": f"{kid['metric'].upper()}({p['a']}) − {kid['metric'].upper()}({p['b']}) = "
                                  f"{_num(kid['diff'])} {_ci((lo, hi))} ({kid['feature_space']}{level}{seeds}), "
-                                 f"n = {kid['n']}",
+                                 f"n = {kid['n']}{rulers}",
                          "verdict": p["verdict"], "at our scale": why})
         return rows
     ours = "<br>".join(_entries(rec["ours"])) if isinstance(rec.get("ours"), dict) else "—"
