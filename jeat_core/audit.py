@@ -22,6 +22,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -29,7 +30,17 @@ from torch import Tensor
 
 from . import gen_eval, rulers
 from .checkpoints import CheckpointError, find_eval
-from .experiments import TEST_SEED, TRAINING_SEEDS, Context, describe, fisher_table, generation_set, landscape_numbers
+from .claims import verdict_from_ci
+from .experiments import (
+    TEST_SEED,
+    TRAINING_SEEDS,
+    Context,
+    describe,
+    fisher_table,
+    generation_set,
+    landscape_numbers,
+    public,
+)
 from .metrics import (
     bootstrap_ci,
     frechet_distance,
@@ -49,20 +60,6 @@ VERDICTS = ("reproduced", "not reproduced", "depends on the ruler", "inconclusiv
 
 
 # ----------------------------------------------------------------------------- verdict rules
-def verdict_from_ci(ci: tuple[float, float], direction: int, null: float = 0.0) -> str:
-    """Verdict on a quantity whose paper-predicted sign relative to ``null`` is ``direction`` (+1: above,
-    -1: below), from its 95% interval ``ci``."""
-    if direction not in (1, -1):
-        raise ValueError("direction must be +1 or -1")
-    lo, hi = (direction * (v - null) for v in ci)
-    lo, hi = min(lo, hi), max(lo, hi)
-    if lo > 0:
-        return "reproduced"
-    if hi < 0:
-        return "not reproduced"
-    return "inconclusive"
-
-
 def combine(verdicts: list[str]) -> str:
     """A claim made of several comparisons (an order of three models): reproduced only if every part
     is; not reproduced if any part is; otherwise inconclusive."""
@@ -267,7 +264,7 @@ def claim_verdict(verdicts: list[str]) -> str:
     return "inconclusive"
 
 
-def _set_row(ctx: Context, st: Settings, images: Tensor, labels: Tensor, spaces) -> dict:
+def _set_row(ctx: Context, images: Tensor, labels: Tensor, spaces) -> dict:
     return {s.name: {k: (float(f"{v:.4g}") if isinstance(v, float) else v)
                      for k, v in rulers.set_metrics(ctx, s, images, labels).items() if k not in ("space", "n")}
             for s in spaces}
@@ -301,18 +298,15 @@ def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...]) -> di
     records = gen_eval.claim_parts(built)
     for rec, b in zip(records, built):
         rec["runs"] = b["runs"]
-        rec["comparisons"] = [{k: (float(f"{v:.4g}") if isinstance(v, float) else v) for k, v in c.items()}
-                              for c in rec["comparisons"]]
-        for c in rec["comparisons"]:
-            c["ci"] = _ci(c["ci"])
+        rec["comparisons"] = [public(c) for c in rec["comparisons"]]
     x, y = ctx.test()
     n = 10 * st.per_class
-    sets = {"real test images [0, n)": _set_row(ctx, st, x[:n], y[:n], spaces + diagnostic),
-            "class-Gaussian seeds": _set_row(ctx, st, seeds, labels, spaces + diagnostic)}
+    sets = {"real test images [0, n)": _set_row(ctx, x[:n], y[:n], spaces + diagnostic),
+            "class-Gaussian seeds": _set_row(ctx, seeds, labels, spaces + diagnostic)}
     for (run, energy), g in gen.items():
         sets[f"{run} ({ENERGY_LABEL[energy]})"] = {"sampler": describe_sampler(g["sampler"]),
                                                    "l2_moved": float(f"{g['l2_moved']:.4g}"),
-                                                   **_set_row(ctx, st, g["images"], labels, spaces + diagnostic)}
+                                                   **_set_row(ctx, g["images"], labels, spaces + diagnostic)}
     ours = {"sets": sets, "diagnostic_raw_kid": raw, "spaces": [s.name for s in spaces],
             "diagnostic_spaces": [s.name for s in diagnostic], "missing_spaces": rulers.missing(ctx)}
     note = "; ".join(f"{r['name']} {r['a']} vs {r['b']}: {r['verdict']}" for r in records)
@@ -326,21 +320,13 @@ def _gen(ctx: Context, st: Settings, name: str, energy: str = "joint") -> dict:
     return generation_set(ctx, name, energy, per_class=st.per_class, max_steps=st.max_gen_steps)
 
 
-def _fig4(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
-    res = _generation_parts(ctx, st, GEN_PARTS[4])
-    res.pop("images")
-    return res
-
-
-def _fig5(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
-    res = _generation_parts(ctx, st, GEN_PARTS[5])
-    res.pop("images")
-    return res
-
-
-def _fig6(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
-    res = _generation_parts(ctx, st, GEN_PARTS[6])
+def _generation(ctx: Context, st: Settings, models: tuple[str, ...], *, claim: int) -> dict:
+    """Claim ``claim`` (4, 5 or 6) scored in its parts (:data:`GEN_PARTS`); claim 6 also gets Inception
+    IS/FID of its sets when ``--inception-weights`` names the weights."""
+    res = _generation_parts(ctx, st, GEN_PARTS[claim])
     images = res.pop("images")
+    if claim != 6:
+        return res
     if st.inception_weights:
         x, _ = ctx.test()
         res["ours"]["inception"] = {n: _fidelity(im, x[:1000], st.inception_weights) for n, im in images.items()}
@@ -511,12 +497,12 @@ CLAIMS: tuple[Claim, ...] = (
           "units remove the logit-scale confound), mean over images with bootstrap CI; reproduced if each robust "
           "model's CI lies below Normal's", FIG2_MODELS, _fig2),
     Claim(4, "Fig. 4: on an AT classifier, sampling p(x,y) (Eq. 17) generates better images than Eq. 16",
-          "qualitative: Eq. 17 images are more realistic", GEN_METRIC, ("at",), _fig4),
+          "qualitative: Eq. 17 images are more realistic", GEN_METRIC, ("at",), partial(_generation, claim=4)),
     Claim(5, "Fig. 5: more training noise (σ 8 → 16 → 24 /255) gives better generation",
-          "qualitative: σ = 24/255 best", GEN_METRIC, FIG5_MODELS, _fig5),
+          "qualitative: σ = 24/255 best", GEN_METRIC, FIG5_MODELS, partial(_generation, claim=5)),
     Claim(6, "Fig. 6 / Tab. 2: generation quality AT < PreJEAT < JEAT",
           "IS 7.50 / 8.66 / 8.80 and FID 60.90 / 38.40 / 38.24 for AT / JEM / JEAT (Tab. 2); PreJEAT between "
-          "AT and JEAT by eye (Fig. 6)", GEN_METRIC, ("at", "prejeat", "jeat"), _fig6),
+          "AT and JEAT by eye (Fig. 6)", GEN_METRIC, ("at", "prejeat", "jeat"), partial(_generation, claim=6)),
     Claim(7, "Tab. 2: Fisher scores order Normal > AT > JEM > JEAT (JFS and MFS)",
           "JFS 6.97 / 2.83 / 0.330 / 0.023, MFS 23.08 / 3.12 / 1.44 / 0.15",
           "Eq. 23/24 in two conventions, mean ± SE over test images; each adjacent pair's difference with a "
@@ -556,12 +542,11 @@ def run_audit(*, smoke: bool = False, data_root=None, inception_weights: str | N
         t = time.time()
         claims.append(c.run(ctx, st))
         claims[-1]["seconds"] = round(time.time() - t, 1)
-    gen = [c for c in CLAIMS if c.measure in (_fig4, _fig5, _fig6)]
     return {"claims": claims, "smoke": smoke, "seconds": round(time.time() - t0, 1),
             "settings": {k: v for k, v in st.__dict__.items() if k != "inception_weights"},
             "feature_spaces": {n: {"role": sp.role, "evaluator": sp.evaluator, "description": sp.description}
                                for n, sp in rulers.FEATURE_SPACES.items()},
-            "tally": tally({"claims": claims}), "generation_claims": [c.id for c in gen]}
+            "tally": tally({"claims": claims}), "generation_claims": sorted(GEN_PARTS)}
 
 
 def _fidelity(fake: Tensor, real: Tensor, weights: str) -> dict:

@@ -17,10 +17,18 @@ def _row(label: str, value, ci, null: float, direction: int, verdict: str, unit:
             "direction": direction, "verdict": verdict, "unit": unit, "band": list(band) if band else None}
 
 
-def _own(ci, direction: int, null: float) -> str:
-    lo, hi = ((v - null) * direction for v in ci)
+def verdict_from_ci(ci: tuple[float, float], direction: int, null: float = 0.0) -> str:
+    """Verdict on a quantity whose paper-predicted sign relative to ``null`` is ``direction`` (+1: above,
+    -1: below), from its 95% interval ``ci`` (the audit's rule, :mod:`jeat_core.audit`)."""
+    if direction not in (1, -1):
+        raise ValueError("direction must be +1 or -1")
+    lo, hi = (direction * (v - null) for v in ci)
     lo, hi = min(lo, hi), max(lo, hi)
-    return "reproduced" if lo > 0 else "not reproduced" if hi < 0 else "inconclusive"
+    if lo > 0:
+        return "reproduced"
+    if hi < 0:
+        return "not reproduced"
+    return "inconclusive"
 
 
 def claim_effects(report: dict) -> list[dict]:
@@ -48,7 +56,8 @@ def claim_effects(report: dict) -> list[dict]:
         elif cid == 2:
             for key, ci, what, null, d in (("share_dxE_joint_pos", "ci", "Δ_x E(x,y) > 0", 0.9, 1),
                                            ("share_dthetaE_joint_neg", "ci_", "Δ_θ E(x,y) < 0", 0.9, 1)):
-                rows.append(_row(f"2: {what}", o[key], o[ci], null, d, _own(o[ci], d, null), "share of steps"))
+                rows.append(_row(f"2: {what}", o[key], o[ci], null, d, verdict_from_ci(o[ci], d, null),
+                                 "share of steps"))
             rows.append(_row("2: Δ_θ E(x) > 0", o["share_dthetaE_marginal_pos"], o["ci__"], 0.5, 0,
                              "reproduced" if 0.2 <= o["ci__"][0] and o["ci__"][1] <= 0.8 else "inconclusive",
                              "share of steps (band 0.2-0.8)", band=(0.2, 0.8)))
@@ -57,7 +66,7 @@ def claim_effects(report: dict) -> list[dict]:
             normal = o[names[0]]
             for m in names[1:]:
                 rows.append(_row(f"3: {m} flatter than {names[0]}", o[m]["flatness_dlogp"], o[m]["ci"],
-                                 normal["ci"][0], -1, _own(o[m]["ci"], -1, normal["ci"][0]),
+                                 normal["ci"][0], -1, verdict_from_ci(o[m]["ci"], -1, normal["ci"][0]),
                                  f"mean |Δ log p| (null: {names[0]}'s lower CI end)"))
         elif cid == 7:
             names = list(o)
@@ -65,7 +74,8 @@ def claim_effects(report: dict) -> list[dict]:
                 d = o[a]["JFS_pl"] - o[b]["JFS_pl"]
                 se = (o[a]["JFS_pl_se"] ** 2 + o[b]["JFS_pl_se"] ** 2) ** 0.5
                 ci = (d - 1.96 * se, d + 1.96 * se)
-                rows.append(_row(f"7: JFS {a} > {b}", d, ci, 0.0, 1, _own(ci, 1, 0.0), "Δ JFS (piecewise-linear)"))
+                rows.append(_row(f"7: JFS {a} > {b}", d, ci, 0.0, 1, verdict_from_ci(ci, 1, 0.0),
+                                 "Δ JFS (piecewise-linear)"))
         elif cid == 8:
             r = o["jeat_minus_jem"]
             rows.append(_row("8: JEAT − JEM robust", r["diff"], r["ci"], 0.10, 1, verdict, "Δ PGD-20 accuracy"))

@@ -83,8 +83,8 @@ from jeat_core.prose import sampler_rows, seed_baseline
 
 base = seed_baseline()
 if base:
-    print(f"The evaluator classifies {base['eval_acc']:.1%} of {base['n']:,} class-Gaussian seeds (100 per class) "
-          "as their class (figures/audit.json, baselines); chance is 10%.")
+    print(f"The evaluator classifies {base['eval_acc']:.1%} of {base['n']:,} class-Gaussian seeds "
+          f"({base['n'] // 10} per class) as their class (the seed row of figures/audit.json); chance is 10%.")
 Table(sampler_rows(manifests), formats={"η": "{:g}", "noise s": "{:g}", "exact Langevin √η": "{:.2f}"},
       title="each model's tuned sampler (manifest['sampler']): the noise s against exact Langevin's √η")
 

@@ -61,7 +61,7 @@ class_gaussian = ClassGaussian(train.x, train.y)
 base = seed_baseline()
 if base:
     print(f"The evaluator classifies {base['eval_acc']:.1%} of {base['n']:,} class-Gaussian seeds as their class "
-          "(figures/audit.json, baselines).")
+          "(the seed row of figures/audit.json).")
 Table(sampler_rows(manifests), formats={"η": "{:g}", "noise s": "{:g}", "exact Langevin √η": "{:.2f}"},
       title="each model's tuned sampler: the noise s against exact Langevin's √η")
 

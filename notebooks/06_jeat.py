@@ -197,7 +197,7 @@ from jeat_core.prose import seed_baseline, seed_row
 base = seed_baseline()
 if base:
     print(f"On the audit's {base['n']:,} seeds the evaluator's accuracy is {base['eval_acc']:.1%} "
-          "(figures/audit.json, baselines).")
+          "(the seed row of figures/audit.json).")
 Table([seed_row(fig6.seeds, fig6.labels, loaded=models), *image_rows_table(fig6, models)], formats=GENERATION_FORMATS)
 
 # %% [markdown]
