@@ -424,10 +424,11 @@ def find_eval(manifest: dict, attack: str, eps: float = 8 / 255) -> dict | None:
 
 
 def zoo_table(root: Path | None = None, preset: str = "cifar10-cpu") -> str:
-    """Markdown table of the shipped models from their manifests (clean / PGD-20 / time / command)."""
+    """Markdown table of the shipped models from their manifests (clean / PGD-20 / AutoAttack, the
+    worst case of its four attacks, where recorded / energy PGD-20 / time / steps)."""
     root = (root or shipped_root()) / preset
-    lines = ["| name | method | clean (n) | PGD-20 8/255 (n) | energy PGD-20 (n) | train time | steps |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| name | method | clean (n) | PGD-20 8/255 (n) | AutoAttack 8/255 (n) | energy PGD-20 (n) | train time "
+             "| steps |", "|---|---|---|---|---|---|---|---|"]
 
     def cell(m: dict, attack: str, field: str = "robust_acc") -> str:
         e = find_eval(m, attack)
@@ -436,6 +437,6 @@ def zoo_table(root: Path | None = None, preset: str = "cifar10-cpu") -> str:
     for folder in sorted(p.parent for p in root.glob(f"*/{WEIGHTS}")):
         m = read_manifest(folder)
         lines.append(f"| `{folder.name}` | {m['method']} | {cell(m, 'none', 'clean_acc')} | "
-                     f"{cell(m, 'pgd20')} | {cell(m, 'energy-pgd20')} | "
+                     f"{cell(m, 'pgd20')} | {cell(m, 'autoattack')} | {cell(m, 'energy-pgd20')} | "
                      f"{m['train_seconds'] / 60:.1f} min | {m['steps']} |")
     return "\n".join(lines)

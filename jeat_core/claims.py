@@ -53,11 +53,12 @@ def claim_effects(report: dict) -> list[dict]:
         if cid == 1:
             rows.append(_row("1: energy − CE attack", o["energy_minus_ce"], o["difference_ci"], 0.0, 0, verdict,
                              "Δ accuracy (equivalence ±0.05)", band=(-0.05, 0.05)))
-        elif cid == 2:
+        elif cid == 2:  # the shares pooled over the AT training runs (per run in audit.json)
+            o = o.get("pooled", o)
             for key, ci, what, null, d in (("share_dxE_joint_pos", "ci", "Δ_x E(x,y) > 0", 0.9, 1),
                                            ("share_dthetaE_joint_neg", "ci_", "Δ_θ E(x,y) < 0", 0.9, 1)):
                 rows.append(_row(f"2: {what}", o[key], o[ci], null, d, verdict_from_ci(o[ci], d, null),
-                                 "share of steps"))
+                                 f"share of steps ({c.get('training_seeds', 1)} run(s) pooled)"))
             rows.append(_row("2: Δ_θ E(x) > 0", o["share_dthetaE_marginal_pos"], o["ci__"], 0.5, 0,
                              "reproduced" if 0.2 <= o["ci__"][0] and o["ci__"][1] <= 0.8 else "inconclusive",
                              "share of steps (band 0.2-0.8)", band=(0.2, 0.8)))

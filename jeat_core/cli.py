@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
@@ -234,8 +235,15 @@ def _eval(a: argparse.Namespace) -> int:
     x, y = test.tensors(a.n)
     if a.record:  # refuse before spending the time: would this replace a record of larger n?
         record_eval(copy.deepcopy(manifest), {"attack": a.attack, "eps": a.eps, "n": len(y)}, force=a.force)
+    att = parse_attack(a.attack)
+    partial = None
+    if att.objective == "autoattack" or att.restarts > 1:  # long: resumable, saved after every batch
+        tag = manifest.get("weights", {}).get("sha256", "")[:16] or Path(a.model).name
+        partial = eval_cache() / f"{tag}-{a.attack}-n{len(y)}-eps{a.eps:.6f}-seed{a.seed}-b{a.batch_size}.json"
+        print(f"[eval] progress is saved after every batch of {a.batch_size} to {partial}; the same command resumes",
+              file=sys.stderr)
     res = evaluate(model, x.to(dev), y.to(dev), attack=a.attack, eps=a.eps, seed=a.seed,
-                   batch_size=a.batch_size, progress=not a.json)
+                   batch_size=a.batch_size, progress=not a.json, partial=partial)
     res["model"] = a.model
     if a.record:  # keep the measurement with the checkpoint (re-read under the folder's lock)
         folder = resolve(a.model)
@@ -243,8 +251,15 @@ def _eval(a: argparse.Namespace) -> int:
             current = read_manifest(folder)
             record_eval(current, {k: v for k, v in res.items() if k != "model"}, force=a.force)
             write_json(folder / MANIFEST, current)
+    if partial is not None:
+        partial.unlink(missing_ok=True)
     print(json.dumps(res) if a.json else _show_eval(res))
     return 0
+
+
+def eval_cache() -> Path:
+    """Where long evaluations keep their partial results: ``$JEAT_CACHE/evals`` (default ``~/.cache/jeat``)."""
+    return Path(os.environ.get("JEAT_CACHE", "~/.cache/jeat")).expanduser() / "evals"
 
 
 def _show_eval(res: dict) -> str:
@@ -398,7 +413,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "AutoAttack (APGD-CE, APGD-T, FAB-T, Square 5,000 queries; needs torchattacks)")
     e.add_argument("--eps", type=pixel, default=8 / 255, help="attack radius in [0, 1], e.g. 8/255")
     e.add_argument("--n", type=integer(1, 10 ** 7), default=None, help="number of test images (default all)")
-    e.add_argument("--batch-size", type=batch_int, default=250)
+    e.add_argument("--batch-size", type=batch_int, default=250,
+                   help="images per batch (autoattack and pgd<k>-<r> save their progress after each, and resume)")
     e.add_argument("--data-root")
     e.add_argument("--device", type=device_arg)
     e.add_argument("--seed", type=seed_int, default=0)

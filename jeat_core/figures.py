@@ -258,23 +258,80 @@ def flatness_order(data: dict, stat: str = "flatness_dlogp") -> list[tuple[str, 
 
 
 # ----------------------------------------------------------------------------- Fig. 3
-def plot_delta_energy(log: list[dict], *, title: str = ""):
-    """Fig. 3: Δ_x E and Δ_θ E for E(x,y) (a) and E(x) (b); points = mean, bars = ± std."""
+def plot_delta_energy(log: list[dict], *, title: str = "", others: dict[str, list[dict]] | None = None,
+                      name: str = ""):
+    """Fig. 3: Δ_x E and Δ_θ E for E(x,y) (a) and E(x) (b); points = mean, bars = ± std over the
+    batch. ``others`` (run name -> log): further training runs (seeds), drawn as their means only
+    (small hollow markers, one shape per run) behind the first (``name``)."""
+    from matplotlib.lines import Line2D
+
+    others = others or {}
     steps = np.array([r["step"] for r in log])
-    fig, axes = subplots(1, 2, figsize=(9, 3.2))
-    for ax, kind, label in [(axes[0], "joint", "E(x, y)"), (axes[1], "marginal", "E(x)")]:
-        for key, colour, name in [("dxE", "#d62728", "Δ_x"), ("dthetaE", "#1f77b4", "Δ_θ")]:
+    fig, axes = subplots(1, 2, figsize=(9, 3.7 if others else 3.4))
+    shapes = dict(zip(others, "sD^v"))
+    for ax, kind in [(axes[0], "joint"), (axes[1], "marginal")]:
+        for key, colour in [("dxE", "#d62728"), ("dthetaE", "#1f77b4")]:
+            for run, other in others.items():
+                ax.plot([r["step"] for r in other], [r[f"{key}_{kind}_mean"] for r in other], shapes[run], ms=2.2,
+                        mfc="none", mew=0.5, color=colour, alpha=0.55, ls="")
             mean = np.array([r[f"{key}_{kind}_mean"] for r in log])
             std = np.sqrt(np.array([r[f"{key}_{kind}_var"] for r in log]))
-            ax.errorbar(steps, mean, yerr=std, fmt="o", ms=2.5, lw=0.6, color=colour, label=f"{name} {label}")
+            ax.errorbar(steps, mean, yerr=std, fmt="o", ms=2.5, lw=0.6, color=colour)
         ax.axhline(0, color="k", lw=0.6)
         ax.set_xlabel("training step")
         ax.set_ylabel("energy change")
-        ax.legend(frameon=False)
     axes[0].set_title("(a) E(x, y)")
     axes[1].set_title("(b) E(x)")
+    handles = [Line2D([], [], color="#d62728", marker="s", ls="", label="Δ_x E (the attack)"),
+               Line2D([], [], color="#1f77b4", marker="s", ls="", label="Δ_θ E (the update)"),
+               Line2D([], [], color="0.3", marker="o", lw=0.6, label=f"{name or 'this run'}: mean ± SD over the batch")]
+    handles += [Line2D([], [], color="0.3", marker=shapes[run], mfc="none", ls="", label=f"{run}: mean")
+                for run in others]
+    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=7.5)
     if title:
         fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
+    return fig
+
+
+def plot_autoattack_stages(records: dict[str, dict | None], *, pgd20: dict[str, float] | None = None):
+    """Notebook 08: per model (name -> its recorded AutoAttack eval, or ``None``), the robust accuracy
+    after each stage of the cascade (clean, APGD-CE, APGD-T, FAB-T, Square) with Wilson 95% CIs; the
+    label over a bar says how many points that attack removed. ``pgd20`` (name -> accuracy): our
+    PGD-20 on the same images, drawn as a dashed line, for the gap the masking check scores."""
+    names = list(records)
+    cols = min(4, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = subplots(rows, cols, figsize=(2.6 * cols + 0.6, 3.0 * rows + 0.3), squeeze=False, sharey=True)
+    for ax in axes.flat[len(names):]:
+        ax.remove()
+    for ax, name in zip(axes.flat, names):
+        rec = records[name]
+        ax.set_title(name, fontsize=9)
+        if rec is None:
+            ax.text(0.5, 0.5, "no AutoAttack record\njeat eval --attack autoattack\n--record", ha="center",
+                    va="center", fontsize=7, transform=ax.transAxes)
+            ax.set_xticks([])
+            continue
+        stages = [("clean", rec["clean_acc"], rec["clean_ci"])] + [
+            (s["stage"], s["robust_acc"], s["robust_ci"]) for s in rec["stages"]]
+        acc = np.array([a for _, a, _ in stages])
+        lo, hi = np.array([c[0] for *_, c in stages]), np.array([c[1] for *_, c in stages])
+        xs = np.arange(len(stages))
+        ax.bar(xs, acc, color=["#999999"] + ["#d62728", "#ff7f0e", "#9467bd", "#2ca02c"][:len(stages) - 1])
+        ax.errorbar(xs, acc, yerr=np.clip([acc - lo, hi - acc], 0, None), fmt="none", color="k", lw=0.7, capsize=2)
+        for i in range(1, len(stages)):
+            drop = 100 * (acc[i - 1] - acc[i])
+            ax.text(xs[i], hi[i] + 0.01, f"−{drop:.1f}" if drop > 0 else "0", ha="center", fontsize=6.5)
+        if pgd20 and name in pgd20:
+            ax.axhline(pgd20[name], color="k", ls="--", lw=0.8)
+            ax.text(xs[0] - 0.4, pgd20[name] + 0.01, f"PGD-20 {pgd20[name]:.1%}", fontsize=6.5, va="bottom")
+        ax.set_xticks(xs, [n for n, *_ in stages], rotation=45, fontsize=7, ha="right")
+        ax.set_xlabel(f"n = {rec['n']:,}", fontsize=7)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("accuracy after the stage")
+    fig.suptitle("AutoAttack, stage by stage: each attack runs on the points all earlier ones left; "
+                 "over a bar, the points (of 100) it removed", fontsize=9)
     fig.tight_layout()
     return fig
 
@@ -346,7 +403,9 @@ from .metrics import TrainIndex, nearest_by_ssim, ssim  # noqa: E402,F401  (comp
 # ----------------------------------------------------------------------------- all figures (`jeat figures`)
 # How each kind of paper item is drawn from its producer's data (`PaperItem.plot`; "table": saved, not drawn)
 PLOTS = {"contours": lambda data: plot_contours(data),  # Fig. 2: fig2_data's dict
-         "delta_energy": lambda data: plot_delta_energy(data["log"], title=data["title"]),  # Fig. 3: fig3_data
+         "delta_energy": lambda data: plot_delta_energy(  # Fig. 3: fig3_data
+             data["log"], title=data["title"], name=next(iter(data.get("runs", {})), ""),
+             others={k: v for k, v in data.get("runs", {}).items() if v is not data["log"]}),
          "image_rows": lambda data: plot_image_rows(data.rows, nrow=data.nrow, title=data.title,
                                                     side_by_side=data.side_by_side)}  # ImageRows
 

@@ -129,7 +129,7 @@ def parse_attack(attack: str) -> AttackSpec:
 
 def robust_accuracy(model, x: Tensor, y: Tensor, *, attack: str = "pgd20", eps: float = 8 / 255,
                     step_size: float = 2 / 255, batch_size: int = 250, seed: int = 0,
-                    progress: bool = False) -> dict:
+                    progress: bool = False, partial=None) -> dict:
     """Clean and robust accuracy of ``model`` on ``(x, y)`` (Tab. 1 / Tab. 3 protocol).
 
     ``attack`` names what runs (:func:`parse_attack`): ``"pgd{k}"`` is L-inf PGD with ``k`` steps
@@ -143,7 +143,7 @@ def robust_accuracy(model, x: Tensor, y: Tensor, *, attack: str = "pgd20", eps: 
 
     ``"pgd{k}-{r}"`` (restarts) and ``"autoattack"`` run :func:`jeat_core.robustness.pgd_restarts` and
     :func:`~jeat_core.robustness.autoattack`, whose records add the per-stage robust accuracy, the
-    per-example results and the wall time.
+    per-example results and the wall time; ``partial`` (a path) makes those two resumable.
     """
     from .attacks import fgsm, pgd
     from .energy import check_label_range, check_labels
@@ -154,9 +154,11 @@ def robust_accuracy(model, x: Tensor, y: Tensor, *, attack: str = "pgd20", eps: 
         from . import robustness
 
         if objective == "autoattack":
-            return robustness.autoattack(model, x, y, eps=eps, seed=seed, batch_size=batch_size, progress=progress)
+            return robustness.autoattack(model, x, y, eps=eps, seed=seed, batch_size=batch_size, progress=progress,
+                                         partial=partial)
         return robustness.pgd_restarts(model, x, y, n_steps=n_steps, restarts=restarts, objective=objective, eps=eps,
-                                       step_size=step_size, seed=seed, batch_size=batch_size, progress=progress)
+                                       step_size=step_size, seed=seed, batch_size=batch_size, progress=progress,
+                                       partial=partial)
     g = torch.Generator().manual_seed(seed)
     clean = robust = 0
     rng = range(0, len(x), batch_size)

@@ -25,14 +25,26 @@ accuracy after that stage, its Wilson CI and the number of points it attacked), 
 (``"clean"`` and each stage -> a string of ``0``/``1``, one character per image: still robust after
 that stage; the last stage's string is the worst case per example),
 ``"seconds"`` (wall time) and ``"settings"``.
+
+Both are resumable: given ``partial=PATH``, the cascade stores its per-example results after every
+batch (atomically) and, run again with the same model weights, images, labels and settings, skips
+the batches already done. Each batch's attacks are seeded from the batch itself (torchattacks seeds
+every call; our PGD restarts reseed per batch), so a resumed result equals an uninterrupted one.
+``jeat eval`` keeps that file under ``$JEAT_CACHE`` (default ``~/.cache/jeat``) ``/evals`` and
+removes it when the measurement is complete.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
+import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import torch
 from torch import Tensor
@@ -91,8 +103,46 @@ def _checked(name: str, xa: Tensor, x: Tensor, eps: float) -> Tensor:
     return xa
 
 
+def fingerprint(model, x: Tensor, y: Tensor, settings: dict) -> str:
+    """sha256 of the model's parameters and buffers, the images, the labels and ``settings``: what a
+    partial result must match to be resumed."""
+    h = hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode())
+    for k, v in sorted(model.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    for t in (x, y):
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _read_partial(path: Path | None, key: str, names: list[str]) -> tuple[int, dict[str, str], float]:
+    """``(images done, per-stage bit strings, seconds spent)`` of a matching partial result, else nothing."""
+    if path is None or not path.exists():
+        return 0, {}, 0.0
+    try:
+        d = json.loads(path.read_text())
+        done, bits = int(d["done"]), {k: str(d["per_example"][k]) for k in names}
+        ok = d["fingerprint"] == key and all(len(b) == done for b in bits.values())
+    except (OSError, ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        print(f"[eval] ignoring {path}: it belongs to another model, image set or setting", file=sys.stderr)
+        return 0, {}, 0.0
+    return done, bits, float(d.get("seconds", 0.0))
+
+
 def cascade(model, x: Tensor, y: Tensor, stages: dict[str, Callable[[Tensor, Tensor], Tensor]], *, eps: float,
-            batch_size: int = 250, progress: bool = False, desc: str = "attack") -> dict[str, Tensor]:
+            batch_size: int = 250, progress: bool = False, desc: str = "attack",
+            begin_batch: Callable[[int], None] | None = None, partial: Path | None = None,
+            settings: dict | None = None, info: dict | None = None) -> dict[str, Tensor]:
     """Run ``stages`` (name -> ``attack(x, y) -> x_adv``) in order, each only on the points still robust.
 
     A point is robust after a stage when it was classified correctly clean and after every attack
@@ -100,11 +150,27 @@ def cascade(model, x: Tensor, y: Tensor, stages: dict[str, Callable[[Tensor, Ten
     robustness after each stage; the last is the worst case over all stages. The stage ``k`` ran on
     exactly the points robust after stage ``k − 1`` (:func:`single_attack`). The parameters of
     ``model`` are frozen meanwhile (FAB calls ``.backward()``) and torch's global RNG is restored.
+
+    ``begin_batch(i)`` is called before the batch starting at image ``i`` (to seed it). With
+    ``partial`` (a JSON path) the results so far are saved after every batch and a matching earlier
+    file (same :func:`fingerprint` of model, images, labels, ``settings``) is resumed; ``info``
+    receives ``{"resumed": images skipped, "seconds_before": their wall time}``.
     """
     check_images(x)
     y = check_labels(y, x, name="y")
-    masks = {k: torch.zeros(len(x), dtype=torch.bool) for k in ("clean", *stages)}
-    batches = range(0, len(x), batch_size)
+    names = ["clean", *stages]
+    masks = {k: torch.zeros(len(x), dtype=torch.bool) for k in names}
+    key = fingerprint(model, x, y, {**(settings or {}), "stages": list(stages), "eps": eps,
+                                    "batch_size": batch_size}) if partial is not None else ""
+    done, bits, seconds = _read_partial(partial, key, names)
+    for k, b in bits.items():
+        masks[k][:done] = from_bits(b)
+    if done:
+        print(f"[eval] resuming {desc}: {done} of {len(x)} images already done ({partial})", file=sys.stderr)
+    if info is not None:
+        info.update(resumed=done, seconds_before=seconds)
+    t0 = time.perf_counter()
+    batches = range(done, len(x), batch_size)
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -112,6 +178,8 @@ def cascade(model, x: Tensor, y: Tensor, stages: dict[str, Callable[[Tensor, Ten
         bar = batches = tqdm(batches, desc=desc, unit="batch", file=sys.stderr)
     with frozen(model), _own_rng(x.device):
         for i in batches:
+            if begin_batch is not None:
+                begin_batch(i)
             xb, yb = x[i:i + batch_size], y[i:i + batch_size]
             with torch.no_grad():
                 logits = model(xb)
@@ -127,6 +195,11 @@ def cascade(model, x: Tensor, y: Tensor, stages: dict[str, Callable[[Tensor, Ten
                     with torch.no_grad():
                         robust[idx] = model(xa).argmax(1) == yb[idx]
                 masks[name][i:i + len(xb)] = robust.cpu()
+            if partial is not None:  # after every batch: an interrupted evaluation loses at most one batch
+                end = i + len(xb)
+                _write_atomic(partial, json.dumps({
+                    "fingerprint": key, "done": end, "seconds": seconds + time.perf_counter() - t0,
+                    "per_example": {k: to_bits(v[:end]) for k, v in masks.items()}}))
     return masks
 
 
@@ -186,44 +259,51 @@ def autoattack_stages(model, *, eps: float, n_classes: int, steps: int = 100, n_
 
 
 def autoattack(model, x: Tensor, y: Tensor, *, eps: float = 8 / 255, steps: int = 100, n_queries: int = 5000,
-               seed: int = 0, batch_size: int = 250, progress: bool = False) -> dict:
+               seed: int = 0, batch_size: int = 250, progress: bool = False, partial: Path | None = None) -> dict:
     """Standard L∞ AutoAttack (APGD-CE, APGD-T, FAB-T, Square) on ``(x, y)``, as RobustBench runs it.
 
     ``steps`` (100) are the white-box attacks' iterations, ``n_queries`` (5,000) Square's; other values
     are recorded in ``"settings"`` (tests use small ones). Returns the record of :func:`summarize`
     (``"attack": "autoattack"``); its ``"robust_acc"`` is the worst case over the four attacks.
+    ``partial``: resume file (module docstring); ``"seconds"`` then counts the earlier runs too.
     """
     check_images(x)
     with torch.no_grad():
         n_classes = int(model(x[:1]).shape[-1])
     stages = autoattack_stages(model, eps=eps, n_classes=n_classes, steps=steps, n_queries=n_queries, seed=seed)
-    t0 = time.perf_counter()
-    masks = cascade(model, x, y, stages, eps=eps, batch_size=batch_size, progress=progress, desc="autoattack")
     import torchattacks
 
     settings = {"version": "standard", "norm": "Linf", "steps": steps, "n_queries": n_queries, "seed": seed,
                 "batch_size": batch_size, "library": f"torchattacks {torchattacks.__version__}"}
-    return summarize("autoattack", masks, eps=eps, seconds=time.perf_counter() - t0, settings=settings)
+    t0, info = time.perf_counter(), {}
+    masks = cascade(model, x, y, stages, eps=eps, batch_size=batch_size, progress=progress, desc="autoattack",
+                    partial=partial, settings=settings, info=info)
+    seconds = info["seconds_before"] + time.perf_counter() - t0
+    return summarize("autoattack", masks, eps=eps, seconds=seconds, settings=settings)
 
 
 def pgd_restarts(model, x: Tensor, y: Tensor, *, n_steps: int = 100, restarts: int = 5, objective: str = "ce",
                  eps: float = 8 / 255, step_size: float = 2 / 255, seed: int = 0, batch_size: int = 250,
-                 progress: bool = False) -> dict:
+                 progress: bool = False, partial: Path | None = None) -> dict:
     """L∞ PGD with ``n_steps`` steps from ``restarts`` random starts (:func:`jeat_core.attacks.pgd`);
     an example is robust only if every restart fails (each restart attacks only the points all earlier
-    ones failed on). Stages ``"restart-1"`` ... in the record of :func:`summarize`."""
-    g = torch.Generator().manual_seed(seed)
+    ones failed on). Stages ``"restart-1"`` ... in the record of :func:`summarize`. The random starts
+    of the batch beginning at image ``i`` come from a generator seeded with ``seed + i`` (so a batch's
+    result does not depend on the batches before it, and ``partial`` can resume)."""
+    g = torch.Generator()
 
     def run(xb: Tensor, yb: Tensor) -> Tensor:
         return pgd(model, xb, yb, eps=eps, step_size=step_size, n_steps=n_steps, objective=objective, generator=g)
 
     name = f"{'energy-' if objective == 'energy' else ''}pgd{n_steps}-{restarts}"
-    t0 = time.perf_counter()
-    masks = cascade(model, x, y, {f"restart-{r + 1}": run for r in range(restarts)}, eps=eps, batch_size=batch_size,
-                    progress=progress, desc=name)
     settings = {"n_steps": n_steps, "restarts": restarts, "step_size": step_size, "objective": objective, "seed": seed,
                 "batch_size": batch_size}
-    return summarize(name, masks, eps=eps, seconds=time.perf_counter() - t0, settings=settings)
+    t0, info = time.perf_counter(), {}
+    masks = cascade(model, x, y, {f"restart-{r + 1}": run for r in range(restarts)}, eps=eps, batch_size=batch_size,
+                    progress=progress, desc=name, begin_batch=lambda i: g.manual_seed(seed + i), partial=partial,
+                    settings=settings, info=info)
+    return summarize(name, masks, eps=eps, seconds=info["seconds_before"] + time.perf_counter() - t0,
+                     settings=settings)
 
 
 def peer_attacks(model, x: Tensor, y: Tensor, *, apgd_steps: int = 50, eps: float = 8 / 255,

@@ -56,7 +56,8 @@ def test_audit_smoke_json(tiny_zoo, data_root, monkeypatch, capsys, tmp_path):
     gen_ids = set(report["generation_claims"])
     for c in claims:
         keys = {"id", "claim", "paper", "ours", "metric", "n", "reproduced", "note", "seconds"}
-        assert set(c) == keys | ({"parts"} if c["id"] in gen_ids else set()), c
+        assert set(c) == keys | ({"parts"} if c["id"] in gen_ids else set()) | (
+            {"training_seeds"} if c["id"] == 2 else set()), c
         assert c["reproduced"] in VERDICTS and c["claim"] and c["paper"] and c["metric"]
         assert "{" not in c["metric"], c["metric"]  # sample sizes filled in, no template left
         # every model exists in the tiny zoo, so every claim is measured
@@ -75,6 +76,10 @@ def test_audit_smoke_json(tiny_zoo, data_root, monkeypatch, capsys, tmp_path):
     by = {p["name"]: p for p in six["parts"]}  # the tiny zoo ships at-s1 and jeat-s1, not prejeat-s1
     assert by["6a"]["runs"] == {"a": ["jeat", "jeat-s1"], "b": ["at", "at-s1"]}
     assert by["6a"]["comparisons"][0]["training_seeds"] == 2 and by["6b"]["comparisons"][0]["training_seeds"] == 1
+    fig3 = claims[1]  # Fig. 3 over the AT runs the tiny zoo ships (at, at-s1): pooled and per run
+    assert fig3["training_seeds"] == 2 and list(fig3["ours"]) == ["pooled", "at", "at-s1"]
+    assert fig3["n"] == fig3["ours"]["pooled"]["n_logged"] == fig3["ours"]["at"]["n_logged"] + fig3["ours"]["at-s1"][
+        "n_logged"]
     md = (tmp_path / "audit.md").read_text()
     assert md.count("\n| ") >= 10 and json.loads((tmp_path / "audit.json").read_text())["claims"] == claims
 
@@ -151,3 +156,31 @@ def test_committed_audit_meets_the_generation_contract():
         check_generation_contract(c)
     assert [p["name"] for c in gen.values() for p in c["parts"]] == ["4a", "5a", "5b", "6a", "6b", "6c"]
     assert report["tally"] == tally(report)
+
+
+def test_fig3_pools_the_runs_but_one_contradicting_run_decides(monkeypatch):
+    """Claim 2 is scored on the logged steps of all AT runs pooled; a run whose own intervals
+    contradict the claim makes it not reproduced even when the pool would reproduce it."""
+    from pathlib import Path
+    from types import SimpleNamespace
+
+    from jeat_core import audit, checkpoints, experiments
+
+    def log(n, lowered):  # Δ_x E > 0 always; the update lowers E(x, y) at the first `lowered` steps; E(x) alternates
+        return [{"step": 10 * (i + 1), "dxE_joint_mean": 1.0, "dthetaE_joint_mean": -1.0 if i < lowered else 1.0,
+                 "dthetaE_marginal_mean": (-1.0) ** i} for i in range(n)]
+
+    logs = {"at": log(1000, 990), "at-s1": log(1000, 985)}
+    monkeypatch.setattr(audit, "shipped_runs", lambda ctx, method: list(logs))
+    monkeypatch.setattr(checkpoints, "resolve", lambda name: Path(name))
+    monkeypatch.setattr(experiments, "read_energy_log", lambda path: logs[path.parent.name])
+    ctx = SimpleNamespace(preset="p")
+    r = audit._fig3(ctx, None, ("at",))
+    assert r["verdict"] == "reproduced" and r["training_seeds"] == 2 and r["n"] == 2000
+    assert r["ours"]["pooled"]["share_dthetaE_joint_neg"] == (990 + 985) / 2000
+    logs["at-s2"] = log(20, 10)  # a short run where the update lowers E(x, y) only half the time
+    r = audit._fig3(ctx, None, ("at",))
+    assert audit.fig3_run_verdict(r["ours"]["pooled"]) == "reproduced"  # the pool alone would say so
+    assert r["ours"]["at-s2"]["verdict"] == "not reproduced" and r["verdict"] == "not reproduced"
+    logs["at-s2"] = log(20, 19)  # short and uncertain, but not contradicting: the pool decides
+    assert audit._fig3(ctx, None, ("at",))["verdict"] == "reproduced"

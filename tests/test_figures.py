@@ -104,7 +104,8 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
         elif item.plot == "table":
             made[name] = [{"model": name, "n": 4}]
         elif item.plot == "delta_energy":
-            made[name] = {"log": [name], "title": name}
+            log = [name]
+            made[name] = {"log": log, "runs": {"at": log, "at-s1": ["seed 1"]}, "title": name}
         else:
             made[name] = {name: {}}
         monkeypatch.setitem(PAPER_ITEMS, name, replace(item, producer=fake(name, made[name])))
@@ -112,7 +113,8 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
     monkeypatch.setattr(figures, "plot_image_rows",
                         lambda rows, nrow, title="", side_by_side=False: ("rows", rows, nrow, title, side_by_side))
     monkeypatch.setattr(figures, "plot_contours", lambda data, title="": ("contours", data))
-    monkeypatch.setattr(figures, "plot_delta_energy", lambda log, title="": ("delta", log, title))
+    monkeypatch.setattr(figures, "plot_delta_energy",
+                        lambda log, title="", others=None, name="": ("delta", log, title, others, name))
     monkeypatch.setattr(figures, "save_figure", lambda fig, out, name: drawn.__setitem__(name, fig) or [name])
     monkeypatch.setattr(figures, "save_table", lambda rows, out, name, **kw: drawn.__setitem__(name, rows) or [name])
 
@@ -125,7 +127,7 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
         if item.plot == "image_rows":
             assert drawn[name] == ("rows", d.rows, d.nrow, d.title, d.side_by_side) and drawn[name][1] is d.rows
         elif item.plot == "delta_energy":
-            assert drawn[name] == ("delta", d["log"], d["title"])
+            assert drawn[name] == ("delta", d["log"], d["title"], {"at-s1": ["seed 1"]}, "at")
         elif item.plot == "contours":
             assert drawn[name] == ("contours", d)
         else:

@@ -35,6 +35,10 @@ def _pct(v: float, digits: int = 1) -> str:
     return f"{100 * v:.{digits}f}"
 
 
+FIG3_SHARES = (("share_dxE_joint_pos", "ci"), ("share_dthetaE_joint_neg", "ci_"),
+               ("share_dthetaE_marginal_pos", "ci__"))
+
+
 def _audit(cid: int) -> dict:
     return next(c for c in _json("figures/audit.json")["claims"] if c["id"] == cid)
 
@@ -99,6 +103,18 @@ def checks() -> list[tuple[str, str, tuple[str, ...]]]:
                 (_pct(t1["CE attack (Eq. 14)"]["accuracy"]), _pct(t1["Energy attack (Eq. 18)"]["accuracy"]))))
     out.append(("figures", rf"JEM {N}% / {N}%, JEAT {N}% / {N}%,\s+AT {N}% / {N}% \(first 1,000",
                 tuple(_pct(t3[m][k]) for m in ("JEM", "JEAT", "AT") for k in ("clean_acc", "pgd20_acc"))))
+    c2 = _audit(2)["ours"]  # Fig. 3: the shares pooled over the AT runs, and the shipped run's alone
+    pooled = c2["pooled"]
+    out.append(("figures", r"three training runs:\*\* .*? (\d+) logged steps in\s+all", (str(pooled["n_logged"]),)))
+    out.append(("figures", rf"Δ_x E\(x, y\) is positive at {N}% of them \(95% CI \[{N}, {N}\]\), Δ_θ E\(x, y\) "
+                rf"negative\s+at {N}% \(\[{N}, {N}\], above the audit's 90%\), and Δ_θ E\(x\) positive at "
+                rf"{N}% \(\[{N}, {N}\]",
+                tuple(f"{100 * v:.1f}" for key, ci in FIG3_SHARES for v in (pooled[key], *pooled[ci]))))
+    first = c2["at"]
+    k = round(first["share_dthetaE_joint_neg"] * first["n_logged"])
+    out.append(("figures", rf"shipped run's (\d+)\s+steps alone were inconclusive \(Δ_θ E\(x, y\) < 0 at (\d+) of "
+                rf"(\d+), CI \[{N}, {N}\]\)", (str(first["n_logged"]), str(k), str(first["n_logged"]),
+                                               *(f"{100 * v:.1f}" for v in first["ci_"]))))
     c8 = _audit(8)["ours"]
     peer = max(abs(r[k] - r["robust"]) for r in c8.values() if "robust" in r for k in ("torchattacks_pgd20", "apgd_ce"))
     out.append(("figures", r"APGD-CE differ from ours by at most ([\d.]+) points", (f"{100 * peer:.1f}",)))

@@ -182,6 +182,7 @@ def test_cli_records_autoattack_and_pgd_restarts(tmp_path, monkeypatch, capsys):
                       model=replace(make_config("standard").model, kwargs={"widths": [8, 16], "hidden": 32}))
     fit(replace(cfg, optim=replace(cfg.optim, batch_size=32)), out=out, progress=False, device="cpu")
     monkeypatch.setattr(robustness, "autoattack", functools.partial(robustness.autoattack, steps=5, n_queries=50))
+    monkeypatch.setenv("JEAT_CACHE", str(tmp_path / "cache"))
     capsys.readouterr()
     for attack in ("none", "pgd100-5", "autoattack"):
         assert main(["eval", "--model", str(out), "--attack", attack, "--n", "16", "--record", "--json"]) == 0
@@ -197,6 +198,7 @@ def test_cli_records_autoattack_and_pgd_restarts(tmp_path, monkeypatch, capsys):
         assert all(set(s) == {"stage", "robust_acc", "robust_ci", "attacked"} for s in rec["stages"])
         check_record(rec)
     assert find_eval(manifest, "autoattack")["settings"]["n_queries"] == 50
+    assert list((tmp_path / "cache" / "evals").iterdir()) == []  # the partial results are gone once recorded
 
 
 def test_masking_claim_reads_recorded_evals(toy):
@@ -228,3 +230,52 @@ def test_masking_claim_reads_recorded_evals(toy):
     # a full audit accepts only the standard version (100 iterations, 5,000 queries)
     res = claim.run(ctx_with(recorded), Settings())
     assert res["reproduced"] == "not measurable here" and "not the standard" in res["ours"]["at"]["verdict"]
+
+
+@pytest.mark.parametrize("kind", ["autoattack", "pgd-restarts"])
+def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(toy, tmp_path, monkeypatch, kind):
+    """With ``partial`` a cascade saves after every batch; killed in its second batch and run again,
+    it skips the first and ends with exactly the per-example results of a run never interrupted
+    (torchattacks seeds every call; PGD restarts reseed per batch)."""
+    model, (x, y), path = tiny_cnn(0), toy.tensors(24), tmp_path / "partial.json"
+    if kind == "autoattack":
+        def measure(**kw):
+            return autoattack(model, x, y, batch_size=8, **AA_FAST, **kw)
+        builder = "autoattack_stages"
+    else:
+        def measure(**kw):
+            return pgd_restarts(model, x, y, n_steps=3, restarts=2, eps=16 / 255, batch_size=8, **kw)
+        builder = "pgd"
+    whole = measure()
+    original = getattr(robustness, builder)
+
+    def boom():  # the first attack call after a batch was saved is interrupted
+        if path.exists():
+            raise KeyboardInterrupt
+
+    if kind == "autoattack":
+        def flaky_stages(*a, **kw):
+            def wrap(f):
+                def g(xb, yb):
+                    boom()
+                    return f(xb, yb)
+                return g
+            return {k: wrap(f) for k, f in original(*a, **kw).items()}
+        monkeypatch.setattr(robustness, builder, flaky_stages)
+    else:
+        def flaky_pgd(*a, **kw):
+            boom()
+            return original(*a, **kw)
+        monkeypatch.setattr(robustness, builder, flaky_pgd)
+    with pytest.raises(KeyboardInterrupt):
+        measure(partial=path)
+    saved = json.loads(path.read_text())
+    assert saved["done"] in (8, 16) and all(len(b) == saved["done"] for b in saved["per_example"].values())
+    monkeypatch.setattr(robustness, builder, original)
+    resumed = measure(partial=path)
+    assert resumed["per_example"] == whole["per_example"] and resumed["stages"] == whole["stages"]
+    # a partial file of another model is not used: the result is that model's own
+    other = tiny_cnn(1)
+    fresh = pgd_restarts(other, x, y, n_steps=3, restarts=2, eps=16 / 255, batch_size=8)
+    assert pgd_restarts(other, x, y, n_steps=3, restarts=2, eps=16 / 255, batch_size=8,
+                        partial=path)["per_example"] == fresh["per_example"]
