@@ -117,6 +117,8 @@ def table_markdown(rows: list[dict], formats: dict | None = None) -> str:
 
 
 def _fmt(v, fmt: str | None = None) -> str:
+    if v is None:  # not measured (e.g. no AutoAttack record yet)
+        return "—"
     if fmt is not None and isinstance(v, (int, float)):
         return fmt.format(v)
     if isinstance(v, float):

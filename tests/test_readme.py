@@ -181,7 +181,8 @@ def test_scale_sentence_matches_the_models():
     quoted = re.search(r"WideResNet-28-10 \((\d+\.\d) M parameters\)", text).group(1)
     assert quoted == f"{wrn / 1e6:.1f}", (quoted, wrn)
 
-    words = {"six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10}
+    words = {"six": 6, "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "thirteen": 13,
+             "fourteen": 14, "fifteen": 15, "sixteen": 16}
     shipped = re.search(r"The (\w+) trained models ship", text).group(1)
     assert words[shipped] == len(zoo), f"README says {shipped} shipped models; checkpoints/ has {len(zoo)}"
 
