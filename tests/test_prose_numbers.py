@@ -105,7 +105,8 @@ def checks() -> list[tuple[str, str, tuple[str, ...]]]:
                 tuple(_pct(t3[m][k]) for m in ("JEM", "JEAT", "AT") for k in ("clean_acc", "pgd20_acc"))))
     c2 = _audit(2)["ours"]  # Fig. 3: the shares pooled over the AT runs, and the shipped run's alone
     pooled = c2["pooled"]
-    out.append(("figures", r"three training runs:\*\* [\s\S]*? (\d+) logged steps in\s+all", (str(pooled["n_logged"]),)))
+    out.append(("figures", r"three training runs:\*\* [\s\S]*? (\d+) logged steps in\s+all",
+                (str(pooled["n_logged"]),)))
     out.append(("figures", rf"Δ_x E\(x, y\) is positive at {N}% of them \(95% CI \[{N}, {N}\]\), Δ_θ E\(x, y\) "
                 rf"negative\s+at {N}% \(\[{N}, {N}\], above the audit's 90%\), and Δ_θ E\(x\) positive at "
                 rf"{N}% \(\[{N}, {N}\]",
