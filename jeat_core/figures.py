@@ -111,8 +111,12 @@ def table_markdown(rows: list[dict], formats: dict | None = None) -> str:
     format string (e.g. ``{"accuracy": "{:.1%}"}``); other floats get 4 significant digits.
     In a notebook use :class:`Table`, which displays as a table."""
     cols = list(rows[0]) if rows else []
-    md = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    md += ["| " + " | ".join(_fmt(r[c], (formats or {}).get(c)) for c in cols) + " |" for r in rows]
+
+    def esc(text: str) -> str:  # a "|" inside a cell ("p(y | x)") would split it
+        return str(text).replace("|", "\\|")
+
+    md = ["| " + " | ".join(esc(c) for c in cols) + " |", "|" + "---|" * len(cols)]
+    md += ["| " + " | ".join(esc(_fmt(r[c], (formats or {}).get(c))) for c in cols) + " |" for r in rows]
     return "\n".join(md)
 
 
@@ -297,24 +301,28 @@ def plot_delta_energy(log: list[dict], *, title: str = "", others: dict[str, lis
 
 
 def plot_autoattack_stages(records: dict[str, dict | None], *, pgd20: dict[str, float] | None = None):
-    """Notebook 08: per model (name -> its recorded AutoAttack eval, or ``None``), the robust accuracy
-    after each stage of the cascade (clean, APGD-CE, APGD-T, FAB-T, Square) with Wilson 95% CIs; the
-    label over a bar says how many points that attack removed. ``pgd20`` (name -> accuracy): our
-    PGD-20 on the same images, drawn as a dashed line, for the gap the masking check scores."""
-    names = list(records)
+    """Notebook 08: per model with a record (name -> its recorded AutoAttack eval; ``None``: named in
+    the title as not recorded yet), the robust accuracy after each stage of the cascade (clean,
+    APGD-CE, APGD-T, FAB-T, Square) with Wilson 95% CIs; the label over a bar says how many points
+    that attack removed. ``pgd20`` (name -> accuracy): our PGD-20 on the same images, drawn as a
+    dashed line, for the gap the masking check scores."""
+    missing = [n for n, r in records.items() if r is None]
+    names = [n for n, r in records.items() if r is not None]
+    if not names:
+        fig, ax = subplots(figsize=(6, 1.2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, f"no AutoAttack record yet for {', '.join(missing)}\n"
+                "(jeat eval --attack autoattack --record)", ha="center", va="center", fontsize=9)
+        return fig
     cols = min(4, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = subplots(rows, cols, figsize=(2.6 * cols + 0.6, 3.0 * rows + 0.3), squeeze=False, sharey=True)
+    fig, axes = subplots(rows, cols, figsize=(max(2.6 * cols + 0.6, 6.5), 3.0 * rows + 0.6), squeeze=False,
+                         sharey=True)
     for ax in axes.flat[len(names):]:
         ax.remove()
     for ax, name in zip(axes.flat, names):
         rec = records[name]
         ax.set_title(name, fontsize=9)
-        if rec is None:
-            ax.text(0.5, 0.5, "no AutoAttack record\njeat eval --attack autoattack\n--record", ha="center",
-                    va="center", fontsize=7, transform=ax.transAxes)
-            ax.set_xticks([])
-            continue
         stages = [("clean", rec["clean_acc"], rec["clean_ci"])] + [
             (s["stage"], s["robust_acc"], s["robust_ci"]) for s in rec["stages"]]
         acc = np.array([a for _, a, _ in stages])
@@ -332,8 +340,11 @@ def plot_autoattack_stages(records: dict[str, dict | None], *, pgd20: dict[str, 
         ax.set_xlabel(f"n = {rec['n']:,}", fontsize=7)
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy after the stage")
-    fig.suptitle("AutoAttack, stage by stage: each attack runs on the points all earlier ones left; "
-                 "over a bar, the points (of 100) it removed", fontsize=9)
+    import textwrap
+
+    title = ("AutoAttack, stage by stage: each attack runs on the points all earlier ones left; over a bar, "
+             "the points (of 100) it removed" + (f". No record yet: {', '.join(missing)}" if missing else ""))
+    fig.suptitle(textwrap.fill(title, 95 if cols > 2 else 75), fontsize=9)
     fig.tight_layout()
     return fig
 

@@ -436,7 +436,12 @@ def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None 
                 energy: str) -> dict:
         r = run(model, label, float(step_size), steps, round(noise, 8), seed, init, energy)
         return {**r, "label": label, "step_size": float(step_size), "steps": steps, "noise": noise, "energy": energy,
-                "model": model, "tuned": bool(_tuned(manifests.get(model), energy))}
+                "model": model, "tuned": _is_tuned(manifests.get(model), energy, float(step_size), steps, noise)}
+
+    def _is_tuned(manifest, energy, step_size, steps, noise) -> bool:  # do the controls hold the tuned sampler?
+        c = _tuned_langevin(manifest, energy, max_steps)
+        return c is not None and (abs(c.step_size - step_size) < 1e-9 and c.n_steps == steps
+                                  and abs(c.noise_std - noise) < 1e-9)
 
     def tuned_values(values: dict) -> dict:
         c = _tuned_langevin(manifests.get(values["model"]), values["energy"], max_steps)

@@ -150,7 +150,8 @@ fig_at
 
 # %% [markdown]
 # Every attack climbs both energies (d), and on average the updates bring the energy at $x_{adv}$ back
-# down (e) — but only about half of them do (in our run 57% for $E(x, y)$, 43% for $E(x)$), and the
+# down (e) — but only about half of them do (57% for $E(x, y)$, 43% for $E(x)$ at the default sizes;
+# the smoke run's few updates differ), and the
 # single update drawn in (a) and (b) goes either way from point to point: what the update guarantees
 # is a lower *cross-entropy* at $x_{adv}$, not a lower energy. And the lowest $E(x, y{=}A)$ is not at
 # the data: it is in the far corner, where the logit of A keeps growing, so Langevin chains on
@@ -171,7 +172,7 @@ fig
 # Now $E(x)$ is a basin around the data and rises towards the edges, and $E(x, y{=}A)$, which is
 # $E(x)$ plus the cross-entropy, has its low region on class A. The Langevin chains stay near the
 # data (they wander over the basin, which after 150 updates is still wider than the class), and
-# more of JEAT's updates lower the energy at $x_{adv}$ (e) than AT's.
+# at the default sizes more of JEAT's updates lower the energy at $x_{adv}$ (e) than AT's.
 #
 # ## Santurkar's step (Eq. 4) vs the energy step (Eq. 17)
 #

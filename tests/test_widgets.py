@@ -71,6 +71,8 @@ def test_generation_explorer_uses_tuned_sampler_and_hides_the_evaluator(setup):
     e.controls["model"].value = "jeat"  # its own sampler, in one recomputation
     assert (e.values()["steps"], round(e.values()["noise"], 6), e.values()["step_size"]) == (15, 0.01, 0.25)
     assert e.last["tuned"] and e.last["steps"] == 15 and len(e.timings) == n + 1
+    e.controls["steps"].value = 10  # moved off the tuned sampler: the title no longer calls it tuned
+    assert not e.last["tuned"] and e.last["steps"] == 10
 
 
 def test_chain_diagnostics_flags_a_broken_chain(setup):
