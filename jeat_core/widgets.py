@@ -563,15 +563,20 @@ def fisher_explorer(models: dict, x, y, *, n_probes: int = 2, n_images: int = 8,
         from .figures import subplots
 
         names = list(models)
-        fig, axes = subplots(1, 2, figsize=(8, 2.8))
-        for ax, key, eq in [(axes[0], "JFS", "Eq. 23, E(x, y)"), (axes[1], "MFS", "Eq. 24, E(x)")]:
-            vals = [row[key] for row in r["rows"]]
-            ax.bar([MODEL_LABELS.get(n, n) for n in names], vals,
-                   color=[MODEL_COLOURS.get(n, "#555555") for n in names])
-            ax.set_yscale("symlog")
-            ax.set_ylabel(f"{key} (lower is better)")
-            ax.set_title(f"{key} ({eq})")
-        fig.suptitle(f"{r['n_images']} test images, {r['n_probes']} Hutchinson probes", fontsize=9)
+        labels = [MODEL_LABELS.get(n, n) for n in names]
+        colours = [MODEL_COLOURS.get(n, "#555555") for n in names]
+        fig, axes = subplots(2, 2, figsize=(8, 4.6), sharex=True)
+        for col, (key, eq) in enumerate([("JFS", "Eq. 23, E(x, y)"), ("MFS", "Eq. 24, E(x)")]):
+            for row, (suffix, what) in enumerate([("", "as written (Hutchinson; probe noise)"),
+                                                  ("_pl", "piecewise-linear (exact; lower = flatter)")]):
+                ax = axes[row, col]
+                ax.bar(labels, [rr[key + suffix] for rr in r["rows"]], color=colours, capsize=2,
+                       yerr=[rr[key + suffix + "_se"] for rr in r["rows"]])
+                ax.set_yscale("symlog", linthresh=1e-2)
+                ax.axhline(0, color="k", lw=0.5)
+                ax.set_title(f"{key} ({eq}), {what}", fontsize=8)
+        probes = f"{r['n_probes']} Hutchinson probe{'s' if r['n_probes'] > 1 else ''}"
+        fig.suptitle(f"{r['n_images']} test images, {probes}; bars ± 1 SE over images", fontsize=9)
         fig.tight_layout()
         return fig
 

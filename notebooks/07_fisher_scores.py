@@ -112,9 +112,10 @@ Table(split_rows, formats={k: "{:.4g}" for k in split_rows[0] if k != "model"})
 
 # %% [markdown]
 # ## Explore: number of probes and of images
-# Watch how the estimate settles as the number of probes grows. The bars show the as-written
-# JFS and MFS (Eq. 23/24, on a symmetric log scale: the scores are negative; the axis label's
-# "lower is better" holds only up to the noise discussed above).
+# Watch how the estimate settles as the number of probes grows. The top bars are the as-written
+# JFS and MFS (Eq. 23/24, symmetric log scale: the scores are negative and noisy, so their order
+# says little at few probes); the bottom bars the piecewise-linear scores the audit uses (exact,
+# ≥ 0, lower = flatter, the same for any number of probes). Error bars: ± 1 SE over images.
 
 # %% tags=["figure"]
 from jeat_core.widgets import fisher_explorer, require
