@@ -51,7 +51,15 @@ from .metrics import (
     wilson_interval,
 )
 from .paper_items import FIG2_MODELS, FIG3_MODEL, FIG5_MODELS, FIG7_MODEL, TABLE1_MODEL, TABLE2_MODELS
-from .robustness import INSTALL_PEER, have_torchattacks, masking_check, masks_of, peer_attacks, pgd_restarts
+from .robustness import (
+    INSTALL_PEER,
+    have_torchattacks,
+    is_standard,
+    masking_check,
+    masks_of,
+    peer_attacks,
+    pgd_restarts,
+)
 
 __all__ = ["VERDICTS", "Claim", "CLAIMS", "run_audit", "to_markdown", "verdict_from_ci", "combine",
            "frechet_distance", "inception_score", "penultimate"]
@@ -450,7 +458,7 @@ def _aa_record(ctx: Context, st: Settings, name: str) -> tuple[dict | None, str]
     if rec is None or "per_example" not in rec:
         return None, f"not measurable here: no recorded AutoAttack eval; record it with {cmd}"
     cfg = rec.get("settings", {})
-    if not st.smoke and (cfg.get("steps"), cfg.get("n_queries")) != (100, 5000):
+    if not st.smoke and not is_standard(rec):
         return None, (f"not measurable here: the recorded AutoAttack ran {cfg.get('steps')} steps and "
                       f"{cfg.get('n_queries')} Square queries, not the standard 100 and 5,000; re-record it with {cmd}")
     return rec, ""

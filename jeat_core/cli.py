@@ -225,7 +225,8 @@ def _eval(a: argparse.Namespace) -> int:
     from .data import load_split
     from .metrics import parse_attack
 
-    if parse_attack(a.attack).objective == "autoattack":  # before loading anything: is the peer library here?
+    att = parse_attack(a.attack)
+    if att.objective == "autoattack":  # before loading anything: is the peer library here?
         from .robustness import require_torchattacks
 
         require_torchattacks()
@@ -235,7 +236,6 @@ def _eval(a: argparse.Namespace) -> int:
     x, y = test.tensors(a.n)
     if a.record:  # refuse before spending the time: would this replace a record of larger n?
         record_eval(copy.deepcopy(manifest), {"attack": a.attack, "eps": a.eps, "n": len(y)}, force=a.force)
-    att = parse_attack(a.attack)
     partial = None
     if att.objective == "autoattack" or att.restarts > 1:  # long: resumable, saved after every batch
         tag = manifest.get("weights", {}).get("sha256", "")[:16] or Path(a.model).name

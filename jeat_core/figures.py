@@ -264,14 +264,14 @@ def flatness_order(data: dict, stat: str = "flatness_dlogp") -> list[tuple[str, 
 
 
 # ----------------------------------------------------------------------------- Fig. 3
-def plot_delta_energy(log: list[dict], *, title: str = "", others: dict[str, list[dict]] | None = None,
-                      name: str = ""):
-    """Fig. 3: Δ_x E and Δ_θ E for E(x,y) (a) and E(x) (b); points = mean, bars = ± std over the
-    batch. ``others`` (run name -> log): further training runs (seeds), drawn as their means only
-    (small hollow markers, one shape per run) behind the first (``name``)."""
+def plot_delta_energy(runs: dict[str, list[dict]] | list[dict], *, title: str = ""):
+    """Fig. 3: Δ_x E and Δ_θ E for E(x,y) (a) and E(x) (b). ``runs``: one energy log, or run name ->
+    log (training seeds of one recipe): the first drawn as points = mean and bars = ± std over the
+    batch, the others as their means only (small hollow markers, one shape per run) behind it."""
     from matplotlib.lines import Line2D
 
-    others = others or {}
+    (name, log), *rest = (runs if isinstance(runs, dict) else {"": runs}).items()
+    others = dict(rest)
     steps = np.array([r["step"] for r in log])
     fig, axes = subplots(1, 2, figsize=(9, 3.7 if others else 3.4))
     shapes = dict(zip(others, "sD^v"))
@@ -416,9 +416,7 @@ from .metrics import TrainIndex, nearest_by_ssim, ssim  # noqa: E402,F401  (comp
 # ----------------------------------------------------------------------------- all figures (`jeat figures`)
 # How each kind of paper item is drawn from its producer's data (`PaperItem.plot`; "table": saved, not drawn)
 PLOTS = {"contours": lambda data: plot_contours(data),  # Fig. 2: fig2_data's dict
-         "delta_energy": lambda data: plot_delta_energy(  # Fig. 3: fig3_data
-             data["log"], title=data["title"], name=next(iter(data.get("runs", {})), ""),
-             others={k: v for k, v in data.get("runs", {}).items() if v is not data["log"]}),
+         "delta_energy": lambda data: plot_delta_energy(data["runs"], title=data["title"]),  # Fig. 3: fig3_data
          "image_rows": lambda data: plot_image_rows(data.rows, nrow=data.nrow, title=data.title,
                                                     side_by_side=data.side_by_side)}  # ImageRows
 

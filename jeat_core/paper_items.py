@@ -237,10 +237,10 @@ def recorded_autoattack(manifest: dict | None, eps: float = 8 / 255) -> dict | N
     """A manifest's recorded standard AutoAttack eval at ``eps`` (100 iterations, Square 5,000
     queries; ``jeat eval --attack autoattack --record``), or ``None``."""
     from .checkpoints import find_eval
+    from .robustness import is_standard
 
     rec = find_eval(manifest or {}, "autoattack", eps)
-    cfg = (rec or {}).get("settings", {})
-    return rec if rec and cfg.get("steps") == 100 and cfg.get("n_queries") == 5000 else None
+    return rec if rec and is_standard(rec) else None
 
 
 def table3_rows(models: dict, x: Tensor, y: Tensor, *, sizes: FigureSizes = PAPER_SIZES,

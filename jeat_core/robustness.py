@@ -39,9 +39,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,6 +49,7 @@ from torch import Tensor
 
 from . import rng
 from .attacks import check_images, frozen, pgd
+from .checkpoints import atomic_write_bytes
 from .energy import check_label_range, check_labels
 from .metrics import percentile_ci, wilson_interval
 
@@ -115,14 +114,6 @@ def fingerprint(model, x: Tensor, y: Tensor, settings: dict) -> str:
     return h.hexdigest()
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def _read_partial(path: Path | None, key: str, names: list[str]) -> tuple[int, dict[str, str], float]:
     """``(images done, per-stage bit strings, seconds spent)`` of a matching partial result, else nothing."""
     if path is None or not path.exists():
@@ -154,7 +145,7 @@ def cascade(model, x: Tensor, y: Tensor, stages: dict[str, Callable[[Tensor, Ten
     ``begin_batch(i)`` is called before the batch starting at image ``i`` (to seed it). With
     ``partial`` (a JSON path) the results so far are saved after every batch and a matching earlier
     file (same :func:`fingerprint` of model, images, labels, ``settings``) is resumed; ``info``
-    receives ``{"resumed": images skipped, "seconds_before": their wall time}``.
+    receives ``{"seconds": wall time of the cascade, earlier runs of a resumed one included}``.
     """
     check_images(x)
     y = check_labels(y, x, name="y")
@@ -167,8 +158,6 @@ def cascade(model, x: Tensor, y: Tensor, stages: dict[str, Callable[[Tensor, Ten
         masks[k][:done] = from_bits(b)
     if done:
         print(f"[eval] resuming {desc}: {done} of {len(x)} images already done ({partial})", file=sys.stderr)
-    if info is not None:
-        info.update(resumed=done, seconds_before=seconds)
     t0 = time.perf_counter()
     batches = range(done, len(x), batch_size)
     bar = None
@@ -197,9 +186,11 @@ def cascade(model, x: Tensor, y: Tensor, stages: dict[str, Callable[[Tensor, Ten
                 masks[name][i:i + len(xb)] = robust.cpu()
             if partial is not None:  # after every batch: an interrupted evaluation loses at most one batch
                 end = i + len(xb)
-                _write_atomic(partial, json.dumps({
+                atomic_write_bytes(partial, json.dumps({
                     "fingerprint": key, "done": end, "seconds": seconds + time.perf_counter() - t0,
-                    "per_example": {k: to_bits(v[:end]) for k, v in masks.items()}}))
+                    "per_example": {k: to_bits(v[:end]) for k, v in masks.items()}}).encode())
+    if info is not None:
+        info["seconds"] = seconds + time.perf_counter() - t0
     return masks
 
 
@@ -247,6 +238,15 @@ def masks_of(record: dict) -> dict[str, Tensor]:
 
 
 # ----------------------------------------------------------------------------- the two attacks
+STANDARD_BUDGET = {"steps": 100, "n_queries": 5000}  # standard AutoAttack: white-box iterations, Square queries
+
+
+def is_standard(record: dict) -> bool:
+    """Did a recorded AutoAttack run with the standard budget (:data:`STANDARD_BUDGET`)?"""
+    cfg = record.get("settings", {})
+    return all(cfg.get(k) == v for k, v in STANDARD_BUDGET.items())
+
+
 def autoattack_stages(model, *, eps: float, n_classes: int, steps: int = 100, n_queries: int = 5000,
                       seed: int = 0) -> dict[str, Callable[[Tensor, Tensor], Tensor]]:
     """torchattacks' four attacks of standard AutoAttack (L∞), one restart each, fixed seeds."""
@@ -275,11 +275,10 @@ def autoattack(model, x: Tensor, y: Tensor, *, eps: float = 8 / 255, steps: int 
 
     settings = {"version": "standard", "norm": "Linf", "steps": steps, "n_queries": n_queries, "seed": seed,
                 "batch_size": batch_size, "library": f"torchattacks {torchattacks.__version__}"}
-    t0, info = time.perf_counter(), {}
+    info: dict = {}
     masks = cascade(model, x, y, stages, eps=eps, batch_size=batch_size, progress=progress, desc="autoattack",
                     partial=partial, settings=settings, info=info)
-    seconds = info["seconds_before"] + time.perf_counter() - t0
-    return summarize("autoattack", masks, eps=eps, seconds=seconds, settings=settings)
+    return summarize("autoattack", masks, eps=eps, seconds=info["seconds"], settings=settings)
 
 
 def pgd_restarts(model, x: Tensor, y: Tensor, *, n_steps: int = 100, restarts: int = 5, objective: str = "ce",
@@ -298,12 +297,11 @@ def pgd_restarts(model, x: Tensor, y: Tensor, *, n_steps: int = 100, restarts: i
     name = f"{'energy-' if objective == 'energy' else ''}pgd{n_steps}-{restarts}"
     settings = {"n_steps": n_steps, "restarts": restarts, "step_size": step_size, "objective": objective, "seed": seed,
                 "batch_size": batch_size}
-    t0, info = time.perf_counter(), {}
+    info: dict = {}
     masks = cascade(model, x, y, {f"restart-{r + 1}": run for r in range(restarts)}, eps=eps, batch_size=batch_size,
                     progress=progress, desc=name, begin_batch=lambda i: g.manual_seed(seed + i), partial=partial,
                     settings=settings, info=info)
-    return summarize(name, masks, eps=eps, seconds=info["seconds_before"] + time.perf_counter() - t0,
-                     settings=settings)
+    return summarize(name, masks, eps=eps, seconds=info["seconds"], settings=settings)
 
 
 def peer_attacks(model, x: Tensor, y: Tensor, *, apgd_steps: int = 50, eps: float = 8 / 255,

@@ -39,9 +39,7 @@ from jeat_core.figures import Table, plot_delta_energy, save_figure
 from jeat_core.paper_items import fig3_data
 
 fig3 = fig3_data()  # the producer `jeat figures` calls too: the energy logs of the shipped AT runs (seeds)
-log = fig3["log"]
-runs = list(fig3["runs"])  # the shipped run first, then its training seeds
-fig = plot_delta_energy(log, title=fig3["title"], name=runs[0], others={k: fig3["runs"][k] for k in runs[1:]})
+fig = plot_delta_energy(fig3["runs"], title=fig3["title"])  # the shipped run first, then its training seeds
 fig
 
 # %% [markdown]

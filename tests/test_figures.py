@@ -113,8 +113,7 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
     monkeypatch.setattr(figures, "plot_image_rows",
                         lambda rows, nrow, title="", side_by_side=False: ("rows", rows, nrow, title, side_by_side))
     monkeypatch.setattr(figures, "plot_contours", lambda data, title="": ("contours", data))
-    monkeypatch.setattr(figures, "plot_delta_energy",
-                        lambda log, title="", others=None, name="": ("delta", log, title, others, name))
+    monkeypatch.setattr(figures, "plot_delta_energy", lambda runs, title="": ("delta", runs, title))
     monkeypatch.setattr(figures, "save_figure", lambda fig, out, name: drawn.__setitem__(name, fig) or [name])
     monkeypatch.setattr(figures, "save_table", lambda rows, out, name, **kw: drawn.__setitem__(name, rows) or [name])
 
@@ -127,7 +126,7 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
         if item.plot == "image_rows":
             assert drawn[name] == ("rows", d.rows, d.nrow, d.title, d.side_by_side) and drawn[name][1] is d.rows
         elif item.plot == "delta_energy":
-            assert drawn[name] == ("delta", d["log"], d["title"], {"at-s1": ["seed 1"]}, "at")
+            assert drawn[name] == ("delta", d["runs"], d["title"]) and drawn[name][1] is d["runs"]
         elif item.plot == "contours":
             assert drawn[name] == ("contours", d)
         else:
