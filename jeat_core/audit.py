@@ -50,7 +50,16 @@ from .metrics import (
     robust_accuracy,
     wilson_interval,
 )
-from .paper_items import FIG2_MODELS, FIG3_MODEL, FIG5_MODELS, FIG7_MODEL, TABLE1_MODEL, TABLE2_MODELS
+from .paper_items import (
+    FIG2_MODELS,
+    FIG3_MODEL,
+    FIG5_MODELS,
+    FIG7_MODEL,
+    MODEL_LABELS,
+    TABLE1_MODEL,
+    TABLE2_MODELS,
+    recorded_autoattack,
+)
 from .robustness import (
     INSTALL_PEER,
     have_torchattacks,
@@ -429,6 +438,15 @@ def _tab3(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
         note = f"peer attacks find ≥ 3 points lower accuracy for {', '.join(masked)}"
     d_at = proportion_difference_ci(k[jeat], n, k[at], n)
     note += f"; JEAT − AT = {100 * (k[jeat] - k[at]) / n:+.1f} points, CI {_ci(d_at)} (AT is not in Tab. 3)"
+    recorded = []  # the standard AutoAttack beside PGD-20 where recorded (claim 10 checks it for masking)
+    for name in models:
+        rec = recorded_autoattack(ctx.model(name)[1])
+        if rec is not None:
+            ours[name]["autoattack"] = {"robust": rec["robust_acc"], "robust_ci": _ci(rec["robust_ci"]), "n": rec["n"]}
+            recorded.append(f"{MODEL_LABELS.get(name, name)} {100 * rec['robust_acc']:.1f}% "
+                            f"[{100 * rec['robust_ci'][0]:.1f}, {100 * rec['robust_ci'][1]:.1f}] (n = {rec['n']:,})")
+    if recorded:
+        note += "; recorded AutoAttack (standard): " + ", ".join(recorded)
     return {"ours": ours, "n": n, "verdict": v, "note": note}
 
 

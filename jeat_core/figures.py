@@ -27,6 +27,7 @@ from .paper_items import (  # noqa: F401  (computed there; re-exported for the n
     PAPER_ITEMS,
     PAPER_SIZES,
     SMOKE_SIZES,
+    ImageRows,
     table1_rows,
     table2_fisher_rows,
     table3_rows,
@@ -152,15 +153,22 @@ class Table:
         return self.markdown()
 
 
-def image_grid(x: Tensor, nrow: int) -> np.ndarray:
-    """``(N, C, H, W)`` in [0, 1] -> one ``(H', W', C)`` array with 1-pixel white gutters."""
+def image_grid(x: Tensor, nrow: int, *, split_after: int | None = None, split_gap: int = 6) -> np.ndarray:
+    """``(N, C, H, W)`` in [0, 1] -> one ``(H', W', C)`` array with 1-pixel white gutters, ``nrow``
+    images a line; ``split_after``: a ``split_gap``-pixel gutter after that many columns (sets the
+    first column apart, as Fig. 7's generated image)."""
     n, c, h, w = x.shape
     ncol = nrow
     rows = (n + ncol - 1) // ncol
-    grid = np.ones((rows * (h + 1) - 1, ncol * (w + 1) - 1, c), dtype=np.float32)
+    extra = split_gap - 1 if split_after else 0
+
+    def left(k: int) -> int:
+        return k * (w + 1) + (extra if split_after and k >= split_after else 0)
+
+    grid = np.ones((rows * (h + 1) - 1, ncol * (w + 1) - 1 + extra, c), dtype=np.float32)
     for i in range(n):
         r, k = divmod(i, ncol)
-        grid[r * (h + 1):r * (h + 1) + h, k * (w + 1):k * (w + 1) + w] = x[i].permute(1, 2, 0).cpu().numpy()
+        grid[r * (h + 1):r * (h + 1) + h, left(k):left(k) + w] = x[i].permute(1, 2, 0).cpu().numpy()
     return grid
 
 
@@ -201,7 +209,6 @@ def plot_contours(data: dict, *, title: str = "", quantity: str = "dlogp", fast:
     every change; the saved Fig. 2 keeps the constrained layout). The title is wrapped to the
     figure's width, so a long one is never cut off."""
     from matplotlib.colors import Normalize
-    from matplotlib.ticker import MaxNLocator
 
     from .landscape import SLICE_QUANTITIES
 
@@ -228,12 +235,12 @@ def plot_contours(data: dict, *, title: str = "", quantity: str = "dlogp", fast:
         ax.plot(0, 0, marker="*", color="black", markersize=11, markeredgecolor="white")
         flat = d["stats"].get(stat)
         ax.set_title(f"{MODEL_LABELS.get(name, name)}\n{stat_name} = {flat:.3g}" if flat is not None
-                     else MODEL_LABELS.get(name, name))
+                     else MODEL_LABELS.get(name, name), fontsize=10)
         ax.set_xlabel("direction 2 (L2)")
         ax.set_ylabel("direction 1 (L2)")
         ax.set_aspect("equal")
         cb = fig.colorbar(cs, ax=ax, shrink=0.8, pad=0.03, format="%.2g")
-        cb.set_ticks(MaxNLocator(4, symmetric=True).tick_values(-vmax, vmax).clip(-vmax, vmax))
+        cb.set_ticks(np.linspace(-vmax, vmax, 5))  # ends, halves and 0: evenly spaced, never crowded
         cb.ax.tick_params(labelsize=7)
     cb.set_label(bar_label)
     if n > 1:
@@ -269,6 +276,7 @@ def plot_delta_energy(runs: dict[str, list[dict]] | list[dict], *, title: str = 
     log (training seeds of one recipe): the first drawn as points = mean and bars = ± std over the
     batch, the others as their means only (small hollow markers, one shape per run) behind it."""
     from matplotlib.lines import Line2D
+    from matplotlib.ticker import MaxNLocator
 
     (name, log), *rest = (runs if isinstance(runs, dict) else {"": runs}).items()
     others = dict(rest)
@@ -284,6 +292,7 @@ def plot_delta_energy(runs: dict[str, list[dict]] | list[dict], *, title: str = 
             std = np.sqrt(np.array([r[f"{key}_{kind}_var"] for r in log]))
             ax.errorbar(steps, mean, yerr=std, fmt="o", ms=2.5, lw=0.6, color=colour)
         ax.axhline(0, color="k", lw=0.6)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole (a short live run has few)
         ax.set_xlabel("training step")
         ax.set_ylabel("energy change")
     axes[0].set_title("(a) E(x, y)")
@@ -381,29 +390,53 @@ GENERATION_FORMATS = {"moved L2": "{:.2f}", "U before": "{:.3g}", "U after": "{:
                       "p(y | x)": "{:.2f}"}
 
 
-def plot_image_rows(rows: dict[str, Tensor], *, nrow: int, title: str = "", side_by_side: bool = False):
-    """One panel per entry of ``rows`` (name -> images), stacked vertically, or side by side in one row."""
+def plot_image_rows(rows, *, nrow: int | None = None, title: str = "", side_by_side: bool = False,
+                    line_names: list[str] | None = None, split_after: int | None = None):
+    """One panel per entry of ``rows`` (name -> images), stacked vertically, or side by side in one row.
+    ``rows`` may also be a figure producer's :class:`~jeat_core.paper_items.ImageRows`, whose layout
+    fields then fill the keywords. ``line_names``: a name per line of images, written left of the
+    first panel (Fig. 6's classes); ``split_after``: set the first columns apart (Fig. 7)."""
+    if isinstance(rows, ImageRows):
+        nrow, title, side_by_side = rows.nrow, rows.title, rows.side_by_side
+        line_names, split_after, rows = rows.line_names, rows.split_after, rows.rows
+    if nrow is None:
+        raise ValueError("plot_image_rows: give nrow (images per line)")
     if side_by_side:
-        return _panels_side_by_side(rows, nrow=nrow, title=title)
-    fig, axes = subplots(len(rows), 1, figsize=(nrow * 0.55 + 1.5, 0.62 * sum(
-        (len(v) + nrow - 1) // nrow for v in rows.values()) + 0.4 * len(rows)), squeeze=False)
+        return _panels_side_by_side(rows, nrow=nrow, title=title, line_names=line_names)
+    width = nrow * 0.55 + 1.5
+    title = _wrap_to(width - 0.2, title, 12)  # a narrow figure (few images a line) wraps, never clips
+    names = {name: _wrap_to(width - 0.2, name, 9) for name in rows}
+    text_lines = title.count("\n") + sum(n.count("\n") for n in names.values())
+    fig, axes = subplots(len(rows), 1, figsize=(width, 0.62 * sum((len(v) + nrow - 1) // nrow for v in rows.values())
+                                                + 0.4 * len(rows) + 0.2 * text_lines), squeeze=False)
     for ax, (name, imgs) in zip(axes[:, 0], rows.items()):
-        ax.imshow(image_grid(imgs, nrow), interpolation="nearest")
-        ax.set_title(name, fontsize=9, loc="left")
+        ax.imshow(image_grid(imgs, nrow, split_after=split_after), interpolation="nearest")
+        ax.set_title(names[name], fontsize=9, loc="left")
         ax.axis("off")
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, fontsize=12)
     fig.tight_layout()
     return fig
 
 
-def _panels_side_by_side(rows: dict[str, Tensor], *, nrow: int, title: str = ""):
+def _panels_side_by_side(rows: dict[str, Tensor], *, nrow: int, title: str = "", line_names: list[str] | None = None):
     lines = max((len(v) + nrow - 1) // nrow for v in rows.values())
-    fig, axes = subplots(1, len(rows), figsize=(len(rows) * (nrow * 0.42 + 0.2), lines * 0.42 + 0.8), squeeze=False)
-    for ax, (name, imgs) in zip(axes[0], rows.items()):
-        ax.imshow(image_grid(imgs, nrow), interpolation="nearest")
+    margin = 0.8 if line_names else 0.0
+    fig, axes = subplots(1, len(rows), figsize=(len(rows) * (nrow * 0.42 + 0.2) + margin, lines * 0.42 + 0.8),
+                         squeeze=False)
+    for i, (ax, (name, imgs)) in enumerate(zip(axes[0], rows.items())):
+        grid = image_grid(imgs, nrow)
+        ax.imshow(grid, interpolation="nearest")
         ax.set_title(name, fontsize=9)
-        ax.axis("off")
+        if i == 0 and line_names:  # the class of each line, left of the first panel
+            h = imgs.shape[-2] + 1
+            ax.set_xticks([])
+            ax.set_yticks([k * h + (h - 1) / 2 for k in range(len(line_names))], line_names, fontsize=8)
+            ax.tick_params(length=0)
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+        else:
+            ax.axis("off")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
@@ -417,8 +450,7 @@ from .metrics import TrainIndex, nearest_by_ssim, ssim  # noqa: E402,F401  (comp
 # How each kind of paper item is drawn from its producer's data (`PaperItem.plot`; "table": saved, not drawn)
 PLOTS = {"contours": lambda data: plot_contours(data),  # Fig. 2: fig2_data's dict
          "delta_energy": lambda data: plot_delta_energy(data["runs"], title=data["title"]),  # Fig. 3: fig3_data
-         "image_rows": lambda data: plot_image_rows(data.rows, nrow=data.nrow, title=data.title,
-                                                    side_by_side=data.side_by_side)}  # ImageRows
+         "image_rows": lambda data: plot_image_rows(data)}  # ImageRows
 
 
 def save_paper_table(rows: list[dict], out_dir: str | Path, name: str) -> list[Path]:
@@ -474,7 +506,9 @@ def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None
 
 
 # ----------------------------------------------------------------------------- notebook 00 (the 2-D toy task)
-TOY_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#9467bd")  # classes A-D of jeat_core.toy2d
+# classes A-D of jeat_core.toy2d: warm and light colours, which stand out on viridis (dark blue to
+# yellow) as well as on panel (c)'s white ground
+TOY_COLOURS = ("#ff2e2e", "#ff9f1c", "#ff5ccd", "#17d4ff")
 
 
 def _toy_panel(ax, grid: np.ndarray, axis: np.ndarray, title: str, *, filled: bool = True):
@@ -538,7 +572,7 @@ def plot_toy2d(view: dict):
     keep = slice(None, None, max(1, len(yd) // 800))  # the data as a backdrop: 800 points are enough
     xd, colours = xd[keep], np.array(TOY_COLOURS)[yd[keep]]
     for ax in axes[:3]:
-        ax.scatter(xd[:, 0], xd[:, 1], s=2, c=colours, alpha=0.4, linewidths=0, zorder=1)
+        ax.scatter(xd[:, 0], xd[:, 1], s=3, c=colours, alpha=0.75, linewidths=0, zorder=1)
     _toy_panel(axes[0], g["joint"][label], axis, f"(a) E(x, y={name}): attack and update")
     _toy_updates(axes[0], u, "joint", u["shown"] & (u["y"] == label))
     _toy_panel(axes[1], g["marginal"], axis, "(b) E(x): attack and update")
@@ -590,12 +624,18 @@ def plot_toy2d(view: dict):
 
 
 # ----------------------------------------------------------------------------- notebook 02 (3-D view of Fig. 2)
-def surface_3d(a, b, grid, *, model: str = "", title: str = "", zlabel: str = "E(x, y)"):
+def surface_3d(a, b, grid, *, model: str = "", title: str = "", zlabel: str = "E(x, y)", quantity: str | None = None):
     """Plotly 3-D surface of a grid on the slice (``zlabel``: what it holds, E(x, y) by default),
-    named by its model, with full axis titles."""
+    named by its model, with full axis titles. ``quantity``: a key of :data:`CONTOUR_QUANTITIES`
+    whose colour map and symmetric range the 2-D panel uses (so both views read alike; default:
+    Viridis over the grid's range)."""
     import plotly.graph_objects as go
 
-    fig = go.Figure(go.Surface(x=b.numpy(), y=a.numpy(), z=grid.numpy(), colorscale="Viridis",
+    colours = {"colorscale": "Viridis"}
+    if quantity is not None:
+        vmax = float(np.abs(np.asarray(grid)).max()) or 1e-12
+        colours = {"colorscale": plotly_colorscale(CONTOUR_QUANTITIES[quantity][2]), "cmin": -vmax, "cmax": vmax}
+    fig = go.Figure(go.Surface(x=b.numpy(), y=a.numpy(), z=grid.numpy(), **colours,
                                colorbar={"title": {"text": zlabel}}))
     head = f"{model}: {zlabel} around {title}" if model else f"{zlabel} around {title}"
     fig.update_layout(title={"text": head + " (drag to rotate)"}, height=520,
@@ -605,6 +645,15 @@ def surface_3d(a, b, grid, *, model: str = "", title: str = "", zlabel: str = "E
                              "zaxis": {"title": {"text": zlabel}},
                              "camera": {"eye": {"x": 1.6, "y": 1.6, "z": 1.0}}})
     return fig
+
+
+def plotly_colorscale(cmap: str, n: int = 11) -> list[list]:
+    """Matplotlib's colour map ``cmap`` as a Plotly colour scale (``n`` stops), so a Plotly view and a
+    matplotlib panel of the same values share their colours (Plotly's own "RdBu" runs the other way)."""
+    from matplotlib import colormaps
+
+    cm = colormaps[cmap]
+    return [[t, "rgb({},{},{})".format(*(int(round(255 * c)) for c in cm(t)[:3]))] for t in np.linspace(0, 1, n)]
 
 
 # ----------------------------------------------------------------------------- the hero figure (claims at a glance)

@@ -86,6 +86,8 @@ class ImageRows:
     nrow: int
     title: str = ""
     side_by_side: bool = False  # panels in one row (Fig. 6, as in the paper) instead of stacked
+    line_names: list[str] | None = None  # a name per line of images, left of the first panel (Fig. 6's classes)
+    split_after: int | None = None  # columns set apart from the rest (Fig. 7's generated image)
     labels: Tensor | None = None
     seeds: Tensor | None = None
     runs: dict = field(default_factory=dict)
@@ -177,6 +179,7 @@ def fig6_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, *,
     seeds = figure_seeds(class_gaussian, labels)
     fig = _generated_rows(runs, models, manifests, labels, seeds, sizes, nrow=sizes.per_class, side_by_side=True)
     fig.rows = {SEED_PANEL: seeds.clamp(0, 1), **fig.rows}  # where every chain starts
+    fig.line_names = [CIFAR10_CLASSES[int(c)] for c in labels[::sizes.per_class]]
     return fig
 
 
@@ -199,7 +202,8 @@ def fig7_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, trai
     rows = {f"generated {CIFAR10_CLASSES[int(labels[i])]} → {FIG7_K} most similar training images "
             f"(SSIM {float(sim[i, 0]):.2f} best)":
             torch.cat([gen[i:i + 1], near[i * FIG7_K:(i + 1) * FIG7_K]]) for i in range(len(gen))}
-    return ImageRows(rows, nrow=FIG7_K + 1, labels=labels, seeds=seeds, runs={"generated": (FIG7_MODEL, "joint", cfg)},
+    return ImageRows(rows, nrow=FIG7_K + 1, split_after=1, labels=labels, seeds=seeds,
+                     runs={"generated": (FIG7_MODEL, "joint", cfg)},
                      extra={"ssim": sim, "indices": idx, "generated": gen})
 
 

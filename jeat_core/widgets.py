@@ -224,15 +224,18 @@ def toy_explorer(lab, *, method: str = "jeat", eps: float = 0.05, sigma: float =
     from .figures import plot_toy2d
     from .toy2d import EPS_CHOICES, ETA_CHOICES, SIGMA_CHOICES, TOY_CLASSES, TOY_METHODS
 
-    def choice(options, value, description):
-        return w.SelectionSlider(options=[(f"{v:g}", v) for v in options], value=value, description=description)
+    wide = {"description_width": "initial"}  # the labels in full ("Langevin steps" is cut at the default width)
 
-    controls = {"method": w.Dropdown(options=list(TOY_METHODS), value=method, description="method"),
+    def choice(options, value, description):
+        return w.SelectionSlider(options=[(f"{v:g}", v) for v in options], value=value, description=description,
+                                 style=wide)
+
+    controls = {"method": w.Dropdown(options=list(TOY_METHODS), value=method, description="method", style=wide),
                 "eps": choice(EPS_CHOICES, eps, "ε (attack)"), "sigma": choice(SIGMA_CHOICES, sigma, "σ (noise)"),
                 "label": w.Dropdown(options=[(n, i) for i, n in enumerate(TOY_CLASSES)], value=label,
-                                    description="class y"),
+                                    description="class y", style=wide),
                 "eta": choice(ETA_CHOICES, eta, "η (Langevin)"),
-                "steps": w.IntSlider(steps, 0, 200, step=10, description="Langevin steps")}
+                "steps": w.IntSlider(steps, 0, 200, step=10, description="Langevin steps", style=wide)}
     return Explorer(controls, lambda **v: lab.view(**v), plot_toy2d, title="The energy view in two dimensions")
 
 
@@ -518,7 +521,7 @@ def landscape_explorer(models: dict, x, y, *, radius: float = 2.0, resolution: i
             return None
         d = r["data"][r["model"]]
         fig = surface_3d(d["a"], d["b"], slice_values(d, r["quantity"]), model=MODEL_LABELS.get(r["model"], r["model"]),
-                         zlabel=SLICE_QUANTITIES[r["quantity"]],
+                         zlabel=SLICE_QUANTITIES[r["quantity"]], quantity=r["quantity"],
                          title=f"test image {r['index']} ({CIFAR10_CLASSES[r['true_label']]}), "
                                f"y = {CIFAR10_CLASSES[r['label']]}")
         return {"application/vnd.plotly.v1+json": json.loads(fig.to_json()),

@@ -143,7 +143,7 @@ explorer
 # %% tags=["figure"]
 fig4 = fig4_rows(models, manifests, class_gaussian, sizes=SIZES)
 labels, seeds = fig4.labels, fig4.seeds
-fig = plot_image_rows(fig4.rows, nrow=fig4.nrow, title=fig4.title, side_by_side=fig4.side_by_side)
+fig = plot_image_rows(fig4)
 fig
 
 # %% [markdown]

@@ -100,7 +100,7 @@ if len(noisy) >= 2:
 
 # %% tags=["figure"]
 fig5 = fig5_rows(models, manifests, class_gaussian, sizes=SIZES)
-fig = plot_image_rows(fig5.rows, nrow=fig5.nrow, title=fig5.title, side_by_side=fig5.side_by_side)
+fig = plot_image_rows(fig5)
 fig
 
 # %% [markdown]

@@ -184,7 +184,7 @@ plot_image_rows({"buffer after 4 rounds (prediction: " + ", ".join(CIFAR10_CLASS
 
 # %% tags=["figure"]
 fig6 = fig6_rows(models, manifests, class_gaussian, sizes=SIZES)
-fig = plot_image_rows(fig6.rows, nrow=fig6.nrow, title=fig6.title, side_by_side=fig6.side_by_side)
+fig = plot_image_rows(fig6)
 fig
 
 # %% [markdown]

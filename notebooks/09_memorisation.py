@@ -63,7 +63,7 @@ print(f"searching {len(train_x):,} training images")
 fig7 = fig7_rows(models, manifests, class_gaussian, train_index, sizes=SIZES)
 labels, sim = fig7.labels, fig7.extra["ssim"]
 print("rows, top to bottom:", ", ".join(CIFAR10_CLASSES[int(lb)] for lb in labels))
-fig = plot_image_rows(fig7.rows, nrow=fig7.nrow, title=fig7.title, side_by_side=fig7.side_by_side)
+fig = plot_image_rows(fig7)
 fig
 
 # %% [markdown]

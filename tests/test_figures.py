@@ -110,8 +110,7 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
             made[name] = {name: {}}
         monkeypatch.setitem(PAPER_ITEMS, name, replace(item, producer=fake(name, made[name])))
     monkeypatch.setattr(ex, "Context", FakeContext)
-    monkeypatch.setattr(figures, "plot_image_rows",
-                        lambda rows, nrow, title="", side_by_side=False: ("rows", rows, nrow, title, side_by_side))
+    monkeypatch.setattr(figures, "plot_image_rows", lambda rows: ("rows", rows))
     monkeypatch.setattr(figures, "plot_contours", lambda data, title="": ("contours", data))
     monkeypatch.setattr(figures, "plot_delta_energy", lambda runs, title="": ("delta", runs, title))
     monkeypatch.setattr(figures, "save_figure", lambda fig, out, name: drawn.__setitem__(name, fig) or [name])
@@ -124,7 +123,7 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
         assert calls[name][0].get("sizes") is (figures.SMOKE_SIZES if sized[name] else None), name
         d = made[name]
         if item.plot == "image_rows":
-            assert drawn[name] == ("rows", d.rows, d.nrow, d.title, d.side_by_side) and drawn[name][1] is d.rows
+            assert drawn[name] == ("rows", d) and drawn[name][1] is d  # the producer's ImageRows, layout and all
         elif item.plot == "delta_energy":
             assert drawn[name] == ("delta", d["runs"], d["title"]) and drawn[name][1] is d["runs"]
         elif item.plot == "contours":
@@ -152,8 +151,7 @@ def test_each_notebook_calls_the_producer_of_its_paper_item(item):
         assert "SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES" in src and "sizes=SIZES" in src, path.name
     if item.plot == "image_rows":
         var = producer.removesuffix("_rows")
-        assert f"plot_image_rows({var}.rows, nrow={var}.nrow, title={var}.title, side_by_side={var}.side_by_side)" \
-            in src, path.name
+        assert f"plot_image_rows({var})" in src, path.name  # the producer's ImageRows, its layout and all
 
 
 def test_figure_sizes_validate():
@@ -227,3 +225,22 @@ def test_fig2_default_is_delta_log_p_and_data_has_it():
             float(d["dlogp"].abs().mean()))
     fig = plot_contours(data)
     assert "log p(y|x′) − log p(y|x)" in fig.axes[-1].get_ylabel() and "Δ log p" in fig.axes[0].get_title()
+
+
+def test_image_grid_sets_the_first_column_apart_and_fig6_names_its_classes():
+    """Fig. 7's generated image stands apart from its neighbours (a wider white gutter), and Fig. 6's
+    first panel names the class of each line."""
+    import torch
+
+    from jeat_core.figures import image_grid, plot_image_rows
+    from jeat_core.paper_items import ImageRows
+
+    x = torch.zeros(6, 3, 4, 4)  # black images: gutters are the only white
+    plain, split = image_grid(x, 3), image_grid(x, 3, split_after=1, split_gap=6)
+    assert plain.shape == (9, 14, 3) and split.shape == (9, 19, 3)
+    assert (split[:, 4:10] == 1).all() and (split[:4, 10:14] == 0).all()  # 6 white columns, then image 2
+    assert (split[:4, :4] == 0).all() and (split[:4, 15:19] == 0).all()
+    fig = plot_image_rows(ImageRows({"seeds": x, "AT": x}, nrow=3, side_by_side=True, line_names=["cat", "dog"]))
+    first, second = fig.axes
+    assert [t.get_text() for t in first.get_yticklabels()] == ["cat", "dog"]
+    assert not second.axison  # only the first panel carries the names

@@ -170,6 +170,31 @@ def test_missing_peer_library_is_one_line_and_never_agrees(monkeypatch, capsys, 
     assert "torchattacks is not installed" in res["note"] and INSTALL_PEER in res["note"]
 
 
+def test_claim_8_quotes_the_recorded_autoattack_beside_pgd(monkeypatch, toy):
+    """Claim 8 (Tab. 3) states a model's recorded standard AutoAttack beside its PGD-20, and only a
+    standard one (a reduced budget is not what RobustBench quotes)."""
+    from jeat_core.audit import CLAIMS, Settings
+    from jeat_core.experiments import Context
+    from jeat_core.robustness import STANDARD_BUDGET
+
+    _no_torchattacks(monkeypatch)  # the peer cross-check is not what this test is about
+    (claim,) = [c for c in CLAIMS if c.id == 8]
+    ctx = Context()
+    x, y = toy.tensors(64)
+    ctx._cache["test"] = (x, y)
+    record = {"attack": "autoattack", "eps": 8 / 255, "n": 1000, "robust_acc": 0.257, "robust_ci": [0.231, 0.285],
+              "settings": dict(STANDARD_BUDGET)}
+    reduced = dict(record, settings={**STANDARD_BUDGET, "n_queries": 50})
+    manifests = dict(zip(claim.models, ({"evals": [record]}, {"evals": [reduced]}, {})))
+    for i, name in enumerate(claim.models):
+        ctx._cache[("model", name)] = (tiny_cnn(i), manifests[name])
+    res = claim.run(ctx, Settings.smoke_run())
+    first, second, third = claim.models
+    assert res["ours"][first]["autoattack"] == {"robust": 0.257, "robust_ci": [0.231, 0.285], "n": 1000}
+    assert "autoattack" not in res["ours"][second] and "autoattack" not in res["ours"][third]
+    assert "recorded AutoAttack (standard): AT 25.7% [23.1, 28.5] (n = 1,000)" in res["note"], res["note"]
+
+
 def test_cli_records_autoattack_and_pgd_restarts(tmp_path, monkeypatch, capsys):
     from dataclasses import replace
 
