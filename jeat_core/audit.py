@@ -577,26 +577,69 @@ CLAIMS: tuple[Claim, ...] = (
 )
 
 
+class AuditError(ValueError):
+    """A re-run the audit cannot do (bad ``only``, or a previous report of other settings)."""
+
+
 def run_audit(*, smoke: bool = False, data_root=None, inception_weights: str | None = None,
-              progress: Callable[[str], None] | None = None) -> dict:
-    """Measure every claim of :data:`CLAIMS` on the shipped models. Returns ``{"claims": [...], ...}``."""
+              progress: Callable[[str], None] | None = None, only: set[int] | None = None,
+              previous: dict | None = None) -> dict:
+    """Measure every claim of :data:`CLAIMS` on the shipped models. Returns ``{"claims": [...], ...}``.
+
+    ``only`` (claim ids) re-measures those claims and takes every other from ``previous``, an earlier
+    report of the same settings (e.g. after recording a new evaluation, claims 8 and 10, in minutes
+    instead of the whole audit). Its ``seconds`` then add the new claims' times to the others' old
+    ones, and ``reran`` lists what was re-measured and when."""
     say = progress or (lambda _msg: None)
     t0 = time.time()
     st = Settings.smoke_run() if smoke else Settings()
     if inception_weights:
         st = Settings(**{**st.__dict__, "inception_weights": inception_weights})
+    settings = {k: v for k, v in st.__dict__.items() if k != "inception_weights"}
+    if only is not None:
+        _check_rerun(only, previous, smoke, settings)
     ctx = Context(data_root=data_root)
     claims = []
     for c in CLAIMS:
+        if only is not None and c.id not in only:
+            claims.append(next(old for old in previous["claims"] if old["id"] == c.id))
+            continue
         say(f"claim {c.id}: {c.claim}")
         t = time.time()
         claims.append(c.run(ctx, st))
         claims[-1]["seconds"] = round(time.time() - t, 1)
-    return {"claims": claims, "smoke": smoke, "seconds": round(time.time() - t0, 1),
-            "settings": {k: v for k, v in st.__dict__.items() if k != "inception_weights"},
+    seconds = round(time.time() - t0, 1)
+    extra = {}
+    if only is not None:
+        seconds = round(sum(c["seconds"] for c in claims), 1)
+        extra["reran"] = [*previous.get("reran", []), {"claims": sorted(only), "date": time.strftime("%Y-%m-%d")}]
+    return {"claims": claims, "smoke": smoke, "seconds": seconds, **extra, "settings": settings,
             "feature_spaces": {n: {"role": sp.role, "evaluator": sp.evaluator, "description": sp.description}
                                for n, sp in rulers.FEATURE_SPACES.items()},
             "tally": tally({"claims": claims}), "generation_claims": sorted(GEN_PARTS)}
+
+
+def _check_rerun(only: set[int], previous: dict | None, smoke: bool, settings: dict) -> None:
+    ids = {c.id for c in CLAIMS}
+    if not only or not only <= ids:
+        raise AuditError(f"--only: claims are {min(ids)}-{max(ids)}; got {', '.join(map(str, sorted(only))) or 'none'}")
+    if previous is None:
+        raise AuditError("--only re-measures some claims of an earlier report: give --out with its audit.md "
+                         "(the JSON beside it is read)")
+    if previous.get("smoke") != smoke or previous.get("settings") != json_round_trip(settings):
+        raise AuditError("--only: the earlier report was made with other settings (or smoke flag); run the whole "
+                         "audit instead")
+    missing = ids - {c.get("id") for c in previous.get("claims", [])}
+    if missing:
+        raise AuditError(f"--only: the earlier report lacks claims {', '.join(map(str, sorted(missing)))}; "
+                         "run the whole audit instead")
+
+
+def json_round_trip(v):
+    """``v`` as it reads back from JSON (tuples become lists), to compare with a saved report."""
+    import json
+
+    return json.loads(json.dumps(v))
 
 
 def _fidelity(fake: Tensor, real: Tensor, weights: str) -> dict:
@@ -653,7 +696,9 @@ def to_markdown(report: dict) -> str:
     counts = tally(report)
     lines = ["# Reproduction audit (`jeat audit`)", "",
              f"{'Smoke run (tiny sizes) — not a result.' if report['smoke'] else 'Full run'} on the shipped "
-             f"cpu-preset models (SmallCNN, 0.81 M parameters, 2-core CPU); {report['seconds']:.0f} s. "
+             f"cpu-preset models (SmallCNN, 0.81 M parameters, 2-core CPU); {report['seconds']:.0f} s"
+             + "".join(f"; claims {', '.join(map(str, r['claims']))} re-measured on {r['date']}"
+                       for r in report.get("reran", [])) + ". "
              "The paper's numbers are for WideResNet-28-10 on GPUs. Verdicts come from 95% intervals: "
              "*reproduced* when the interval excludes the null in the paper's direction, *not reproduced* when "
              "it excludes it in the other, *inconclusive* otherwise. Generation claims (4-6) are split into "

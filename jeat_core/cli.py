@@ -364,12 +364,21 @@ def _figures(a: argparse.Namespace) -> int:
 
 
 def _audit(a: argparse.Namespace) -> int:
-    from .audit import run_audit, to_markdown
+    from .audit import AuditError, run_audit, to_markdown
 
     if a.inception_weights and not Path(a.inception_weights).is_file():
         raise FileNotFoundError(f"--inception-weights: no file at {a.inception_weights}")
+    only = previous = None
+    if a.only is not None:
+        try:
+            only = {int(v) for v in a.only.split(",") if v.strip()}
+        except ValueError:
+            raise AuditError(f"--only: give claim numbers like 8,10; got {a.only!r}") from None
+        if a.out and Path(a.out).with_suffix(".json").is_file():
+            previous = json.loads(Path(a.out).with_suffix(".json").read_text())
     report = run_audit(smoke=a.smoke, data_root=a.data_root, inception_weights=a.inception_weights,
-                       progress=lambda msg: print(f"[audit] {msg}", file=sys.stderr, flush=True))
+                       progress=lambda msg: print(f"[audit] {msg}", file=sys.stderr, flush=True),
+                       only=only, previous=previous)
     md = to_markdown(report)
     if a.out:
         out = Path(a.out)
@@ -463,6 +472,8 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     u.add_argument("--out", help="also write the Markdown here (and the JSON beside it), e.g. figures/audit.md")
     u.add_argument("--inception-weights", help="offline torch-fidelity Inception weights for real IS/FID")
+    u.add_argument("--only", help="re-measure only these claims (e.g. 8,10) and keep the others from the report "
+                                  "at --out")
     u.add_argument("--data-root")
     u.set_defaults(func=_audit)
     return p

@@ -184,3 +184,39 @@ def test_fig3_pools_the_runs_but_one_contradicting_run_decides(monkeypatch):
     assert r["ours"]["at-s2"]["verdict"] == "not reproduced" and r["verdict"] == "not reproduced"
     logs["at-s2"] = log(20, 19)  # short and uncertain, but not contradicting: the pool decides
     assert audit._fig3(ctx, None, ("at",))["verdict"] == "reproduced"
+
+
+def test_only_reruns_the_named_claims_and_keeps_the_rest(monkeypatch, tmp_path, capsys):
+    """`jeat audit --only 2 --out F` re-measures claim 2 and keeps claim 1 from F's JSON, refusing a
+    report of other settings or an unknown claim with a one-line error."""
+    import json
+
+    from jeat_core import audit
+    from jeat_core.cli import main
+
+    runs = []
+
+    def fake(cid, value):
+        def measure(ctx, st, models):
+            runs.append(cid)
+            return {"ours": {"value": value}, "n": 1, "verdict": "reproduced", "note": ""}
+        return audit.Claim(cid, f"claim {cid}", "paper", "metric", (), measure)
+
+    monkeypatch.setattr(audit, "CLAIMS", [fake(1, "first"), fake(2, "first")])
+    out = tmp_path / "audit.md"
+    assert main(["audit", "--smoke", "--out", str(out)]) == 0 and runs == [1, 2]
+    monkeypatch.setattr(audit, "CLAIMS", [fake(1, "second"), fake(2, "second")])
+    runs.clear()
+    assert main(["audit", "--smoke", "--only", "2", "--out", str(out)]) == 0 and runs == [2]
+    report = json.loads(out.with_suffix(".json").read_text())
+    assert [c["ours"]["value"] for c in report["claims"]] == ["first", "second"]
+    assert report["reran"][0]["claims"] == [2] and "claims 2 re-measured on" in out.read_text()
+    assert report["seconds"] == round(sum(c["seconds"] for c in report["claims"]), 1)
+    capsys.readouterr()
+    for args in (["--only", "7"], ["--only", "x"]):  # unknown claim, not a number
+        assert main(["audit", "--smoke", *args, "--out", str(out)]) == 2
+        assert capsys.readouterr().err.startswith("jeat audit: error: --only")
+    assert main(["audit", "--only", "2", "--out", str(out)]) == 2  # the report is a smoke run, this is not
+    assert "other settings" in capsys.readouterr().err
+    assert main(["audit", "--smoke", "--only", "2", "--out", str(tmp_path / "none.md")]) == 2  # nothing to keep
+    assert "give --out with its audit.md" in capsys.readouterr().err
