@@ -297,8 +297,8 @@ def plot_delta_energy(runs: dict[str, list[dict]] | list[dict], *, title: str = 
         ax.set_ylabel("energy change")
     axes[0].set_title("(a) E(x, y)")
     axes[1].set_title("(b) E(x)")
-    handles = [Line2D([], [], color="#d62728", marker="s", ls="", label="Δ_x E (the attack)"),
-               Line2D([], [], color="#1f77b4", marker="s", ls="", label="Δ_θ E (the update)"),
+    handles = [Line2D([], [], color="#d62728", marker="s", ls="", label=r"$\Delta_x E$ (the attack)"),
+               Line2D([], [], color="#1f77b4", marker="s", ls="", label=r"$\Delta_\theta E$ (the update)"),
                Line2D([], [], color="0.3", marker="o", lw=0.6, label=f"{name or 'this run'}: mean ± SD over the batch")]
     handles += [Line2D([], [], color="0.3", marker=shapes[run], mfc="none", ls="", label=f"{run}: mean")
                 for run in others]
@@ -323,15 +323,17 @@ def plot_autoattack_stages(records: dict[str, dict | None], *, pgd20: dict[str, 
         ax.text(0.5, 0.5, f"no AutoAttack record yet for {', '.join(missing)}\n"
                 "(jeat eval --attack autoattack --record)", ha="center", va="center", fontsize=9)
         return fig
+    from matplotlib.ticker import PercentFormatter
+
     cols = min(4, len(names))
     rows = -(-len(names) // cols)
-    fig, axes = subplots(rows, cols, figsize=(max(2.6 * cols + 0.6, 6.5), 3.0 * rows + 0.6), squeeze=False,
+    fig, axes = subplots(rows, cols, figsize=(max(3.0 * cols + 0.6, 5.0), 3.2 * rows + 0.7), squeeze=False,
                          sharey=True)
     for ax in axes.flat[len(names):]:
         ax.remove()
     for ax, name in zip(axes.flat, names):
         rec = records[name]
-        ax.set_title(name, fontsize=9)
+        ax.set_title(MODEL_LABELS.get(name, name), fontsize=10)
         stages = [("clean", rec["clean_acc"], rec["clean_ci"])] + [
             (s["stage"], s["robust_acc"], s["robust_ci"]) for s in rec["stages"]]
         acc = np.array([a for _, a, _ in stages])
@@ -339,21 +341,23 @@ def plot_autoattack_stages(records: dict[str, dict | None], *, pgd20: dict[str, 
         xs = np.arange(len(stages))
         ax.bar(xs, acc, color=["#999999"] + ["#d62728", "#ff7f0e", "#9467bd", "#2ca02c"][:len(stages) - 1])
         ax.errorbar(xs, acc, yerr=np.clip([acc - lo, hi - acc], 0, None), fmt="none", color="k", lw=0.7, capsize=2)
-        for i in range(1, len(stages)):
+        for i in range(1, len(stages)):  # how many percentage points this attack removed
             drop = 100 * (acc[i - 1] - acc[i])
-            ax.text(xs[i], hi[i] + 0.01, f"−{drop:.1f}" if drop > 0 else "0", ha="center", fontsize=6.5)
+            ax.text(xs[i], hi[i] + 0.015, f"{drop:.1f}" if drop > 0 else "0", ha="center", fontsize=7.5)
         if pgd20 and name in pgd20:
-            ax.axhline(pgd20[name], color="k", ls="--", lw=0.8)
-            ax.text(xs[0] - 0.4, pgd20[name] + 0.01, f"PGD-20 {pgd20[name]:.1%}", fontsize=6.5, va="bottom")
-        ax.set_xticks(xs, [n for n, *_ in stages], rotation=45, fontsize=7, ha="right")
-        ax.set_xlabel(f"n = {rec['n']:,}", fontsize=7)
+            ax.axhline(pgd20[name], color="k", ls="--", lw=0.8, label=f"PGD-20 (ours): {pgd20[name]:.1%}")
+            ax.legend(loc="upper right", fontsize=7.5, frameon=False)
+        ax.set_xticks(xs, [n for n, *_ in stages], fontsize=8)
+        ax.set_xlabel(f"n = {rec['n']:,} test images", fontsize=8)
+        ax.yaxis.set_major_formatter(PercentFormatter(1.0, decimals=0))
+        ax.set_ylim(0, min(1.0, float(hi.max()) + 0.12))  # room for the labels over the bars
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy after the stage")
     import textwrap
 
-    title = ("AutoAttack, stage by stage: each attack runs on the points all earlier ones left; over a bar, "
-             "the points (of 100) it removed" + (f". No record yet: {', '.join(missing)}" if missing else ""))
-    fig.suptitle(textwrap.fill(title, 95 if cols > 2 else 75), fontsize=9)
+    title = ("AutoAttack, stage by stage: each attack runs on the points the earlier ones left; over a bar, the "
+             "percentage points of accuracy it removed" + (f". No record yet: {', '.join(missing)}" if missing else ""))
+    fig.suptitle(textwrap.fill(title, 110 if cols > 2 else 70), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -594,8 +598,8 @@ def plot_toy2d(view: dict):
     gs = axes[3].get_subplotspec().subgridspec(2, 1, hspace=0.8)
     axes[3].remove()
     log = view["log"]
-    for i, (key, what, colour) in enumerate([("dxE", "(d) Δ_x E (attacks)", "#d62728"),
-                                             ("dthetaE", "(e) Δ_θ E (updates)", "#1f77b4")]):
+    for i, (key, what, colour) in enumerate([("dxE", r"(d) $\Delta_x E$ (attacks)", "#d62728"),
+                                             ("dthetaE", r"(e) $\Delta_\theta E$ (updates)", "#1f77b4")]):
         ax = fig.add_subplot(gs[i])
         steps = [[r[f"{key}_{kind}_mean"] for r in log] for kind in ("joint", "marginal")]
         vals = [float(np.mean(v)) if v else 0.0 for v in steps]
@@ -603,8 +607,8 @@ def plot_toy2d(view: dict):
         ax.barh([0, 1], vals, color=colour, height=0.6)
         for j, (v, per_step) in enumerate(zip(vals, steps)):  # the value, written in the empty half
             neg = f", {np.mean(np.array(per_step) < 0):.0%} < 0" if key == "dthetaE" and per_step else ""
-            ax.text(-0.05 * lim if v >= 0 else 0.05 * lim, j, f"{v:+.2g}{neg}", va="center",
-                    ha="right" if v >= 0 else "left", fontsize=7)
+            ax.text(-0.5 * lim if v >= 0 else 0.5 * lim, j, f"{v:+.2g}{neg}", va="center",  # mid empty half
+                    ha="center", fontsize=7)
         ax.set_xlim(-lim, lim)
         ax.set_yticks([0, 1], ["E(x, y)", "E(x)"], fontsize=8)
         ax.invert_yaxis()
@@ -612,7 +616,8 @@ def plot_toy2d(view: dict):
         ax.set_xticks([])  # the values are written on the bars
         ax.set_title(f"{what}, mean of {len(log)} steps", fontsize=8)
     handles = [Line2D([], [], marker=m, ls="", color=c, markeredgecolor="k", label=t) for m, c, t in
-               [("v", "#2b8cbe", "one more update: Δ_θ E < 0"), ("^", "#e34a33", "Δ_θ E > 0")]]
+               [("v", "#2b8cbe", r"one more update: $\Delta_\theta E < 0$"),
+                ("^", "#e34a33", r"$\Delta_\theta E > 0$")]]
     if u["negatives"] is not None:
         handles.append(Line2D([], [], marker="x", ls="", color="k", label="SGLD samples x̃"))
     axes[1].legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, frameon=False, fontsize=7)

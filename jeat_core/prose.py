@@ -23,6 +23,14 @@ from torch import Tensor
 from .claims import AUDIT
 
 
+def say(text: str, width: int = 100) -> None:
+    """Print a sentence of a notebook's prose wrapped at word boundaries (JupyterLab breaks a long
+    output line anywhere, even inside a word)."""
+    import textwrap
+
+    print(textwrap.fill(text, width))
+
+
 def _claims(path: str | Path | None = None) -> list[dict]:
     p = Path(path) if path is not None else AUDIT
     return json.loads(p.read_text())["claims"] if p.is_file() else []

@@ -349,7 +349,7 @@ def _draw_generation(r: dict, n_images: int):
     """Seeds above, generated images below, the sampler in the title and the summary underneath."""
     from .figures import image_grid, subplots
 
-    fig, axes = subplots(2, 1, figsize=(max(n_images * 0.8, 5.5), 3.0))
+    fig, axes = subplots(2, 1, figsize=(max(n_images * 0.8, 5.5), 3.2))
     axes[0].imshow(image_grid(r["x0"], n_images))
     axes[0].set_title("seeds", fontsize=8, loc="left")
     axes[1].imshow(image_grid(r["x"], n_images))
@@ -359,20 +359,21 @@ def _draw_generation(r: dict, n_images: int):
                       f"{r['steps']} steps, noise {r['noise']:.3g})", fontsize=8, loc="left")
     for ax in axes:
         ax.axis("off")
-    fig.text(0.01, 0.02, "\n".join(_generation_summary(r)), fontsize=7, va="bottom")
+    fig.text(0.01, 0.02, "\n".join(_generation_summary(r)), fontsize=8, va="bottom")
     if r["diag"]["broken"]:
         fig.text(0.01, 0.98, "⚠ chain broken: " + r["diag"]["reason"], fontsize=7, color="#b00", va="top",
                  wrap=True)
-    fig.subplots_adjust(bottom=0.22, top=0.85 if r["diag"]["broken"] else 0.9)
+    fig.subplots_adjust(bottom=0.25, top=0.85 if r["diag"]["broken"] else 0.9)
     return fig
 
 
 def _generation_note(r: dict) -> str:
-    html = "<br>".join(_generation_summary(r))
-    if r["diag"]["broken"]:
-        html = (f"<b style='color:#b00'>⚠ chain broken: {r['diag']['reason']}. The confidence below is "
-                "not evidence of a good sample.</b><br>") + html
-    return f"<span style='font-size:90%'>{html}</span>"
+    """Under the figure only the warning of a broken chain: the summary is in the figure itself (which
+    a viewer without widgets sees too), so it is not repeated."""
+    if not r["diag"]["broken"]:
+        return ""
+    return (f"<span style='font-size:90%'><b style='color:#b00'>⚠ chain broken: {r['diag']['reason']}. The "
+            "confidence under the images is not evidence of a good sample.</b></span>")
 
 
 def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None = None, zoo_names: dict | None = None,
@@ -573,9 +574,11 @@ def fisher_explorer(models: dict, x, y, *, n_probes: int = 2, n_images: int = 8,
             for row, (suffix, what) in enumerate([("", "as written (Hutchinson; probe noise)"),
                                                   ("_pl", "piecewise-linear (exact; lower = flatter)")]):
                 ax = axes[row, col]
-                ax.bar(labels, [rr[key + suffix] for rr in r["rows"]], color=colours, capsize=2,
-                       yerr=[rr[key + suffix + "_se"] for rr in r["rows"]])
+                vals = [rr[key + suffix] for rr in r["rows"]]
+                ses = [rr[key + suffix + "_se"] for rr in r["rows"]]
+                ax.bar(labels, vals, color=colours, capsize=2, yerr=ses)
                 ax.set_yscale("symlog", linthresh=1e-2)
+                ax.set_yticks(symlog_ticks([v + d for v, e in zip(vals, ses) for d in (-e, e)], 1e-2))
                 ax.axhline(0, color="k", lw=0.5)
                 ax.set_title(f"{key} ({eq}), {what}", fontsize=8)
         probes = f"{r['n_probes']} Hutchinson probe{'s' if r['n_probes'] > 1 else ''}"
@@ -589,6 +592,22 @@ def fisher_explorer(models: dict, x, y, *, n_probes: int = 2, n_images: int = 8,
 
 
 # ----------------------------------------------------------------------------- notebook 08
+def symlog_ticks(values, linthresh: float, most: int = 7) -> list[float]:
+    """Ticks for a symlog axis over ``values``: 0 and signed decades from ``linthresh`` up, every
+    second (third, ...) decade when more than ``most`` ticks would crowd the axis."""
+    import math
+
+    def decades(top: float) -> list[int]:
+        return list(range(round(math.log10(linthresh)), math.floor(math.log10(top)) + 1)) if top > linthresh else []
+
+    pos = decades(max([v for v in values if v > 0], default=0))
+    neg = decades(max([-v for v in values if v < 0], default=0))
+    step = 1
+    while (len(pos[::step]) + len(neg[::step]) + 1) > most:
+        step += 1
+    return sorted([0.0, *(10.0 ** k for k in pos[::-1][::step]), *(-(10.0 ** k) for k in neg[::-1][::step])])
+
+
 def robustness_explorer(models: dict, x, y, *, eps255: float = 8.0, steps: int = 10) -> Explorer:
     """ε and number of PGD steps (L-inf, step ε/4, random start) for Tab. 3 on ``len(x)`` images."""
     import ipywidgets as w
@@ -609,18 +628,26 @@ def robustness_explorer(models: dict, x, y, *, eps255: float = 8.0, steps: int =
         from .figures import subplots
 
         names = list(r["rows"])
-        fig, ax = subplots(figsize=(1.3 * len(names) + 2, 2.8))
+        fig, ax = subplots(figsize=(1.3 * len(names) + 2, 3.2))
         xs = range(len(names))
         colours = [MODEL_COLOURS.get(n, "#555555") for n in names]
-        ax.bar([i - 0.2 for i in xs], [100 * r["rows"][n]["clean_acc"] for n in names], 0.4, color=colours,
-               alpha=0.45, label="clean")
-        ax.bar([i + 0.2 for i in xs], [100 * r["rows"][n]["robust_acc"] for n in names], 0.4, color=colours,
+        clean = [100 * r["rows"][n]["clean_acc"] for n in names]
+        robust = [100 * r["rows"][n]["robust_acc"] for n in names]
+        # clean: a light bar outlined in the model's colour; attacked: the model's colour, outlined in
+        # black (so the palest colour, σ = 8/255's, still shows)
+        ax.bar([i - 0.2 for i in xs], clean, 0.4, color="#eeeeee", edgecolor=colours, linewidth=1.5, label="clean")
+        ax.bar([i + 0.2 for i in xs], robust, 0.4, color=colours, edgecolor="black", linewidth=0.5,
                label=f"PGD-{r['steps']}")
-        ax.set_xticks(list(xs), [MODEL_LABELS.get(n, n) for n in names])
-        ax.set_ylabel("accuracy (%)")
-        ax.set_ylim(0, 100)
-        ax.legend(frameon=False, fontsize=8)
-        ax.set_title(f"L∞ ε = {r['eps255']:.1f}/255, {r['steps']} steps, n = {len(x)}", fontsize=9)
+        for i, (c, a) in enumerate(zip(clean, robust)):
+            ax.text(i - 0.2, c + 1.5, f"{c:.0f}", ha="center", fontsize=8)
+            ax.text(i + 0.2, a + 1.5, f"{a:.0f}", ha="center", fontsize=8)
+        ax.set_xticks(list(xs), [MODEL_LABELS.get(n, n) for n in names], fontsize=9)
+        ax.set_ylabel("accuracy (%)", fontsize=10)
+        ax.set_ylim(0, 112)  # room above a 100% bar for its number
+        ax.set_yticks(range(0, 101, 20))
+        ax.legend(frameon=False, fontsize=9, loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside, never on a bar
+        ax.set_title(f"L∞ ε = {r['eps255']:.1f}/255, PGD-{r['steps']} (step ε/4, random start), n = {len(x)} "
+                     "test images", fontsize=10)
         fig.tight_layout()
         return fig
 

@@ -79,12 +79,12 @@ print("models:", ", ".join(models))
 # as their class, before any chain has run, the floor every generated row must beat.
 
 # %%
-from jeat_core.prose import sampler_rows, seed_baseline
+from jeat_core.prose import sampler_rows, say, seed_baseline
 
 base = seed_baseline()
 if base:
-    print(f"The evaluator classifies {base['eval_acc']:.1%} of {base['n']:,} class-Gaussian seeds "
-          f"({base['n'] // 10} per class) as their class (the seed row of figures/audit.json); chance is 10%.")
+    say(f"The evaluator classifies {base['eval_acc']:.1%} of {base['n']:,} class-Gaussian seeds "
+        f"({base['n'] // 10} per class) as their class (the seed row of figures/audit.json); chance is 10%.")
 Table(sampler_rows(manifests), formats={"η": "{:g}", "noise s": "{:g}", "exact Langevin √η": "{:.2f}"},
       title="each model's tuned sampler (manifest['sampler']): the noise s against exact Langevin's √η")
 

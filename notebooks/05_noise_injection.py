@@ -49,7 +49,7 @@ from jeat_core.checkpoints import load_model
 from jeat_core.data import load_split
 from jeat_core.figures import GENERATION_FORMATS, Table, image_rows_table, plot_image_rows, save_figure
 from jeat_core.paper_items import fig5_rows
-from jeat_core.prose import sampler_rows, seed_baseline
+from jeat_core.prose import sampler_rows, say, seed_baseline
 from jeat_core.sampling import ClassGaussian
 
 models, manifests = {}, {}  # by zoo name ("noise-8", ...)
@@ -60,8 +60,8 @@ class_gaussian = ClassGaussian(train.x, train.y)
 
 base = seed_baseline()
 if base:
-    print(f"The evaluator classifies {base['eval_acc']:.1%} of {base['n']:,} class-Gaussian seeds as their class "
-          "(the seed row of figures/audit.json).")
+    say(f"The evaluator classifies {base['eval_acc']:.1%} of {base['n']:,} class-Gaussian seeds as their class "
+        "(the seed row of figures/audit.json).")
 Table(sampler_rows(manifests), formats={"η": "{:g}", "noise s": "{:g}", "exact Langevin √η": "{:.2f}"},
       title="each model's tuned sampler: the noise s against exact Langevin's √η")
 
@@ -84,11 +84,11 @@ if len(noisy) >= 2:
     hi, lo = max(noisy, key=lambda k: noisy[k]["acc"]), min(noisy, key=lambda k: noisy[k]["acc"])
     gap = 100 * (noisy[hi]["acc"] - noisy[lo]["acc"])
     separate = noisy[hi]["ci"][0] > noisy[lo]["ci"][1]
-    print(f"Our noise-trained classifiers span {gap:.1f} points of clean accuracy ({hi}: {noisy[hi]['acc']:.1%}, "
-          f"{lo}: {noisy[lo]['acc']:.1%}); their 95% intervals "
-          + ("do not overlap, so they are not the same within sampling error: the paper's condition holds only "
-             "loosely, and any difference in generation may partly reflect accuracy." if separate else
-             "overlap: the paper's condition holds."))
+    say(f"Our noise-trained classifiers span {gap:.1f} points of clean accuracy ({hi}: {noisy[hi]['acc']:.1%}, "
+        f"{lo}: {noisy[lo]['acc']:.1%}); their 95% intervals "
+        + ("do not overlap, so they are not the same within sampling error: the paper's condition holds only "
+           "loosely, and any difference in generation may partly reflect accuracy." if separate else
+           "overlap: the paper's condition holds."))
 
 # %% [markdown]
 # ## Fig. 5: the same seeds through the three noise-trained classifiers

@@ -115,11 +115,17 @@ x_tilde = langevin(lambda z: marginal_energy(model(z)), x0, step_size=cfg["sgld"
 buffer.push(x_tilde, idx)
 with torch.no_grad():
     lx, la, lt = model(x), model(x_adv), model(x_tilde)
-print(f"E(x, y):  clean {float(joint_energy(lx, y).mean()):+.2f} → attacked {float(joint_energy(la, y).mean()):+.2f}")
-print(f"E(x):     clean {float(marginal_energy(lx).mean()):+.2f}, attacked {float(marginal_energy(la).mean()):+.2f}, "
-      f"SGLD samples {float(marginal_energy(lt).mean()):+.2f}")
+
+
+def mean2(t) -> str:  # a batch mean to 2 decimals, signed, never "-0.00"
+    return f"{round(float(t.mean()), 2) + 0.0:+.2f}"
+
+
+print(f"E(x, y):  clean {mean2(joint_energy(lx, y))} → attacked {mean2(joint_energy(la, y))}")
+print(f"E(x):     clean {mean2(marginal_energy(lx))}, attacked {mean2(marginal_energy(la))}, "
+      f"SGLD samples {mean2(marginal_energy(lt))}")
 print("step 3 would lower E(x_adv) and raise E(x̃): the generative term is",
-      f"{float(marginal_energy(la).mean() - marginal_energy(lt).mean()):+.2f}")
+      mean2(marginal_energy(la) - marginal_energy(lt)))
 plot_image_rows({"x (test images)": x, "x_adv (energy attack, ε = 8/255)": x_adv,
                  f"buffer seeds ({init})": x0, f"x̃ after {SGLD_STEPS} SGLD steps on E(x)": x_tilde}, nrow=8)
 
@@ -192,12 +198,12 @@ fig
 # seeds as the first row (the floor a generated row has to beat):
 
 # %%
-from jeat_core.prose import seed_baseline, seed_row
+from jeat_core.prose import say, seed_baseline, seed_row
 
 base = seed_baseline()
 if base:
-    print(f"On the audit's {base['n']:,} seeds the evaluator's accuracy is {base['eval_acc']:.1%} "
-          "(the seed row of figures/audit.json).")
+    say(f"On the audit's {base['n']:,} seeds the evaluator's accuracy is {base['eval_acc']:.1%} "
+        "(the seed row of figures/audit.json).")
 Table([seed_row(fig6.seeds, fig6.labels, loaded=models), *image_rows_table(fig6, models)], formats=GENERATION_FORMATS)
 
 # %% [markdown]
@@ -207,7 +213,8 @@ Table([seed_row(fig6.seeds, fig6.labels, loaded=models), *image_rows_table(fig6,
 from jeat_core.widgets import generation_explorer, require
 
 require(globals(), "models", "manifests", "class_gaussian", cell="the parameters cell and the Setup cell")
-generation_explorer(models, class_gaussian, manifests=manifests, n_images=4 if SMOKE else 6, max_steps=SIZES.max_steps,
+first = {"jeat": models["jeat"], **models} if "jeat" in models else models  # opens on JEAT, the paper's model
+generation_explorer(first, class_gaussian, manifests=manifests, n_images=4 if SMOKE else 6, max_steps=SIZES.max_steps,
                     title="Samples by model (Fig. 6)")
 
 # %% [markdown]

@@ -110,12 +110,12 @@ plot_autoattack_stages(records, pgd20=pgd_same)
 # finds at least 3 points lower accuracy than ours (audit claim 8). How close they came:
 
 # %%
-from jeat_core.prose import peer_attack_gap
+from jeat_core.prose import peer_attack_gap, say
 
 peer = peer_attack_gap()
-print(f"torchattacks' PGD-20 and APGD-CE differ from our PGD-20 by at most {100 * peer['gap']:.1f} points "
-      f"(largest for {peer['model']}, n = {peer['n']:,}); the audit's tolerance is 3 points." if peer
-      else "figures/audit.json has no peer-attack numbers (torchattacks was not installed when it ran).")
+say(f"torchattacks' PGD-20 and APGD-CE differ from our PGD-20 by at most {100 * peer['gap']:.1f} points "
+    f"(largest for {peer['model']}, n = {peer['n']:,}); the audit's tolerance is 3 points." if peer
+    else "figures/audit.json has no peer-attack numbers (torchattacks was not installed when it ran).")
 
 # %% [markdown]
 # ## Explore: ε and the number of PGD steps

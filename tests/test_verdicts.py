@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jeat_core.verdicts import SCALE_NOTES, VerdictTable, claim_notebook, verdict_table
+from jeat_core.verdicts import SCALE_NOTES, VerdictTable, claim_notebook, decision_rule, verdict_table
 
 REPO = Path(__file__).resolve().parent.parent
 CLAIM_1 = {"id": 1, "claim": "Tab. 1: the energy attack is as effective as the CE attack",
@@ -82,6 +82,19 @@ def test_a_claim_not_measured_says_so(tmp_path):
     missing = {**CLAIM_7, "ours": None, "n": 0, "reproduced": "not measurable here"}
     (row,) = verdict_table("07", _audit(tmp_path, missing)).rows
     assert row["ours"] == "—<br>n = 0" and row["verdict"] == "not measurable here"
+    why = {**missing, "ours": {"at": {"verdict": "not measurable here: no record"}}, "note": "AT has no record"}
+    (row,) = verdict_table("07", _audit(tmp_path, why)).rows
+    assert row["ours"] == "AT has no record<br>n = 0" and row["verdict"] == "not measurable here"  # says why
+
+
+def test_the_verdict_states_its_rule(tmp_path):
+    """Claim 1's interval excludes 0 yet it is "as effective" within a tolerance: the table says so."""
+    rule = "reproduced if the CI of energy − CE lies within ±5 points and the energy attack's CI lies below 10%"
+    claim = {**CLAIM_1, "metric": "accuracy under L∞ PGD-20 (Wilson CIs); " + rule}
+    (row,) = verdict_table("01", _audit(tmp_path, claim)).rows
+    assert row["verdict"] == f"reproduced<br>({rule})"
+    assert decision_rule("masking check; masking (not reproduced) if a CI lies above 0").startswith("masking")
+    assert decision_rule("SSIM of samples to their nearest training image") == ""
 
 
 def test_html_escapes_the_audit_text(tmp_path):

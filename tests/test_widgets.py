@@ -40,15 +40,18 @@ def _differs(a, b):
 @pytest.mark.parametrize("key,value", [("model", "jeat"), ("label", 3), ("step_size", 3.0), ("steps", 20),
                                        ("noise", 0.05), ("seed", 4), ("init", "uniform"), ("energy", "ce")])
 def test_generation_explorer(setup, key, value):
-    from jeat_core.widgets import generation_explorer
+    from jeat_core.widgets import _generation_summary, generation_explorer
 
     models, x, y, cg, _ = setup
     e = generation_explorer(models, cg, n_images=2, max_steps=10, model_description="σ", judge=_judge(models))
     before, after = _changed(e, key, value, lambda r: r["x"])
     assert _differs(before, after), key
-    # the confidence shown comes from a classifier that did not generate the images, and says which
-    assert e.last["judge"] != e.last["model"] and e.last["judge"] in e.note.value
-    assert "moved L2" in e.note.value and "clipped pixels" in e.note.value
+    # the confidence shown (in the figure, under the images) comes from a classifier that did not
+    # generate the images, and says which; the HTML note below repeats none of it (only a broken chain)
+    shown = "\n".join(_generation_summary(e.last))
+    assert e.last["judge"] != e.last["model"] and e.last["judge"] in shown
+    assert "moved L2" in shown and "clipped pixels" in shown
+    assert ("chain broken" in e.note.value) == e.last["diag"]["broken"] and "moved L2" not in e.note.value
 
 
 def _judge(models):
@@ -350,3 +353,13 @@ def test_toy_explorer(toy_lab, key, value, probe):
     before, after = _changed(e, key, value, probe)
     assert before.shape != after.shape or _differs(torch.as_tensor(before), torch.as_tensor(after))
     assert e.last["uses"] == toy_lab.key(*(e.values()[k] for k in ("method", "eps", "sigma")))
+
+
+def test_symlog_ticks_stay_few_and_within_the_data():
+    from jeat_core.widgets import symlog_ticks
+
+    ticks = symlog_ticks([-1500, 20, 0.5], 1e-2)
+    assert 0.0 in ticks and len(ticks) <= 7 and min(ticks) >= -1500 and max(ticks) <= 20
+    assert ticks == sorted(ticks) and -1000.0 in ticks and 10.0 in ticks  # the outer decades survive thinning
+    assert symlog_ticks([3, 0.2], 1e-2) == [0.0, 0.01, 0.1, 1.0]
+    assert symlog_ticks([0.001], 1e-2) == [0.0]
