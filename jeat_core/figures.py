@@ -543,10 +543,11 @@ def _toy_updates(ax, u: dict, kind: str, mask: np.ndarray) -> None:
     ax.scatter(x[:, 0], x[:, 1], s=10, c="white", edgecolors="black", linewidths=0.5, zorder=4)
     down = dth < 0
     size = 18 + 60 * np.abs(dth) / (np.abs(dth).max() or 1.0)
-    ax.scatter(xin[down, 0], xin[down, 1], s=size[down], marker="v", c="#2b8cbe", edgecolors="black",
-               linewidths=0.4, zorder=5)
-    ax.scatter(xin[~down, 0], xin[~down, 1], s=size[~down], marker="^", c="#e34a33", edgecolors="black",
-               linewidths=0.4, zorder=5)
+    # black and white, so the update's sign never reads as a class colour
+    ax.scatter(xin[down, 0], xin[down, 1], s=size[down], marker="v", c="white", edgecolors="black",
+               linewidths=0.6, zorder=5)
+    ax.scatter(xin[~down, 0], xin[~down, 1], s=size[~down], marker="^", c="black", edgecolors="white",
+               linewidths=0.6, zorder=5)
 
 
 def plot_toy2d(view: dict):
@@ -576,7 +577,7 @@ def plot_toy2d(view: dict):
     keep = slice(None, None, max(1, len(yd) // 800))  # the data as a backdrop: 800 points are enough
     xd, colours = xd[keep], np.array(TOY_COLOURS)[yd[keep]]
     for ax in axes[:3]:
-        ax.scatter(xd[:, 0], xd[:, 1], s=3, c=colours, alpha=0.75, linewidths=0, zorder=1)
+        ax.scatter(xd[:, 0], xd[:, 1], s=5, c=colours, alpha=0.8, edgecolors="black", linewidths=0.15, zorder=1)
     _toy_panel(axes[0], g["joint"][label], axis, f"(a) E(x, y={name}): attack and update")
     _toy_updates(axes[0], u, "joint", u["shown"] & (u["y"] == label))
     _toy_panel(axes[1], g["marginal"], axis, "(b) E(x): attack and update")
@@ -593,6 +594,9 @@ def plot_toy2d(view: dict):
     axes[2].scatter(p[-1, :, 0], p[-1, :, 1], s=16, c=c, edgecolors="black", linewidths=0.4, zorder=5)
     axes[2].text(0.02, 0.02, f"η = {view['eta']:g}, {view['steps']} steps, noise √η", transform=axes[2].transAxes,
                  fontsize=7)
+    axes[2].legend(handles=[Line2D([], [], marker="o", ls="", color=c, markeredgecolor="k", markeredgewidth=0.3,
+                                   label=f"class {n}") for n, c in zip(TOY_CLASSES, TOY_COLOURS)],
+                   loc="upper left", fontsize=6.5, frameon=True, framealpha=0.8, handletextpad=0.1, borderpad=0.3)
     # (d), (e): Fig. 3's quantities over the training run (means over the logged updates, each point
     # at its own label), the attack's Δ_x E and the update's Δ_θ E each on its own scale
     gs = axes[3].get_subplotspec().subgridspec(2, 1, hspace=0.8)
@@ -616,8 +620,8 @@ def plot_toy2d(view: dict):
         ax.set_xticks([])  # the values are written on the bars
         ax.set_title(f"{what}, mean of {len(log)} steps", fontsize=8)
     handles = [Line2D([], [], marker=m, ls="", color=c, markeredgecolor="k", label=t) for m, c, t in
-               [("v", "#2b8cbe", r"one more update: $\Delta_\theta E < 0$"),
-                ("^", "#e34a33", r"$\Delta_\theta E > 0$")]]
+               [("v", "white", r"one more update: $\Delta_\theta E < 0$"),
+                ("^", "black", r"$\Delta_\theta E > 0$")]]
     if u["negatives"] is not None:
         handles.append(Line2D([], [], marker="x", ls="", color="k", label="SGLD samples x̃"))
     axes[1].legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.08), ncol=3, frameon=False, fontsize=7)
