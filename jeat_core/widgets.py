@@ -693,14 +693,21 @@ def memorisation_explorer(models: dict, class_gaussian, train_x, *, manifests: d
     def draw(r: dict):
         from .figures import subplots
 
-        fig, axes = subplots(1, k + 1, figsize=(1.3 * (k + 1), 2.1))
+        # the generated image set apart from its neighbours (a wider slot, so a wider gap, and a red frame)
+        fig, axes = subplots(1, k + 1, figsize=(1.3 * (k + 1) + 0.3, 2.1),
+                             gridspec_kw={"width_ratios": [1.25] + [1] * k, "wspace": 0.08})
         axes[0].imshow(r["x"][0].permute(1, 2, 0).numpy())
         axes[0].set_title(f"generated\n({r['model']}, {CIFAR10_CLASSES[r['label']]})", fontsize=7)
         for j in range(k):
             axes[j + 1].imshow(r["near"][j].permute(1, 2, 0).numpy())
             axes[j + 1].set_title(f"train #{int(r['idx'][j])}\nSSIM {float(r['ssim'][j]):.2f}", fontsize=7)
-        for ax in axes:
+        for ax in axes[1:]:
             ax.axis("off")
+        axes[0].set_xticks([])
+        axes[0].set_yticks([])
+        for spine in axes[0].spines.values():
+            spine.set_edgecolor("#d62728")
+            spine.set_linewidth(2)
         d = r["diag"]
         fig.text(0.01, 0.01, f"chain ({r['sampler']}): moved L2 {d['l2']:.2f} from the seed, E(x,y) "
                              f"{d['energy_before']:.3g} → {d['energy_after']:.3g}, clipped pixels {d['saturated']:.0%}"
