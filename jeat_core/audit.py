@@ -496,9 +496,10 @@ def _masking(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
         return {"ours": ours, "n": 0, "verdict": "not measurable here",
                 "note": f"the reference {ref} has no usable AutoAttack record, so no gap can be compared"}
     x, y = ctx.test()
-    n = min(r["n"] for r in recs.values() if r is not None)
 
-    def masks(name: str) -> dict:
+    def masks(name: str) -> dict:  # on the model's own recorded images; masking_check pairs the common first ones
+        n = recs[name]["n"]
+
         def make():
             pgd20 = pgd_restarts(ctx.model(name)[0], x[:n], y[:n], n_steps=20, restarts=1, seed=0)
             return {"pgd20": masks_of(pgd20)["restart-1"], **masks_of(recs[name])}
@@ -508,7 +509,7 @@ def _masking(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
         if recs[name] is None:
             continue
         r, c = recs[name], masking_check(masks(name), masks(ref))
-        ours[name] = {"pgd20": round(c["pgd20"], 4), "autoattack": round(c["autoattack"], 4),
+        ours[name] = {"n": c["n"], "pgd20": round(c["pgd20"], 4), "autoattack": round(c["autoattack"], 4),
                       "autoattack_recorded": {"robust_acc": r["robust_acc"], "robust_ci": _ci(r["robust_ci"]),
                                               "n": r["n"], "seconds": r.get("seconds")},
                       "stages": {v["stage"]: round(v["robust_acc"], 4) for v in r["stages"]},
@@ -518,7 +519,10 @@ def _masking(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
                       "square_minus_apgd_ce_ci": _ci(c["square_minus_apgd_ce_ci"]), "verdict": c["verdict"]}
         parts.append({"masking": "not reproduced", "no masking sign": "reproduced"}.get(c["verdict"], "inconclusive"))
     masked = [m for m in models if isinstance(ours[m], dict) and ours[m]["verdict"] == "masking"]
-    note = (f"paired on the first {n} test images; intervals: paired percentile bootstrap over images; "
+    sizes = sorted({v["n"] for v in ours.values() if "n" in v})
+    n = sizes[0]
+    note = (f"each model paired with {ref} on their common first test images "
+            f"({' or '.join(f'{k:,}' for k in sizes)}); intervals: paired percentile bootstrap over images; "
             f"{'masking: ' + ', '.join(masked) if masked else 'no model shows masking'}")
     return {"ours": ours, "n": n, "verdict": combine(parts), "note": note}
 

@@ -364,7 +364,7 @@ def _figures(a: argparse.Namespace) -> int:
 
 
 def _audit(a: argparse.Namespace) -> int:
-    from .audit import AuditError, run_audit, to_markdown
+    from .audit import run_audit, to_markdown
 
     if a.inception_weights and not Path(a.inception_weights).is_file():
         raise FileNotFoundError(f"--inception-weights: no file at {a.inception_weights}")
@@ -373,7 +373,7 @@ def _audit(a: argparse.Namespace) -> int:
         try:
             only = {int(v) for v in a.only.split(",") if v.strip()}
         except ValueError:
-            raise AuditError(f"--only: give claim numbers like 8,10; got {a.only!r}") from None
+            raise ValueError(f"--only: give claim numbers like 8,10; got {a.only!r}") from None
         if a.out and Path(a.out).with_suffix(".json").is_file():
             previous = json.loads(Path(a.out).with_suffix(".json").read_text())
     report = run_audit(smoke=a.smoke, data_root=a.data_root, inception_weights=a.inception_weights,

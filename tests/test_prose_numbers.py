@@ -291,3 +291,38 @@ def test_prose_helpers_read_their_sources(tmp_path):
     seeds, labels = torch.rand(4, 3, 32, 32), torch.tensor([0, 1, 2, 3])
     row = prose.seed_row(seeds, labels, loaded={"evaluator": lambda x: torch.zeros(len(x), 10)})
     assert row["scored by"] == "evaluator" and row["p(y | x)"] == pytest.approx(0.1) and row["moved L2"] == 0.0
+
+
+AA_QUOTE = re.compile(r"(AT|PreJEAT|JEAT|JEM|σ = \d+/255) ([\d.]+)% \[([\d.]+), ([\d.]+)\] vs PGD-20 ([\d.]+)% "
+                      r"\(n = ([\d,]+)\)")
+
+
+def aa_problems(text: str) -> list[str]:
+    """figures/README.md quotes each recorded AutoAttack of Tab. 3 beside its PGD-20, as
+    ``AT 30.3% [27.5, 33.2] vs PGD-20 34.4% (n = 1,000)``: every quote matches table3_robustness.json
+    and every row with a record is quoted."""
+    rows = _table("figures/table3_robustness.json")
+    quoted, out = {}, []
+    for m in AA_QUOTE.finditer(text):
+        name, acc, lo, hi, pgd, n = m.groups()
+        quoted[name] = True
+        r = rows.get(name)
+        if r is None or r["autoattack_acc"] is None:
+            out.append(f"figures/README.md quotes an AutoAttack for {name}; Tab. 3 has none")
+            continue
+        want = (_pct(r["autoattack_acc"]), *(_pct(v) for v in r["autoattack_ci"]), _pct(r["pgd20_acc"]),
+                f"{r['autoattack_n']:,}")
+        if (acc, lo, hi, pgd, n) != want:
+            out.append(f"figures/README.md: {m.group(0)!r}, Tab. 3 says {want}")
+    missing = [k for k, r in rows.items() if r["autoattack_acc"] is not None and k not in quoted]
+    if missing:
+        out.append(f"figures/README.md does not quote the recorded AutoAttack of {', '.join(missing)}")
+    return out
+
+
+def test_autoattack_quotes_match_tab3():
+    text = FILES["figures"].read_text()
+    assert not aa_problems(text), "\n".join(aa_problems(text))
+    m = AA_QUOTE.search(text)
+    assert m, "figures/README.md quotes no AutoAttack"
+    assert aa_problems(text.replace(m.group(0), m.group(0).replace("% [", "1% [", 1), 1)), "a changed number passed"

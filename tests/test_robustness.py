@@ -252,6 +252,11 @@ def test_masking_claim_reads_recorded_evals(toy):
     assert res["reproduced"] in VERDICTS and res["reproduced"] != "not measurable here" and res["n"] == 16
     assert {r["verdict"] for r in res["ours"].values()} <= set(robustness.MASKING)
     assert "gap_ci" in res["ours"]["jeat"] and "excess_ci" in res["ours"]["jeat"]
+    # a model recorded on fewer images pairs with AT on those; the others keep all of theirs
+    recorded["noise-8"] = record_eval({}, autoattack(models["noise-8"], x[:8], y[:8], steps=3, n_queries=20))
+    res = claim.run(ctx_with(recorded), Settings.smoke_run())
+    assert res["ours"]["noise-8"]["n"] == 8 and res["ours"]["jeat"]["n"] == 16 and res["n"] == 8
+    assert "(8 or 16)" in res["note"]
     # a full audit accepts only the standard version (100 iterations, 5,000 queries)
     res = claim.run(ctx_with(recorded), Settings())
     assert res["reproduced"] == "not measurable here" and "not the standard" in res["ours"]["at"]["verdict"]
