@@ -353,11 +353,9 @@ def plot_autoattack_stages(records: dict[str, dict | None], *, pgd20: dict[str, 
         ax.set_ylim(0, min(1.0, float(hi.max()) + 0.12))  # room for the labels over the bars
     for ax in axes[:, 0]:
         ax.set_ylabel("accuracy after the stage")
-    import textwrap
-
     title = ("AutoAttack, stage by stage: each attack runs on the points the earlier ones left; over a bar, the "
              "percentage points of accuracy it removed" + (f". No record yet: {', '.join(missing)}" if missing else ""))
-    fig.suptitle(textwrap.fill(title, 110 if cols > 2 else 70), fontsize=10)
+    fig.suptitle(_wrap_to(fig.get_figwidth(), title, 10), fontsize=10)
     fig.tight_layout()
     return fig
 

@@ -309,7 +309,8 @@ def _tuned_langevin(manifest: dict | None, energy: str, max_steps: int | None):
     return cfg if _tuned(manifest, energy) and cfg.step == "langevin" else None
 
 
-def _generation_controls(models: dict, manifests: dict, cfg, label: int, model_description: str) -> dict:
+def _generation_controls(models: dict, manifests: dict, cfg, label: int, model_description: str,
+                         model: str) -> dict:
     """The generation explorer's controls, starting at the sampler ``cfg``; η on a log ladder that
     holds every model's tuned value exactly (a log slider would round 3 to 3.16)."""
     import ipywidgets as w
@@ -322,7 +323,7 @@ def _generation_controls(models: dict, manifests: dict, cfg, label: int, model_d
             if _tuned(manifests.get(name), energy):
                 etas.add(float(sampler_for(manifests.get(name), energy).step_size))
     return {
-        "model": w.Dropdown(options=list(models), description=model_description),
+        "model": w.Dropdown(options=list(models), value=model, description=model_description),
         "label": label_dropdown(label),
         "step_size": w.SelectionSlider(options=[(f"{v:g}", v) for v in sorted(etas)], value=float(cfg.step_size),
                                        description="η (log)"),
@@ -379,7 +380,7 @@ def _generation_note(r: dict) -> str:
 def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None = None, zoo_names: dict | None = None,
                         judge: Callable | None = None, n_images: int = 6, label: int = 8,
                         max_steps: int | None = None, model_description: str = "model",
-                        title: str = "Langevin generation") -> Explorer:
+                        title: str = "Langevin generation", model: str | None = None) -> Explorer:
     """Model, label, step size η (a log ladder plus the tuned values), steps, noise, seed, init and
     energy (Eq. 16 vs Eq. 17).
 
@@ -451,9 +452,11 @@ def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None 
         c = _tuned_langevin(manifests.get(values["model"]), values["energy"], max_steps)
         return {} if c is None else {"step_size": c.step_size, "steps": c.n_steps, "noise": c.noise_std}
 
-    first = next(iter(models))
+    first = next(iter(models)) if model is None else model
+    if first not in models:
+        raise ValueError(f"model {first!r} is not among the generating models: {', '.join(models)}")
     cfg = _tuned_langevin(manifests.get(first), "joint", max_steps) or sampler_for(None, max_steps=max_steps)
-    controls = _generation_controls(models, manifests, cfg, label, model_description)
+    controls = _generation_controls(models, manifests, cfg, label, model_description, first)
     for lbl in range(len(CIFAR10_CLASSES)):  # warm the seed cache: a label change then costs only the chain
         if lbl in getattr(class_gaussian, "classes", range(len(CIFAR10_CLASSES))):
             seeds(lbl, "class_gaussian", 0)

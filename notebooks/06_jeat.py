@@ -213,9 +213,8 @@ Table([seed_row(fig6.seeds, fig6.labels, loaded=models), *image_rows_table(fig6,
 from jeat_core.widgets import generation_explorer, require
 
 require(globals(), "models", "manifests", "class_gaussian", cell="the parameters cell and the Setup cell")
-first = {"jeat": models["jeat"], **models} if "jeat" in models else models  # opens on JEAT, the paper's model
-generation_explorer(first, class_gaussian, manifests=manifests, n_images=4 if SMOKE else 6, max_steps=SIZES.max_steps,
-                    title="Samples by model (Fig. 6)")
+generation_explorer(models, class_gaussian, manifests=manifests, n_images=4 if SMOKE else 6, max_steps=SIZES.max_steps,
+                    title="Samples by model (Fig. 6)", model="jeat")  # opens on JEAT, the paper's model
 
 # %% [markdown]
 # ### What to try

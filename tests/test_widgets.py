@@ -76,6 +76,12 @@ def test_generation_explorer_uses_tuned_sampler_and_hides_the_evaluator(setup):
     assert e.last["tuned"] and e.last["steps"] == 15 and len(e.timings) == n + 1
     e.controls["steps"].value = 10  # moved off the tuned sampler: the title no longer calls it tuned
     assert not e.last["tuned"] and e.last["steps"] == 10
+    # opened on a chosen model, with that model's own sampler; an unknown one is a clear error
+    e = generation_explorer(models, cg, manifests=manifests, n_images=2, max_steps=20, judge=_judge(models),
+                            model="jeat")
+    assert e.values()["model"] == "jeat" and e.last["tuned"] and e.values()["steps"] == 15
+    with pytest.raises(ValueError, match="'evaluator' is not among the generating models"):
+        generation_explorer({**models, "evaluator": models["at"]}, cg, manifests=manifests, model="evaluator")
 
 
 def test_chain_diagnostics_flags_a_broken_chain(setup):
