@@ -33,7 +33,6 @@ from .checkpoints import CheckpointError, find_eval
 from .claims import verdict_from_ci
 from .experiments import (
     TEST_SEED,
-    TRAINING_SEEDS,
     Context,
     describe,
     fisher_table,
@@ -216,7 +215,7 @@ def _fig3(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
         return rec
 
     runs, pooled = {}, []
-    for run in shipped_runs(ctx, method):
+    for run in ctx.training_runs(method):
         log = [r for r in read_energy_log(resolve(f"{ctx.preset}/{run}") / ENERGY_LOG) if r["step"] > 0]
         runs[run] = {**shares(log), "log_every": log[1]["step"] - log[0]["step"] if len(log) > 1 else None}
         runs[run]["verdict"] = fig3_run_verdict(runs[run])
@@ -257,7 +256,7 @@ def describe_sampler(rec: dict) -> str:
 class Part:
     """One part of a generation claim (``docs/evaluation.md``, *Claims split into parts*): method ``a``
     against ``b``; ``paper_direction`` ``"a<b"`` when the paper says a scores lower (better). With
-    ``seeds`` each side is every shipped training run of its method (:data:`TRAINING_SEEDS`)."""
+    ``seeds`` each side is every shipped training run of its method (:meth:`Context.training_runs`)."""
 
     name: str
     a: str
@@ -278,18 +277,6 @@ GEN_PARTS: dict[int, tuple[Part, ...]] = {
     5: (Part("5a", "noise-16", "noise-8"), Part("5b", "noise-24", "noise-16")),
     6: (Part("6a", "jeat", "at"), Part("6b", "prejeat", "at"), Part("6c", "jeat", "prejeat")),
 }
-
-
-def shipped_runs(ctx: Context, method: str) -> list[str]:
-    """The shipped training runs of ``method``: itself, then its ``-s1``, ``-s2`` runs that are shipped."""
-    out = []
-    for run in TRAINING_SEEDS.get(method, (method,)):
-        try:
-            ctx.model(run)
-        except (CheckpointError, FileNotFoundError):
-            continue
-        out.append(run)
-    return out
 
 
 def claim_verdict(verdicts: list[str]) -> str:
@@ -326,8 +313,8 @@ def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...]) -> di
 
     built, raw = [], {}
     for p in parts:
-        runs_a = shipped_runs(ctx, p.a) if p.seeds else [p.a]
-        runs_b = shipped_runs(ctx, p.b) if p.seeds else [p.b]
+        runs_a = ctx.training_runs(p.a) if p.seeds else [p.a]
+        runs_b = ctx.training_runs(p.b) if p.seeds else [p.b]
         xa, xb = [images(r, p.a_energy) for r in runs_a], [images(r, p.b_energy) for r in runs_b]
         built.append({"name": p.name, "a": p.label("a"), "b": p.label("b"), "paper_direction": p.paper_direction,
                       "comparisons": rulers.compare(ctx, xa, xb, spaces=spaces, n_boot_kid=st.kid_boot,

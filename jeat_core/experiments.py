@@ -67,6 +67,22 @@ TRAINING_SEEDS = {m: (m, f"{m}-s1", f"{m}-s2") for m in ("at", "prejeat", "jeat"
 TUNED_PAIRS += tuple((run, "joint") for runs in TRAINING_SEEDS.values() for run in runs[1:])
 
 
+def training_runs(method: str, preset: str = "cifar10-cpu", paths: dict | None = None) -> list[str]:
+    """The shipped training runs of ``method``: the method itself, then each of its ``-s1``, ``-s2`` runs
+    (:data:`TRAINING_SEEDS`) whose checkpoint exists (``paths``: name -> folder overrides, as
+    :attr:`Context.paths`); a method without extra seeds is its one run. Nothing is loaded."""
+    from .checkpoints import CheckpointError, resolve
+
+    out = []
+    for run in TRAINING_SEEDS.get(method, (method,)):
+        try:
+            resolve((paths or {}).get(run, f"{preset}/{run}"))
+        except CheckpointError:  # that seed is not shipped
+            continue
+        out.append(run)
+    return out
+
+
 def balanced_labels(per_class: int, n_classes: int = 10) -> Tensor:
     """``(per_class * n_classes,)`` labels 0, 1, ..., K-1, 0, 1, ..."""
     return torch.arange(n_classes).repeat(per_class)
@@ -99,6 +115,10 @@ class Context:
     def model(self, name: str):
         """``(model, manifest)`` of a shipped model (``CheckpointError`` when it is not shipped)."""
         return self.cached(("model", name), lambda: load_model(self.paths.get(name, f"{self.preset}/{name}")))
+
+    def training_runs(self, method: str) -> list[str]:
+        """The shipped training runs of ``method`` (:func:`training_runs`) in this context's preset and paths."""
+        return training_runs(method, self.preset, self.paths)
 
     def models(self, names) -> dict:
         """Zoo name -> model, for each of ``names``."""

@@ -269,6 +269,24 @@ def bootstrap_ci(values: Tensor, stat: Callable[[Tensor], float] = lambda v: flo
     return percentile_ci([stat(values[rng.randint(0, n, (n,), generator=g)]) for _ in range(n_boot)], level)
 
 
+# Student-t 0.975 quantiles by degrees of freedom (checked against scipy.stats.t.ppf in the tests)
+T975 = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 5: 2.5706, 6: 2.4469, 7: 2.3646, 8: 2.3060, 9: 2.2622,
+        10: 2.2281}
+
+
+def t_interval(values) -> tuple[float, float, float]:
+    """``(mean, low, high)``: the mean of a few independent values (training runs of one recipe) and its
+    Student-t 95% interval, ``mean ± t(0.975, n − 1) · sd / √n`` (sd with n − 1). For 2 to 11 values:
+    fewer give no interval, and more should be bootstrapped instead."""
+    v = torch.as_tensor(values, dtype=torch.float64)
+    n = len(v)
+    if not 2 <= n <= len(T975) + 1:
+        raise ValueError(f"t_interval needs 2 to {len(T975) + 1} values; got {n}")
+    m = float(v.mean())
+    half = T975[n - 1] * float(v.std()) / n ** 0.5
+    return m, m - half, m + half
+
+
 def resample_counts(n: int, n_boot: int, g: torch.Generator) -> Tensor:
     """Multiplicities ``(n_boot, n)`` (float64, each row summing to ``n``) of ``n_boot`` bootstrap
     resamples of ``n`` rows: a resample as a weight vector, so that kernel means over it are

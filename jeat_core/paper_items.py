@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .data import CIFAR10_CLASSES
-from .experiments import TRAINING_SEEDS, Context, fisher_rows, read_energy_log
+from .experiments import Context, fisher_rows, read_energy_log, training_runs
 from .landscape import landscape_slices
 from .sampling import ClassGaussian, GenerationConfig, generate, sampler_for
 
@@ -129,14 +129,11 @@ def fig2_data(models: dict, x: Tensor, y: Tensor, *, sizes: FigureSizes = PAPER_
 def fig3_data(preset: str = "cifar10-cpu") -> dict:
     """Fig. 3: the energy logs of the :data:`FIG3_MODEL` training runs: ``{"log": the shipped run's
     records, "runs": run name -> records (the shipped run, then each training seed shipped), "title"}``."""
-    from .checkpoints import ENERGY_LOG, CheckpointError, resolve
+    from .checkpoints import ENERGY_LOG, resolve
 
     runs = {}
-    for run in TRAINING_SEEDS.get(FIG3_MODEL, (FIG3_MODEL,)):
-        try:
-            path = resolve(f"{preset}/{run}") / ENERGY_LOG
-        except (CheckpointError, FileNotFoundError):  # that seed is not shipped
-            continue
+    for run in training_runs(FIG3_MODEL, preset):
+        path = resolve(f"{preset}/{run}") / ENERGY_LOG
         if path.exists():
             runs[run] = read_energy_log(path)
     return {"log": runs[FIG3_MODEL], "runs": runs,
@@ -264,6 +261,74 @@ def table3_rows(models: dict, x: Tensor, y: Tensor, *, sizes: FigureSizes = PAPE
                      "n": r["n"], "autoattack_acc": aa["robust_acc"] if aa else None,
                      "autoattack_ci": [round(v, 4) for v in aa["robust_ci"]] if aa else None,
                      "autoattack_n": aa["n"] if aa else None, "eps": eps})
+    return rows
+
+
+def table3_seed_rows(manifests: dict, *, eps: float = 8 / 255) -> list[dict]:
+    """Tab. 3 across training seeds, from the records only (nothing is attacked here): for each method
+    with extra training seeds (:data:`~jeat_core.experiments.TRAINING_SEEDS`: AT, PreJEAT, JEAT) one row
+    per run in ``manifests`` (run name -> manifest; the shipped run and its ``-s1``/``-s2``) and a row
+    ``"mean of k runs"``.
+
+    Per run: ``clean_acc`` (its record, the full test set), ``pgd20_acc`` (its record, ``pgd20_n``
+    images), and on the first ``n`` test images, ``n`` being the smallest standard AutoAttack record
+    among the method's runs (the shipped run's 1,000 are cut to its seeds' 500): ``autoattack_acc``
+    with its Wilson interval, ``pgd100_5_acc`` (``None`` without a PGD-100×5 record that long) and
+    ``gap`` = PGD-100×5 − AutoAttack, paired per image, with a bootstrap 95% interval. The mean row
+    averages each number over the runs; its ``autoattack_ci`` and ``gap_ci`` are Student-t 95%
+    intervals over runs (:func:`~jeat_core.metrics.t_interval`), the training-seed variance the
+    per-run intervals omit, and ``spread`` is AutoAttack's range over the runs.
+    A method with no AutoAttack record on some run gets no mean row for it."""
+    from .checkpoints import find_eval
+    from .experiments import TRAINING_SEEDS
+    from .metrics import bootstrap_ci, t_interval, wilson_interval
+    from .robustness import masks_of
+
+    def final(record, n):  # per-image robustness after the record's last stage, first n images
+        if not record or record["n"] < n or "per_example" not in record:
+            return None
+        return list(masks_of(record).values())[-1][:n]
+
+    rows = []
+    for method, runs in TRAINING_SEEDS.items():
+        runs = [r for r in runs if r in manifests]
+        aa = {r: recorded_autoattack(manifests[r], eps) for r in runs}
+        if not runs or not all(aa.values()):
+            continue
+        n = min(a["n"] for a in aa.values())
+        out = []
+        for run in runs:
+            man = manifests[run]
+            clean, pgd20 = find_eval(man, "none", eps), find_eval(man, "pgd20", eps)
+            robust_aa = final(aa[run], n)
+            robust_pgd = final(find_eval(man, "pgd100-5", eps), n)
+            k = int(robust_aa.sum())
+            row = {"model": MODEL_LABELS.get(method, method), "run": run, "seed": man.get("config", {}).get("seed"),
+                   "clean_acc": clean["clean_acc"] if clean else None,
+                   "pgd20_acc": pgd20["robust_acc"] if pgd20 else None, "pgd20_n": pgd20["n"] if pgd20 else None,
+                   "n": n, "autoattack_acc": k / n, "autoattack_ci": [round(v, 4) for v in wilson_interval(k, n)],
+                   "pgd100_5_acc": None, "gap": None, "gap_ci": None, "spread": None}
+            if robust_pgd is not None:
+                d = robust_pgd.double() - robust_aa.double()
+                row.update(pgd100_5_acc=float(robust_pgd.double().mean()), gap=float(d.mean()),
+                           gap_ci=[round(v, 4) for v in bootstrap_ci(d)])
+            out.append(row)
+        rows += out
+        if len(out) >= 2:
+            mean = {**{k: None for k in out[0]}, "model": MODEL_LABELS.get(method, method),
+                    "run": f"mean of {len(out)} runs", "n": n}
+            for key, ci in (("clean_acc", None), ("pgd20_acc", None), ("autoattack_acc", "autoattack_ci"),
+                            ("pgd100_5_acc", None), ("gap", "gap_ci")):
+                vals = [r[key] for r in out]
+                if None in vals:
+                    continue
+                m, lo, hi = t_interval(vals)
+                mean[key] = m
+                if ci:  # the interval over runs replaces the per-run one
+                    mean[ci] = [round(lo, 4), round(hi, 4)]
+            aa_runs = [r["autoattack_acc"] for r in out]
+            mean["spread"] = max(aa_runs) - min(aa_runs)  # AutoAttack's range over runs
+            rows.append(mean)
     return rows
 
 

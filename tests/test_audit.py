@@ -171,10 +171,9 @@ def test_fig3_pools_the_runs_but_one_contradicting_run_decides(monkeypatch):
                  "dthetaE_marginal_mean": (-1.0) ** i} for i in range(n)]
 
     logs = {"at": log(1000, 990), "at-s1": log(1000, 985)}
-    monkeypatch.setattr(audit, "shipped_runs", lambda ctx, method: list(logs))
     monkeypatch.setattr(checkpoints, "resolve", lambda name: Path(name))
     monkeypatch.setattr(experiments, "read_energy_log", lambda path: logs[path.parent.name])
-    ctx = SimpleNamespace(preset="p")
+    ctx = SimpleNamespace(preset="p", training_runs=lambda method: list(logs))
     r = audit._fig3(ctx, None, ("at",))
     assert r["verdict"] == "reproduced" and r["training_seeds"] == 2 and r["n"] == 2000
     assert r["ours"]["pooled"]["share_dthetaE_joint_neg"] == (990 + 985) / 2000

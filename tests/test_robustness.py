@@ -309,3 +309,60 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(toy, tmp_
     fresh = pgd_restarts(other, x, y, n_steps=3, restarts=2, eps=16 / 255, batch_size=8)
     assert pgd_restarts(other, x, y, n_steps=3, restarts=2, eps=16 / 255, batch_size=8,
                         partial=path)["per_example"] == fresh["per_example"]
+
+
+def test_t_interval_matches_scipy():
+    import math
+
+    from scipy import stats
+
+    from jeat_core.metrics import T975, t_interval
+
+    for df, q in T975.items():
+        assert q == pytest.approx(stats.t.ppf(0.975, df), abs=1e-4)
+    vals = [0.30, 0.27, 0.32]
+    m, lo, hi = t_interval(vals)
+    ref = stats.t.interval(0.95, 2, loc=sum(vals) / 3, scale=stats.sem(vals))
+    assert m == pytest.approx(sum(vals) / 3) and (lo, hi) == pytest.approx(ref, abs=1e-4)
+    assert not math.isnan(lo)
+    with pytest.raises(ValueError, match="2 to"):
+        t_interval([0.3])
+
+
+def _record(attack, stages: dict, eps=8 / 255):
+    masks = {k: torch.tensor(v, dtype=torch.bool) for k, v in stages.items()}
+    settings = {"steps": 100, "n_queries": 5000} if attack == "autoattack" else {}
+    return robustness.summarize(attack, masks, eps=eps, seconds=1.0, settings=settings)
+
+
+def test_seed_table_cuts_to_the_common_images_and_pairs_the_gap():
+    """Tab. 3 across training seeds: each run's AutoAttack on the first n images every run has (the
+    shipped 8 cut to its seeds' 4), the PGD-100×5 − AutoAttack gap paired per image, a mean row
+    with an interval over runs; a method missing a run's record gets no rows."""
+    from jeat_core.paper_items import table3_seed_rows
+
+    def man(seed, aa, pgd=None):
+        n = len(aa)
+        evals = [{"attack": "none", "eps": 8 / 255, "n": 10000, "clean_acc": 0.6, "robust_acc": 0.6},
+                 {"attack": "pgd20", "eps": 8 / 255, "n": 1000, "clean_acc": 0.6, "robust_acc": 0.35},
+                 _record("autoattack", {"clean": [1] * n, "apgd-ce": aa, "apgd-t": aa, "fab-t": aa, "square": aa})]
+        if pgd:
+            evals.append(_record("pgd100-5", {"clean": [1] * len(pgd), "restart-1": pgd}))
+        return {"config": {"seed": seed}, "evals": evals}
+
+    manifests = {"at": man(0, [1, 1, 0, 0, 1, 1, 1, 1], pgd=[1, 1, 1, 0, 1, 1, 1, 1]),
+                 "at-s1": man(1, [1, 0, 0, 0], pgd=[1, 0, 0, 0]), "at-s2": man(2, [1, 1, 1, 0], pgd=[1, 1, 1, 1]),
+                 "jeat": man(0, [1, 0, 1, 0]), "jeat-s1": {"config": {"seed": 1}, "evals": []}}
+    rows = table3_seed_rows(manifests)
+    assert [r["run"] for r in rows] == ["at", "at-s1", "at-s2", "mean of 3 runs"]  # no JEAT: jeat-s1 has no record
+    at, s1, s2, mean = rows
+    assert all(r["n"] == 4 for r in rows)
+    assert at["autoattack_acc"] == 0.5 and at["pgd100_5_acc"] == 0.75 and at["gap"] == 0.25  # first 4 images only
+    assert s1["gap"] == 0 and s2["gap"] == 0.25 and s2["seed"] == 2
+    assert mean["autoattack_acc"] == pytest.approx((0.5 + 0.25 + 0.75) / 3)
+    lo, hi = mean["autoattack_ci"]
+    assert lo < mean["autoattack_acc"] < hi and mean["spread"] == pytest.approx(0.5)
+    assert mean["pgd20_acc"] == pytest.approx(0.35)
+    manifests["at-s1"]["evals"] = manifests["at-s1"]["evals"][:3]  # no PGD-100×5 for one run: no mean gap
+    rows = table3_seed_rows(manifests)
+    assert rows[1]["gap"] is None and rows[-1]["gap"] is None and rows[-1]["autoattack_acc"] is not None

@@ -86,3 +86,14 @@ def test_compared_methods_ship_three_training_seeds_of_one_recipe(method):
             assert m["init_from"]["model"] == f"cifar10-cpu/prejeat-{r.rsplit('-', 1)[1]}", r
             parent = read_manifest(shipped_root() / "cifar10-cpu" / m["init_from"]["model"].split("/")[1])
             assert m["init_from"]["weights_sha256"] == parent["weights"]["sha256"], r
+
+
+def test_training_runs_lists_what_is_shipped_and_skips_what_is_not(tmp_path):
+    """The one walk over training seeds that Fig. 3, the audit and the seed table share: a method's
+    shipped run, then its shipped -s1/-s2 runs; a seed whose folder has no weights is skipped."""
+    from jeat_core.experiments import training_runs
+
+    assert training_runs("at") == ["at", "at-s1", "at-s2"]
+    assert training_runs("jem") == ["jem"]  # no extra seeds: its one run
+    assert training_runs("no-such-method") == []
+    assert training_runs("jeat", paths={"jeat-s1": str(tmp_path)}) == ["jeat", "jeat-s2"]  # an empty folder
