@@ -469,9 +469,19 @@ def _aa_record(ctx: Context, st: Settings, name: str) -> tuple[dict | None, str]
     return rec, ""
 
 
+def _seed_pairs(ctx: Context, name: str, ref: str) -> list[tuple[str, str]]:
+    """``(run of name, run of ref)`` for each extra training run both ship, paired by seed suffix
+    (``jeat-s1`` with ``at-s1``); the shipped pair ``(name, ref)`` is not included."""
+    refs = {r.removeprefix(ref): r for r in ctx.training_runs(ref)[1:]}
+    return [(r, refs[r.removeprefix(name)]) for r in ctx.training_runs(name)[1:] if r.removeprefix(name) in refs]
+
+
 def _masking(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
     """Per model, :func:`~jeat_core.robustness.masking_check` of its recorded AutoAttack against AT's,
-    with PGD-20 (ours) run here on the same first n images (AutoAttack is too slow to rerun in the audit)."""
+    with PGD-20 (ours) run here on the same first n images (AutoAttack is too slow to rerun in the audit).
+    Where a model and AT both ship extra training runs with records (``jeat-s1`` and ``at-s1``, ...),
+    each run is paired with AT's run of the same seed and the check pools the runs (two-level
+    bootstrap: runs, then images); ``runs`` keeps each run's own check."""
     ref = models[0]
     recs, ours, parts = {}, {}, []
     for name in models:
@@ -484,18 +494,33 @@ def _masking(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
                 "note": f"the reference {ref} has no usable AutoAttack record, so no gap can be compared"}
     x, y = ctx.test()
 
-    def masks(name: str) -> dict:  # on the model's own recorded images; masking_check pairs the common first ones
-        n = recs[name]["n"]
+    def masks(run: str) -> dict:  # on the run's own recorded images; masking_check pairs the common first ones
+        n = recs[run]["n"]
 
         def make():
-            pgd20 = pgd_restarts(ctx.model(name)[0], x[:n], y[:n], n_steps=20, restarts=1, seed=0)
-            return {"pgd20": masks_of(pgd20)["restart-1"], **masks_of(recs[name])}
-        return ctx.cached(("masking-masks", name, n), make)
+            pgd20 = pgd_restarts(ctx.model(run)[0], x[:n], y[:n], n_steps=20, restarts=1, seed=0)
+            return {"pgd20": masks_of(pgd20)["restart-1"], **masks_of(recs[run])}
+        return ctx.cached(("masking-masks", run, n), make)
+
+    def one(c: dict) -> dict:
+        return {"n": c["n"], "pgd20": round(c["pgd20"], 4), "autoattack": round(c["autoattack"], 4),
+                "gap": round(c["gap"], 4), "gap_ci": _ci(c["gap_ci"]), f"gap_minus_{ref}_gap": round(c["excess"], 4),
+                "excess_ci": _ci(c["excess_ci"]), "verdict": c["verdict"]}
 
     for name in models:
         if recs[name] is None:
             continue
-        r, c = recs[name], masking_check(masks(name), masks(ref))
+        pairs, unrecorded = [(name, ref)], []
+        for run, ref_run in _seed_pairs(ctx, name, ref):
+            for r in (run, ref_run):
+                if r not in recs:
+                    recs[r], _ = _aa_record(ctx, st, r)
+            if recs[run] is None or recs[ref_run] is None:
+                unrecorded.append(run)
+            else:
+                pairs.append((run, ref_run))
+        r = recs[name]
+        c = masking_check([masks(a) for a, _ in pairs], [masks(b) for _, b in pairs])
         ours[name] = {"n": c["n"], "pgd20": round(c["pgd20"], 4), "autoattack": round(c["autoattack"], 4),
                       "autoattack_recorded": {"robust_acc": r["robust_acc"], "robust_ci": _ci(r["robust_ci"]),
                                               "n": r["n"], "seconds": r.get("seconds")},
@@ -503,14 +528,23 @@ def _masking(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
                       "gap": round(c["gap"], 4), "gap_ci": _ci(c["gap_ci"]),
                       f"gap_minus_{ref}_gap": round(c["excess"], 4), "excess_ci": _ci(c["excess_ci"]),
                       "only_square": round(c["only_square"], 4), "by_apgd_ce": round(c["by_apgd_ce"], 4),
-                      "square_minus_apgd_ce_ci": _ci(c["square_minus_apgd_ce_ci"]), "verdict": c["verdict"]}
+                      "square_minus_apgd_ce_ci": _ci(c["square_minus_apgd_ce_ci"]), "verdict": c["verdict"],
+                      "training_runs": len(pairs)}
+        if len(pairs) > 1:
+            ours[name]["runs"] = {a: {**one(masking_check(masks(a), masks(b))), "reference": b} for a, b in pairs}
+        if unrecorded:
+            ours[name]["runs_without_autoattack"] = unrecorded
         parts.append({"masking": "not reproduced", "no masking sign": "reproduced"}.get(c["verdict"], "inconclusive"))
     masked = [m for m in models if isinstance(ours[m], dict) and ours[m]["verdict"] == "masking"]
     sizes = sorted({v["n"] for v in ours.values() if "n" in v})
     n = sizes[0]
+    pooled = [m for m in models if ours[m].get("training_runs", 1) > 1]
     note = (f"each model paired with {ref} on their common first test images "
-            f"({' or '.join(f'{k:,}' for k in sizes)}); intervals: paired percentile bootstrap over images; "
-            f"{'masking: ' + ', '.join(masked) if masked else 'no model shows masking'}")
+            f"({' or '.join(f'{k:,}' for k in sizes)}); intervals: paired percentile bootstrap over images"
+            + (f"; {', '.join(MODEL_LABELS.get(m, m) for m in pooled)}: pooled over training runs, each run paired "
+               f"with {MODEL_LABELS.get(ref, ref)}'s run of the same seed, two-level bootstrap (runs, then images)"
+               if pooled else "")
+            + f"; {'masking: ' + ', '.join(masked) if masked else 'no model shows masking'}")
     return {"ours": ours, "n": n, "verdict": combine(parts), "note": note}
 
 
@@ -563,7 +597,9 @@ CLAIMS: tuple[Claim, ...] = (
           "queries, each on the points still robust; ε 8/255) against our PGD-20 on the same images: the paired "
           "gap PGD-20 − AutoAttack minus AT's gap, and the share only Square breaks minus the share APGD-CE "
           "breaks (paired bootstrap 95% CIs); masking (not reproduced) if either CI lies above 0; no masking "
-          "sign (reproduced) if the first lies below 3 points and the second below 0",
+          "sign (reproduced) if the first lies below 3 points and the second below 0; where a model and AT ship "
+          "extra training runs with records, each run is paired with AT's run of the same seed and the runs are "
+          "pooled (two-level bootstrap: runs, then images)",
           ("at", "prejeat", "jeat", "jem", "noise-8", "noise-16", "noise-24"), _masking),
 )
 

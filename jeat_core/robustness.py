@@ -325,40 +325,20 @@ def peer_attacks(model, x: Tensor, y: Tensor, *, apgd_steps: int = 50, eps: floa
 MASKING = ("masking", "no masking sign", "inconclusive")
 
 
-def _paired_ci(cols: dict[str, Tensor], *, n_boot: int, seed: int) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap 95% intervals of the means of per-image values, all columns resampled
-    with the same images (paired)."""
-    g = torch.Generator().manual_seed(seed)
+def _paired_boot(cols: dict[str, Tensor], *, n_boot: int, g: torch.Generator) -> dict[str, Tensor]:
+    """``n_boot`` bootstrap replicates of the means of per-image values, all columns resampled with
+    the same images (paired)."""
     n = len(next(iter(cols.values())))
     boots: dict[str, list[Tensor]] = {k: [] for k in cols}
     for start in range(0, n_boot, 100):
         idx = rng.randint(0, n, (min(100, n_boot - start), n), generator=g)  # (b, n)
         for k, v in cols.items():
             boots[k].append(v[idx].mean(1))
-    return {k: percentile_ci(torch.cat(b)) for k, b in boots.items()}
+    return {k: torch.cat(b) for k, b in boots.items()}
 
 
-def masking_check(model: dict[str, Tensor], reference: dict[str, Tensor], *, margin: float = 0.03,
-                  n_boot: int = 2000, seed: int = 0) -> dict:
-    """Is a model's robustness gradient masking? Compared with a reference (adversarial training).
-
-    ``model`` and ``reference``: per-example robustness ``(N,)`` bool on the same first ``N`` test
-    images (the shorter is cut to the other's length): ``"pgd20"`` and the AutoAttack cascade's
-    masks (``"clean"``, ``"apgd-ce"``, ``"apgd-t"``, ``"fab-t"``, ``"square"``; :func:`masks_of`).
-
-    * **gap** = PGD-20 − AutoAttack robust accuracy, from the per-image differences; **excess** =
-      the model's gap − the reference's, per image (so the images' difficulty cancels).
-    * **square − apgd-ce** = share of images only Square broke (after the three gradient attacks
-      failed) − share APGD-CE broke. Square there sees only what the gradient attacks left, so this
-      is a lower bound of how much more Square *alone* would break than APGD-CE: when it is positive,
-      Square alone beats APGD-CE (the gradient is worse than no gradient).
-
-    Intervals: paired percentile bootstrap over images (``n_boot`` resamples, the same images for
-    every quantity), not Newcombe's interval, because the quantities are differences of paired
-    per-image indicators. Verdict: ``"masking"`` when the excess or square − apgd-ce interval lies
-    above 0; ``"no masking sign"`` when the excess interval lies below ``margin`` (3 points) and
-    square − apgd-ce's below 0; ``"inconclusive"`` otherwise.
-    """
+def _masking_columns(model: dict[str, Tensor], reference: dict[str, Tensor]) -> dict[str, Tensor]:
+    """The per-image quantities of :func:`masking_check` for one model run and its reference run."""
     need = ("pgd20", "clean", *AA_STAGES)
     for who, d in (("model", model), ("reference", reference)):
         missing = [k for k in need if k not in d]
@@ -370,14 +350,54 @@ def masking_check(model: dict[str, Tensor], reference: dict[str, Tensor], *, mar
     gap, ref_gap = m["pgd20"] - m["square"], r["pgd20"] - r["square"]
     only_square = m["fab-t"] * (1 - m["square"])
     by_ce = m["clean"] * (1 - m["apgd-ce"])
-    cols = {"gap": gap, "reference_gap": ref_gap, "excess": gap - ref_gap, "square_minus_apgd_ce": only_square - by_ce}
-    ci = _paired_ci(cols, n_boot=n_boot, seed=seed)
-    out = {"n": n}
-    for k, v in cols.items():
-        out[k], out[k + "_ci"] = float(v.mean()), list(ci[k])
-    out.update(only_square=float(only_square.mean()), by_apgd_ce=float(by_ce.mean()),
-               pgd20=float(m["pgd20"].mean()), autoattack=float(m["square"].mean()),
-               reference_pgd20=float(r["pgd20"].mean()), reference_autoattack=float(r["square"].mean()))
+    return {"gap": gap, "reference_gap": ref_gap, "excess": gap - ref_gap, "square_minus_apgd_ce": only_square - by_ce,
+            "only_square": only_square, "by_apgd_ce": by_ce, "pgd20": m["pgd20"], "autoattack": m["square"],
+            "reference_pgd20": r["pgd20"], "reference_autoattack": r["square"]}
+
+
+def masking_check(model: dict[str, Tensor] | list[dict[str, Tensor]],
+                  reference: dict[str, Tensor] | list[dict[str, Tensor]], *, margin: float = 0.03,
+                  n_boot: int = 2000, seed: int = 0) -> dict:
+    """Is a model's robustness gradient masking? Compared with a reference (adversarial training).
+
+    ``model`` and ``reference``: per-example robustness ``(N,)`` bool on the same first ``N`` test
+    images (the shorter is cut to the other's length): ``"pgd20"`` and the AutoAttack cascade's
+    masks (``"clean"``, ``"apgd-ce"``, ``"apgd-t"``, ``"fab-t"``, ``"square"``; :func:`masks_of`).
+    Or two lists of such dicts, one per training run, paired by position (run k of the model with
+    run k of the reference, e.g. the same training seed; each pair on its own common images).
+
+    * **gap** = PGD-20 − AutoAttack robust accuracy, from the per-image differences; **excess** =
+      the model's gap − the reference's, per image (so the images' difficulty cancels).
+    * **square − apgd-ce** = share of images only Square broke (after the three gradient attacks
+      failed) − share APGD-CE broke. Square there sees only what the gradient attacks left, so this
+      is a lower bound of how much more Square *alone* would break than APGD-CE: when it is positive,
+      Square alone beats APGD-CE (the gradient is worse than no gradient).
+
+    Intervals: paired percentile bootstrap over images (``n_boot`` resamples, the same images for
+    every quantity), not Newcombe's interval, because the quantities are differences of paired
+    per-image indicators. With several runs every quantity is the mean of the runs' means, and each
+    replicate first resamples the run pairs (with replacement), then each run's images: the
+    two-level bootstrap of the generation claims (``docs/evaluation.md``), so training-seed variance
+    is in the intervals. Verdict: ``"masking"`` when the excess or square − apgd-ce interval lies
+    above 0; ``"no masking sign"`` when the excess interval lies below ``margin`` (3 points) and
+    square − apgd-ce's below 0; ``"inconclusive"`` otherwise.
+    """
+    runs_m = model if isinstance(model, list) else [model]
+    runs_r = reference if isinstance(reference, list) else [reference]
+    if not runs_m or len(runs_m) != len(runs_r):
+        raise ValueError(f"masking_check pairs runs: got {len(runs_m)} model and {len(runs_r)} reference runs")
+    cols = [_masking_columns(m, r) for m, r in zip(runs_m, runs_r)]
+    g = torch.Generator().manual_seed(seed)
+    ci_keys = ("gap", "reference_gap", "excess", "square_minus_apgd_ce")
+    boots = [_paired_boot({k: c[k] for k in ci_keys}, n_boot=n_boot, g=g) for c in cols]
+    s = len(cols)
+    pick = rng.randint(0, s, (n_boot, s), generator=g) if s > 1 else torch.zeros(n_boot, 1, dtype=torch.long)
+    ci = {k: percentile_ci(torch.stack([b[k] for b in boots]).T.gather(1, pick).mean(1)) for k in ci_keys}
+    out = {"n": len(cols[0]["gap"])}
+    for k in cols[0]:
+        out[k] = sum(float(c[k].mean()) for c in cols) / s
+        if k in ci:
+            out[k + "_ci"] = list(ci[k])
     excess, sq = ci["excess"], ci["square_minus_apgd_ce"]
     if excess[0] > 0 or sq[0] > 0:
         out["verdict"] = "masking"
@@ -385,5 +405,10 @@ def masking_check(model: dict[str, Tensor], reference: dict[str, Tensor], *, mar
         out["verdict"] = "no masking sign"
     else:
         out["verdict"] = "inconclusive"
-    out["interval"] = f"paired percentile bootstrap over images, {n_boot} resamples"
+    if s > 1:
+        out["training_runs"], out["n_per_run"] = s, [len(c["gap"]) for c in cols]
+        out["interval"] = (f"two-level percentile bootstrap ({n_boot} resamples): the {s} run pairs with "
+                           f"replacement, then each run's images")
+    else:
+        out["interval"] = f"paired percentile bootstrap over images, {n_boot} resamples"
     return out

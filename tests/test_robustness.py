@@ -128,6 +128,15 @@ def test_masking_check_catches_a_zero_gradient_model(masked_runs):
     assert ok["excess"] == 0 and ok["square_minus_apgd_ce_ci"][1] < 0
     with pytest.raises(ValueError, match="lacks pgd20"):
         masking_check({k: v for k, v in masked.items() if k != "pgd20"}, plain)
+    # runs: a list of one is the single check; two runs pool their means, and the interval widens
+    # when the runs disagree (training-seed variance)
+    assert masking_check([masked], [plain]) == {**bad}
+    two = masking_check([masked, plain], [plain, plain])
+    assert two["training_runs"] == 2 and two["gap"] == pytest.approx((bad["gap"] + ok["gap"]) / 2)
+    lo, hi = two["excess_ci"]
+    assert lo <= bad["excess_ci"][0] and lo < two["excess"] < hi and "two-level" in two["interval"]
+    with pytest.raises(ValueError, match="pairs runs"):
+        masking_check([masked, plain], [plain])
 
 
 def test_pgd_restarts_robust_only_if_every_restart_fails(toy):
@@ -237,11 +246,12 @@ def test_masking_claim_reads_recorded_evals(toy):
     x, y = toy.tensors(16)
     models = {name: tiny_cnn(i) for i, name in enumerate(claim.models)}
 
-    def ctx_with(manifests):
+    def ctx_with(manifests, seeds=()):
         ctx = Context()
         ctx._cache["test"] = (x, y)
         for name, m in models.items():
             ctx._cache[("model", name)] = (m, manifests[name])
+        ctx.training_runs = lambda method: [method, *(f"{method}-{s}" for s in seeds if f"{method}-{s}" in manifests)]
         return ctx
 
     res = claim.run(ctx_with({n: {} for n in models}), Settings.smoke_run())
@@ -260,6 +270,20 @@ def test_masking_claim_reads_recorded_evals(toy):
     # a full audit accepts only the standard version (100 iterations, 5,000 queries)
     res = claim.run(ctx_with(recorded), Settings())
     assert res["reproduced"] == "not measurable here" and "not the standard" in res["ours"]["at"]["verdict"]
+    # training seeds: jeat-s1 pairs with at-s1 and the runs pool; a seed without a record is named, not used
+    for i, run in enumerate(("at-s1", "jeat-s1", "prejeat-s1")):
+        models[run] = tiny_cnn(10 + i)
+    for r in ("at-s1", "jeat-s1"):
+        recorded[r] = record_eval({}, autoattack(models[r], x, y, steps=3, n_queries=20))
+    recorded["prejeat-s1"] = {}
+    res = claim.run(ctx_with(recorded, seeds=("s1",)), Settings.smoke_run())
+    jeat, prejeat = res["ours"]["jeat"], res["ours"]["prejeat"]
+    assert jeat["training_runs"] == 2 and set(jeat["runs"]) == {"jeat", "jeat-s1"}
+    assert jeat["runs"]["jeat-s1"]["reference"] == "at-s1" and "two-level" in res["note"]
+    run_means = [jeat["runs"][r]["gap"] for r in ("jeat", "jeat-s1")]
+    assert jeat["gap"] == pytest.approx(sum(run_means) / 2, abs=1e-3)
+    assert prejeat["training_runs"] == 1 and prejeat["runs_without_autoattack"] == ["prejeat-s1"]
+    assert "runs" not in res["ours"]["noise-8"]  # no extra seeds
 
 
 @pytest.mark.parametrize("kind", ["autoattack", "pgd-restarts"])
