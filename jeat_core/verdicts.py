@@ -80,7 +80,7 @@ def _entries(d: dict) -> list[str]:
         v = d[k]
         if isinstance(v, dict) and {"diff", "ci"} <= set(v):
             out.append(f"{k} = {_num(v['diff'])} {_ci(v['ci'])}")
-        elif isinstance(v, dict) and k not in ("baselines",):
+        elif isinstance(v, dict) and k not in ("baselines", "runs"):  # runs: the per-run checks a pooled one sums
             inner = _entries(v)
             if inner:
                 out.append(f"{k}: " + " · ".join(inner))
