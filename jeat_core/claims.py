@@ -88,8 +88,10 @@ def claim_effects(report: dict) -> list[dict]:
                 key = next((k for k in r if k.startswith("gap_minus_")), None) if isinstance(r, dict) else None
                 if key:
                     v = {"masking": "not reproduced", "no masking sign": "reproduced"}.get(r["verdict"], "inconclusive")
+                    runs = r.get("training_runs", 1)
                     rows.append(_row(f"10: {m} (PGD-20 − AA) − {key[10:-4]}'s", r[key], r["excess_ci"], 0.03, -1, v,
-                                     "Δ accuracy gap (no masking below 0.03)"))
+                                     "Δ accuracy gap (no masking below 0.03"
+                                     + (f", {runs} runs pooled)" if runs > 1 else ")")))
                 else:
                     rows.append(_row(f"10: {m}", None, None, 0.0, 1, "not measurable here", "no AutoAttack record"))
         else:
