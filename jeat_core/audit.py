@@ -639,7 +639,8 @@ def run_audit(*, smoke: bool = False, data_root=None, inception_weights: str | N
     extra = {}
     if only is not None:
         seconds = round(sum(c["seconds"] for c in claims), 1)
-        extra["reran"] = [*previous.get("reran", []), {"claims": sorted(only), "date": time.strftime("%Y-%m-%d")}]
+        entry = {"claims": sorted(only), "date": time.strftime("%Y-%m-%d")}
+        extra["reran"] = [*(r for r in previous.get("reran", []) if r != entry), entry]  # once per day and claims
     return {"claims": claims, "smoke": smoke, "seconds": seconds, **extra, "settings": settings,
             "feature_spaces": {n: {"role": sp.role, "evaluator": sp.evaluator, "description": sp.description}
                                for n, sp in rulers.FEATURE_SPACES.items()},

@@ -334,3 +334,37 @@ def test_autoattack_quotes_match_tab3():
     m = AA_QUOTE.search(text)
     assert m, "figures/README.md quotes no AutoAttack"
     assert aa_problems(text.replace(m.group(0), m.group(0).replace("% [", "1% [", 1), 1)), "a changed number passed"
+
+
+SEED_QUOTE = re.compile(r"(AT|PreJEAT|JEAT)\s([\d.]+)%\s\[([\d.]+),\s([\d.]+)\]\sover\s(\d)\sruns")
+
+
+def seed_problems(text: str) -> list[str]:
+    """figures/README.md quotes each robust method's AutoAttack over its training runs as
+    ``AT 26.2% [24.9, 27.5] over 3 runs``: every quote matches paper_items.table3_seed_rows on the
+    shipped manifests, and every method with a mean row is quoted."""
+    from jeat_core.checkpoints import read_manifest, resolve
+    from jeat_core.experiments import TRAINING_SEEDS, training_runs
+    from jeat_core.paper_items import table3_seed_rows
+
+    manifests = {r: read_manifest(resolve(f"cifar10-cpu/{r}")) for m in TRAINING_SEEDS for r in training_runs(m)}
+    means = {r["model"]: r for r in table3_seed_rows(manifests) if r["run"].startswith("mean")}
+    quoted, out = set(), []
+    for m in SEED_QUOTE.finditer(text):
+        name, acc, lo, hi, k = m.groups()
+        quoted.add(name)
+        r = means.get(name)
+        want = r and (_pct(r["autoattack_acc"]), *(_pct(v) for v in r["autoattack_ci"]), r["run"].split()[2])
+        if (acc, lo, hi, k) != want:
+            out.append(f"figures/README.md: {m.group(0)!r}, table3_seed_rows says {want}")
+    missing = sorted(set(means) - quoted)
+    if missing:
+        out.append(f"figures/README.md does not quote the AutoAttack over training runs of {', '.join(missing)}")
+    return out
+
+
+def test_autoattack_over_training_seeds_quotes_match_the_records():
+    text = FILES["figures"].read_text()
+    assert not seed_problems(text), "\n".join(seed_problems(text))
+    m = SEED_QUOTE.search(text)
+    assert seed_problems(text.replace(m.group(0), m.group(0).replace("% [", "1% [", 1), 1)), "a changed number passed"
