@@ -123,9 +123,13 @@ def checks() -> list[tuple[str, str, tuple[str, ...]]]:
     p100 = tuple(_pct(_eval(n, "pgd100-5", 1000)["robust_acc"]) for n in ("at", "prejeat", "jeat"))
     out.append(("figures", rf"\(AT {N}%, PreJEAT {N}%, JEAT {N}% on the same 1,000\)", p100))
     j10 = _audit(10)["ours"]["jeat"]
-    out.append(("figures", r"gap exceeds AT's by ([\d.]+) points \[([−\d.]+), \+([\d.]+)\]",
+    out.append(("figures", r"gap exceeds AT's by ([\d.]+) points \[([−\d.]+), \+([\d.]+)\] over its three runs",
                 (_pct(j10["gap_minus_at_gap"]), _pct(j10["excess_ci"][0]).replace("-", "−"),
                  _pct(j10["excess_ci"][1]))))
+    j10_shipped = j10["runs"]["jeat"]  # the shipped run's own check, before the seeds pooled in
+    out.append(("figures", r"its gap exceeded AT's by ([\d.]+) points \[([−\d.]+),\s+\+([\d.]+)\] on ([\d,]+) images",
+                (_pct(j10_shipped["gap_minus_at_gap"]), _pct(j10_shipped["excess_ci"][0]).replace("-", "−"),
+                 _pct(j10_shipped["excess_ci"][1]), f"{j10_shipped['n']:,}")))
     # Fig. 2: the slice-minimum counts and ranks of audit claim 3
     c3 = _audit(3)["ours"]
     mins = sorted(int(r["x_is_slice_min"].split("/")[0]) for r in c3.values())
