@@ -46,7 +46,8 @@ SCALE_NOTES = {
        "has had less chance to memorise than WRN-28-10 trained for 150.",
     10: "the paper reports PGD-20 only; AutoAttack (standard, 100 steps, 5,000 Square queries) costs about "
         "3 s per image and core on a robust model, so it is recorded once per model "
-        "(`jeat eval --attack autoattack --record`) on the first n test images, not rerun by the audit.",
+        "(`jeat eval --attack autoattack --record`) on the first n test images (1,000 for the shipped robust "
+        "runs, 500 for their training seeds), not rerun by the audit.",
 }
 
 
