@@ -528,6 +528,7 @@ def _masking(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
                       "gap": round(c["gap"], 4), "gap_ci": _ci(c["gap_ci"]),
                       f"gap_minus_{ref}_gap": round(c["excess"], 4), "excess_ci": _ci(c["excess_ci"]),
                       "only_square": round(c["only_square"], 4), "by_apgd_ce": round(c["by_apgd_ce"], 4),
+                      "square_minus_apgd_ce": round(c["square_minus_apgd_ce"], 4),
                       "square_minus_apgd_ce_ci": _ci(c["square_minus_apgd_ce_ci"]), "verdict": c["verdict"],
                       "training_runs": len(pairs)}
         if len(pairs) > 1:

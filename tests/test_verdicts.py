@@ -174,3 +174,23 @@ def test_generation_markdown_lists_every_space_and_set():
     assert "| eval-B/std | +0.02 [+0.01, +0.03] | +0.02 [+0.01, +0.03] | 97.50% | 3 |" in md
     assert "| jeat (Eq. 17) (10) | Langevin η 1, K 20, s 0.001 | 0.2 | 3 | 0.500 | 0.400 | 0.300 | 0.200 | " \
            "90.0% [80.0%, 95.0%] | 14 |" in md
+
+
+def test_every_number_in_a_verdict_table_lies_in_its_own_interval():
+    """An interval shown beside a number is that number's: it contains it (a number must never
+    borrow the next key's interval, as by_apgd_ce once took square_minus_apgd_ce's)."""
+    import json
+    import re
+    from pathlib import Path
+
+    from jeat_core.verdicts import _entries
+
+    report = json.loads((Path(__file__).resolve().parent.parent / "figures" / "audit.json").read_text())
+    bad = []
+    for c in report["claims"]:
+        if isinstance(c.get("ours"), dict) and not c.get("parts"):
+            for e in _entries(c["ours"]):
+                for name, v, lo, hi in re.findall(r"([\w.-]+) (-?[\d.e+-]+) \[(-?[\d.e+-]+), (-?[\d.e+-]+)\]", e):
+                    if not float(lo) - 1e-3 <= float(v) <= float(hi) + 1e-3:
+                        bad.append(f"claim {c['id']}: {name} {v} [{lo}, {hi}]")
+    assert not bad, bad
