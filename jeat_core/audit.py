@@ -481,7 +481,9 @@ def _masking(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
     with PGD-20 (ours) run here on the same first n images (AutoAttack is too slow to rerun in the audit).
     Where a model and AT both ship extra training runs with records (``jeat-s1`` and ``at-s1``, ...),
     each run is paired with AT's run of the same seed and the check pools the runs (two-level
-    bootstrap: runs, then images); ``runs`` keeps each run's own check."""
+    bootstrap: runs, then images); ``runs`` keeps each run's own check. In a pooled record ``n`` is
+    the shipped pair's images (``n_per_run``: every pair's); ``pgd20``, ``autoattack``, ``gap`` and
+    the excess are means over the runs; ``autoattack_recorded`` and ``stages`` are the shipped run's."""
     ref = models[0]
     recs, ours, parts = {}, {}, []
     for name in models:
@@ -530,7 +532,7 @@ def _masking(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
                       "only_square": round(c["only_square"], 4), "by_apgd_ce": round(c["by_apgd_ce"], 4),
                       "square_minus_apgd_ce": round(c["square_minus_apgd_ce"], 4),
                       "square_minus_apgd_ce_ci": _ci(c["square_minus_apgd_ce_ci"]), "verdict": c["verdict"],
-                      "training_runs": len(pairs)}
+                      "training_runs": len(pairs), "n_per_run": c.get("n_per_run", [c["n"]])}
         if len(pairs) > 1:
             ours[name]["runs"] = {a: {**one(masking_check(masks(a), masks(b))), "reference": b} for a, b in pairs}
         if unrecorded:

@@ -269,22 +269,24 @@ def bootstrap_ci(values: Tensor, stat: Callable[[Tensor], float] = lambda v: flo
     return percentile_ci([stat(values[rng.randint(0, n, (n,), generator=g)]) for _ in range(n_boot)], level)
 
 
-# Student-t 0.975 quantiles by degrees of freedom (checked against scipy.stats.t.ppf in the tests)
-T975 = {1: 12.7062, 2: 4.3027, 3: 3.1824, 4: 2.7764, 5: 2.5706, 6: 2.4469, 7: 2.3646, 8: 2.3060, 9: 2.2622,
-        10: 2.2281}
-
-
-def t_interval(values) -> tuple[float, float, float]:
-    """``(mean, low, high)``: the mean of a few independent values (training runs of one recipe) and its
-    Student-t 95% interval, ``mean ± t(0.975, n − 1) · sd / √n`` (sd with n − 1). For 2 to 11 values:
-    fewer give no interval, and more should be bootstrapped instead."""
+def two_level_ci(values: Tensor, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile interval of the mean over runs of per-image values ``(runs, n)``, the same ``n`` images
+    for every run (training runs of one recipe scored on the same test images): each replicate draws
+    the runs with replacement and, shared by them, the images with replacement (the two-level bootstrap
+    of ``docs/evaluation.md``), so both the run-to-run and the image sampling variance are in it."""
     v = torch.as_tensor(values, dtype=torch.float64)
-    n = len(v)
-    if not 2 <= n <= len(T975) + 1:
-        raise ValueError(f"t_interval needs 2 to {len(T975) + 1} values; got {n}")
-    m = float(v.mean())
-    half = T975[n - 1] * float(v.std()) / n ** 0.5
-    return m, m - half, m + half
+    if v.dim() != 2 or v.shape[0] < 1 or v.shape[1] < 1:
+        raise ValueError(f"two_level_ci needs values of shape (runs, images); got {tuple(v.shape)}")
+    s, n = v.shape
+    g = torch.Generator().manual_seed(seed)
+    out = []
+    for start in range(0, n_boot, 100):
+        b = min(100, n_boot - start)
+        idx = rng.randint(0, n, (b, n), generator=g)  # images, shared by the runs
+        per_run = v[:, idx].mean(2)  # (runs, b)
+        pick = rng.randint(0, s, (b, s), generator=g)
+        out.append(per_run.T.gather(1, pick).mean(1))
+    return percentile_ci(torch.cat(out), level)
 
 
 def resample_counts(n: int, n_boot: int, g: torch.Generator) -> Tensor:

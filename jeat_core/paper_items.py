@@ -275,13 +275,14 @@ def table3_seed_rows(manifests: dict, *, eps: float = 8 / 255) -> list[dict]:
     among the method's runs (the shipped run's 1,000 are cut to its seeds' 500): ``autoattack_acc``
     with its Wilson interval, ``pgd100_5_acc`` (``None`` without a PGD-100×5 record that long) and
     ``gap`` = PGD-100×5 − AutoAttack, paired per image, with a bootstrap 95% interval. The mean row
-    averages each number over the runs; its ``autoattack_ci`` and ``gap_ci`` are Student-t 95%
-    intervals over runs (:func:`~jeat_core.metrics.t_interval`), the training-seed variance the
-    per-run intervals omit, and ``spread`` is AutoAttack's range over the runs.
-    A method with no AutoAttack record on some run gets no mean row for it."""
+    averages each number over the runs; its ``autoattack_ci`` and ``gap_ci`` come from the two-level
+    bootstrap (:func:`~jeat_core.metrics.two_level_ci`: runs with replacement, then the images they
+    share), so they carry both the training-seed and the image-sampling variance, and ``spread`` is
+    AutoAttack's range over the runs. A method whose runs do not all have a standard AutoAttack
+    record with per-example results gets no rows at all."""
     from .checkpoints import find_eval
     from .experiments import TRAINING_SEEDS
-    from .metrics import bootstrap_ci, t_interval, wilson_interval
+    from .metrics import bootstrap_ci, two_level_ci, wilson_interval
     from .robustness import masks_of
 
     def final(record, n):  # per-image robustness after the record's last stage, first n images
@@ -293,10 +294,10 @@ def table3_seed_rows(manifests: dict, *, eps: float = 8 / 255) -> list[dict]:
     for method, runs in TRAINING_SEEDS.items():
         runs = [r for r in runs if r in manifests]
         aa = {r: recorded_autoattack(manifests[r], eps) for r in runs}
-        if not runs or not all(aa.values()):
+        if not runs or not all(a and "per_example" in a for a in aa.values()):
             continue
         n = min(a["n"] for a in aa.values())
-        out = []
+        out, per_image = [], {"autoattack_acc": [], "gap": []}  # (n,) per run, for the mean row's intervals
         for run in runs:
             man = manifests[run]
             clean, pgd20 = find_eval(man, "none", eps), find_eval(man, "pgd20", eps)
@@ -308,10 +309,12 @@ def table3_seed_rows(manifests: dict, *, eps: float = 8 / 255) -> list[dict]:
                    "pgd20_acc": pgd20["robust_acc"] if pgd20 else None, "pgd20_n": pgd20["n"] if pgd20 else None,
                    "n": n, "autoattack_acc": k / n, "autoattack_ci": [round(v, 4) for v in wilson_interval(k, n)],
                    "pgd100_5_acc": None, "gap": None, "gap_ci": None, "spread": None}
+            per_image["autoattack_acc"].append(robust_aa.double())
             if robust_pgd is not None:
                 d = robust_pgd.double() - robust_aa.double()
                 row.update(pgd100_5_acc=float(robust_pgd.double().mean()), gap=float(d.mean()),
                            gap_ci=[round(v, 4) for v in bootstrap_ci(d)])
+                per_image["gap"].append(d)
             out.append(row)
         rows += out
         if len(out) >= 2:
@@ -322,10 +325,9 @@ def table3_seed_rows(manifests: dict, *, eps: float = 8 / 255) -> list[dict]:
                 vals = [r[key] for r in out]
                 if None in vals:
                     continue
-                m, lo, hi = t_interval(vals)
-                mean[key] = m
-                if ci:  # the interval over runs replaces the per-run one
-                    mean[ci] = [round(lo, 4), round(hi, 4)]
+                mean[key] = sum(vals) / len(vals)
+                if ci:  # runs and images resampled: replaces the per-run interval
+                    mean[ci] = [round(v, 4) for v in two_level_ci(torch.stack(per_image[key]))]
             aa_runs = [r["autoattack_acc"] for r in out]
             mean["spread"] = max(aa_runs) - min(aa_runs)  # AutoAttack's range over runs
             rows.append(mean)

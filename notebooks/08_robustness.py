@@ -110,9 +110,10 @@ plot_autoattack_stages(records, pgd20=pgd_same)
 # (`checkpoints/README.md`, *Training seeds*). A difference between two models means little if
 # retraining one with another seed moves it as much. Each run's AutoAttack here is on the first
 # images *every* run of its method has a record for (the shipped run's 1,000 cut to its seeds'
-# 500), and the gap PGD-100×5 − AutoAttack is paired per image. The mean row's intervals are
-# Student-t intervals over the runs (n = 3 runs), so they carry the seed-to-seed variance the
-# per-run intervals (over images) leave out. Read from the records; nothing is attacked on open.
+# 500), and the gap PGD-100×5 − AutoAttack is paired per image. The mean row's intervals come from
+# a two-level bootstrap (the 3 runs with replacement, then the 500 images they share), so they
+# carry both the seed-to-seed variance and the image sampling a run's own interval covers. Read
+# from the records; nothing is attacked on open.
 
 # %%
 from jeat_core.checkpoints import read_manifest, resolve
@@ -147,9 +148,10 @@ else:
 
 # %% [markdown]
 # The PGD-100×5 − AutoAttack gap is about the same for every run of one recipe, so it belongs to
-# the method, not to a lucky run. Whether a method's gap is *larger* than AT's, the sign of
-# masking, is claim 10: the audit pairs each run with AT's run of the same seed and pools the three
-# pairs (verdict table at the end).
+# the method, not to a lucky run. Claim 10 asks the masking question with the other gap,
+# PGD-20 − AutoAttack (PGD-20 being what the paper quotes): is a method's gap *larger* than AT's?
+# The audit pairs each run with AT's run of the same seed and pools the three pairs (verdict
+# table at the end).
 
 # %% [markdown]
 # **Is our PGD strong enough?** The audit runs two attacks from another library on the same images,

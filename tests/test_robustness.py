@@ -335,22 +335,23 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(toy, tmp_
                         partial=path)["per_example"] == fresh["per_example"]
 
 
-def test_t_interval_matches_scipy():
-    import math
+def test_two_level_ci_carries_both_run_and_image_variance():
+    """Identical runs: the interval is the image bootstrap's; runs that differ with no image noise:
+    it spans the runs; both: wider than either alone."""
+    from jeat_core.metrics import bootstrap_ci, two_level_ci
 
-    from scipy import stats
-
-    from jeat_core.metrics import T975, t_interval
-
-    for df, q in T975.items():
-        assert q == pytest.approx(stats.t.ppf(0.975, df), abs=1e-4)
-    vals = [0.30, 0.27, 0.32]
-    m, lo, hi = t_interval(vals)
-    ref = stats.t.interval(0.95, 2, loc=sum(vals) / 3, scale=stats.sem(vals))
-    assert m == pytest.approx(sum(vals) / 3) and (lo, hi) == pytest.approx(ref, abs=1e-4)
-    assert not math.isnan(lo)
-    with pytest.raises(ValueError, match="2 to"):
-        t_interval([0.3])
+    g = torch.Generator().manual_seed(0)
+    img = (torch.rand(500, generator=g) < 0.3).double()
+    same = two_level_ci(torch.stack([img] * 3))
+    alone = bootstrap_ci(img, n_boot=2000)
+    assert abs((same[1] - same[0]) - (alone[1] - alone[0])) < 0.01 and same[0] < img.mean() < same[1]
+    levels = torch.tensor([[0.2] * 500, [0.3] * 500, [0.4] * 500], dtype=torch.float64)
+    lo, hi = two_level_ci(levels)
+    assert 0.2 - 1e-9 <= lo < 0.25 and 0.35 < hi <= 0.4 + 1e-9
+    both = two_level_ci(torch.stack([(torch.rand(500, generator=g) < p).double() for p in (0.2, 0.3, 0.4)]))
+    assert both[1] - both[0] > max(hi - lo, same[1] - same[0])
+    with pytest.raises(ValueError, match="runs, images"):
+        two_level_ci(img)
 
 
 def _record(attack, stages: dict, eps=8 / 255):
