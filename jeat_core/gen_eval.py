@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
-from . import rng
-from .metrics import frechet_distance, polynomial_kernel
+from .metrics import frechet_distance, polynomial_kernel, resampled_run_means
 from .metrics import resample_counts as _counts
 from .metrics import within_mean as _within
 
@@ -106,12 +105,7 @@ def _check_runs(fa: list[Tensor], fb: list[Tensor]) -> int:
 def _two_level(per_run_a: Tensor, per_run_b: Tensor, g: torch.Generator) -> Tensor:
     """Bootstrap differences of run means: ``per_run_*`` are ``(runs, n_boot)`` replicate values; each
     replicate also resamples the runs of each method (with replacement)."""
-    out = []
-    for per_run in (per_run_a, per_run_b):
-        s, b = per_run.shape
-        pick = rng.randint(0, s, (b, s), generator=g) if s > 1 else torch.zeros(b, 1, dtype=torch.long)
-        out.append(per_run.T.gather(1, pick).mean(1))
-    return out[0] - out[1]
+    return resampled_run_means(per_run_a, g) - resampled_run_means(per_run_b, g)
 
 
 def kid_difference(fa: list[Tensor], fb: list[Tensor], real: Tensor, *, space: str, n_boot: int = KID_BOOT,

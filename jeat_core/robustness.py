@@ -51,7 +51,7 @@ from . import rng
 from .attacks import check_images, frozen, pgd
 from .checkpoints import atomic_write_bytes
 from .energy import check_label_range, check_labels
-from .metrics import percentile_ci, wilson_interval
+from .metrics import percentile_ci, resampled_run_means, wilson_interval
 
 AA_STAGES = ("apgd-ce", "apgd-t", "fab-t", "square")  # the standard version, in RobustBench's order
 PEER = "torchattacks==3.5.1"
@@ -391,8 +391,9 @@ def masking_check(model: dict[str, Tensor] | list[dict[str, Tensor]],
     ci_keys = ("gap", "reference_gap", "excess", "square_minus_apgd_ce")
     boots = [_paired_boot({k: c[k] for k in ci_keys}, n_boot=n_boot, g=g) for c in cols]
     s = len(cols)
-    pick = rng.randint(0, s, (n_boot, s), generator=g) if s > 1 else torch.zeros(n_boot, 1, dtype=torch.long)
-    ci = {k: percentile_ci(torch.stack([b[k] for b in boots]).T.gather(1, pick).mean(1)) for k in ci_keys}
+    per_run = torch.stack([torch.stack([b[k] for k in ci_keys], 1) for b in boots])  # (runs, n_boot, quantities)
+    pooled = resampled_run_means(per_run, g)
+    ci = {k: percentile_ci(pooled[:, i]) for i, k in enumerate(ci_keys)}
     out = {"n": len(cols[0]["gap"])}
     for k in cols[0]:
         out[k] = sum(float(c[k].mean()) for c in cols) / s
