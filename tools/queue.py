@@ -1,0 +1,101 @@
+"""A training queue that resumes: train each run, ship it, record its evaluations, tune its sampler.
+
+    python tools/queue.py tools/queues/robust.txt        # one thread (OMP_NUM_THREADS=1), resumable
+
+Each line of a queue file is ``NAME  jeat-train-arguments`` (``#`` starts a comment). For each run,
+every step is skipped when its result already exists, so the same command after an interruption
+continues where it stopped and never loses a finished run:
+
+1. ``jeat train ... --out RUNS/NAME`` (``--resume`` when ``RUNS/NAME/state.pt`` exists; ``RUNS`` is
+   ``$JEAT_QUEUE_RUNS``, default ``runs/``);
+2. the three files of the finished run copied to ``checkpoints/cifar10-cpu/NAME/``;
+3. ``jeat eval --record``: clean (10,000 images), PGD-20 and energy PGD-20 (first 1,000),
+   PGD-100×5 and standard AutoAttack (first 500; the robust methods and the noise models);
+4. ``jeat tune-samplers --only NAME`` (its sampler under the frozen protocol).
+
+Every step's wall time goes to ``RUNS/queue-times.jsonl``; committing finished runs is left to a person.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+ZOO = ROOT / "checkpoints" / "cifar10-cpu"
+# run folders live outside the work tree when JEAT_QUEUE_RUNS says so (they then outlive a fresh checkout)
+RUNS = Path(os.environ.get("JEAT_QUEUE_RUNS", ROOT / "runs"))
+JEAT = [sys.executable, "-m", "jeat_core"]
+EVALS = (("none", None), ("pgd20", 1000), ("energy-pgd20", 1000), ("pgd100-5", 500), ("autoattack", 500))
+NO_SLOW_ATTACKS = {"standard", "jem"}  # not robust: PGD-20 already leaves 0%
+
+
+def log(name: str, step: str, seconds: float) -> None:
+    RUNS.mkdir(parents=True, exist_ok=True)
+    with open(RUNS / "queue-times.jsonl", "a") as f:
+        f.write(json.dumps({"run": name, "step": step, "seconds": round(seconds, 1), "at": time.time()}) + "\n")
+    print(f"[queue] {name}: {step} done in {seconds / 60:.1f} min", flush=True)
+
+
+def sh(name: str, step: str, args: list[str]) -> None:
+    t0 = time.time()
+    print(f"[queue] {name}: {step}: {' '.join(args)}", flush=True)
+    subprocess.run(args, check=True, cwd=ROOT)
+    log(name, step, time.time() - t0)
+
+
+def manifest(folder: Path) -> dict | None:
+    p = folder / "manifest.json"
+    return json.loads(p.read_text()) if p.exists() else None
+
+
+def has_eval(m: dict, attack: str, n: int | None) -> bool:
+    return any(e["attack"] == attack and (n is None or e["n"] >= n) for e in m.get("evals", []))
+
+
+def run_one(name: str, train_args: list[str]) -> None:
+    out, ship = RUNS / name, ZOO / name
+    if manifest(ship) is None:
+        m = manifest(out)
+        if m is None or m.get("steps") != m.get("total_steps") or not (out / "model.safetensors").exists():
+            resume = ["--resume"] if (out / "state.pt").exists() else (["--overwrite"] if out.exists() else [])
+            sh(name, "train", [*JEAT, "train", *train_args, "--out", str(out), *resume])
+        ship.mkdir(parents=True, exist_ok=True)
+        for f in ("model.safetensors", "energy_log.jsonl", "manifest.json"):  # the manifest last
+            if (out / f).exists():
+                shutil.copy2(out / f, ship / f)
+    method = manifest(ship)["method"]
+    for attack, n in EVALS:
+        if attack in ("pgd100-5", "autoattack") and method in NO_SLOW_ATTACKS:
+            continue
+        if not has_eval(manifest(ship), attack, n):
+            sh(name, f"eval {attack}", [*JEAT, "eval", "--model", f"cifar10-cpu/{name}", "--attack", attack,
+                                        *(["--n", str(n)] if n else []), "--json", "--record"])
+    if method != "standard" and "joint" not in manifest(ship).get("sampler", {}):
+        sh(name, "tune-samplers", [*JEAT, "tune-samplers", "--only", name])
+
+
+def main(queue: str) -> int:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ.setdefault("MKL_NUM_THREADS", "1")
+    jobs = []
+    for line in Path(queue).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, *args = line.split()
+            jobs.append((name, args))
+    for name, args in jobs:
+        run_one(name, args)
+    print(f"[queue] {queue}: all {len(jobs)} runs done", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: python tools/queue.py QUEUE_FILE")
+    sys.exit(main(sys.argv[1]))
