@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from . import gen_eval, rulers
+from . import gen_eval, rulers, stats
 from .checkpoints import CheckpointError, find_eval
 from .claims import verdict_from_ci
 from .experiments import (
@@ -72,7 +72,7 @@ from .robustness import (
 __all__ = ["VERDICTS", "Claim", "CLAIMS", "run_audit", "to_markdown", "verdict_from_ci", "combine",
            "frechet_distance", "inception_score", "penultimate"]
 
-VERDICTS = ("reproduced", "not reproduced", "depends on the ruler", "inconclusive", "not measurable here")
+VERDICTS = (*gen_eval.VERDICTS, "not measurable here")  # the verdict words, one list (gen_eval's and one more)
 
 
 # ----------------------------------------------------------------------------- verdict rules
@@ -256,7 +256,8 @@ def describe_sampler(rec: dict) -> str:
 class Part:
     """One part of a generation claim (``docs/evaluation.md``, *Claims split into parts*): method ``a``
     against ``b``; ``paper_direction`` ``"a<b"`` when the paper says a scores lower (better). With
-    ``seeds`` each side is every shipped training run of its method (:meth:`Context.training_runs`)."""
+    ``seeds`` each side is every shipped training run of its method (:meth:`Context.training_runs`); when
+    both sides are one method (two samplers of the same runs) the runs are paired (:func:`stats.paired`)."""
 
     name: str
     a: str
@@ -266,6 +267,10 @@ class Part:
     b_energy: str = "joint"
     seeds: bool = True
 
+    @property
+    def run_pairing(self) -> str:
+        return "paired" if self.a == self.b else "welch"
+
     def label(self, side: str) -> str:
         name, energy = (self.a, self.a_energy) if side == "a" else (self.b, self.b_energy)
         return name if (self.a_energy, self.b_energy) == ("joint", "joint") else f"{name} ({ENERGY_LABEL[energy]})"
@@ -273,7 +278,7 @@ class Part:
 
 ENERGY_LABEL = {"joint": "Eq. 17", "ce": "Eq. 16"}
 GEN_PARTS: dict[int, tuple[Part, ...]] = {
-    4: (Part("4a", "at", "at", a_energy="joint", b_energy="ce", seeds=False),),
+    4: (Part("4a", "at", "at", a_energy="joint", b_energy="ce"),),
     5: (Part("5a", "noise-16", "noise-8"), Part("5b", "noise-24", "noise-16")),
     6: (Part("6a", "jeat", "at"), Part("6b", "prejeat", "at"), Part("6c", "jeat", "prejeat")),
 }
@@ -281,14 +286,19 @@ GEN_PARTS: dict[int, tuple[Part, ...]] = {
 
 def claim_verdict(verdicts: list[str]) -> str:
     """A generation claim from its parts' verdicts: reproduced when every part is; not reproduced when
-    one is (and none depends on the ruler); depends on the ruler when one does; else inconclusive."""
+    one is (and none depends on the ruler); depends on the ruler when one does; not decided over runs
+    when no part is decided over runs; else inconclusive (leaning against or toward the paper when
+    every undecided part that leans leans that way)."""
     if verdicts and all(v == "reproduced" for v in verdicts):
         return "reproduced"
     if "depends on the ruler" in verdicts:
         return "depends on the ruler"
     if "not reproduced" in verdicts:
         return "not reproduced"
-    return "inconclusive"
+    if verdicts and all(v == stats.ONE_RUN for v in verdicts):
+        return stats.ONE_RUN
+    leans = {v for v in verdicts if v in (gen_eval.LEAN_AGAINST, gen_eval.LEAN_TOWARD)}
+    return leans.pop() if len(leans) == 1 else "inconclusive"
 
 
 def _set_row(ctx: Context, images: Tensor, labels: Tensor, spaces) -> dict:
@@ -318,7 +328,7 @@ def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...]) -> di
         xa, xb = [images(r, p.a_energy) for r in runs_a], [images(r, p.b_energy) for r in runs_b]
         built.append({"name": p.name, "a": p.label("a"), "b": p.label("b"), "paper_direction": p.paper_direction,
                       "comparisons": rulers.compare(ctx, xa, xb, spaces=spaces, n_boot_kid=st.kid_boot,
-                                                    n_boot_fid=st.fid_boot),
+                                                    n_boot_fid=st.fid_boot, run_pairing=p.run_pairing),
                       "runs": {"a": runs_a, "b": runs_b}})
         raw[p.name] = [c.record() for c in rulers.compare(ctx, xa, xb, spaces=diagnostic, n_boot_kid=st.kid_boot,
                                                            fid=False)]

@@ -360,6 +360,8 @@ def tune_main(argv: list[str] | None = None) -> int:
     p.add_argument("--rescore-per-class", type=int, default=50,
                    help="fresh validation seeds per class for rescoring the top 3 (default 50: 500 images)")
     p.add_argument("--only", help="comma-separated model names")
+    p.add_argument("--energy", choices=("joint", "ce"),
+                   help="tune only this energy's sampler (default: each one the audit uses)")
     p.add_argument("--dry-run", action="store_true", help="do not write manifests")
     p.add_argument("--report", help="also write every grid row as JSON here")
     a = p.parse_args(argv)
@@ -376,7 +378,7 @@ def tune_main(argv: list[str] | None = None) -> int:
 
     report = {}
     for name, energy in TUNED_PAIRS:
-        if only and name not in only:
+        if (only and name not in only) or (a.energy and energy != a.energy):
             continue
         try:
             ctx.model(name)

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import Tensor
 
+from . import stats
 from .metrics import frechet_distance, polynomial_kernel, resampled_run_means
 from .metrics import resample_counts as _counts
 from .metrics import within_mean as _within
@@ -59,9 +60,14 @@ def kid_point(fx: Tensor, fy: Tensor) -> float:
 # ============================================================================ paired bootstrap
 @dataclass
 class Comparison:
-    """``metric(a) − metric(b)`` in one feature space, with its bootstrap samples (not serialised).
+    """``metric(a) − metric(b)`` in one feature space.
 
-    ``n`` generated images per set (paired by seed index), ``training_seeds`` runs per method."""
+    ``n`` generated images per set (paired by seed index), ``training_seeds`` runs on the smaller side.
+    ``points_a`` / ``points_b`` are each run's own value (its images against the reference): with two
+    or more runs on each side the interval and p-value are **run-level** (:mod:`jeat_core.stats`: Welch
+    on run means, or a paired t on per-run differences when ``run_pairing == "paired"``, the same runs
+    measured two ways); with one run on a side they come from the image bootstrap ``samples`` (not
+    serialised) and the record says the comparison is not decided over runs."""
 
     feature_space: str
     metric: str
@@ -70,28 +76,52 @@ class Comparison:
     n: int
     training_seeds: int = 1
     paired: bool = True
+    points_a: tuple[float, ...] = ()
+    points_b: tuple[float, ...] = ()
+    run_pairing: str = "welch"  # welch | paired
 
     @property
     def n_boot(self) -> int:
         return len(self.samples)
 
+    @property
+    def run_level(self) -> stats.RunLevel | None:
+        """The run-level inference, or ``None`` with fewer than two runs on a side."""
+        if min(len(self.points_a), len(self.points_b)) < 2:
+            return None
+        test = stats.paired if self.run_pairing == "paired" else stats.welch
+        return test(self.points_a, self.points_b)
+
     def ci(self, level: float = 0.95) -> tuple[float, float]:
-        """Percentile interval of the bootstrap differences at ``level``."""
+        """The run-level t-interval at ``level``; with one run on a side, the percentile interval of the
+        image-bootstrap differences."""
+        if (rl := self.run_level) is not None:
+            return rl.ci(level)
         q = torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64)
         lo, hi = torch.quantile(self.samples.double(), q)
         return float(lo), float(hi)
 
     def p_value(self) -> float:
-        """Two-sided bootstrap p-value of ``diff = 0``: ``2·min(P*(d ≤ 0), P*(d ≥ 0))`` (at most 1); the
-        ``1 − α`` percentile interval excludes 0 exactly when it is below ``α`` (up to ties)."""
+        """Two-sided p-value of ``diff = 0``: the run-level t-test's; with one run on a side the bootstrap's
+        ``2·min(P*(d ≤ 0), P*(d ≥ 0))`` (at most 1). The ``1 − α`` interval excludes 0 exactly when it is
+        below ``α`` (up to ties)."""
+        if (rl := self.run_level) is not None:
+            return rl.p_value()
         s = self.samples.double()
         return min(1.0, 2 * min(float((s <= 0).double().mean()), float((s >= 0).double().mean())))
 
     def record(self, level: float = 0.95) -> dict:
         lo, hi = self.ci(level)
-        return {"feature_space": self.feature_space, "metric": self.metric, "diff": self.diff, "ci": [lo, hi],
-                "ci_level": level, "n": self.n, "paired": self.paired, "n_boot": self.n_boot,
-                "training_seeds": self.training_seeds, "p": self.p_value()}
+        rl = self.run_level
+        interval = (stats.METHODS[rl.method] if rl is not None
+                    else f"image bootstrap ({stats.ONE_RUN})" if self.paired else "image bootstrap (unpaired)")
+        out = {"feature_space": self.feature_space, "metric": self.metric, "diff": self.diff, "ci": [lo, hi],
+               "ci_level": level, "n": self.n, "paired": self.paired, "n_boot": self.n_boot,
+               "training_seeds": self.training_seeds, "p": self.p_value(), "interval": interval,
+               "runs_a": list(self.points_a), "runs_b": list(self.points_b)}
+        if rl is not None:
+            out["df"] = rl.df
+        return out
 
 
 def _check_runs(fa: list[Tensor], fb: list[Tensor]) -> int:
@@ -109,7 +139,7 @@ def _two_level(per_run_a: Tensor, per_run_b: Tensor, g: torch.Generator) -> Tens
 
 
 def kid_difference(fa: list[Tensor], fb: list[Tensor], real: Tensor, *, space: str, n_boot: int = KID_BOOT,
-                   seed: int = 0, chunk: int = 250) -> Comparison:
+                   seed: int = 0, chunk: int = 250, run_pairing: str = "welch") -> Comparison:
     """KID(a) − KID(b), paired by seed index: ``fa``/``fb`` are the feature sets of one or more runs
     of each method, image i of every set generated from seed i; the real reference ``real`` is
     resampled once per replicate for both (its within-set term cancels)."""
@@ -132,7 +162,8 @@ def kid_difference(fa: list[Tensor], fb: list[Tensor], real: Tensor, *, space: s
     na = len(fa)
     diffs = _two_level(pr[:na], pr[na:], g)
     diff = sum(points[:na]) / na - sum(points[na:]) / len(fb)
-    return Comparison(space, "kid", diff, diffs, m, training_seeds=min(len(fa), len(fb)))
+    return Comparison(space, "kid", diff, diffs, m, training_seeds=min(len(fa), len(fb)),
+                      points_a=tuple(points[:na]), points_b=tuple(points[na:]), run_pairing=run_pairing)
 
 
 def _weighted_moments(f: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
@@ -148,7 +179,7 @@ def _fid_to(mu: Tensor, cov: Tensor, mu_y: Tensor, cov_y: Tensor, root_y: Tensor
 
 
 def fid_difference(fa: list[Tensor], fb: list[Tensor], real: Tensor, *, space: str, n_boot: int = FID_BOOT,
-                   seed: int = 0) -> Comparison:
+                   seed: int = 0, run_pairing: str = "welch") -> Comparison:
     """FID(a) − FID(b), paired like :func:`kid_difference` (``n_boot`` ≥ 500 by default; each
     replicate draws one real resample shared by both sets)."""
     m = _check_runs(fa, fb)
@@ -167,7 +198,8 @@ def fid_difference(fa: list[Tensor], fb: list[Tensor], real: Tensor, *, space: s
     na = len(fa)
     diffs = _two_level(per_run[:na], per_run[na:], g)
     diff = sum(points[:na]) / na - sum(points[na:]) / len(fb)
-    return Comparison(space, "fid", diff, diffs, m, training_seeds=min(len(fa), len(fb)))
+    return Comparison(space, "fid", diff, diffs, m, training_seeds=min(len(fa), len(fb)),
+                      points_a=tuple(points[:na]), points_b=tuple(points[na:]), run_pairing=run_pairing)
 
 
 def independent_kid_difference(fa: Tensor, fb: Tensor, real: Tensor, *, n_boot: int = KID_BOOT,
@@ -209,7 +241,9 @@ def prdc(real: Tensor, fake: Tensor, *, k: int = 5) -> dict:
 
 
 # ============================================================================ the verdict rule
-VERDICTS = ("reproduced", "not reproduced", "depends on the ruler", "inconclusive")
+LEAN_AGAINST, LEAN_TOWARD = "inconclusive, leaning against the paper", "inconclusive, leaning toward the paper"
+VERDICTS = ("reproduced", "not reproduced", "depends on the ruler", "inconclusive", LEAN_AGAINST, LEAN_TOWARD,
+            stats.ONE_RUN)
 DIRECTIONS = ("a<b", "a>b")
 
 
@@ -228,14 +262,32 @@ def part_verdict(comparisons: list[dict], paper_direction: str) -> str:
     * ``not reproduced``: the primary interval excludes 0 the other way and no comparison excludes it
       in the paper's direction;
     * ``depends on the ruler``: comparisons exclude 0 in opposite directions (and neither of the above);
+    * ``inconclusive, leaning against the paper`` (``toward``): the primary interval contains 0 while
+      other rulers exclude 0, all of them against (toward) the paper;
     * ``inconclusive``: otherwise.
 
-    ``paper_direction`` is ``"a<b"`` when the paper says a scores lower (better) than b."""
+    A part whose primary comparison has fewer than two training runs on a side (``training_seeds`` < 2)
+    is :data:`stats.ONE_RUN`: it gets no verdict over runs (:func:`image_level_verdict` says what its
+    one run per side shows). ``paper_direction`` is ``"a<b"`` when the paper says a scores lower
+    (better) than b."""
+    primary = _primary(comparisons, paper_direction)
+    if primary.get("training_seeds", 1) < 2:
+        return stats.ONE_RUN
+    return image_level_verdict(comparisons, paper_direction)
+
+
+def _primary(comparisons: list[dict], paper_direction: str) -> dict:
     if paper_direction not in DIRECTIONS:
         raise ValueError(f"paper_direction must be one of {DIRECTIONS}; got {paper_direction!r}")
     primary = next((c for c in comparisons if c["metric"] == "kid"), None)
     if primary is None:
         raise ValueError("a claim part needs a KID comparison (the first one is the primary space)")
+    return primary
+
+
+def image_level_verdict(comparisons: list[dict], paper_direction: str) -> str:
+    """:func:`part_verdict`'s rule read from the intervals as they are, whatever the number of runs."""
+    primary = _primary(comparisons, paper_direction)
     want = -1 if paper_direction == "a<b" else 1
     sides = [_side(c["ci"]) for c in comparisons]
     agree, against = want in sides, -want in sides
@@ -246,6 +298,10 @@ def part_verdict(comparisons: list[dict], paper_direction: str) -> str:
         return "not reproduced"
     if agree and against:
         return "depends on the ruler"
+    if against:
+        return LEAN_AGAINST
+    if agree:
+        return LEAN_TOWARD
     return "inconclusive"
 
 
@@ -285,7 +341,8 @@ def claim_parts(parts: list[dict], alpha: float = 0.05) -> list[dict]:
     out = []
     for p, recs in zip(parts, records):
         out.append({"name": p["name"], "a": p["a"], "b": p["b"], "paper_direction": p["paper_direction"],
-                    "verdict": part_verdict(recs, p["paper_direction"]), "comparisons": recs})
+                    "verdict": part_verdict(recs, p["paper_direction"]),
+                    "image_level_verdict": image_level_verdict(recs, p["paper_direction"]), "comparisons": recs})
     return out
 
 
@@ -299,4 +356,4 @@ def kernel_argument(f: Tensor) -> float:
 
 
 __all__ = ["Standardizer", "Comparison", "kid_difference", "fid_difference", "independent_kid_difference",
-           "prdc", "part_verdict", "holm_levels", "claim_parts", "kernel_argument", "VERDICTS"]
+           "prdc", "part_verdict", "image_level_verdict", "holm_levels", "claim_parts", "kernel_argument", "VERDICTS"]

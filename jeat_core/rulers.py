@@ -156,14 +156,18 @@ def evaluator_predictions(ctx: Context, space: FeatureSpace, images: Tensor, bat
 
 
 def compare(ctx: Context, a: list[Tensor], b: list[Tensor], *, spaces: list[FeatureSpace] | None = None,
-            n_boot_kid: int = KID_BOOT, n_boot_fid: int = FID_BOOT, fid: bool = True) -> list[Comparison]:
+            n_boot_kid: int = KID_BOOT, n_boot_fid: int = FID_BOOT, fid: bool = True,
+            run_pairing: str = "welch") -> list[Comparison]:
     """Paired differences ``metric(a) − metric(b)`` in each space: KID in every space first (the
     primary one leading), then FID. ``a``/``b`` are the image sets of one or more training runs per
-    side, image i of every set generated from seed i (with the same Langevin noise)."""
+    side, image i of every set generated from seed i (with the same Langevin noise); ``run_pairing``
+    ``"paired"`` when run r of ``a`` and of ``b`` are one training run measured two ways."""
     spaces = available(ctx) if spaces is None else spaces
     feats = {s.name: ([features(ctx, s, x) for x in a], [features(ctx, s, x) for x in b], reference(ctx, s))
              for s in spaces}
-    out = [kid_difference(fa, fb, real, space=name, n_boot=n_boot_kid) for name, (fa, fb, real) in feats.items()]
+    out = [kid_difference(fa, fb, real, space=name, n_boot=n_boot_kid, run_pairing=run_pairing)
+           for name, (fa, fb, real) in feats.items()]
     if fid:
-        out += [fid_difference(fa, fb, real, space=name, n_boot=n_boot_fid) for name, (fa, fb, real) in feats.items()]
+        out += [fid_difference(fa, fb, real, space=name, n_boot=n_boot_fid, run_pairing=run_pairing)
+                for name, (fa, fb, real) in feats.items()]
     return out

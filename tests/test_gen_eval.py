@@ -4,11 +4,14 @@ import pytest
 import torch
 
 from jeat_core.gen_eval import (
+    LEAN_AGAINST,
+    LEAN_TOWARD,
     Comparison,
     Standardizer,
     claim_parts,
     fid_difference,
     holm_levels,
+    image_level_verdict,
     independent_kid_difference,
     kernel_argument,
     kid_difference,
@@ -16,6 +19,7 @@ from jeat_core.gen_eval import (
     part_verdict,
     prdc,
 )
+from jeat_core.stats import ONE_RUN
 
 
 def gauss(n, d=8, shift=0.0, seed=0):
@@ -74,8 +78,8 @@ def test_prdc_on_gaussians_with_known_overlap():
     assert narrow["density"] > same["density"]
 
 
-def rec(metric, lo, hi):
-    return {"metric": metric, "ci": [lo, hi]}
+def rec(metric, lo, hi, runs=5):
+    return {"metric": metric, "ci": [lo, hi], "training_seeds": runs}
 
 
 @pytest.mark.parametrize("table,direction,want", [
@@ -83,13 +87,22 @@ def rec(metric, lo, hi):
     ([rec("kid", -3, -1), rec("kid", 0.5, 2)], "a<b", "depends on the ruler"),
     ([rec("kid", 1, 3), rec("kid", -0.5, 2), rec("fid", 2, 5)], "a<b", "not reproduced"),
     ([rec("kid", 1, 3), rec("fid", -5, -1)], "a<b", "depends on the ruler"),
-    ([rec("kid", -1, 3), rec("fid", -5, -1)], "a<b", "inconclusive"),  # primary undecided, others agree
+    ([rec("kid", -1, 3), rec("fid", -5, -1)], "a<b", LEAN_TOWARD),  # primary undecided, others agree
+    ([rec("kid", -3, 1), rec("kid", 1, 2), rec("fid", 2, 5)], "a<b", LEAN_AGAINST),  # others all against
     ([rec("kid", -1, 3), rec("kid", -5, -1), rec("fid", 1, 2)], "a<b", "depends on the ruler"),
     ([rec("kid", 1, 3)], "a>b", "reproduced"),
     ([rec("kid", -1, 1)], "a>b", "inconclusive"),
 ])
 def test_the_verdict_rule_on_hand_made_tables(table, direction, want):
     assert part_verdict(table, direction) == want
+
+
+def test_one_run_per_side_gets_no_verdict_over_runs():
+    """A part whose primary comparison has one run on a side is not decided over runs, whatever its
+    intervals; what its one run per side shows is kept as the image-level verdict."""
+    table = [rec("kid", -3, -1, runs=1), rec("fid", -9, -2, runs=1)]
+    assert part_verdict(table, "a<b") == ONE_RUN
+    assert image_level_verdict(table, "a<b") == "reproduced"
 
 
 def test_verdict_rule_refuses_bad_input():
@@ -117,6 +130,28 @@ def test_claim_parts_apply_holm_before_the_rule():
     assert weak1.ci(0.95)[1] < 0 and 0.025 < weak1.p_value() < 0.05  # excludes 0 on its own
     parts = claim_parts([{"name": n, "a": "p", "b": n, "paper_direction": "a<b", "comparisons": [c]}
                          for n, c in (("x", strong), ("y", weak1), ("z", weak2))])
-    assert [p["verdict"] for p in parts] == ["reproduced", "inconclusive", "inconclusive"]
+    assert [p["image_level_verdict"] for p in parts] == ["reproduced", "inconclusive", "inconclusive"]
+    assert [p["verdict"] for p in parts] == [ONE_RUN] * 3  # one run per side: no verdict over runs
     assert [p["comparisons"][0]["ci_level"] for p in parts] == pytest.approx([1 - 0.05 / 3, 0.975, 0.975])
-    assert all(part_verdict(p["comparisons"], "a<b") == p["verdict"] for p in parts)  # the record decides
+    assert all(image_level_verdict(p["comparisons"], "a<b") == p["image_level_verdict"] for p in parts)
+
+
+def test_run_level_comparisons_decide_with_welch_and_holm():
+    """With five runs a side a comparison's interval is Welch's t-interval on the run values (not the image
+    bootstrap), at its Holm level; a paired comparison (one set of runs measured two ways) is a paired t."""
+    from scipy import stats as st
+
+    a, b = (0.19, 0.20, 0.18, 0.21, 0.19), (0.25, 0.22, 0.27, 0.24, 0.26)
+    c = Comparison("s", "kid", 0.0, torch.zeros(10), 10, training_seeds=5, points_a=a, points_b=b)
+    ref = st.ttest_ind(a, b, equal_var=False)
+    assert c.p_value() == pytest.approx(ref.pvalue) and c.ci(0.95) == pytest.approx(tuple(ref.confidence_interval()))
+    rec = c.record()
+    assert rec["interval"] == "Welch t on run means" and rec["runs_a"] == list(a) and rec["df"] < 8
+    weak = Comparison("s", "kid", 0.0, torch.zeros(10), 10, training_seeds=5, points_a=a,
+                      points_b=tuple(v + 0.012 for v in a[1:] + a[:1]))
+    parts = claim_parts([{"name": n, "a": "p", "b": n, "paper_direction": "a<b", "comparisons": [x]}
+                         for n, x in (("x", c), ("y", weak))])
+    assert parts[0]["verdict"] == "reproduced" and parts[0]["comparisons"][0]["ci_level"] == pytest.approx(0.975)
+    pc = Comparison("s", "kid", 0.0, torch.zeros(10), 10, training_seeds=5, points_a=a, points_b=b,
+                    run_pairing="paired")
+    assert pc.p_value() == pytest.approx(st.ttest_rel(a, b).pvalue)

@@ -68,19 +68,22 @@ def _recipe(config: dict, prefix: str = "") -> dict:
 
 
 @pytest.mark.parametrize("method", sorted(TRAINING_SEEDS))
-def test_compared_methods_ship_three_training_seeds_of_one_recipe(method):
-    """Claims 5-6 compare methods over training seeds (docs/evaluation.md): each of at, prejeat and
-    jeat ships three runs, same recipe, different seeds, the seeds logged every 10 steps (Fig. 3);
-    a JEAT seed fine-tunes the PreJEAT run of its own seed."""
-    runs = TRAINING_SEEDS[method]
-    missing = [r for r in runs if r not in SHIPPED]
-    assert not missing, f"not shipped: {missing}"
+def test_training_seeds_of_a_method_share_one_recipe(method):
+    """Methods are compared over training runs (docs/evaluation.md, *Run-level inference*): every shipped
+    run of a method (its first run, then -s1 ... -s4 as they land) has one recipe and its own seed, the
+    extra seeds logged every 10 steps (Fig. 3); a JEAT seed fine-tunes the PreJEAT run of its own seed.
+    How many runs each method has is the audit's to report (a part with one run per side is not
+    decided over runs), not this test's."""
+    from jeat_core.experiments import training_runs
+
+    runs = training_runs(method)
+    assert runs and runs[0] == method, runs
     manifests = {r: read_manifest(shipped_root() / "cifar10-cpu" / r) for r in runs}
     assert len({m["config"]["seed"] for m in manifests.values()}) == len(runs)
     first = _recipe(manifests[runs[0]]["config"])
     for r in runs[1:]:
         m = manifests[r]
-        assert m["method"] == method and _recipe(m["config"]) == first, r
+        assert m["method"] == manifests[method]["method"] and _recipe(m["config"]) == first, r
         assert m["config"]["log_every"] == 10 and m["steps"] == m["total_steps"], r
         if method == "jeat":
             assert m["init_from"]["model"] == f"cifar10-cpu/prejeat-{r.rsplit('-', 1)[1]}", r

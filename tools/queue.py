@@ -76,8 +76,9 @@ def run_one(name: str, train_args: list[str]) -> None:
         if not has_eval(manifest(ship), attack, n):
             sh(name, f"eval {attack}", [*JEAT, "eval", "--model", f"cifar10-cpu/{name}", "--attack", attack,
                                         *(["--n", str(n)] if n else []), "--json", "--record"])
-    if method != "standard" and "joint" not in manifest(ship).get("sampler", {}):
-        sh(name, "tune-samplers", [*JEAT, "tune-samplers", "--only", name])
+    for energy in ("joint", "ce") if method == "at" else ("joint",) if method != "standard" else ():
+        if energy not in manifest(ship).get("sampler", {}):  # AT's Eq. 16 sampler too (claim 4 over runs)
+            sh(name, f"tune-samplers {energy}", [*JEAT, "tune-samplers", "--only", name, "--energy", energy])
 
 
 def main(queue: str) -> int:
