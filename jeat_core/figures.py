@@ -665,7 +665,11 @@ def plotly_colorscale(cmap: str, n: int = 11) -> list[list]:
 
 # ----------------------------------------------------------------------------- the hero figure (claims at a glance)
 VERDICT_COLOURS = {"reproduced": "#2ca02c", "not reproduced": "#d62728", "depends on the ruler": "#9467bd",
-                   "inconclusive": "#7f7f7f", "not measurable here": "#c7c7c7"}
+                   "inconclusive, leaning toward the paper": "#98c98a",
+                   "inconclusive, leaning against the paper": "#e8a0a0", "inconclusive": "#7f7f7f",
+                   "one run per side: not decided over runs": "#b0a070", "not measurable here": "#c7c7c7"}
+CLAIM_GROUPS = (("paper", "The paper's claims"),
+                ("added", "Checks we added (not the paper's claims; not in its tally)"))
 
 
 def plot_claims(rows: list[dict], *, title: str = ""):
@@ -675,10 +679,17 @@ def plot_claims(rows: list[dict], *, title: str = ""):
     to the right, the interval scaled to fit; the numbers themselves are printed at the right."""
     from matplotlib.patches import Patch, Rectangle
 
-    n = len(rows)
+    items: list = []  # a group's heading (str), then its rows
+    for source, heading in CLAIM_GROUPS:
+        group = [r for r in rows if r.get("source", "paper") == source]
+        items += [heading, *group] if group else []
+    n = len(items)
     fig, ax = subplots(figsize=(11.5, 0.34 * n + 1.5))
-    for i, r in enumerate(rows):
+    for i, r in enumerate(items):
         y = n - 1 - i
+        if isinstance(r, str):
+            ax.text(-2.6, y, r, ha="left", va="center", fontsize=9, weight="bold")
+            continue
         colour = VERDICT_COLOURS.get(r["verdict"], "k")
         ax.text(-1.3, y, r["label"], ha="right", va="center", fontsize=8)
         if r["value"] is None:
@@ -723,6 +734,6 @@ def save_claims(audit: str | Path, out_dir: str | Path) -> list[Path]:
     report = json.loads(Path(audit).read_text())
     rows = claim_effects(report)
     kind = "smoke run, not a result" if report.get("smoke") else "full run"
-    fig = plot_claims(rows, title=f"The paper's claims at our scale: each part's effect with its 95% interval "
+    fig = plot_claims(rows, title=f"Claims at our scale: each part's effect with its 95% interval "
                                   f"({Path(audit).name}, {kind}; each row on its own scale)")
     return save_figure(fig, out_dir, "claims")

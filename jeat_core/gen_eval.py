@@ -242,7 +242,9 @@ def prdc(real: Tensor, fake: Tensor, *, k: int = 5) -> dict:
 
 # ============================================================================ the verdict rule
 LEAN_AGAINST, LEAN_TOWARD = "inconclusive, leaning against the paper", "inconclusive, leaning toward the paper"
-VERDICTS = ("reproduced", "not reproduced", "depends on the ruler", "inconclusive", LEAN_AGAINST, LEAN_TOWARD,
+# longest first where one starts another ("inconclusive, leaning ..." before "inconclusive"), so that a
+# regular expression of the alternatives reads the whole word
+VERDICTS = ("reproduced", "not reproduced", "depends on the ruler", LEAN_AGAINST, LEAN_TOWARD, "inconclusive",
             stats.ONE_RUN)
 DIRECTIONS = ("a<b", "a>b")
 

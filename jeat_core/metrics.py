@@ -273,30 +273,12 @@ def resampled_run_means(per_run: Tensor, g: torch.Generator) -> Tensor:
     """``(runs, b, ...)`` bootstrap replicate values of each training run -> ``(b, ...)`` replicates of
     the mean over runs, each replicate drawing the runs with replacement (one run: its own replicates);
     trailing dimensions (several quantities) share a replicate's draw, so they stay paired. The run
-    level of every two-level bootstrap here (generation claims, masking check, Tab. 3's seed rows)."""
+    level of the generation claims' image bootstrap (their run-level intervals are :mod:`jeat_core.stats`')."""
     s, b = per_run.shape[:2]
     if s == 1:
         return per_run[0]
     pick = rng.randint(0, s, (b, s), generator=g)  # replicate -> its runs
     return per_run[pick.T, torch.arange(b)].mean(0)
-
-
-def two_level_ci(values: Tensor, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile interval of the mean over runs of per-image values ``(runs, n)``, the same ``n`` images
-    for every run (training runs of one recipe scored on the same test images): each replicate draws
-    the runs with replacement and, shared by them, the images with replacement (the two-level bootstrap
-    of ``docs/evaluation.md``), so both the run-to-run and the image sampling variance are in it."""
-    v = torch.as_tensor(values, dtype=torch.float64)
-    if v.dim() != 2 or v.shape[0] < 1 or v.shape[1] < 1:
-        raise ValueError(f"two_level_ci needs values of shape (runs, images); got {tuple(v.shape)}")
-    n = v.shape[1]
-    g = torch.Generator().manual_seed(seed)
-    out = []
-    for start in range(0, n_boot, 100):
-        b = min(100, n_boot - start)
-        idx = rng.randint(0, n, (b, n), generator=g)  # images, shared by the runs
-        out.append(resampled_run_means(v[:, idx].mean(2), g))  # per run (runs, b), then over runs
-    return percentile_ci(torch.cat(out), level)
 
 
 def resample_counts(n: int, n_boot: int, g: torch.Generator) -> Tensor:

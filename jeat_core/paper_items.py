@@ -275,15 +275,17 @@ def table3_seed_rows(manifests: dict, *, eps: float = 8 / 255) -> list[dict]:
     among the method's runs (the shipped run's 1,000 are cut to its seeds' 500): ``autoattack_acc``
     with its Wilson interval, ``pgd100_5_acc`` (``None`` without a PGD-100×5 record that long) and
     ``gap`` = PGD-100×5 − AutoAttack, paired per image, with a bootstrap 95% interval. The mean row
-    averages each number over the runs; its ``autoattack_ci`` and ``gap_ci`` come from the two-level
-    bootstrap (:func:`~jeat_core.metrics.two_level_ci`: runs with replacement, then the images they
-    share), so they carry both the training-seed and the image-sampling variance, and ``spread`` is
+    averages each number over the runs; its ``autoattack_ci`` and ``gap_ci`` are t-intervals whose
+    variance adds the runs' (R − 1 df) and the shared images' (n − 1 df)
+    (:func:`~jeat_core.stats.shared_images_mean`), so they carry both the training-seed and the
+    image-sampling variance, and ``spread`` is
     AutoAttack's range over the runs. A method whose runs do not all have a standard AutoAttack
     record with per-example results gets no rows at all."""
     from .checkpoints import find_eval
     from .experiments import TRAINING_SEEDS
-    from .metrics import bootstrap_ci, two_level_ci, wilson_interval
+    from .metrics import bootstrap_ci, wilson_interval
     from .robustness import masks_of
+    from .stats import shared_images_mean
 
     def final(record, n):  # per-image robustness after the record's last stage, first n images
         if not record or record["n"] < n or "per_example" not in record:
@@ -326,8 +328,8 @@ def table3_seed_rows(manifests: dict, *, eps: float = 8 / 255) -> list[dict]:
                 if None in vals:
                     continue
                 mean[key] = sum(vals) / len(vals)
-                if ci:  # runs and images resampled: replaces the per-run interval
-                    mean[ci] = [round(v, 4) for v in two_level_ci(torch.stack(per_image[key]))]
+                if ci:  # run and shared-image variance: replaces the per-run interval
+                    mean[ci] = [round(v, 4) for v in shared_images_mean(torch.stack(per_image[key]).numpy()).ci()]
             aa_runs = [r["autoattack_acc"] for r in out]
             mean["spread"] = max(aa_runs) - min(aa_runs)  # AutoAttack's range over runs
             rows.append(mean)

@@ -47,11 +47,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from . import rng
+from . import rng, stats
 from .attacks import check_images, frozen, pgd
 from .checkpoints import atomic_write_bytes
 from .energy import check_label_range, check_labels
-from .metrics import percentile_ci, resampled_run_means, wilson_interval
+from .metrics import percentile_ci, wilson_interval
 
 AA_STAGES = ("apgd-ce", "apgd-t", "fab-t", "square")  # the standard version, in RobustBench's order
 PEER = "torchattacks==3.5.1"
@@ -356,7 +356,7 @@ def _masking_columns(model: dict[str, Tensor], reference: dict[str, Tensor]) -> 
 
 
 def masking_check(model: dict[str, Tensor] | list[dict[str, Tensor]],
-                  reference: dict[str, Tensor] | list[dict[str, Tensor]], *, margin: float = 0.03,
+                  reference: dict[str, Tensor] | list[dict[str, Tensor]], *, square_bound: float = 0.01,
                   n_boot: int = 2000, seed: int = 0) -> dict:
     """Is a model's robustness gradient masking? Compared with a reference (adversarial training).
 
@@ -368,48 +368,57 @@ def masking_check(model: dict[str, Tensor] | list[dict[str, Tensor]],
 
     * **gap** = PGD-20 − AutoAttack robust accuracy, from the per-image differences; **excess** =
       the model's gap − the reference's, per image (so the images' difficulty cancels).
-    * **square − apgd-ce** = share of images only Square broke (after the three gradient attacks
-      failed) − share APGD-CE broke. Square there sees only what the gradient attacks left, so this
-      is a lower bound of how much more Square *alone* would break than APGD-CE: when it is positive,
-      Square alone beats APGD-CE (the gradient is worse than no gradient).
+    * **only square** = share of images only Square broke, after the three gradient attacks failed.
+      A model whose gradients mislead leaves points that a gradient-free attack breaks.
 
-    Intervals: paired percentile bootstrap over images (``n_boot`` resamples, the same images for
-    every quantity), not Newcombe's interval, because the quantities are differences of paired
-    per-image indicators. With several runs every quantity is the mean of the runs' means, and each
-    replicate first resamples the run pairs (with replacement), then each run's images: the
-    two-level bootstrap of the generation claims (``docs/evaluation.md``), so training-seed variance
-    is in the intervals. Verdict: ``"masking"`` when the excess or square − apgd-ce interval lies
-    above 0; ``"no masking sign"`` when the excess interval lies below ``margin`` (3 points) and
-    square − apgd-ce's below 0; ``"inconclusive"`` otherwise.
+    The rule (``docs/evaluation.md``, *The masking check*):
+
+    * the **tolerance** is the reference's own gap (mean over its runs): what PGD-20 overstates on a
+      model trained not to mask. Masking means the model's gap exceeds the reference's by more than
+      that, i.e. PGD-20 overstates its robustness more than twice as much;
+    * Square is judged by the **upper 95% Wilson bound** on the only-square share (all runs' images
+      pooled) against ``square_bound`` (1 point: one robust point in a hundred that only a
+      gradient-free search finds);
+    * ``"masking"`` when the excess interval's lower end exceeds the tolerance or the only-square
+      share's *lower* Wilson bound exceeds ``square_bound``; ``"no masking sign"`` when the excess
+      interval's upper end is at most the tolerance and the only-square upper bound at most
+      ``square_bound``; ``"inconclusive"`` otherwise.
+
+    Intervals: with one run pair, a paired percentile bootstrap over images (``n_boot`` resamples,
+    the same images for every quantity); with two or more, the run level (:func:`stats.paired`: a t
+    interval on the run pairs' mean excesses, R − 1 df), each pair's value already averaging its
+    images. ``square_minus_apgd_ce`` (only square − the share APGD-CE broke) is kept as a diagnostic.
     """
     runs_m = model if isinstance(model, list) else [model]
     runs_r = reference if isinstance(reference, list) else [reference]
     if not runs_m or len(runs_m) != len(runs_r):
         raise ValueError(f"masking_check pairs runs: got {len(runs_m)} model and {len(runs_r)} reference runs")
     cols = [_masking_columns(m, r) for m, r in zip(runs_m, runs_r)]
-    g = torch.Generator().manual_seed(seed)
-    ci_keys = ("gap", "reference_gap", "excess", "square_minus_apgd_ce")
-    boots = [_paired_boot({k: c[k] for k in ci_keys}, n_boot=n_boot, g=g) for c in cols]
     s = len(cols)
-    per_run = torch.stack([torch.stack([b[k] for k in ci_keys], 1) for b in boots])  # (runs, n_boot, quantities)
-    pooled = resampled_run_means(per_run, g)
-    ci = {k: percentile_ci(pooled[:, i]) for i, k in enumerate(ci_keys)}
+    ci_keys = ("gap", "reference_gap", "excess", "square_minus_apgd_ce")
     out = {"n": len(cols[0]["gap"])}
     for k in cols[0]:
         out[k] = sum(float(c[k].mean()) for c in cols) / s
-        if k in ci:
-            out[k + "_ci"] = list(ci[k])
-    excess, sq = ci["excess"], ci["square_minus_apgd_ce"]
-    if excess[0] > 0 or sq[0] > 0:
+    if s == 1:
+        boot = _paired_boot({k: cols[0][k] for k in ci_keys}, n_boot=n_boot, g=torch.Generator().manual_seed(seed))
+        for k in ci_keys:
+            out[k + "_ci"] = list(percentile_ci(boot[k]))
+        out["interval"] = f"paired percentile bootstrap over images, {n_boot} resamples"
+    else:
+        for k in ci_keys:  # run pair r: its mean over its own images; a one-sample t over the pairs
+            out[k + "_ci"] = list(stats.paired([float(c[k].mean()) for c in cols], [0.0] * s).ci())
+        out["training_runs"], out["n_per_run"] = s, [len(c["gap"]) for c in cols]
+        out["runs_excess"] = [float(c["excess"].mean()) for c in cols]
+        out["interval"] = f"{stats.METHODS['paired']} ({s} run pairs, {s - 1} df)"
+    hits = sum(int(c["only_square"].sum()) for c in cols)
+    total = sum(len(c["only_square"]) for c in cols)
+    sq_lo, sq_hi = wilson_interval(hits, total)
+    out.update(tolerance=out["reference_gap"], only_square_ci=[sq_lo, sq_hi], square_bound=square_bound)
+    excess = out["excess_ci"]
+    if excess[0] > out["tolerance"] or sq_lo > square_bound:
         out["verdict"] = "masking"
-    elif excess[1] <= margin and sq[1] < 0:
+    elif excess[1] <= out["tolerance"] and sq_hi <= square_bound:
         out["verdict"] = "no masking sign"
     else:
         out["verdict"] = "inconclusive"
-    if s > 1:
-        out["training_runs"], out["n_per_run"] = s, [len(c["gap"]) for c in cols]
-        out["interval"] = (f"two-level percentile bootstrap ({n_boot} resamples): the {s} run pairs with "
-                           f"replacement, then each run's images")
-    else:
-        out["interval"] = f"paired percentile bootstrap over images, {n_boot} resamples"
     return out

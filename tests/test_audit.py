@@ -8,7 +8,9 @@ import pytest
 import torch
 from conftest import tiny_cnn
 
+from jeat_core import stats
 from jeat_core.audit import VERDICTS, frechet_distance, inception_score, penultimate
+from jeat_core.stats import ONE_RUN
 
 
 def test_fid_of_a_set_with_itself_is_zero_and_matches_scipy():
@@ -55,9 +57,10 @@ def test_audit_smoke_json(tiny_zoo, data_root, monkeypatch, capsys, tmp_path):
     assert len(claims) >= 9 and [c["id"] for c in claims] == list(range(1, len(claims) + 1))
     gen_ids = set(report["generation_claims"])
     for c in claims:
-        keys = {"id", "claim", "paper", "ours", "metric", "n", "reproduced", "note", "seconds"}
-        assert set(c) == keys | ({"parts"} if c["id"] in gen_ids else set()) | (
+        keys = {"id", "claim", "paper", "ours", "metric", "n", "reproduced", "note", "seconds", "source"}
+        assert set(c) == keys | ({"parts"} if c["id"] in gen_ids | {3, 11} else set()) | (
             {"training_seeds"} if c["id"] == 2 else set()), c
+        assert c["source"] == ("added" if c["id"] == 10 else "paper")
         assert c["reproduced"] in VERDICTS and c["claim"] and c["paper"] and c["metric"]
         assert "{" not in c["metric"], c["metric"]  # sample sizes filled in, no template left
         # every model exists in the tiny zoo, so every claim is measured
@@ -76,6 +79,16 @@ def test_audit_smoke_json(tiny_zoo, data_root, monkeypatch, capsys, tmp_path):
     by = {p["name"]: p for p in six["parts"]}  # the tiny zoo ships at-s1 and jeat-s1, not prejeat-s1
     assert by["6a"]["runs"] == {"a": ["jeat", "jeat-s1"], "b": ["at", "at-s1"]}
     assert by["6a"]["comparisons"][0]["training_seeds"] == 2 and by["6b"]["comparisons"][0]["training_seeds"] == 1
+    four = next(c for c in gen if c["id"] == 4)["parts"][0]  # Eq. 17 vs 16 over AT's runs, paired
+    assert four["runs"] == {"a": ["at", "at-s1"], "b": ["at", "at-s1"]}
+    assert four["comparisons"][0]["interval"] == "paired t on per-run differences"
+    flat = {p["name"]: p for p in claims[2]["parts"]}  # claim 3 in parts, decided over runs where both sides have 2
+    assert sorted(flat) == ["3a", "3b", "3c"] and len(flat["3a"]["comparisons"]) == 3
+    assert flat["3a"]["verdict"] == ONE_RUN  # the tiny zoo ships one standard run
+    assert flat["3c"]["comparisons"][0]["interval"] == "Welch t on run means"  # jeat, jeat-s1 vs at, at-s1
+    robust = claims[10]
+    assert robust["id"] == 11 and [p["name"] for p in robust["parts"]] == ["11a", "11b"]
+    assert robust["parts"][0]["comparisons"][0]["runs_a"] and robust["reproduced"] in VERDICTS
     fig3 = claims[1]  # Fig. 3 over the AT runs the tiny zoo ships (at, at-s1): pooled and per run
     assert fig3["training_seeds"] == 2 and list(fig3["ours"]) == ["pooled", "at", "at-s1"]
     assert fig3["n"] == fig3["ours"]["pooled"]["n_logged"] == fig3["ours"]["at"]["n_logged"] + fig3["ours"]["at-s1"][
@@ -101,8 +114,23 @@ def check_generation_contract(c: dict, *, min_boot: int = 2000, min_fid_boot: in
             assert {"feature_space", "metric", "diff", "ci", "n", "paired", "n_boot", "training_seeds"} <= set(x)
             assert x["paired"] is True and x["ci"][0] <= x["ci"][1] and x["n"] > 0 and x["training_seeds"] >= 1
             assert x["n_boot"] >= (min_boot if x["metric"] == "kid" else min_fid_boot)
+            check_run_level(x, paired=p["a"].split(" (")[0] == p["b"].split(" (")[0])
         assert p["verdict"] == part_verdict(p["comparisons"], p["paper_direction"]), p
     assert c["reproduced"] == claim_verdict([p["verdict"] for p in c["parts"]])
+
+
+def check_run_level(x: dict, *, paired: bool = False) -> None:
+    """A comparison's interval recomputed from the per-run values it stores: with two or more runs a side,
+    the t-interval of jeat_core.stats at the stored level (Welch, or paired when one set of runs is
+    measured two ways); with one, the record says it is not decided over runs."""
+    a, b = x.get("runs_a", []), x.get("runs_b", [])
+    assert len(a) == len(b) if paired else True
+    if min(len(a), len(b)) >= 2:
+        rl = (stats.paired if paired else stats.welch)(a, b)
+        assert x["ci"] == pytest.approx(list(rl.ci(x["ci_level"])), rel=1e-6, abs=1e-9), x
+        assert x["diff"] == pytest.approx(rl.estimate, rel=1e-6, abs=1e-9) and x["interval"] == stats.METHODS[rl.method]
+    else:
+        assert ONE_RUN in x["interval"], x
 
 
 def test_audit_reports_missing_models(tmp_path, data_root, monkeypatch):
@@ -155,7 +183,12 @@ def test_committed_audit_meets_the_generation_contract():
     for c in gen.values():
         check_generation_contract(c)
     assert [p["name"] for c in gen.values() for p in c["parts"]] == ["4a", "5a", "5b", "6a", "6b", "6c"]
-    assert report["tally"] == tally(report)
+    for c in report["claims"]:  # the other claims decided over runs: every interval from its stored run values
+        if c["id"] in (3, 11):
+            for p in c["parts"]:
+                for x in p["comparisons"]:
+                    check_run_level(x)
+    assert report["tally"] == tally(report) and report["tally_added"] == tally(report, "added")
 
 
 def test_fig3_pools_the_runs_but_one_contradicting_run_decides(monkeypatch):

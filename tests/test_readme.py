@@ -120,7 +120,7 @@ def test_claims_table_matches_the_audit():
         rec = audit[cid]
         assert verdict == rec["reproduced"], f"claim {cid}: README says {verdict!r}, audit.json {rec['reproduced']!r}"
         # a claim split into parts lists each part's verdict, as audit.json has it
-        parts = re.findall(rf"(\d[a-z]): ({VERDICT_RE})", cell)
+        parts = re.findall(rf"(\d+[a-z]): ({VERDICT_RE})", cell)
         assert parts == [(p["name"], p["verdict"]) for p in rec.get("parts", [])], (cid, parts)
         # the same figure or table of the paper ("Fig. 6 / Tab. 2"), and only the paper's numbers as evidence
         assert claim.split(":")[0] == rec["claim"].split(":")[0], (cid, claim, rec["claim"])

@@ -124,19 +124,55 @@ def test_masking_check_catches_a_zero_gradient_model(masked_runs):
     assert bad["verdict"] == "masking", bad
     assert bad["only_square"] > bad["by_apgd_ce"] and bad["excess_ci"][0] > 0 and bad["gap"] > 0.3
     ok = masking_check(plain, plain)
-    assert ok["verdict"] == "no masking sign", ok
-    assert ok["excess"] == 0 and ok["square_minus_apgd_ce_ci"][1] < 0
+    # 16 images cannot bound the share only Square breaks below 1 point (Wilson upper bound of 0/16 ≈ 19%)
+    assert ok["verdict"] == "inconclusive" and ok["excess"] == 0 and ok["excess_ci"][1] <= ok["tolerance"], ok
+    assert ok["square_minus_apgd_ce_ci"][1] < 0
     with pytest.raises(ValueError, match="lacks pgd20"):
         masking_check({k: v for k, v in masked.items() if k != "pgd20"}, plain)
-    # runs: a list of one is the single check; two runs pool their means, and the interval widens
-    # when the runs disagree (training-seed variance)
+    # the tolerance is the reference's own gap (0 for an undefended reference); Square by a Wilson bound
+    assert bad["tolerance"] == ok["tolerance"] == ok["reference_gap"] == 0
+    assert bad["only_square_ci"][0] > bad["square_bound"] and ok["only_square"] == 0 < ok["only_square_ci"][1]
+    # runs: a list of one is the single check; two or more decide over runs (paired t on the pairs' means),
+    # and the interval widens when the runs disagree (training-seed variance)
     assert masking_check([masked], [plain]) == {**bad}
     two = masking_check([masked, plain], [plain, plain])
     assert two["training_runs"] == 2 and two["gap"] == pytest.approx((bad["gap"] + ok["gap"]) / 2)
     lo, hi = two["excess_ci"]
-    assert lo <= bad["excess_ci"][0] and lo < two["excess"] < hi and "two-level" in two["interval"]
+    assert lo < bad["excess_ci"][0] and lo < two["excess"] < hi and "paired t" in two["interval"]
+    assert two["runs_excess"] == pytest.approx([bad["excess"], ok["excess"]])
     with pytest.raises(ValueError, match="pairs runs"):
         masking_check([masked, plain], [plain])
+
+
+def test_masking_rule_reads_the_tolerance_and_the_square_bound():
+    """Synthetic runs: an excess inside the reference's gap is no masking sign even when its interval
+    excludes 0 (the earlier rule called that masking); an excess beyond it is masking; a model that only
+    Square breaks at 2% is masking by the Square bound alone."""
+    n = 1000
+    ones, zeros = torch.ones(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)
+
+    def run(pgd, aa, only_square=0.0):
+        fab = aa.clone()
+        k = int(only_square * n)
+        fab[-k:] = True if k else fab[-k:]  # robust through FAB-T, broken by Square
+        if k:
+            aa = aa.clone()
+            aa[-k:] = False
+        return {"pgd20": pgd, "clean": ones, "apgd-ce": fab, "apgd-t": fab, "fab-t": fab, "square": aa}
+
+    def share(p):
+        m = zeros.clone()
+        m[:int(p * n)] = True
+        return m
+
+    ref = run(share(0.35), share(0.30))           # AT-like: gap 5 points
+    small = run(share(0.35), share(0.28))         # gap 7: excess 2 < 5
+    large = run(share(0.45), share(0.25))         # gap 20: excess 15 > 5
+    sq = run(share(0.35), share(0.30), only_square=0.02)
+    assert masking_check(small, ref)["excess_ci"][0] > 0
+    assert masking_check(small, ref)["verdict"] == "no masking sign"
+    assert masking_check(large, ref)["verdict"] == "masking"
+    assert masking_check(sq, ref)["verdict"] == "masking"
 
 
 def test_pgd_restarts_robust_only_if_every_restart_fails(toy):
@@ -333,25 +369,6 @@ def test_an_interrupted_evaluation_resumes_to_the_uninterrupted_result(toy, tmp_
     fresh = pgd_restarts(other, x, y, n_steps=3, restarts=2, eps=16 / 255, batch_size=8)
     assert pgd_restarts(other, x, y, n_steps=3, restarts=2, eps=16 / 255, batch_size=8,
                         partial=path)["per_example"] == fresh["per_example"]
-
-
-def test_two_level_ci_carries_both_run_and_image_variance():
-    """Identical runs: the interval is the image bootstrap's; runs that differ with no image noise:
-    it spans the runs; both: wider than either alone."""
-    from jeat_core.metrics import bootstrap_ci, two_level_ci
-
-    g = torch.Generator().manual_seed(0)
-    img = (torch.rand(500, generator=g) < 0.3).double()
-    same = two_level_ci(torch.stack([img] * 3))
-    alone = bootstrap_ci(img, n_boot=2000)
-    assert abs((same[1] - same[0]) - (alone[1] - alone[0])) < 0.01 and same[0] < img.mean() < same[1]
-    levels = torch.tensor([[0.2] * 500, [0.3] * 500, [0.4] * 500], dtype=torch.float64)
-    lo, hi = two_level_ci(levels)
-    assert 0.2 - 1e-9 <= lo < 0.25 and 0.35 < hi <= 0.4 + 1e-9
-    both = two_level_ci(torch.stack([(torch.rand(500, generator=g) < p).double() for p in (0.2, 0.3, 0.4)]))
-    assert both[1] - both[0] > max(hi - lo, same[1] - same[0])
-    with pytest.raises(ValueError, match="runs, images"):
-        two_level_ci(img)
 
 
 def _record(attack, stages: dict, eps=8 / 255):

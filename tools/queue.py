@@ -13,7 +13,11 @@ continues where it stopped and never loses a finished run:
    PGD-100×5 and standard AutoAttack (first 500; the robust methods and the noise models);
 4. ``jeat tune-samplers --only NAME`` (its sampler under the frozen protocol).
 
-Every step's wall time goes to ``RUNS/queue-times.jsonl``; committing finished runs is left to a person.
+A run whose training the divergence guard gives up on (``jeat train`` exit status 3) keeps its last finite
+state, its log and a manifest with ``metrics["diverged"]``; it is shipped as it is, without evaluations or
+tuning, and the queue goes on. A line whose arguments include ``@train-only`` is a probe: trained (and
+resumed) in ``RUNS`` only, never shipped. Every step's wall time goes to ``RUNS/queue-times.jsonl``;
+committing finished runs is left to a person.
 """
 
 from __future__ import annotations
@@ -42,11 +46,17 @@ def log(name: str, step: str, seconds: float) -> None:
     print(f"[queue] {name}: {step} done in {seconds / 60:.1f} min", flush=True)
 
 
-def sh(name: str, step: str, args: list[str]) -> None:
+DIVERGED = 3  # `jeat train`'s exit status when the divergence guard gives up
+
+
+def sh(name: str, step: str, args: list[str], ok: tuple[int, ...] = (0,)) -> int:
     t0 = time.time()
     print(f"[queue] {name}: {step}: {' '.join(args)}", flush=True)
-    subprocess.run(args, check=True, cwd=ROOT)
-    log(name, step, time.time() - t0)
+    rc = subprocess.run(args, cwd=ROOT).returncode
+    if rc not in ok:
+        raise subprocess.CalledProcessError(rc, args)
+    log(name, step + (" (diverged)" if rc == DIVERGED else ""), time.time() - t0)
+    return rc
 
 
 def manifest(folder: Path) -> dict | None:
@@ -58,17 +68,29 @@ def has_eval(m: dict, attack: str, n: int | None) -> bool:
     return any(e["attack"] == attack and (n is None or e["n"] >= n) for e in m.get("evals", []))
 
 
+def diverged(m: dict | None) -> bool:
+    return bool(m and m.get("metrics", {}).get("diverged"))
+
+
 def run_one(name: str, train_args: list[str]) -> None:
     out, ship = RUNS / name, ZOO / name
+    probe = "@train-only" in train_args
+    train_args = [a for a in train_args if a != "@train-only"]
     if manifest(ship) is None:
         m = manifest(out)
-        if m is None or m.get("steps") != m.get("total_steps") or not (out / "model.safetensors").exists():
+        stop = m and min(m.get("total_steps") or 0, m.get("config", {}).get("max_steps") or m.get("total_steps") or 0)
+        done = m is not None and (diverged(m) or m.get("steps") == stop)
+        if not done or not (out / "model.safetensors").exists():
             resume = ["--resume"] if (out / "state.pt").exists() else (["--overwrite"] if out.exists() else [])
-            sh(name, "train", [*JEAT, "train", *train_args, "--out", str(out), *resume])
+            sh(name, "train", [*JEAT, "train", *train_args, "--out", str(out), *resume], ok=(0, DIVERGED))
+        if probe:
+            return
         ship.mkdir(parents=True, exist_ok=True)
         for f in ("model.safetensors", "energy_log.jsonl", "manifest.json"):  # the manifest last
             if (out / f).exists():
                 shutil.copy2(out / f, ship / f)
+    if diverged(manifest(ship)):
+        return
     method = manifest(ship)["method"]
     for attack, n in EVALS:
         if attack in ("pgd100-5", "autoattack") and method in NO_SLOW_ATTACKS:
