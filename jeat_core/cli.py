@@ -46,7 +46,6 @@ def integer(lo: int, hi: int):
 size = range_arg(NONNEG)  # a non-negative number, also written as a fraction like ``8/255``
 positive = range_arg(POSITIVE)
 pixel = range_arg(UNIT)  # a radius or step in [0, 1] pixel space
-fraction01 = range_arg(UNIT)
 positive_int, nonneg_int = range_arg(POSITIVE_INT), range_arg(NONNEG_INT)
 seed_int = range_arg(SEED)
 batch_int = range_arg(BATCH)

@@ -178,6 +178,9 @@ def score_images(ctx: Context, images: Tensor, labels: Tensor, ref: KIDReference
     return out
 
 
+FULL_PRECISION = ("runs_a", "runs_b", "ci_level")  # an interval is recomputed from these (tests/test_audit.py)
+
+
 def public(rec: dict) -> dict:
     """A score record without its feature tensor, rounded for tables and JSON."""
     def r(v):
@@ -186,7 +189,7 @@ def public(rec: dict) -> dict:
         if isinstance(v, (list, tuple)):
             return [r(u) for u in v]
         return v
-    return {k: r(v) for k, v in rec.items() if k != "features"}
+    return {k: (v if k in FULL_PRECISION else r(v)) for k, v in rec.items() if k != "features"}
 
 
 def tune_sampler(ctx: Context, name: str, energy: str, *, per_class: int = 10, rescore_per_class: int = 50,
@@ -228,19 +231,6 @@ def tune_sampler(ctx: Context, name: str, energy: str, *, per_class: int = 10, r
     finals.sort(key=lambda r: r["kid"])
     return {"best": GenerationConfig(energy=energy, **finals[0]["sampler"]), "rows": rows, "top": finals,
             "space": space.name}
-
-
-def matched_distance(rows_a: list[dict], rows_b: list[dict]) -> dict:
-    """Compare two validation grids at the same L2 distance moved from the seeds: the better grid's
-    best row (lowest KID of either grid) against the other grid's row whose ``l2_moved`` is closest
-    to it. (Matching *any* pair at their closest distance could compare two poor samplers.)"""
-    best_a, best_b = min(rows_a, key=lambda r: r["kid"]), min(rows_b, key=lambda r: r["kid"])
-    if best_a["kid"] <= best_b["kid"]:
-        ra, rb = best_a, min(rows_b, key=lambda r: abs(r["l2_moved"] - best_a["l2_moved"]))
-    else:
-        ra, rb = min(rows_a, key=lambda r: abs(r["l2_moved"] - best_b["l2_moved"])), best_b
-    return {"a": {"sampler": ra["sampler"], "kid": ra["kid"], "l2_moved": ra["l2_moved"]},
-            "b": {"sampler": rb["sampler"], "kid": rb["kid"], "l2_moved": rb["l2_moved"]}}
 
 
 def generation_set(ctx: Context, name: str, energy: str = "joint", *, per_class: int = 100,

@@ -28,9 +28,10 @@
 # $U = E(x, y)$ (**Eq. 17**).
 #
 # **The noise.** Exact Langevin (Eq. 9) adds $s = \sqrt{\eta}$; like JEM we decouple the step from
-# the noise. Every shipped model's tuned sampler uses $s = 0.001$ (the table after the setup cell
-# shows it beside $\sqrt\eta$), hundreds of times smaller: the chains are in effect **gradient
-# descent** on $U$ with a whisper of noise, not samplers of $p(x, y)$. What exact Langevin noise
+# the noise. Every shipped model's tuned sampler is either a Langevin step with $s = 0.001$ or
+# Santurkar's normalised L2 step with no noise at all (the table after the setup cell shows each
+# beside $\sqrt\eta$): the chains are in effect **gradient descent** from class-Gaussian seeds on
+# $U$, with at most a whisper of noise, not samplers of $p(x, y)$. What exact Langevin noise
 # does is one of the experiments under the explorer.
 #
 # **Santurkar's step.** Their code does not take the plain gradient step of Eq. 4 but a
@@ -116,7 +117,8 @@ explorer
 # ### What to try
 # Outcomes we observed on the AT model (50 seeds, 5 per class, seed 0; "accuracy" = share the
 # independent evaluator classifies as the intended class; the seeds alone: 50%), with the tuned
-# samplers of the manifests when we ran them (Eq. 17: η 3, K 10; Eq. 16: η 10, K 20):
+# samplers the AT manifest held when we ran them, an earlier tuning than today's (the table above
+# shows today's):
 #
 # * **Exact Langevin noise.** Take η = 0.1 and push the noise to the slider's top, 0.32 ≈ √0.1:
 #   the chain breaks (a third of the pixels clipped, colour noise) and accuracy falls to 8%,

@@ -177,9 +177,10 @@ plot_image_rows({"buffer after 4 rounds (prediction: " + ", ".join(CIFAR10_CLASS
 # %% [markdown]
 # ## Fig. 6: class-conditional samples (Eq. 17) from AT, PreJEAT, JEM and JEAT
 # Same class-Gaussian seeds (seed 0) for every model, each with its own tuned sampler
-# (`manifest["sampler"]`, best vs best, K capped at 60 steps, 5 in smoke mode; every one of them
-# has noise s = 0.001, far below exact Langevin's √η, so the chains are in effect gradient
-# descent on E(x, y)). The seeds are $\mathcal N(\mu_y, \Sigma_y + 10^{-4} I)$ fitted on each
+# (`manifest["sampler"]`, best vs best, K capped at 60 steps, 5 in smoke mode; each one a Langevin
+# step with noise s = 0.001, far below exact Langevin's √η, or the normalised L2 step with no noise,
+# so the chains are in effect gradient descent on E(x, y) from class-Gaussian seeds). The seeds are
+# $\mathcal N(\mu_y, \Sigma_y + 10^{-4} I)$ fitted on each
 # class's training images (notebook 4 explains them). The panels stand side by
 # side as in the paper: first the seeds every chain starts from, then AT, PreJEAT, JEM, JEAT and
 # TRADES (not in the paper: a robust classifier trained with a KL term instead of an energy
