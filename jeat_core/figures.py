@@ -187,7 +187,7 @@ def contour_values(d: dict, quantity: str = "dlogp") -> np.ndarray:
     return np.asarray(slice_values(d, quantity), dtype=np.float64)
 
 
-def plot_contours(data: dict, *, title: str = "", quantity: str = "dlogp", fast: bool = False):
+def plot_contours(data: dict, *, title: str = "", quantity: str = "dlogp", fast: bool = False, shared: bool = False):
     """Fig. 2: one panel per model (``data``: :func:`jeat_core.paper_items.fig2_data`), **each on its
     own colour scale**, its flatness number in its title.
 
@@ -205,7 +205,10 @@ def plot_contours(data: dict, *, title: str = "", quantity: str = "dlogp", fast:
     bars' ranges, not by the depth of colour. Each scale is symmetric around 0 and spans exactly
     its panel's values.
 
-    ``fast``: a fixed layout instead of matplotlib's constrained one (the explorer redraws it at
+    ``shared``: a second row draws every panel on **one** colour scale (symmetric around 0, spanning all
+    panels' values), so the difference in steepness is seen, not read off the colour bars: there the
+    sharpest model sets the range and a flat model's panel stays near white. The saved Fig. 2 has both
+    rows. ``fast``: a fixed layout instead of matplotlib's constrained one (the explorer redraws it at
     every change; the saved Fig. 2 keeps the constrained layout). The title is wrapped to the
     figure's width, so a long one is never cut off."""
     from matplotlib.colors import Normalize
@@ -220,7 +223,10 @@ def plot_contours(data: dict, *, title: str = "", quantity: str = "dlogp", fast:
     title = _wrap_to(width, title, TITLE_PT) if title else ""
     head = 0.55 + 0.17 * (title.count("\n") + 1 if title else 0)  # inches above the axes: the titles
     height = (2.2 + head + 0.6) if n > 1 else (2.45 + head + 0.5)  # axes, titles, axis labels (+ caption)
-    fig, axes = subplots(1, n, figsize=(width, height), squeeze=False, layout=None if fast else "constrained")
+    shared = shared and n > 1
+    rows = 2 if shared else 1
+    height += 2.6 if shared else 0
+    fig, axes = subplots(rows, n, figsize=(width, height), squeeze=False, layout=None if fast else "constrained")
     if fast:  # fixed margins in inches (what constrained layout would find, without its cost)
         from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
@@ -243,9 +249,27 @@ def plot_contours(data: dict, *, title: str = "", quantity: str = "dlogp", fast:
         cb.set_ticks(np.linspace(-vmax, vmax, 5))  # ends, halves and 0: evenly spaced, never crowded
         cb.ax.tick_params(labelsize=7)
     cb.set_label(bar_label)
+    if shared:
+        vmax = max(float(np.abs(v).max()) for v in values.values()) or 1e-12
+        levels = np.linspace(-vmax, vmax, 21)
+        for ax, name in zip(axes[1], names):
+            d = data[name]
+            cs = ax.contourf(d["b"].numpy(), d["a"].numpy(), values[name], levels=levels, cmap=cmap,
+                             norm=Normalize(-vmax, vmax))
+            ax.plot(0, 0, marker="*", color="black", markersize=11, markeredgecolor="white")
+            ax.set_title(f"{MODEL_LABELS.get(name, name)}, one shared scale", fontsize=9)
+            ax.set_xlabel("direction 2 (L2)")
+            ax.set_ylabel("direction 1 (L2)")
+            ax.set_aspect("equal")
+        cb = fig.colorbar(cs, ax=list(axes[1]), shrink=0.8, pad=0.02, format="%.2g")
+        cb.set_ticks(np.linspace(-vmax, vmax, 5))
+        cb.ax.tick_params(labelsize=7)
+        cb.set_label(bar_label)
     if n > 1:
         blue = "y more likely than" if quantity == "dlogp" else "lower energy than"
-        fig.supxlabel(f"colour: {bar_label}, each panel on its own scale (blue: {blue} at the image ★)", fontsize=8)
+        rows_text = "top row: each panel on its own scale; bottom row: one scale for all" if shared else \
+            "each panel on its own scale"
+        fig.supxlabel(f"colour: {bar_label}, {rows_text} (blue: {blue} at the image ★)", fontsize=8)
     if title:
         fig.suptitle(title, fontsize=TITLE_PT)
     return fig
@@ -450,7 +474,7 @@ from .metrics import TrainIndex, nearest_by_ssim, ssim  # noqa: E402,F401  (comp
 
 # ----------------------------------------------------------------------------- all figures (`jeat figures`)
 # How each kind of paper item is drawn from its producer's data (`PaperItem.plot`; "table": saved, not drawn)
-PLOTS = {"contours": lambda data: plot_contours(data),  # Fig. 2: fig2_data's dict
+PLOTS = {"contours": lambda data: plot_contours(data, shared=True),  # Fig. 2: fig2_data's dict
          "delta_energy": lambda data: plot_delta_energy(data["runs"], title=data["title"]),  # Fig. 3: fig3_data
          "image_rows": lambda data: plot_image_rows(data)}  # ImageRows
 

@@ -80,7 +80,7 @@ x, y = load_split("test").tensors(16)
 data = fig2_data(models, x, y, sizes=SIZES)  # the producer `jeat figures` calls too
 print(f"log p(y = {CIFAR10_CLASSES[int(y[IMAGE])]} | x') around test image {IMAGE}, radius {RADIUS}, "
       f"{SIZES.resolution} x {SIZES.resolution} grid")
-fig = plot_contours(data)
+fig = plot_contours(data, shared=True)
 fig
 
 # %%

@@ -203,6 +203,23 @@ def test_fig2_panels_each_span_their_own_values(quantity):
     assert spans[1] == pytest.approx(100 * spans[0], rel=1e-6)  # not one shared scale
 
 
+def test_fig2_shared_row_puts_every_panel_on_one_scale():
+    """The saved Fig. 2's second row: every panel on the one scale of the sharpest, so a flat model is
+    seen to be flat; the first row keeps each panel's own scale."""
+    import numpy as np
+
+    from jeat_core.figures import contour_values, plot_contours
+
+    data = _slices()
+    fig = plot_contours(data, shared=True)
+    own = [ax for ax in fig.axes if ax.get_title() and "shared" not in ax.get_title()]
+    one = [ax for ax in fig.axes if "one shared scale" in ax.get_title()]
+    assert len(own) == len(one) == 2
+    top = max(float(np.abs(contour_values(d, "dlogp")).max()) for d in data.values())
+    assert all(ax.collections[0].norm.vmax == pytest.approx(top) for ax in one)
+    assert own[0].collections[0].norm.vmax == pytest.approx(top / 100)
+
+
 def test_fig2_default_is_delta_log_p_and_data_has_it():
     """Fig. 2 colours Δ log p(y|x') by default (the audit's quantity), and fig2_data provides it
     consistently with the energies: E(x', y) − E(x, y) = −Δ log p + ΔE(x')."""
