@@ -502,6 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--data-root")
     u.set_defaults(func=_audit)
 
+    _lens_parser(sub)
+    return p
+
+
+def _lens_parser(sub) -> None:
+    """``jeat lens``'s options (docs/lens.md)."""
     lz = sub.add_parser("lens", help="your own CIFAR-10 classifier under the energy lens, beside the shipped models")
     src = lz.add_mutually_exclusive_group(required=True)
     src.add_argument("--model-def", help="FILE.py:FUNCTION that builds the network (called with no arguments)")
@@ -526,7 +532,6 @@ def build_parser() -> argparse.ArgumentParser:
     lz.add_argument("--data-root")
     lz.add_argument("--no-progress", action="store_true")
     lz.set_defaults(func=_lens)
-    return p
 
 
 def _one_line(e: BaseException) -> str:

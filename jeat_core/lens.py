@@ -159,7 +159,7 @@ def sections(rep: dict) -> list[tuple]:
     for name, fn in (("energy", _energy), ("attacks", _attacks), ("landscape", _landscape), ("fisher", _fisher),
                      ("generation", _generation), ("autoattack", _autoattack)):
         if name in st:
-            blocks += [("h", 2, f"{st[name]['title']} ({st[name]['paper']})"), *fn(u, st[name], order)]
+            blocks += [("h", 2, f"{st[name]['title']} — {st[name]['paper']}"), *fn(u, st[name], order)]
     return blocks
 
 
@@ -339,19 +339,22 @@ def plots(rep: dict, lens: Lens) -> dict[str, bytes]:
 
 
 def _bars(per: dict, fields: list[tuple[str, str]], title: str) -> bytes:
+    """Grouped bars (a colour per model, one shade per field) with their 95% intervals."""
+    from matplotlib.patches import Patch
+
     fig, ax = subplots(1, 1, figsize=(1.6 + 1.3 * len(per), 3.0), layout="constrained")
     width = 0.8 / len(fields)
-    for j, (k, name) in enumerate(fields):
+    for j, (k, _) in enumerate(fields):
         for i, (m, r) in enumerate(per.items()):
             v, (lo, hi) = 100 * r[k]["mean"], r[k]["ci"]
             ax.bar(i + j * width, v, width, color=colour(m), alpha=1.0 - 0.3 * j, edgecolor="black",
-                   yerr=[[max(0.0, v - 100 * lo)], [max(0.0, 100 * hi - v)]], capsize=2,
-                   label=name if i == 0 else None)
+                   yerr=[[max(0.0, v - 100 * lo)], [max(0.0, 100 * hi - v)]], capsize=2)
     ax.set_xticks([i + width * (len(fields) - 1) / 2 for i in range(len(per))], [label(m) for m in per])
     ax.set_ylabel("%")
     ax.set_title(title)
-    if len(fields) > 1:
-        ax.legend(fontsize=7)
+    if len(fields) > 1:  # the shades, left to right in each group
+        ax.legend(handles=[Patch(facecolor="#777777", alpha=1.0 - 0.3 * j, edgecolor="black", label=name)
+                           for j, (_, name) in enumerate(fields)], fontsize=7)
     return figure_png(fig)
 
 

@@ -88,26 +88,27 @@ class LensSizes:
 
     def table(self) -> list[tuple[str, str]]:
         """``(stage, what it measures at these sizes)`` rows, printed before a run."""
-        cells = len(self.grid) * len(self.step_counts)
         return [("energy", f"{self.n_energy} test images"),
                 ("attacks", f"{self.n_attack} test images, PGD-20 CE and energy"),
                 ("landscape", f"{self.n_land} test images, {self.resolution}×{self.resolution} slice each"),
                 ("fisher", f"{self.n_fisher} test images, {self.n_probes} probe(s)"),
-                ("generation", f"{cells} sampler cells on {10 * self.gen_per_class} validation seeds, "
-                               f"{10 * self.test_per_class} fresh seeds scored, per model and energy"),
+                ("generation", f"{len(self.grid)} samplers × K in {', '.join(map(str, self.step_counts))} on "
+                               f"{10 * self.gen_per_class} validation seeds, {10 * self.test_per_class} fresh seeds "
+                               f"scored, per model and energy"),
                 ("autoattack", f"{self.n_autoattack} test images" if self.autoattack else "off (--autoattack)")]
 
 
+# two cells of the frozen grid (SAMPLER_GRID): AT's tuned Langevin step and the scale-free normalised L2 step,
+# which suits a model whose logit scale is unknown
 QUICK_GRID = (GenerationConfig(step="langevin", step_size=1.0, n_steps=10, noise_std=0.001),
-              GenerationConfig(step="langevin", step_size=10.0, n_steps=10, noise_std=0.001),
               GenerationConfig(step="l2", step_size=0.5, n_steps=10, noise_std=0.0))
 SIZES = {
     # tests: seconds
     "smoke": LensSizes("smoke", n_energy=16, n_attack=4, n_land=2, resolution=5, n_fisher=4, n_probes=1,
-                       gen_per_class=1, rescore_per_class=0, top=1, test_per_class=1, grid=QUICK_GRID[2:],
+                       gen_per_class=1, rescore_per_class=0, top=1, test_per_class=1, grid=QUICK_GRID[1:],
                        step_counts=(2,), autoattack=False, n_autoattack=4, kid_boot=200, batch_size=16),
     # a WideResNet-28-10 on 2 CPU cores in under 15 minutes (docs/lens.md has the measured stage times)
-    "quick": LensSizes("quick", n_energy=200, n_attack=16, n_land=4, resolution=9, n_fisher=8, n_probes=1,
+    "quick": LensSizes("quick", n_energy=100, n_attack=10, n_land=3, resolution=9, n_fisher=6, n_probes=1,
                        gen_per_class=1, rescore_per_class=0, top=1, test_per_class=1, grid=QUICK_GRID,
                        step_counts=(5, 10), autoattack=False, n_autoattack=16, batch_size=16),
     # a GPU: the audit's sizes (docs/evaluation.md's protocol, the whole sampler grid)
@@ -276,7 +277,7 @@ def attack_stage(lens: Lens, st: LensSizes, tick) -> dict:
                              for a in ("pgd20", "energy-pgd20") if (e := find_eval(manifest, a)) is not None}
     return {"n": len(x), "eps": EPS, "step_size": STEP, "per_model": per,
             "pgd20_vs_zoo": versus(lens, per, "ce"), "energy_vs_zoo": versus(lens, per, "energy"),
-            "recorded_note": "recorded: the zoo manifest's record (jeat eval --record: robust_accuracy on its first "
+            "recorded_note": "Recorded: the zoo manifest's record (jeat eval --record: robust_accuracy on its first "
                              "n test images, another random start; not paired with these)"}
 
 
