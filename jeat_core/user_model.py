@@ -110,7 +110,7 @@ def _torch_file(path: Path) -> object:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
         if "Unsupported global" in str(e):  # a pickle of Python objects, which weights_only=True will not run
-            why = next(p.strip() for p in str(e).splitlines() if "Unsupported global" in p)
+            why = next(p.strip() for p in str(e).splitlines() if "Unsupported global" in p).split(". Please")[0]
             raise UserModelError(f"--weights {path}: a weights-only load refuses this file ({why}); it pickles "
                                  f"Python objects, not only tensors: save model.state_dict() with torch.save, or "
                                  f"as safetensors") from e
