@@ -40,7 +40,7 @@ from .lens_stages import (
     sizes_for,
 )
 from .rulers import REFERENCE
-from .user_model import UserModel, evaluating, from_module
+from .user_model import UserModel, device_of, evaluating, from_module
 
 REPORT_FILES = ("report.json", "report.md", "report.html")
 FIGURE_FILES = {"energy": "energy.png", "attacks": "attacks.png", "landscape": "landscape.png",
@@ -61,6 +61,8 @@ def report(model: nn.Module | UserModel, out: str | Path = "lens-report", *, siz
             ``"full"`` (the audit's sizes, for a GPU), or a :class:`~jeat_core.lens_stages.LensSizes`.
         stages: names of :data:`~jeat_core.lens_stages.STAGES` (default: all; ``autoattack`` only when
             the sizes or ``autoattack`` ask for it).
+        device: where the models run (default: where ``model`` is); the zoo is moved there, the data and
+            seeds stay on the CPU (:class:`~jeat_core.lens_stages.OnDevice`).
         progress: a tqdm bar per stage; ``say(msg)`` receives one line per stage.
     Returns:
         The report (what ``report.json`` holds).
@@ -73,7 +75,7 @@ def report(model: nn.Module | UserModel, out: str | Path = "lens-report", *, siz
     chosen = chosen_stages(stages, st)
     out = Path(out)
     with RunLock(out), evaluating(user.model):
-        lens = Lens(user, out, st, data_root=data_root, device=device)
+        lens = Lens(user, out, st, data_root=data_root, device=device_of(user.model) if device is None else device)
         t0, results = time.time(), {}
         for s in chosen:
             say(f"{s}: {dict(st.table())[s]}")

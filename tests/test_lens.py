@@ -238,6 +238,19 @@ def test_a_callers_module_is_left_as_it_came():
     assert ([m.training for m in net.modules()], [p.requires_grad for p in net.parameters()]) == before
 
 
+def test_the_python_api_takes_a_plain_module_and_leaves_it_as_it_came(data_root, cifar_test, tmp_path):
+    from jeat_core.lens import report
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10), nn.Dropout(0.1)).train()
+    rep = report(net, tmp_path / "r", sizes="smoke", stages=["energy"], data_root=data_root)
+    assert net.training and all(p.requires_grad for p in net.parameters())
+    x, y = cifar_test.tensors(rep["stages"]["energy"]["n"])
+    assert rep["stages"]["energy"]["per_model"]["yours"]["joint"] == pytest.approx(_energy_of(net.eval(), x, y),
+                                                                                   abs=1e-5)
+    assert (tmp_path / "r" / "report.html").is_file() and rep["model"]["source"] == {"module": "Sequential"}
+
+
 def test_user_model_errors_are_value_errors(inputs):
     with pytest.raises(UserModelError, match="give either --model-def"):
         load()
