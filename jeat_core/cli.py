@@ -1,4 +1,4 @@
-"""The ``jeat`` command: ``train``, ``eval`` and ``generate`` (thin wrappers around the library)."""
+"""The ``jeat`` command: ``train``, ``eval``, ``generate``, ``lens`` ... (thin wrappers around the library)."""
 
 from __future__ import annotations
 
@@ -389,6 +389,31 @@ def _audit(a: argparse.Namespace) -> int:
     return 0
 
 
+def _lens(a: argparse.Namespace) -> int:
+    from .lens import report
+    from .lens_stages import check_name, chosen_stages, sizes_for
+    from .user_model import load
+
+    stages = [s.strip() for s in a.stages.split(",") if s.strip()] if a.stages else None
+    sizes = sizes_for(a.size, autoattack=a.autoattack)
+    chosen_stages(stages, sizes)  # the settings first, before loading anything
+    check_name(a.name)
+    dev = a.device or "cpu"
+    user = load(model_def=a.model_def, model=a.model, weights=a.weights, normalize=a.normalize, name=a.name,
+                device=dev, data_root=a.data_root)
+    print(f"[lens] {user.name}: {sum(p.numel() for p in user.model.parameters()):,} parameters, sizes {sizes.name}:",
+          file=sys.stderr)
+    for stage, what in sizes.table():
+        print(f"[lens]   {stage:>10}: {what}", file=sys.stderr)
+    rep = report(user, a.out, sizes=sizes, stages=stages, device=dev, data_root=a.data_root,
+                 progress=not a.no_progress, say=lambda msg: print(f"[lens] {msg}", file=sys.stderr, flush=True))
+    out = Path(a.out)
+    times = {s: {"seconds": r["seconds"], "cached": r["cached"]} for s, r in rep["stages"].items()}
+    print(json.dumps({"out": str(out), "html": str(out / "report.html"), "wall_seconds": rep["wall_seconds"],
+                      "stages": times}))
+    return 0
+
+
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``jeat train: error: argument --eps: '8' must be <= 1``."""
 
@@ -475,7 +500,37 @@ def build_parser() -> argparse.ArgumentParser:
                                   "at --out")
     u.add_argument("--data-root")
     u.set_defaults(func=_audit)
+
+    _lens_parser(sub)
     return p
+
+
+def _lens_parser(sub) -> None:
+    """``jeat lens``'s options (docs/lens.md)."""
+    lz = sub.add_parser("lens", help="your own CIFAR-10 classifier under the energy lens, beside the shipped models")
+    src = lz.add_mutually_exclusive_group(required=True)
+    src.add_argument("--model-def", help="FILE.py:FUNCTION that builds the network (called with no arguments)")
+    src.add_argument("--model", help="a shipped name (cifar10-cpu/at) or a `jeat train` run folder")
+    lz.add_argument("--weights", help="with --model-def: safetensors or a weights-only PyTorch file (a state dict, "
+                                      "or one under 'state_dict'/'model'; 'module.' prefixes are removed)")
+    lz.add_argument("--normalize", help="when the model expects normalised inputs: 'cifar10' or m,m,m:s,s,s "
+                                        "(default: it takes [0, 1] images)")
+    lz.add_argument("--name", default=None, help="what the report calls the model (default: yours)")
+    size = lz.add_mutually_exclusive_group()
+    size.add_argument("--quick", dest="size", action="store_const", const="quick",
+                      help="CPU sizes (default; a WideResNet-28-10 in under 15 minutes on 2 cores)")
+    size.add_argument("--full", dest="size", action="store_const", const="full", help="the audit's sizes (a GPU)")
+    size.add_argument("--smoke", dest="size", action="store_const", const="smoke", help="tiny sizes (tests)")
+    lz.set_defaults(size="quick")
+    lz.add_argument("--stages", help="comma list of energy, attacks, landscape, fisher, generation, autoattack "
+                                     "(default: all but autoattack, which --full and --autoattack add)")
+    lz.add_argument("--autoattack", action=argparse.BooleanOptionalAction, default=None,
+                    help="also run standard AutoAttack on the model (needs torchattacks; slow on a CPU)")
+    lz.add_argument("--out", default="lens-report", help="report folder (resumes the stages cached there)")
+    lz.add_argument("--device", type=device_arg)
+    lz.add_argument("--data-root")
+    lz.add_argument("--no-progress", action="store_true")
+    lz.set_defaults(func=_lens)
 
 
 def _one_line(e: BaseException) -> str:
@@ -516,7 +571,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"jeat {a.cmd}: {_one_line(e)}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
-        print(f"jeat {a.cmd}: interrupted; resume with --resume (the last checkpoint is kept)", file=sys.stderr)
+        how = ("run the same command again to resume (finished stages are cached in --out)" if a.cmd == "lens" else
+               "resume with --resume (the last checkpoint is kept)")
+        print(f"jeat {a.cmd}: interrupted; {how}", file=sys.stderr)
         return 130
 
 

@@ -193,14 +193,19 @@ def public(rec: dict) -> dict:
 
 
 def tune_sampler(ctx: Context, name: str, energy: str, *, per_class: int = 10, rescore_per_class: int = 50,
-                 top: int = 3, progress=lambda msg: None) -> dict:
+                 top: int = 3, grid: tuple[GenerationConfig, ...] = SAMPLER_GRID,
+                 step_counts: tuple[int, ...] = STEP_COUNTS, progress=lambda msg: None) -> dict:
     """Choose one (model, energy)'s sampler by the primary ruler (``docs/evaluation.md``, *Sampler
     tuning*): score every cell of the grid by primary-space KID on ``10·per_class`` validation seeds
     (stream ``VAL_SEED``), rescore the ``top`` cells on ``10·rescore_per_class`` fresh validation
     seeds (stream ``RESCORE_SEED``), keep the best. Both against real test images ``VAL_REAL``
     (disjoint from the audit's seeds and reference). Returns ``{"best": GenerationConfig, "rows":
     [...], "top": [...]}``; a row's ``kid`` is the primary-space KID and ``kid_raw`` the raw-feature
-    KID (a diagnostic)."""
+    KID (a diagnostic).
+
+    ``grid`` × ``step_counts`` are the cells (default :data:`SAMPLER_GRID` × :data:`STEP_COUNTS`, the
+    frozen protocol's; ``jeat lens`` passes a smaller grid on a CPU). ``rescore_per_class=0`` skips the
+    rescoring: the shortlist's best is kept (its ``kid`` then is the shortlist KID)."""
     from . import rulers
 
     space = rulers.primary()
@@ -208,10 +213,10 @@ def tune_sampler(ctx: Context, name: str, energy: str, *, per_class: int = 10, r
     seeds, labels = ctx.seeds(per_class, VAL_SEED)
     ref = ctx.reference(*VAL_REAL)
     rows = []
-    for base in SAMPLER_GRID:
+    for base in grid:
         cfg = replace(base, energy=energy)
         t0 = time.time()
-        snaps = generate_snapshots(model, labels, seeds, cfg, at=STEP_COUNTS, seed=VAL_SEED)
+        snaps = generate_snapshots(model, labels, seeds, cfg, at=step_counts, seed=VAL_SEED)
         for k, images in snaps.items():
             rec = public(score_images(ctx, images, labels, ref, seeds, fid_interval=False))
             rec = {"kid": float(f"{rulers.kid(ctx, space, images, VAL_REAL):.4g}"), "kid_raw": rec.pop("kid"),
@@ -220,6 +225,11 @@ def tune_sampler(ctx: Context, name: str, energy: str, *, per_class: int = 10, r
         progress(f"{name} {energy}: {describe(cfg)} ({time.time() - t0:.0f} s): "
                  + ", ".join(f"K {r['sampler']['n_steps']} KID {r['kid']:.3g}" for r in rows[-len(snaps):]))
     shortlist = sorted(rows, key=lambda r: r["kid"])[:top]
+    if rescore_per_class == 0:  # no rescoring: the shortlist's best, scored on the grid's seeds
+        r = shortlist[0]
+        return {"best": GenerationConfig(energy=energy, **r["sampler"]), "rows": rows, "space": space.name,
+                "top": [{"sampler": r["sampler"], "kid_shortlist": r["kid"], "n_shortlist": 10 * per_class,
+                         "kid": r["kid"], "n": 10 * per_class}]}
     seeds2, labels2 = ctx.seeds(rescore_per_class, RESCORE_SEED)
     finals = []
     for r in shortlist:
@@ -269,12 +279,15 @@ def kid_difference(ctx: Context, a: dict, b: dict) -> dict:
 
 # ----------------------------------------------------------------------------- Fisher scores
 def fisher_rows(models: dict, x: Tensor, y: Tensor, *, n_probes: int = 2, batch: int = 100,
-                seed: int = 0) -> list[dict]:
+                seed: int = 0, per_example: bool = False) -> list[dict]:
     """Tab. 2 in both conventions for ``models`` (name -> model), mean ± standard error over ``x``:
 
     * ``JFS``/``MFS``: Eq. 23/24 as written, ``½‖∇E‖² − tr ∇²E`` (Hutchinson trace, Rademacher probes);
     * ``JFS_pl``/``MFS_pl``: the piecewise-linear convention ``∇²ₓf ≡ 0`` (exact, see
       :func:`jeat_core.metrics.fisher_scores_piecewise_linear`), the one the paper's numbers follow.
+
+    ``per_example``: each row also holds ``"per_example"``, the four scores of every image (lists in the
+    order of ``x``), for intervals paired over the same images (``jeat lens``).
     """
     from .energy import energy_of
 
@@ -295,6 +308,8 @@ def fisher_rows(models: dict, x: Tensor, y: Tensor, *, n_probes: int = 2, batch:
         for k, v in cols.items():
             t = torch.cat(v).double()
             row[k], row[k + "_se"] = float(t.mean()), float(t.std() / math.sqrt(len(t))) if len(t) > 1 else 0.0
+        if per_example:
+            row["per_example"] = {k: torch.cat(v).double().tolist() for k, v in cols.items()}
         rows.append(row)
     return rows
 
@@ -311,7 +326,8 @@ def landscape_numbers(ctx: Context, names: list[str], *, n: int = 50, radius: fl
     """Per model, over ``n`` test images: flatness in units of log-probability — the mean
     ``|Δ log p(x', y)|`` over a 2-D slice of L2 radius ``radius`` (directions as Fig. 2), which removes
     the logit-scale confound of raw energies — and the rank of the image's own E(x, y) within its slice
-    (0 = x is the slice minimum), each with a bootstrap 95% CI over images."""
+    (0 = x is the slice minimum), each with a bootstrap 95% CI over images; ``per_image`` keeps each
+    image's flatness (image i's slice uses direction seed i), for intervals paired over images."""
     from .energy import energy_of
     from .landscape import energy_grid, random_directions
     from .metrics import bootstrap_ci
@@ -333,7 +349,7 @@ def landscape_numbers(ctx: Context, names: list[str], *, n: int = 50, radius: fl
         ft, rt = torch.tensor(flat, dtype=torch.float64), torch.tensor(rank, dtype=torch.float64)
         out[name] = {"flatness_logp": float(ft.mean()), "flatness_ci": list(bootstrap_ci(ft)),
                      "rank_of_x": float(rt.mean()), "rank_ci": list(bootstrap_ci(rt)),
-                     "x_is_min": f"{int(sum(is_min))}/{n}", "n": n}
+                     "x_is_min": f"{int(sum(is_min))}/{n}", "n": n, "per_image": flat}
     return out
 
 

@@ -51,6 +51,21 @@ models = {name: load_model(f"cifar10-cpu/{name}")[0] for name in MODELS}
 x, y = load_split("test").tensors(16)
 
 # %% [markdown]
+# **Your own classifier.** Set `JEAT_USER_MODEL=path/to/models.py:build` (a function returning the
+# network; or a shipped name or `jeat train` run folder) and `JEAT_USER_WEIGHTS=weights.pt` (or
+# `.safetensors`; add `JEAT_USER_NORMALIZE=cifar10` if it expects normalised inputs) before starting
+# JupyterLab, and the explorer below offers it as `yours` beside the shipped models (docs/lens.md).
+# Fig. 2 itself keeps the paper's four models.
+
+# %%
+from jeat_core.user_model import from_env
+
+user = from_env()  # None unless JEAT_USER_MODEL is set
+if user is not None:
+    models[user.name] = user.model
+    print(f"your model: {user.source} as {user.name!r}")
+
+# %% [markdown]
 # ## What to plot: Δ log p, each panel on its own scale
 # The paper draws $E(x', y) = -f(x')[y]$. Raw energies of different models are not comparable,
 # because of what a classifier's training leaves free. By Eq. 13,

@@ -66,6 +66,15 @@ for name in MODELS:
     models[name], manifests[name] = load_model(f"cifar10-cpu/{name}")
 train = load_split("train")
 class_gaussian = ClassGaussian(train.x, train.y)  # N(mu_y, Sigma_y + 1e-4 I), full 3072-d
+
+# your own classifier (docs/lens.md): JEAT_USER_MODEL=path/to/models.py:build, JEAT_USER_WEIGHTS=weights.pt
+# (JEAT_USER_NORMALIZE=cifar10 if it expects normalised inputs; JEAT_USER_REPORT=a `jeat lens` report folder
+# gives it the samplers tuned there) before starting JupyterLab: the explorer offers it as `yours`
+from jeat_core.user_model import from_env
+
+user = from_env()  # None unless JEAT_USER_MODEL is set
+if user is not None:
+    models[user.name], manifests[user.name] = user.model, user.manifest
 print("models:", ", ".join(models))
 
 # %% [markdown]

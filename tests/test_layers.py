@@ -1,5 +1,6 @@
 """The layering of DESIGN.md (section Layers), checked on the sources: the presenters
-(``figures``, ``audit``, ``widgets``, ``live_training``, ``verdicts``, ``gallery``) and the entry point (``cli``)
+(``figures``, ``audit``, ``widgets``, ``live_training``, ``verdicts``, ``gallery``, ``lens``) and the entry point
+(``cli``)
 import none
 of one another, counting imports inside functions; ``experiments``, ``paper_items`` and the core
 are theirs to import."""
@@ -10,13 +11,13 @@ from pathlib import Path
 import pytest
 
 SRC = Path(__file__).resolve().parent.parent / "jeat_core"
-PRESENTERS = ("figures", "audit", "widgets", "live_training", "verdicts", "gallery", "cli")
+PRESENTERS = ("figures", "audit", "widgets", "live_training", "verdicts", "gallery", "lens", "cli")
 # figures' plotting helpers, which DESIGN.md lets the other presenters share (drawing, not computing)
 PLOTTING_HELPERS = {"subplots", "figure_png", "save_figure", "save_table", "image_grid", "plot_contours",
                     "plot_delta_energy", "plot_image_rows", "plot_toy2d", "surface_3d", "MODEL_COLOURS", "MODEL_LABELS",
                     "Table"}
 # the commands the entry point dispatches to
-ENTRY_POINTS = {"figures": {"make_all"}, "audit": {"run_audit", "to_markdown"}}
+ENTRY_POINTS = {"figures": {"make_all"}, "audit": {"run_audit", "to_markdown"}, "lens": {"report"}}
 
 
 def imports(module: str) -> list[tuple[str, set[str]]]:
