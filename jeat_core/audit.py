@@ -334,10 +334,23 @@ def _set_row(ctx: Context, images: Tensor, labels: Tensor, spaces) -> dict:
             for s in spaces}
 
 
-def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...]) -> dict:
+def near_noiseless(sampler: dict) -> bool:
+    """A sampler whose noise is under a tenth of exact Langevin's √η (or the noiseless L2 step): its
+    chains are gradient descent from their seeds, not samples of p(x, y) (Eq. 9)."""
+    if sampler.get("step") == "l2":
+        return sampler.get("noise_std", 0) == 0
+    return sampler.get("noise_std", 0) < 0.1 * sampler.get("step_size", 0) ** 0.5
+
+
+GRADIENT_DESCENT = "gradient descent from class-Gaussian seeds"
+
+
+def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...], family: str = "tuned") -> dict:
     """Claim parts scored by the protocol of ``docs/evaluation.md``: paired KID and FID differences in
     every verdict space (primary first), Holm across the parts, the rule of :func:`gen_eval.part_verdict`;
-    per-set metrics in every space (raw features as a diagnostic) beside the seed and real baselines."""
+    per-set metrics in every space (raw features as a diagnostic) beside the seed and real baselines.
+    ``family``: the samplers generating (each run's tuned one, or its tuned one of Eq. 9 as written).
+    A part whose every sampler is near-noiseless says so (``sampler_kind``)."""
     spaces = rulers.available(ctx)
     diagnostic = rulers.available(ctx, ("diagnostic",))
     seeds, labels = ctx.seeds(st.per_class, TEST_SEED)
@@ -345,7 +358,7 @@ def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...]) -> di
 
     def images(run: str, energy: str) -> Tensor:
         if (run, energy) not in gen:
-            gen[run, energy] = _gen(ctx, st, run, energy)
+            gen[run, energy] = _gen(ctx, st, run, energy, family)
         return gen[run, energy]["images"]
 
     built, raw = [], {}
@@ -360,9 +373,11 @@ def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...]) -> di
         raw[p.name] = [c.record() for c in rulers.compare(ctx, xa, xb, spaces=diagnostic, n_boot_kid=st.kid_boot,
                                                            fid=False)]
     records = gen_eval.claim_parts(built)
-    for rec, b in zip(records, built):
+    for rec, b, p in zip(records, built, parts):
         rec["runs"] = b["runs"]
         rec["comparisons"] = [public(c) for c in rec["comparisons"]]
+        used = [gen[r, e]["sampler"] for side, e in (("a", p.a_energy), ("b", p.b_energy)) for r in b["runs"][side]]
+        rec["sampler_kind"] = GRADIENT_DESCENT if all(near_noiseless(u) for u in used) else "Langevin"
     x, y = ctx.test()
     n = 10 * st.per_class
     sets = {"real test images [0, n)": _set_row(ctx, x[:n], y[:n], spaces + diagnostic),
@@ -380,14 +395,35 @@ def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...]) -> di
             "note": note, "images": {f"{r} ({ENERGY_LABEL[e]})": g["images"] for (r, e), g in gen.items()}}
 
 
-def _gen(ctx: Context, st: Settings, name: str, energy: str = "joint") -> dict:
-    return generation_set(ctx, name, energy, per_class=st.per_class, max_steps=st.max_gen_steps)
+def _gen(ctx: Context, st: Settings, name: str, energy: str = "joint", family: str = "tuned") -> dict:
+    return generation_set(ctx, name, energy, per_class=st.per_class, max_steps=st.max_gen_steps, family=family)
+
+
+def _as_written(ctx: Context, st: Settings, claim: int) -> dict:
+    """Claim ``claim``'s parts again with every run's sampler of Eq. 9 as written (Langevin, noise √η,
+    tuned as its own family: ``jeat tune-samplers --family as-written``), reported beside the verdicts,
+    not in the tally; the runs without that sampler are named and the parts not scored."""
+    from .experiments import sampler_key
+
+    need = {(r, e) for p in GEN_PARTS[claim] for name, e in ((p.a, p.a_energy), (p.b, p.b_energy))
+            for r in ctx.training_runs(name)}
+    missing = sorted(f"{r} ({ENERGY_LABEL[e]})" for r, e in need
+                     if sampler_key(e, "as-written") not in ctx.model(r)[1].get("sampler", {}))
+    if missing:
+        return {"not measured": "no sampler as written tuned for " + ", ".join(missing)
+                + " (`jeat tune-samplers --family as-written`)"}
+    res = _generation_parts(ctx, st, GEN_PARTS[claim], family="as-written")
+    return {p["name"]: {"verdict": p["verdict"], "image_level_verdict": p["image_level_verdict"],
+                        "primary": {k: p["comparisons"][0][k] for k in ("feature_space", "diff", "ci", "ci_level",
+                                                                         "interval")},
+                        "sampler_kind": p["sampler_kind"]} for p in res["parts"]}
 
 
 def _generation(ctx: Context, st: Settings, models: tuple[str, ...], *, claim: int) -> dict:
     """Claim ``claim`` (4, 5 or 6) scored in its parts (:data:`GEN_PARTS`); claim 6 also gets Inception
     IS/FID of its sets when ``--inception-weights`` names the weights."""
     res = _generation_parts(ctx, st, GEN_PARTS[claim])
+    res["ours"]["sampler_as_written"] = _as_written(ctx, st, claim)
     images = res.pop("images")
     if claim != 6:
         return res

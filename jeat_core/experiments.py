@@ -59,6 +59,19 @@ SAMPLER_GRID = (
     GenerationConfig(step="langevin", step_size=10.0, n_steps=60, noise_std=0.001),
     GenerationConfig(step="l2", step_size=0.5, n_steps=60, noise_std=0.0),
 )
+# the sampler as the paper writes it (Eq. 9, Algorithm 1's generation): Langevin with noise s = √η,
+# tuned as its own family over η (the same step counts, seeds and ruler as the tuned grid)
+AS_WRITTEN_GRID = tuple(GenerationConfig(step="langevin", step_size=eta, n_steps=60, noise_std=eta ** 0.5)
+                        for eta in (1e-4, 1e-3, 1e-2, 1e-1))
+SAMPLER_FAMILIES = {"tuned": SAMPLER_GRID, "as-written": AS_WRITTEN_GRID}
+
+
+def sampler_key(energy: str, family: str = "tuned") -> str:
+    """Where ``manifest["sampler"]`` keeps a family's sampler for ``energy``: ``"joint"``, ``"ce"``
+    (the tuned family) or ``"joint/as-written"``."""
+    if family not in SAMPLER_FAMILIES:
+        raise ValueError(f"unknown sampler family {family!r}; choose one of {', '.join(SAMPLER_FAMILIES)}")
+    return energy if family == "tuned" else f"{energy}/{family}"
 # (model, energy) pairs whose samplers the audit compares
 TUNED_PAIRS = (("at", "joint"), ("at", "ce"), ("prejeat", "joint"), ("jeat", "joint"), ("jem", "joint"),
                ("noise-8", "joint"), ("noise-16", "joint"), ("noise-24", "joint"), ("trades", "joint"))
@@ -244,20 +257,20 @@ def tune_sampler(ctx: Context, name: str, energy: str, *, per_class: int = 10, r
 
 
 def generation_set(ctx: Context, name: str, energy: str = "joint", *, per_class: int = 100,
-                   max_steps: int | None = None) -> dict:
-    """Generate ``per_class`` images per class on fresh seeds with the model's own best sampler
-    (``manifest["sampler"][energy]``, else the defaults; ``max_steps`` caps K for smoke runs) and
-    score them against the reference test images [5000, 10000)."""
+                   max_steps: int | None = None, family: str = "tuned") -> dict:
+    """Generate ``per_class`` images per class on fresh seeds with the model's own best sampler of
+    ``family`` (``manifest["sampler"][sampler_key(energy, family)]``, else the defaults; ``max_steps``
+    caps K for smoke runs) and score them against the reference test images [5000, 10000)."""
     def make():
         model, manifest = ctx.model(name)
-        cfg = sampler_for(manifest, energy, max_steps=max_steps)
+        cfg = sampler_for(manifest, energy, max_steps=max_steps, key=sampler_key(energy, family))
         seeds, labels = ctx.seeds(per_class, TEST_SEED)
         images = generate(model, labels, seeds, cfg, seed=TEST_SEED)
         rec = score_images(ctx, images, labels, ctx.reference(5000, 10000), seeds)
         rec.update(sampler=sampler_record(cfg), model=name, energy=energy, images=images)
         return rec
 
-    return ctx.cached(("gen", name, energy, per_class, max_steps), make)
+    return ctx.cached(("gen", name, energy, per_class, max_steps, family), make)
 
 
 def baselines(ctx: Context, *, per_class: int = 100) -> dict:
@@ -368,6 +381,9 @@ def tune_main(argv: list[str] | None = None) -> int:
     p.add_argument("--only", help="comma-separated model names")
     p.add_argument("--energy", choices=("joint", "ce"),
                    help="tune only this energy's sampler (default: each one the audit uses)")
+    p.add_argument("--family", choices=tuple(SAMPLER_FAMILIES), default="tuned",
+                   help="the grid: tuned (the frozen protocol's) or as-written (Langevin with noise √η, Eq. 9); "
+                        "stored under manifest['sampler'][energy] or [energy + '/as-written']")
     p.add_argument("--dry-run", action="store_true", help="do not write manifests")
     p.add_argument("--report", help="also write every grid row as JSON here")
     a = p.parse_args(argv)
@@ -392,14 +408,15 @@ def tune_main(argv: list[str] | None = None) -> int:
             say(f"{name}: not shipped, skipped")
             continue
         res = tune_sampler(ctx, name, energy, per_class=a.per_class, rescore_per_class=a.rescore_per_class,
-                           progress=say)
+                           grid=SAMPLER_FAMILIES[a.family], progress=say)
         say(f"{name} {energy}: best {describe(res['best'])}")
         entry = sampler_entry(res, a.per_class)
-        report.setdefault(name, {})[energy] = entry
+        key = sampler_key(energy, a.family)
+        report.setdefault(name, {})[key] = entry
         if a.report:
             write_json(Path(a.report), report)
         if not a.dry_run:
-            store_sampler(resolve(f"{ctx.preset}/{name}"), energy, entry)
+            store_sampler(resolve(f"{ctx.preset}/{name}"), key, entry)
     return 0
 
 
@@ -422,8 +439,6 @@ def store_sampler(folder, energy: str, entry: dict) -> None:
     manifest = read_manifest(folder)
     manifest.setdefault("sampler", {})[energy] = entry
     write_json(Path(folder) / MANIFEST, manifest)
-
-
 
 
 # ----------------------------------------------------------------------------- presenter inputs

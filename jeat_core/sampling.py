@@ -193,10 +193,12 @@ class GenerationConfig:
             raise ValueError(f"noise_std must be in [0, 10]; got {self.noise_std!r}")
 
 
-def sampler_for(manifest: dict | None, energy: str = "joint", *, max_steps: int | None = None) -> GenerationConfig:
-    """The model's own best sampler for ``energy`` (``manifest["sampler"][energy]``) or the
-    :class:`GenerationConfig` defaults; ``max_steps`` caps its K (smoke runs, ``FigureSizes.max_steps``)."""
-    tuned = ((manifest or {}).get("sampler") or {}).get(energy) or {}
+def sampler_for(manifest: dict | None, energy: str = "joint", *, max_steps: int | None = None,
+                key: str | None = None) -> GenerationConfig:
+    """The model's own best sampler for ``energy`` (``manifest["sampler"][key or energy]``; ``key``
+    ``"joint/as-written"`` for the family of Eq. 9 as written) or the :class:`GenerationConfig`
+    defaults; ``max_steps`` caps its K (smoke runs, ``FigureSizes.max_steps``)."""
+    tuned = ((manifest or {}).get("sampler") or {}).get(key or energy) or {}
     conv = {"step": str, "step_size": float, "n_steps": int, "noise_std": float}
     cfg = GenerationConfig(energy=energy, **{k: f(tuned[k]) for k, f in conv.items() if k in tuned})
     return cfg if max_steps is None else replace(cfg, n_steps=min(cfg.n_steps, max_steps))

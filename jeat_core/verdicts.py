@@ -116,11 +116,15 @@ def _rows(rec: dict) -> list[dict]:
             others = [c for c in p["comparisons"] if c["metric"] == "kid" and c is not kid]
             rulers = ("<br>other rulers (KID): " + "; ".join(f"{c['feature_space']} {_num(c['diff'])} {_ci(c['ci'])}"
                                                             for c in others)) if others else ""
+            written = ((rec.get("ours") or {}).get("sampler_as_written") or {}).get(p["name"])
+            also = (f"<br>with the sampler as written (Eq. 9, noise √η): {_num(written['primary']['diff'])} "
+                    f"{_ci(written['primary']['ci'])}, {written['verdict']}") if written else ""
+            kind = f"<br>samplers: {p['sampler_kind']}" if p.get("sampler_kind") else ""
             rows.append({"claim": f"{claim}<br>part {p['name']}",
                          "paper": f"{rec['paper']}<br>this part: {p['a']} {p['paper_direction'][1]} {p['b']}",
                          "ours": f"{kid['metric'].upper()}({p['a']}) − {kid['metric'].upper()}({p['b']}) = "
                                  f"{_num(kid['diff'])} {_ci((lo, hi))} ({kid['feature_space']}{level}{seeds}), "
-                                 f"n = {kid['n']}{rulers}",
+                                 f"n = {kid['n']}{rulers}{kind}{also}",
                          "verdict": p["verdict"], "at our scale": why})
         return rows
     entries = _entries(rec["ours"]) if isinstance(rec.get("ours"), dict) else []

@@ -39,7 +39,7 @@ def queue(tmp_path, monkeypatch):
             (q.ZOO / name / "manifest.json").write_text(json.dumps(m))
         if step.startswith("tune"):
             m = json.loads((q.ZOO / name / "manifest.json").read_text())
-            m.setdefault("sampler", {})[step.split()[1]] = {}
+            m.setdefault("sampler", {})[step.split()[1]] = {}  # "joint", "ce", "joint/as-written" ...
             (q.ZOO / name / "manifest.json").write_text(json.dumps(m))
         return 0
 
@@ -51,7 +51,8 @@ def test_a_run_goes_through_every_step_once_and_a_rerun_does_nothing(queue):
     q, calls = queue
     q.run_one("at-s9", ["--method", "at", "--seed", "9"])
     steps = [s for _, s in calls]
-    assert steps[0] == "train" and steps[-2:] == ["tune-samplers joint", "tune-samplers ce"]
+    assert steps[0] == "train" and steps[-4:] == ["tune-samplers joint", "tune-samplers ce",
+                                                   "tune-samplers joint/as-written", "tune-samplers ce/as-written"]
     assert [s for s in steps if s.startswith("eval")] == [f"eval {a}" for a, _ in q.EVALS]
     assert (q.ZOO / "at-s9" / "manifest.json").is_file() and (q.ZOO / "at-s9" / "energy_log.jsonl").is_file()
     calls.clear()

@@ -172,3 +172,32 @@ def test_replay_buffer_counts_sgld_steps_per_chain():
     del state["age"]  # a state written before ages were counted
     other.load_state_dict(state)
     assert other.age.tolist() == [0, 0, 0]
+
+
+def test_the_sampler_as_written_is_its_own_family():
+    """Eq. 9 as written (noise √η) is tuned as its own family and stored beside the tuned sampler
+    (manifest["sampler"]["joint/as-written"]); sampler_for reads either by its key."""
+    import math
+
+    from jeat_core.experiments import AS_WRITTEN_GRID, SAMPLER_FAMILIES, sampler_key
+    from jeat_core.sampling import sampler_for
+
+    assert all(c.step == "langevin" and math.isclose(c.noise_std, math.sqrt(c.step_size)) for c in AS_WRITTEN_GRID)
+    assert set(SAMPLER_FAMILIES) == {"tuned", "as-written"}
+    assert sampler_key("joint") == "joint" and sampler_key("ce", "as-written") == "ce/as-written"
+    with pytest.raises(ValueError, match="unknown sampler family"):
+        sampler_key("joint", "exact")
+    manifest = {"sampler": {"joint": {"step": "l2", "step_size": 0.5, "n_steps": 20, "noise_std": 0.0},
+                            "joint/as-written": {"step": "langevin", "step_size": 0.01, "n_steps": 40,
+                                                 "noise_std": 0.1}}}
+    assert sampler_for(manifest, "joint").step == "l2"
+    written = sampler_for(manifest, "joint", key=sampler_key("joint", "as-written"))
+    assert (written.step, written.step_size, written.noise_std) == ("langevin", 0.01, 0.1)
+
+
+def test_near_noiseless_samplers_are_called_gradient_descent():
+    from jeat_core.audit import near_noiseless
+
+    assert near_noiseless({"step": "langevin", "step_size": 3.0, "noise_std": 0.001})
+    assert near_noiseless({"step": "l2", "step_size": 0.5, "noise_std": 0.0})
+    assert not near_noiseless({"step": "langevin", "step_size": 0.01, "noise_std": 0.1})

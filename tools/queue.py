@@ -11,7 +11,8 @@ continues where it stopped and never loses a finished run:
 2. the three files of the finished run copied to ``checkpoints/cifar10-cpu/NAME/``;
 3. ``jeat eval --record``: clean (10,000 images), PGD-20 and energy PGD-20 (first 1,000),
    PGD-100×5 and standard AutoAttack (first 500; the robust methods and the noise models);
-4. ``jeat tune-samplers --only NAME`` (its sampler under the frozen protocol).
+4. ``jeat tune-samplers --only NAME`` (its sampler under the frozen protocol, then the family of Eq. 9
+   as written, ``--family as-written``; AT's runs for Eq. 16 too).
 
 A run whose training the divergence guard gives up on (``jeat train`` exit status 3) keeps its last finite
 state, its log and a manifest with ``metrics["diverged"]``; it is shipped as it is, without evaluations or
@@ -98,9 +99,12 @@ def run_one(name: str, train_args: list[str]) -> None:
         if not has_eval(manifest(ship), attack, n):
             sh(name, f"eval {attack}", [*JEAT, "eval", "--model", f"cifar10-cpu/{name}", "--attack", attack,
                                         *(["--n", str(n)] if n else []), "--json", "--record"])
-    for energy in ("joint", "ce") if method == "at" else ("joint",) if method != "standard" else ():
-        if energy not in manifest(ship).get("sampler", {}):  # AT's Eq. 16 sampler too (claim 4 over runs)
-            sh(name, f"tune-samplers {energy}", [*JEAT, "tune-samplers", "--only", name, "--energy", energy])
+    for family in ("tuned", "as-written"):  # the frozen protocol's grid, then Eq. 9 as written (noise √η)
+        for energy in ("joint", "ce") if method == "at" else ("joint",) if method != "standard" else ():
+            key = energy if family == "tuned" else f"{energy}/{family}"  # experiments.sampler_key
+            if key not in manifest(ship).get("sampler", {}):  # AT's Eq. 16 sampler too (claim 4 over runs)
+                sh(name, f"tune-samplers {key}",
+                   [*JEAT, "tune-samplers", "--only", name, "--energy", energy, "--family", family])
 
 
 def main(queue: str) -> int:
