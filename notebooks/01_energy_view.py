@@ -27,6 +27,12 @@
 # ascends $E(x, y)$ alone — and on a normal classifier it is just as effective (Tab. 1). This
 # notebook checks both facts on real CIFAR-10 images, and measures what each attack actually does
 # to $E(x)$ (not always what its gradient asks for).
+#
+# **PreJEAT** is adversarial training with that energy attack: the classifier is trained by the
+# usual cross-entropy (Eq. 13), but on examples made by ascending $E(x, y)$ (Eq. 18) instead of the
+# loss (Eq. 14). It is the paper's first step from adversarial training (AT) towards JEAT
+# (Algorithm 1), which then also replaces the cross-entropy by $-\log p(x, y)$ (Eq. 19); the
+# notebooks from 02 on compare Normal, AT, PreJEAT and JEAT side by side.
 
 # %% tags=["parameters"]
 import os

@@ -183,6 +183,75 @@ plot_image_rows({f"step {k}": x for k, x in snaps.items()}, nrow=4)
 print(*save_figure(fig, FIGURES, "fig4_eq16_vs_eq17"), sep="\n")
 
 # %% [markdown]
+# ## How generation is scored
+# The paper judges Figs. 4–6 by eye and Tab. 2 by Inception IS/FID. Here a verdict comes from
+# numbers with intervals ([`docs/evaluation.md`](../docs/evaluation.md)):
+#
+# * **KID and FID.** Both compare a set of generated images with real test images *in the feature
+#   space of a classifier*. FID fits a Gaussian to each set's features and measures the distance
+#   between the two Gaussians; KID (the kernel inception distance) is the squared distance between
+#   the two sets' mean embeddings under a cubic polynomial kernel, estimated without bias, so it is
+#   usable at 1,000 images where FID is still biased by the sample size. Lower is better; 0 means
+#   the sets are indistinguishable in that space.
+# * **Whose features.** Not Inception (no offline weights here) and never one of the generators:
+#   two independent CIFAR-trained evaluators (`eval-A`, a BN-ReLU ResNet, and `eval-B`, a VGG).
+# * **Why raw features mislead.** KID's kernel is $(x^\top y/d + 1)^3$, designed for features whose
+#   scaled dot products are of order 1. eval-A's raw penultimate features are long (their norms are
+#   in the table below), so the kernel's argument is far from that design point and the cube
+#   magnifies differences in feature *norm* over differences in what the images show: raw KID is
+#   large even between two sets of real images. The **primary ruler** therefore standardises each
+#   feature by the mean and SD of the real reference images first (`eval-A/std`);
+#   `eval-B/std` and eval-A's middle layer (`eval-A/mid/std`) are the two **check rulers**, and raw
+#   eval-A only a diagnostic. The cell below shows the effect on 200 real images and 200 seeds.
+# * **Paired intervals.** Every set is generated from the same seeds with the same Langevin noise,
+#   so `KID(a) − KID(b)` is resampled by seed index: the seeds' own variance cancels.
+# * **Over training runs.** A claim about *methods* is decided over their training runs: each
+#   run's KID is one value, and the interval is Welch's t on those values (a paired t when one set of
+#   runs is sampled two ways, as here: Eq. 17 vs Eq. 16 on each AT run). A part with one run on a
+#   side is reported as *one run per side: not decided over runs*.
+# * **Holm.** A claim split into parts (6a, 6b, 6c) tests each part at Holm's level, so the chance
+#   of one spurious "reproduced" among them stays at 5%. Nothing controls it across claims.
+# * **The verdict.** *Reproduced* when the primary interval excludes 0 in the paper's direction and
+#   no ruler disagrees; *not reproduced* the other way; *depends on the ruler* when rulers exclude 0
+#   in opposite directions; *inconclusive* otherwise, *leaning* toward or against the paper when
+#   only the check rulers decide.
+
+# %%
+from jeat_core import rulers, stats
+from jeat_core.experiments import Context
+from jeat_core.prose import audit_claim
+
+ctx = Context()
+x_test, _ = ctx.test()
+real_small, (seed_small, _) = x_test[:200], ctx.seeds(20, 0)
+rows = []
+for space in (rulers.FEATURE_SPACES["eval-A/raw"], rulers.FEATURE_SPACES["eval-A/std"]):
+    f_real, f_seed = (rulers.features(ctx, space, im) for im in (real_small, seed_small))
+    rows.append({"ruler": space.name, "feature norm (real)": float(f_real.norm(dim=1).mean()),
+                 "feature norm (seeds)": float(f_seed.norm(dim=1).mean()),
+                 "KID real": rulers.kid(ctx, space, real_small), "KID seeds": rulers.kid(ctx, space, seed_small)})
+Table(rows, formats={k: "{:.3g}" for k in rows[0] if k != "ruler"},
+      title="200 real test images and 200 class-Gaussian seeds against the reference images [5000, 10000)")
+
+# %% [markdown]
+# The run-level interval of a part, recomputed from the per-run values `figures/audit.json` stores
+# (claim 4's part 4a: each AT run's primary KID with Eq. 17 and with Eq. 16):
+
+# %%
+four = audit_claim(4)
+part = four["parts"][0] if four and four.get("parts") else None
+cmp = part["comparisons"][0] if part else {}
+if len(cmp.get("runs_a", [])) >= 2:
+    rl = stats.paired(cmp["runs_a"], cmp["runs_b"])
+    lo, hi = rl.ci(cmp["ci_level"])
+    say(f"Part {part['name']}: KID(Eq. 17) − KID(Eq. 16) per AT run = "
+        f"{', '.join(f'{a - b:+.4f}' for a, b in zip(cmp['runs_a'], cmp['runs_b']))}; mean {rl.estimate:+.4f}, "
+        f"{cmp['ci_level']:.1%} paired t-interval [{lo:+.4f}, {hi:+.4f}] with {rl.df:.0f} df: "
+        f"{part['verdict']}.")
+else:
+    say("figures/audit.json has no per-run values for part 4a yet (one run per side).")
+
+# %% [markdown]
 # ## What holds at our scale
 # What `jeat audit` last measured for the paper's claims this notebook reproduces: the paper's
 # statement, our number with its interval and n, the verdict, and why it may differ at our scale.
