@@ -86,7 +86,8 @@ print("∂CE/∂f summed over the 10 classes, per image:", [f"{v:+.1e}" for v in
 # Train a fresh model with the CE attack (`at`), the energy attack (`prejeat`) or TRADES and watch
 # the same quantities. (TRADES, Zhang et al. 2019, is not in the paper: a robust classifier trained
 # by cross-entropy on clean images plus β·KL(p(·|x) ‖ p(·|x_adv)), the attack ascending that KL
-# instead of an energy; it is here as a robust model of another objective.) the bar shows "step k/N" (then "done: N/N steps") and the plot is redrawn as
+# instead of an energy; it is here as a robust model of another objective.) The bar shows "step k/N"
+# (then "done: N/N steps") and the plot is redrawn as
 # the run goes. It runs 30 steps (4 in smoke mode) of batch 64; change the method, the number of steps (up to 200) or
 # `ε`, then press *Run*. The runs use the cpu preset's 200-step learning-rate warm-up followed by
 # a cosine decay to 0 at the last step, so a run of 30 steps never gets near the full learning
