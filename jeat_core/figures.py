@@ -295,10 +295,13 @@ def flatness_order(data: dict, stat: str = "flatness_dlogp") -> list[tuple[str, 
 
 
 # ----------------------------------------------------------------------------- Fig. 3
-def plot_delta_energy(runs: dict[str, list[dict]] | list[dict], *, title: str = ""):
+def plot_delta_energy(runs: dict[str, list[dict]] | list[dict], *, title: str = "",
+                      control: list[dict] | None = None):
     """Fig. 3: Δ_x E and Δ_θ E for E(x,y) (a) and E(x) (b). ``runs``: one energy log, or run name ->
     log (training seeds of one recipe): the first drawn as points = mean and bars = ± std over the
-    batch, the others as their means only (small hollow markers, one shape per run) behind it."""
+    batch, the others as their means only (small hollow markers, one shape per run) behind it.
+    ``control``: the energy log of standard training (ε = 0, no attack), whose Δ_θ E is drawn as a
+    grey line over the same steps: the sign an update gives without adversarial training."""
     from matplotlib.lines import Line2D
     from matplotlib.ticker import MaxNLocator
 
@@ -315,6 +318,10 @@ def plot_delta_energy(runs: dict[str, list[dict]] | list[dict], *, title: str = 
             mean = np.array([r[f"{key}_{kind}_mean"] for r in log])
             std = np.sqrt(np.array([r[f"{key}_{kind}_var"] for r in log]))
             ax.errorbar(steps, mean, yerr=std, fmt="o", ms=2.5, lw=0.6, color=colour)
+        if control:
+            c = [r for r in control if r["step"] <= steps.max() and r["step"] > 0]
+            ax.plot([r["step"] for r in c], [r[f"dthetaE_{kind}_mean"] for r in c], "-", color="0.45", lw=0.9,
+                    zorder=0)
         ax.axhline(0, color="k", lw=0.6)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole (a short live run has few)
         ax.set_xlabel("training step")
@@ -326,7 +333,9 @@ def plot_delta_energy(runs: dict[str, list[dict]] | list[dict], *, title: str = 
                Line2D([], [], color="0.3", marker="o", lw=0.6, label=f"{name or 'this run'}: mean ± SD over the batch")]
     handles += [Line2D([], [], color="0.3", marker=shapes[run], mfc="none", ls="", label=f"{run}: mean")
                 for run in others]
-    fig.legend(handles=handles, loc="lower center", ncol=len(handles), frameon=False, fontsize=7.5)
+    if control:
+        handles.append(Line2D([], [], color="0.45", lw=0.9, label=r"standard training (ε = 0): $\Delta_\theta E$"))
+    fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), 4), frameon=False, fontsize=7.5)
     if title:
         fig.suptitle(title)
     fig.tight_layout(rect=(0, 0.07, 1, 1))
@@ -475,7 +484,8 @@ from .metrics import TrainIndex, nearest_by_ssim, ssim  # noqa: E402,F401  (comp
 # ----------------------------------------------------------------------------- all figures (`jeat figures`)
 # How each kind of paper item is drawn from its producer's data (`PaperItem.plot`; "table": saved, not drawn)
 PLOTS = {"contours": lambda data: plot_contours(data, shared=True),  # Fig. 2: fig2_data's dict
-         "delta_energy": lambda data: plot_delta_energy(data["runs"], title=data["title"]),  # Fig. 3: fig3_data
+         "delta_energy": lambda data: plot_delta_energy(data["runs"], title=data["title"],  # Fig. 3: fig3_data
+                                                        control=data.get("control")),
          "image_rows": lambda data: plot_image_rows(data)}  # ImageRows
 
 

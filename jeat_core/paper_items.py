@@ -128,15 +128,21 @@ def fig2_data(models: dict, x: Tensor, y: Tensor, *, sizes: FigureSizes = PAPER_
 
 def fig3_data(preset: str = "cifar10-cpu") -> dict:
     """Fig. 3: the energy logs of the :data:`FIG3_MODEL` training runs: ``{"log": the shipped run's
-    records, "runs": run name -> records (the shipped run, then each training seed shipped), "title"}``."""
-    from .checkpoints import ENERGY_LOG, resolve
+    records, "runs": run name -> records (the shipped run, then each training seed shipped), "control":
+    the standard model's records (training without attack, ε = 0) or ``None``, "title"}``."""
+    from .checkpoints import ENERGY_LOG, CheckpointError, resolve
 
     runs = {}
     for run in training_runs(FIG3_MODEL, preset):
         path = resolve(f"{preset}/{run}") / ENERGY_LOG
         if path.exists():
             runs[run] = read_energy_log(path)
+    try:  # standard training: the ε = 0 control
+        control = resolve(f"{preset}/standard") / ENERGY_LOG
+    except CheckpointError:
+        control = None
     return {"log": runs[FIG3_MODEL], "runs": runs,
+            "control": read_energy_log(control) if control is not None and control.exists() else None,
             "title": f"{MODEL_LABELS[FIG3_MODEL]} ({preset.removeprefix('cifar10-')} preset, {len(runs)} training run"
                      f"{'s' if len(runs) > 1 else ''})"}
 
