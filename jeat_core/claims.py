@@ -80,12 +80,13 @@ def _claim_rows(c: dict, rows: list[dict]) -> None:
                          "share of steps (band 0.2-0.8)", band=(0.2, 0.8)))
     elif cid == 7:
         names = list(o)
-        for a, b in zip(names, names[1:]):
-            d = o[a]["JFS_pl"] - o[b]["JFS_pl"]
-            se = (o[a]["JFS_pl_se"] ** 2 + o[b]["JFS_pl_se"] ** 2) ** 0.5
-            ci = (d - 1.96 * se, d + 1.96 * se)
-            rows.append(_row(f"7: JFS {a} > {b}", d, ci, 0.0, 1, verdict_from_ci(ci, 1, 0.0),
-                             "Δ JFS (piecewise-linear)"))
+        for score in ("JFS", "MFS"):  # Eq. 23 and Eq. 24, each pair in the paper's order
+            for a, b in zip(names, names[1:]):
+                d = o[a][f"{score}_pl"] - o[b][f"{score}_pl"]
+                se = (o[a][f"{score}_pl_se"] ** 2 + o[b][f"{score}_pl_se"] ** 2) ** 0.5
+                ci = (d - 1.96 * se, d + 1.96 * se)
+                rows.append(_row(f"7: {score} {a} > {b}", d, ci, 0.0, 1, verdict_from_ci(ci, 1, 0.0),
+                                 f"Δ {score} (piecewise-linear)"))
     elif cid == 8:
         r = o["jeat_minus_jem"]
         rows.append(_row("8: JEAT − JEM robust", r["diff"], r["ci"], 0.10, 1, verdict, "Δ PGD-20 accuracy"))
