@@ -107,13 +107,29 @@ def figure_seeds(class_gaussian: ClassGaussian, labels: Tensor, seed: int = FIGU
     return class_gaussian.sample(labels, generator=torch.Generator().manual_seed(seed))
 
 
+SEED_ROW = "seeds x₀ (every chain starts here)"
+
+
+def moved_map(images: Tensor, seeds: Tensor) -> Tensor:
+    """``|x_K − x_0|`` per pixel (mean over colour channels) as a grey image in [0, 1], each image scaled
+    by its own largest change: where a chain moved its seed, black where it left it alone."""
+    d = (images - seeds).abs().mean(1, keepdim=True)
+    d = d / d.flatten(1).amax(1).clamp_min(1e-12)[:, None, None, None]
+    return d.expand(-1, 3, -1, -1).contiguous()
+
+
 def _generated_rows(runs: dict, models: dict, manifests: dict, labels: Tensor, seeds: Tensor, sizes: FigureSizes,
-                    **layout) -> ImageRows:
-    rows, used = {}, {}
+                    *, moved: bool = False, **layout) -> ImageRows:
+    """Each of ``runs`` (row label -> (zoo name, energy)) generated from ``seeds`` with its tuned sampler;
+    with ``moved`` the seeds lead as a row of their own and each generated row is followed by its
+    :func:`moved_map` (Figs. 4 and 5: what the chain changed)."""
+    rows, used = ({SEED_ROW: seeds} if moved else {}), {}
     for row, (name, energy) in runs.items():
         rows[row], cfg = tuned_generation(models[name], manifests.get(name), labels, seeds, energy,
                                           max_steps=sizes.max_steps)
         used[row] = (name, energy, cfg)
+        if moved:
+            rows[f"|x_K − x₀| of {row} (per image, white = most moved)"] = moved_map(rows[row], seeds)
     return ImageRows(rows, labels=labels, seeds=seeds, runs=used, **layout)
 
 
@@ -150,12 +166,13 @@ def fig3_data(preset: str = "cifar10-cpu") -> dict:
 def fig4_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, *,
               sizes: FigureSizes = PAPER_SIZES) -> ImageRows:
     """Fig. 4: the same ship seeds through AT with Eq. 16, AT with Eq. 17 and PreJEAT with Eq. 17
-    (:data:`FIG4_RUNS`), each with its tuned sampler. ``models``/``manifests``: zoo name -> classifier
+    (:data:`FIG4_RUNS`), each with its tuned sampler; the seeds first, and under each row what its
+    chains changed (:func:`moved_map`). ``models``/``manifests``: zoo name -> classifier
     / manifest (a superset is fine); ``class_gaussian`` fitted on the training images."""
 
     labels = torch.full((sizes.per_class,), FIGURE_LABEL)
     return _generated_rows(FIG4_RUNS, models, manifests, labels, figure_seeds(class_gaussian, labels), sizes,
-                           nrow=sizes.per_class, title=f"label: {CIFAR10_CLASSES[FIGURE_LABEL]}")
+                           moved=True, nrow=sizes.per_class, title=f"label: {CIFAR10_CLASSES[FIGURE_LABEL]}")
 
 
 def fig5_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, *,
@@ -165,7 +182,7 @@ def fig5_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, *,
     labels = torch.full((sizes.per_class,), FIGURE_LABEL)
     runs = {MODEL_LABELS[n]: (n, "joint") for n in FIG5_MODELS}
     return _generated_rows(runs, models, manifests, labels, figure_seeds(class_gaussian, labels), sizes,
-                           nrow=sizes.per_class,
+                           moved=True, nrow=sizes.per_class,
                            title=f"noise-trained classifiers, label: {CIFAR10_CLASSES[FIGURE_LABEL]}")
 
 
