@@ -52,7 +52,7 @@ def _claim_rows(c: dict, rows: list[dict]) -> None:
     if c.get("parts"):
         for p in c["parts"]:
             d = -1 if p["paper_direction"] == "a<b" else 1
-            if p["comparisons"][0]["metric"] == "kid":  # a generation part: its primary comparison
+            if p["comparisons"][0]["metric"] in ("kid", "fid"):  # a generation part: its primary comparison
                 k = p["comparisons"][0]
                 rows.append(_row(f"{p['name']}: {p['a']} vs {p['b']}", k["diff"], k["ci"], 0.0, d, p["verdict"],
                                  f"Δ KID ({k['feature_space']}, {k['training_seeds']} run(s) per side)"))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 
-from . import gen_eval, stats
+from . import gen_eval, rng, stats
 from .experiments import Context
 from .landscape import energy_grid, random_directions
 from .metrics import percentile_ci
@@ -42,7 +42,7 @@ def _comparison(space: str, metric: str, per_run_a: list[torch.Tensor], per_run_
         return {**rec, "_test": rl, "interval": stats.METHODS["welch"], "df": rl.df}
     d = (per_run_a[0] - per_run_b[0]).double()  # the shipped runs, paired per image
     g = torch.Generator().manual_seed(seed)
-    boot = torch.stack([d[torch.randint(0, len(d), (len(d),), generator=g)].mean() for _ in range(n_boot)])
+    boot = torch.stack([d[rng.randint(0, len(d), (len(d),), generator=g)].mean() for _ in range(n_boot)])
     return {**rec, "_boot": boot, "interval": f"paired bootstrap over images ({stats.ONE_RUN})"}
 
 

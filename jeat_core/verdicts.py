@@ -103,7 +103,7 @@ def _rows(rec: dict) -> list[dict]:
     if rec.get("parts"):
         rows = []
         for p in rec["parts"]:
-            if p["comparisons"][0]["metric"] != "kid":  # a part decided without rulers (claims 3, 11)
+            if p["comparisons"][0]["metric"] not in ("kid", "fid"):  # a part decided without rulers (claims 3, 11)
                 rows.append({"claim": f"{claim}<br>part {p['name']}",
                              "paper": f"{rec['paper']}<br>this part: {p['a']} {p['paper_direction'][1]} {p['b']}",
                              "ours": "<br>".join(_run_comparison(c, p) for c in p["comparisons"]),

@@ -315,7 +315,7 @@ def test_masking_claim_reads_recorded_evals(toy):
     res = claim.run(ctx_with(recorded, seeds=("s1",)), Settings.smoke_run())
     jeat, prejeat = res["ours"]["jeat"], res["ours"]["prejeat"]
     assert jeat["training_runs"] == 2 and set(jeat["runs"]) == {"jeat", "jeat-s1"}
-    assert jeat["runs"]["jeat-s1"]["reference"] == "at-s1" and "two-level" in res["note"]
+    assert jeat["runs"]["jeat-s1"]["reference"] == "at-s1" and "paired t over the run pairs" in res["note"]
     run_means = [jeat["runs"][r]["gap"] for r in ("jeat", "jeat-s1")]
     assert jeat["gap"] == pytest.approx(sum(run_means) / 2, abs=1e-3)
     assert prejeat["training_runs"] == 1 and prejeat["runs_without_autoattack"] == ["prejeat-s1"]

@@ -1,7 +1,8 @@
 """Fingerprints of a short deterministic CPU run of every method: sha256 of the final weights, of the
 energy log and of the manifest (without the fields that record when/where it ran).
 
-``python tests/golden/make_training_golden.py > tests/golden/training_fingerprints.json`` writes them;
+``ATEN_CPU_CAPABILITY=default python tests/golden/make_training_golden.py > tests/golden/training_fingerprints.json``
+writes them (PyTorch's generic CPU kernels, so the machine's vector width does not change the rounding);
 ``tests/test_training_identity.py`` compares a fresh run with the committed file, so a refactor of the
 training code that changes any weight, log line or manifest field of an existing method fails.
 The committed file was written by the training code before it was split into modules."""
