@@ -17,7 +17,9 @@ REPO = Path(__file__).resolve().parent.parent
 README = REPO / "README.md"
 DOCS = sorted((REPO / "docs").glob("*.md"))
 ZOO = REPO / "checkpoints" / "cifar10-cpu"
-VERDICTS = ("not reproduced", "reproduced", "inconclusive", "depends on the ruler", "not measurable here")
+VERDICTS = ("not reproduced", "reproduced", "inconclusive, leaning against the paper",
+            "inconclusive, leaning toward the paper", "inconclusive", "depends on the ruler",
+            "one run per side: not decided over runs", "not measurable here")
 VERDICT_RE = "|".join(VERDICTS)  # longest first where one contains another
 
 
