@@ -66,7 +66,6 @@ from .robustness import (
     masking_check,
     masks_of,
     peer_attacks,
-    pgd_restarts,
 )
 
 __all__ = ["VERDICTS", "Claim", "CLAIMS", "run_audit", "to_markdown", "verdict_from_ci", "combine",
@@ -567,15 +566,12 @@ def _masking(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
     if recs[ref] is None:
         return {"ours": ours, "n": 0, "verdict": "not measurable here",
                 "note": f"the reference {ref} has no usable AutoAttack record, so no gap can be compared"}
-    x, y = ctx.test()
 
     def masks(run: str) -> dict:  # on the run's own recorded images; masking_check pairs the common first ones
         n = recs[run]["n"]
 
-        def make():
-            pgd20 = pgd_restarts(ctx.model(run)[0], x[:n], y[:n], n_steps=20, restarts=1, seed=0)
-            return {"pgd20": masks_of(pgd20)["restart-1"], **masks_of(recs[run])}
-        return ctx.cached(("masking-masks", run, n), make)
+        # our PGD-20 per image, computed once per (run, n) for this claim and claim 11 (run_claims)
+        return {"pgd20": run_claims.pgd20_per_image(ctx, run, n).bool(), **masks_of(recs[run])}
 
     def one(c: dict) -> dict:
         return {"n": c["n"], "pgd20": round(c["pgd20"], 4), "autoattack": round(c["autoattack"], 4),
