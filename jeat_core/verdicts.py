@@ -243,3 +243,57 @@ def generation_markdown(report: dict) -> str:
             lines.append(f"| {name} ({n}) | {r.get('sampler', '—')} | {s['kid']:.4g} | {s['fid']:.4g} | {prdc} | "
                          f"{acc} | {raw.get('kid', float('nan')):.4g} |")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- a claim's decision, as prose blocks
+CLAIM_BLOCK = re.compile(r"(<!-- claim-(\d+): begin \(verdicts\.claim_markdown\(audit\.json, \d+\)\) -->\n)(.*?)"
+                         r"(<!-- claim-\2: end -->)", flags=re.S)
+
+
+def _signed(v: float) -> str:
+    return _f(v).replace("-", "−")
+
+
+def _decided(c: dict, part: dict) -> str:
+    """One comparison of a part as a reader's sentence: metric, difference, interval, how it was decided."""
+    a, b = c.get("a", part["a"]), c.get("b", part["b"])
+    runs = (f"runs {len(c['runs_a'])} / {len(c['runs_b'])}" if "runs_a" in c
+            else f"{c.get('training_seeds', 1)} training run(s)")
+    how = c.get("interval") or ("paired over seeds" if c.get("paired") else "")
+    return (f"{c['metric'].upper() if c['metric'] in ('kid', 'fid') else c['metric']}({a}) − "
+            f"{c['metric'].upper() if c['metric'] in ('kid', 'fid') else c['metric']}({b}) = {_signed(c['diff'])} "
+            f"[{_signed(c['ci'][0])}, {_signed(c['ci'][1])}] ({c['feature_space']}, {c['ci_level']:.1%} interval"
+            f"{', ' + how if how else ''}, {runs}, n = {c['n']:,})")
+
+
+def claim_markdown(report: dict, claim_id: int) -> str:
+    """Claim ``claim_id`` of an audit report as the Markdown ``figures/README.md`` embeds after a figure:
+    its verdict and, for a claim in parts, each part's deciding comparison (the primary ruler's KID for the
+    generation claims) with its interval, level, runs per side and verdict. Numbers at three significant
+    digits, as the audit tables give them."""
+    rec = next(c for c in report["claims"] if c["id"] == claim_id)
+    head = f"*Audit, claim {claim_id} ({rec.get('source', 'paper')}'s claim) — **{rec['reproduced']}**.*"
+    if rec.get("source") == "added":
+        head = f"*Audit, claim {claim_id} (a check we added) — **{rec['reproduced']}**.*"
+    lines = [head]
+    for p in rec.get("parts", []):
+        kid = [c for c in p["comparisons"] if c["metric"] == "kid"]
+        shown = kid[:1] if kid else p["comparisons"]
+        said = "; ".join(_decided(c, p) for c in shown)
+        lines.append(f"- **{p['name']}** ({p['a']} {p['paper_direction'][1]} {p['b']}): {said} — "
+                     f"*{p['verdict']}*")
+    if not rec.get("parts"):
+        entries = _entries(rec["ours"]) if isinstance(rec.get("ours"), dict) else []
+        lines += ["- " + re.sub(r"(?<![\w.])-(?=\d)", "−", e) for e in entries] + [f"- n = {rec['n']:,}"]
+    return "\n".join(lines)
+
+
+def refresh_blocks(text: str, report: dict) -> str:
+    """``text`` with every generated block re-rendered from ``report``: the generation tables
+    (:data:`GEN_BLOCK`) and each ``<!-- claim-N: begin (verdicts.claim_markdown(audit.json, N)) -->`` block."""
+    text = CLAIM_BLOCK.sub(lambda m: m.group(1) + claim_markdown(report, int(m.group(2))) + "\n" + m.group(4), text)
+    if GEN_BLOCK[0] in text:
+        before, rest = text.split(GEN_BLOCK[0], 1)
+        _, after = rest.split(GEN_BLOCK[1], 1)
+        text = f"{before}{GEN_BLOCK[0]}\n{generation_markdown(report)}\n{GEN_BLOCK[1]}{after}"
+    return text

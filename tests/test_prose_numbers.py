@@ -138,10 +138,6 @@ def checks() -> list[tuple[str, str, tuple[str, ...]]]:
                 (_pct(j10["gap_minus_at_gap"]), _pct(j10["excess_ci"][0]).replace("-", "−"),
                  _pct(j10["excess_ci"][1]))))
     out.append(("figures", r"AT's own gap \(([\d.]+) points over AT's three runs\)", (_pct(j10["tolerance"]),)))
-    # Fig. 2: 3b and 3c over runs (audit claim 3's parts)
-    parts3 = {p["name"]: p["comparisons"][0] for p in _audit(3)["parts"]}
-    out.append(("figures", r"PreJEAT is the \*less\* flat, by ([\d.]+) \[([\d.]+), ([\d.]+)\] over three runs",
-                tuple(f"{v:.2g}" for v in (parts3["3b"]["diff"], *parts3["3b"]["ci"]))))
     # Fig. 2: the slice-minimum counts and ranks of audit claim 3
     c3 = _audit(3)["ours"]
     mins = sorted(int(r["x_is_slice_min"].split("/")[0]) for r in c3.values())
