@@ -342,6 +342,32 @@ def plot_delta_energy(runs: dict[str, list[dict]] | list[dict], *, title: str = 
     return fig
 
 
+def plot_delta_energy_hist(data: dict):
+    """The ΔE histograms (:func:`jeat_core.paper_items.fig3_histograms`): per-example Δ_x E(x, y), Δ_θ E(x, y)
+    and Δ_θ E(x) of single updates, one outline per point of training, each panel's share of the sign
+    Fig. 3's claim is about in the legend (Δ_x E(x, y) > 0, Δ_θ E(x, y) < 0, Δ_θ E(x) > 0)."""
+    panels = [("dxE_joint", r"(a) $\Delta_x E(x, y)$: the attack", ">"),
+              ("dthetaE_joint", r"(b) $\Delta_\theta E(x, y)$: the update", "<"),
+              ("dthetaE_marginal", r"(c) $\Delta_\theta E(x)$: the update", ">")]
+    fig, axes = subplots(1, 3, figsize=(11, 3.4))
+    colours = ["#9ecae1", "#3182bd", "#d62728"]
+    for ax, (key, what, sign) in zip(axes, panels):
+        for (label, values), colour in zip(data["points"].items(), colours):
+            v = np.asarray(values[key], dtype=float)
+            share = np.mean(v > 0) if sign == ">" else np.mean(v < 0)
+            scale = np.abs(v).max() or 1.0
+            ax.hist(v / scale, bins=30, histtype="step", lw=1.3, color=colour,
+                    label=f"{label} (×{scale:.1e}): {share:.0%} {sign} 0")
+        ax.axvline(0, color="k", lw=0.6)
+        ax.set_title(what)
+        ax.set_xlabel("change / its largest |value| at that point")
+        ax.legend(fontsize=6.5, frameon=False, loc="upper left")
+    axes[0].set_ylabel(f"images (of {data['batch']})")
+    fig.suptitle(f"{data['method'].upper()}: per-example energy changes of single updates (Fig. 3 shows their means)")
+    fig.tight_layout()
+    return fig
+
+
 def plot_autoattack_stages(records: dict[str, dict | None], *, pgd20: dict[str, float] | None = None):
     """Notebook 08: per model with a record (name -> its recorded AutoAttack eval; ``None``: named in
     the title as not recorded yet), the robust accuracy after each stage of the cascade (clean,
@@ -486,6 +512,7 @@ from .metrics import TrainIndex, nearest_by_ssim, ssim  # noqa: E402,F401  (comp
 PLOTS = {"contours": lambda data: plot_contours(data, shared=True),  # Fig. 2: fig2_data's dict
          "delta_energy": lambda data: plot_delta_energy(data["runs"], title=data["title"],  # Fig. 3: fig3_data
                                                         control=data.get("control")),
+         "delta_energy_hist": lambda data: plot_delta_energy_hist(data),  # the ΔE histograms: fig3_histograms
          "image_rows": lambda data: plot_image_rows(data)}  # ImageRows
 
 

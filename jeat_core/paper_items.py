@@ -22,7 +22,10 @@ from torch import Tensor
 from .data import CIFAR10_CLASSES
 from .experiments import Context, fisher_rows, read_energy_log, training_runs
 from .landscape import landscape_slices
+from .methods import get_method, make_config
 from .sampling import ClassGaussian, GenerationConfig, generate, sampler_for
+from .train_state import Batch, EnergyDynamics
+from .training import Batches, apply_update, build_state, train_step
 
 MODEL_LABELS = {"standard": "Normal", "at": "AT", "prejeat": "PreJEAT", "jeat": "JEAT", "jem": "JEM",
                 "noise-8": "σ = 8/255", "noise-16": "σ = 16/255", "noise-24": "σ = 24/255", "trades": "TRADES"}
@@ -49,7 +52,8 @@ class FigureSizes:
     of Langevin steps K; ``fig7_classes``: Fig. 7 shows one image of each of the first classes of
     :data:`FIG7_LABELS`; ``n_train``: training images Fig. 7 searches (``None``: all 50,000);
     ``n_test``: test images of Tab. 1 and Tab. 3; ``n_fisher``/``n_probes``: Tab. 2;
-    ``resolution``: grid points per side of Fig. 2."""
+    ``resolution``: grid points per side of Fig. 2; ``hist_steps``: length of the fresh run whose per-example
+    ΔE the histograms show (at its first and last update)."""
 
     per_class: int = 8
     max_steps: int = 60
@@ -59,6 +63,7 @@ class FigureSizes:
     n_fisher: int = 200
     n_probes: int = 4
     resolution: int = 41
+    hist_steps: int = 100
 
     def __post_init__(self):
         for k, v in asdict(self).items():
@@ -70,7 +75,7 @@ class FigureSizes:
 
 PAPER_SIZES = FigureSizes()
 SMOKE_SIZES = FigureSizes(per_class=2, max_steps=5, fig7_classes=2, n_train=2000, n_test=64, n_fisher=16,
-                          n_probes=1, resolution=9)
+                          n_probes=1, resolution=9, hist_steps=2)
 
 
 @dataclass
@@ -161,6 +166,51 @@ def fig3_data(preset: str = "cifar10-cpu") -> dict:
             "control": read_energy_log(control) if control is not None and control.exists() else None,
             "title": f"{MODEL_LABELS[FIG3_MODEL]} ({preset.removeprefix('cifar10-')} preset, {len(runs)} training run"
                      f"{'s' if len(runs) > 1 else ''})"}
+
+
+def _one_update(state, cfg, x: Tensor, y: Tensor) -> dict[str, Tensor]:
+    """One training update of ``cfg.method`` on ``(x, y)``; the per-example Fig. 3 energies it measured."""
+    dyn = EnergyDynamics(state, cfg, x, y)
+    apply_update(state, cfg, get_method(cfg.method).loss(state, Batch(x, y, dyn), cfg).loss)
+    dyn.after()
+    return dyn.samples
+
+
+def fig3_histograms(train, trained=None, *, method: str = FIG3_MODEL, sizes: FigureSizes = PAPER_SIZES,
+                    seed: int = 0) -> dict:
+    """The ΔE histograms: per-example Δ_x E(x, y), Δ_θ E(x, y) and Δ_θ E(x) (Eq. 15) of single updates
+    at chosen points of ``method``'s training (cpu recipe, its batch size), where Fig. 3 shows batch means.
+
+    Points: the first and the ``sizes.hist_steps``-th update of a fresh run on the recipe's schedule
+    (inside its warm-up, so the learning rate is still rising) and, with ``trained`` (the shipped model
+    of ``method``), one update of the trained weights at the recipe's peak learning rate: a probe, since
+    the end of the cosine schedule has a learning rate of 0, which would move nothing. Returns
+    ``{"points": {label: {"dxE_joint", "dthetaE_joint", "dthetaE_marginal": numpy arrays, one value per
+    image}}, "method", "batch"}``."""
+    steps = sizes.hist_steps
+    cfg = make_config(method, "cpu", log_every=0, checkpoint_every=0, eval_n=0, seed=seed, channels_last=False)
+    device = torch.device("cpu")
+    keep = ("dxE_joint", "dthetaE_joint", "dthetaE_marginal")
+    points: dict[str, dict] = {}
+    batches = Batches(train, cfg, device, 0, 1)
+    state = build_state(cfg, device, batches.total_steps(cfg))  # the whole recipe's schedule, stopped early
+    for s in range(steps):
+        x, y = batches.get(s, cfg, state.generator)
+        if s in (0, steps - 1):
+            got = _one_update(state, cfg, x, y)
+            points[f"fresh run, update {s + 1} of {steps}"] = {k: got[k].numpy() for k in keep}
+        else:
+            train_step(state, x, y, cfg)
+        state.step += 1
+    if trained is not None:
+        probe = build_state(cfg, device, batches.total_steps(cfg))
+        probe.core.load_state_dict(trained.state_dict())
+        for g in probe.optimizer.param_groups:
+            g["lr"] = cfg.optim.lr
+        x, y = batches.get(steps, cfg, probe.generator)
+        got = _one_update(probe, cfg, x, y)
+        points["trained model, one update at the peak learning rate"] = {k: got[k].numpy() for k in keep}
+    return {"points": points, "method": method, "batch": len(next(iter(points.values()))["dxE_joint"])}
 
 
 def fig4_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, *,
@@ -412,6 +462,10 @@ PAPER_ITEMS: dict[str, PaperItem] = {item.id: item for item in (
               "contours", "02"),
     PaperItem("fig3_delta_energy", "Fig. 3: Δ_x E and Δ_θ E during adversarial training", fig3_data,
               lambda ctx, sizes: {"preset": ctx.preset}, "delta_energy", "03"),
+    PaperItem("fig3_delta_energy_hist", "ΔE histograms: per-example Δ_x E and Δ_θ E of single updates (Eq. 15)",
+              fig3_histograms,
+              lambda ctx, sizes: {"train": ctx.train_split(), "trained": ctx.model(FIG3_MODEL)[0], "sizes": sizes},
+              "delta_energy_hist", "03"),
     PaperItem("fig4_eq16_vs_eq17", "Fig. 4: generation from AT with Eq. 16 and Eq. 17, and from PreJEAT", fig4_rows,
               lambda ctx, sizes: {**_generators(ctx, FIG4_MODELS), "sizes": sizes}, "image_rows", "04"),
     PaperItem("fig5_noise_generation", "Fig. 5: generation from noise-trained classifiers", fig5_rows,

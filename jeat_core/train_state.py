@@ -131,6 +131,7 @@ class EnergyDynamics:
         self.x_in: Tensor | None = None
         self.e_ori: dict[str, Tensor] = {}
         self.e_in: dict[str, Tensor] = {}
+        self.samples: dict[str, Tensor] = {}  # after(): the per-example values (the ΔE histograms)
 
     def _energies(self, x: Tensor) -> dict[str, Tensor]:
         with torch.no_grad(), evaluating(self.state.core) as m, autocast(self.state, self.cfg):
@@ -143,13 +144,15 @@ class EnergyDynamics:
         self.e_ori, self.e_in = self._energies(self.x_ori), self._energies(x_in)
 
     def after(self) -> dict[str, float]:
-        """Called after the update: ``dxE_*`` and ``dthetaE_*`` means and variances."""
+        """Called after the update: ``dxE_*`` and ``dthetaE_*`` means and variances (the per-example
+        values stay in :attr:`samples`, keyed the same way without ``_mean``)."""
         if self.x_in is None:
             return {}
         e_after = self._energies(self.x_in)
         out = {}
         for k in ("joint", "marginal"):
             dx, dth = self.e_in[k] - self.e_ori[k], e_after[k] - self.e_in[k]
+            self.samples.update({f"dxE_{k}": dx.cpu(), f"dthetaE_{k}": dth.cpu()})
             out.update({f"dxE_{k}_mean": float(dx.mean()), f"dxE_{k}_var": float(dx.var(unbiased=False)),
                         f"dthetaE_{k}_mean": float(dth.mean()), f"dthetaE_{k}_var": float(dth.var(unbiased=False))})
         return out

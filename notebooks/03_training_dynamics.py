@@ -71,6 +71,41 @@ Table([{"run": run, "quantity": key.removesuffix("_mean"), "mean over logged ste
       formats={"mean over logged steps": "{:+.4f}", "share of steps > 0": "{:.0%}"})
 
 # %% [markdown]
+# ## The ΔE histograms: every image of one update, not the batch's mean
+# Fig. 3 draws one point per update: the mean over the batch (with its SD). A mean can hide a split
+# batch, so here are the per-example distributions of $\Delta_x E(x, y)$, $\Delta_\theta E(x, y)$ and
+# $\Delta_\theta E(x)$ (Eq. 15) for single AT updates at three points of training: the first update
+# of a fresh run, a later one inside the recipe's learning-rate warm-up, and one update of the
+# shipped, trained AT model at the recipe's peak learning rate (a probe: the schedule ends at a
+# learning rate of 0, which would move nothing). Each outline is scaled by its largest |value| so the
+# three points fit one axis (the factor is in the legend), with the share of images of the sign the
+# paper's claim is about. It trains a fresh model for the steps in `SIZES.hist_steps` (a couple of
+# minutes on 2 cores; two steps in smoke mode).
+
+# %% tags=["figure"]
+from jeat_core.checkpoints import load_model
+from jeat_core.data import load_split
+from jeat_core.figures import plot_delta_energy_hist
+from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES, fig3_histograms
+
+SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES
+hist = fig3_histograms(load_split("train"), load_model("cifar10-cpu/at")[0], sizes=SIZES)
+fig_hist = plot_delta_energy_hist(hist)
+fig_hist
+
+# %%
+for point, v in hist["points"].items():
+    say(f"{point}: Δ_x E(x, y) > 0 for {np.mean(v['dxE_joint'] > 0):.0%} of {hist['batch']} images, "
+        f"Δ_θ E(x, y) < 0 for {np.mean(v['dthetaE_joint'] < 0):.0%}, Δ_θ E(x) > 0 for "
+        f"{np.mean(v['dthetaE_marginal'] > 0):.0%}")
+
+# %% [markdown]
+# Read with the batch means above: the attack raises $E(x, y)$ for (nearly) every image, not on
+# average; an update lowers $E(x, y)$ for most images of its batch but not all of them (an update is
+# a compromise over the batch); and $\Delta_\theta E(x)$ splits into both signs, the per-example face
+# of "fluctuates around 0".
+
+# %% [markdown]
 # ## Why $\Delta_\theta E(x)$ hovers near 0: the softmax ignores a common shift of the logits
 # Add the same constant $c$ to every logit: $p(y\mid x)$ (Eq. 11), and so the cross-entropy, do
 # not change, while both energies of Eq. 12 drop by exactly $c$. So the gradient of CE with
@@ -135,7 +170,8 @@ handle.update(live)  # the saved notebook keeps the final plot as a picture too
 #   (Δ_x E(x, y) > 0).
 
 # %%
-print(*save_figure(fig, FIGURES, "fig3_delta_energy"), sep="\n")
+print(*save_figure(fig, FIGURES, "fig3_delta_energy"), *save_figure(fig_hist, FIGURES, "fig3_delta_energy_hist"),
+      sep="\n")
 
 # %% [markdown]
 # ## What holds at our scale

@@ -113,6 +113,7 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
     monkeypatch.setattr(figures, "plot_image_rows", lambda rows: ("rows", rows))
     monkeypatch.setattr(figures, "plot_contours", lambda data, title="", shared=False: ("contours", data))
     monkeypatch.setattr(figures, "plot_delta_energy", lambda runs, title="", control=None: ("delta", runs, title))
+    monkeypatch.setattr(figures, "plot_delta_energy_hist", lambda data: ("hist", data))
     monkeypatch.setattr(figures, "save_figure", lambda fig, out, name: drawn.__setitem__(name, fig) or [name])
     monkeypatch.setattr(figures, "save_table", lambda rows, out, name, **kw: drawn.__setitem__(name, rows) or [name])
 
@@ -128,6 +129,8 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
             assert drawn[name] == ("delta", d["runs"], d["title"]) and drawn[name][1] is d["runs"]
         elif item.plot == "contours":
             assert drawn[name] == ("contours", d)
+        elif item.plot == "delta_energy_hist":
+            assert drawn[name] == ("hist", d) and drawn[name][1] is d
         else:
             assert drawn[name] is d
     # generation figures get their models' manifests (tuned samplers) and the class-Gaussian seeds
@@ -261,3 +264,21 @@ def test_image_grid_sets_the_first_column_apart_and_fig6_names_its_classes():
     first, second = fig.axes
     assert [t.get_text() for t in first.get_yticklabels()] == ["cat", "dog"]
     assert not second.axison  # only the first panel carries the names
+
+
+# ----------------------------------------------------------------------------- the ΔE histograms
+def test_delta_energy_histograms_measure_single_updates(toy):
+    """Per-example Δ_x E is exactly 0 when the training input is the image itself (standard training) and
+    not when an attack moves it (AT); one value per image of the batch at each point of training."""
+    from jeat_core.paper_items import FigureSizes, fig3_histograms
+
+    sizes = FigureSizes(hist_steps=2)
+    at = fig3_histograms(toy, None, method="at", sizes=sizes)
+    std = fig3_histograms(toy, None, method="standard", sizes=sizes)
+    assert list(at["points"]) == ["fresh run, update 1 of 2", "fresh run, update 2 of 2"]
+    for d in (at, std):
+        for values in d["points"].values():
+            assert {len(v) for v in values.values()} == {d["batch"]}
+    assert all((v["dxE_joint"] == 0).all() for v in std["points"].values())
+    assert all((v["dxE_joint"] != 0).any() for v in at["points"].values())
+    assert any((v["dthetaE_joint"] != 0).any() for v in at["points"].values())  # the update moved the energy

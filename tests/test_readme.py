@@ -264,3 +264,23 @@ def test_figures_readme_generation_block_is_the_audit():
     block = text.split(GEN_BLOCK[0], 1)[1].split(GEN_BLOCK[1], 1)[0].strip()
     report = json.loads((REPO / "figures" / "audit.json").read_text())
     assert block == generation_markdown(report).strip()
+
+
+def test_front_page_counts_agree_with_the_audit():
+    """The counts the front page states (claims, parts, rows of claims.png) are the audit's and the figure's."""
+    from jeat_core.claims import claim_effects
+
+    report = json.loads((REPO / "figures" / "audit.json").read_text())
+    text = re.sub(r"\s+", " ", _readme())
+    paper = [c for c in report["claims"] if c.get("source", "paper") == "paper"]
+    added = [c for c in report["claims"] if c.get("source") == "added"]
+    parts = sum(len(c.get("parts") or [None]) for c in paper)
+    rows = claim_effects(report)
+    n_paper = sum(r.get("source", "paper") == "paper" for r in rows)
+    m = re.search(r"the paper's (\d+) claims, split into (\d+) parts, appear as (\d+) tested quantities", text)
+    assert m and tuple(map(int, m.groups())) == (len(paper), parts, n_paper), m and m.groups()
+    m = re.search(r"the check we added \(claim (\d+)\) as (\d+) rows", text)
+    assert m and (int(m.group(1)), int(m.group(2))) == (added[0]["id"], len(rows) - n_paper), m and m.groups()
+    m = re.search(r"The paper makes (\d+) claims \(rows ([\d–, and]+)\); row (\d+) is a check we added", text)
+    assert m and int(m.group(1)) == len(paper) and int(m.group(3)) == added[0]["id"], m and m.groups()
+    assert f"Summary over {parts} parts of the paper's claims" in text
