@@ -344,27 +344,34 @@ def plot_delta_energy(runs: dict[str, list[dict]] | list[dict], *, title: str = 
 
 def plot_delta_energy_hist(data: dict):
     """The ΔE histograms (:func:`jeat_core.paper_items.fig3_histograms`): per-example Δ_x E(x, y), Δ_θ E(x, y)
-    and Δ_θ E(x) of single updates, one outline per point of training, each panel's share of the sign
-    Fig. 3's claim is about in the legend (Δ_x E(x, y) > 0, Δ_θ E(x, y) < 0, Δ_θ E(x) > 0)."""
+    and Δ_θ E(x) of single updates, one outline per point of training, each scaled by its largest |value|
+    (the factor in the legend); in each panel the share of images with the sign Fig. 3's claim is about."""
+    from matplotlib.lines import Line2D
+
     panels = [("dxE_joint", r"(a) $\Delta_x E(x, y)$: the attack", ">"),
               ("dthetaE_joint", r"(b) $\Delta_\theta E(x, y)$: the update", "<"),
               ("dthetaE_marginal", r"(c) $\Delta_\theta E(x)$: the update", ">")]
-    fig, axes = subplots(1, 3, figsize=(11, 3.4))
+    fig, axes = subplots(1, 3, figsize=(11, 3.6))
     colours = ["#9ecae1", "#3182bd", "#d62728"]
+    points = list(data["points"].items())
     for ax, (key, what, sign) in zip(axes, panels):
-        for (label, values), colour in zip(data["points"].items(), colours):
+        lines = []
+        for (_, values), colour in zip(points, colours):
             v = np.asarray(values[key], dtype=float)
-            share = np.mean(v > 0) if sign == ">" else np.mean(v < 0)
             scale = np.abs(v).max() or 1.0
-            ax.hist(v / scale, bins=30, histtype="step", lw=1.3, color=colour,
-                    label=f"{label} (×{scale:.1e}): {share:.0%} {sign} 0")
+            ax.hist(v / scale, bins=30, range=(-1, 1), histtype="step", lw=1.3, color=colour)
+            share = np.mean(v > 0) if sign == ">" else np.mean(v < 0)
+            lines.append((f"{share:.0%} {sign} 0 (×{scale:.1e})", colour))
+        for k, (text, colour) in enumerate(lines):
+            ax.text(0.02, 0.97 - 0.08 * k, text, transform=ax.transAxes, color=colour, fontsize=7.5, va="top")
         ax.axvline(0, color="k", lw=0.6)
         ax.set_title(what)
-        ax.set_xlabel("change / its largest |value| at that point")
-        ax.legend(fontsize=6.5, frameon=False, loc="upper left")
+        ax.set_xlabel("change / its largest |value|")
     axes[0].set_ylabel(f"images (of {data['batch']})")
-    fig.suptitle(f"{data['method'].upper()}: per-example energy changes of single updates (Fig. 3 shows their means)")
-    fig.tight_layout()
+    fig.legend(handles=[Line2D([], [], color=c, lw=1.3, label=label) for (label, _), c in zip(points, colours)],
+               loc="lower center", ncol=len(points), frameon=False, fontsize=8)
+    fig.suptitle(f"{data['method'].upper()}: per-example energy changes of single updates (Fig. 3 plots their means)")
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     return fig
 
 

@@ -198,7 +198,7 @@ def fig3_histograms(train, trained=None, *, method: str = FIG3_MODEL, sizes: Fig
         x, y = batches.get(s, cfg, state.generator)
         if s in (0, steps - 1):
             got = _one_update(state, cfg, x, y)
-            points[f"fresh run, update {s + 1} of {steps}"] = {k: got[k].numpy() for k in keep}
+            points[f"fresh run, update {s + 1}"] = {k: got[k].numpy() for k in keep}
         else:
             train_step(state, x, y, cfg)
         state.step += 1
@@ -209,7 +209,7 @@ def fig3_histograms(train, trained=None, *, method: str = FIG3_MODEL, sizes: Fig
             g["lr"] = cfg.optim.lr
         x, y = batches.get(steps, cfg, probe.generator)
         got = _one_update(probe, cfg, x, y)
-        points["trained model, one update at the peak learning rate"] = {k: got[k].numpy() for k in keep}
+        points["trained model, one update (probe)"] = {k: got[k].numpy() for k in keep}
     return {"points": points, "method": method, "batch": len(next(iter(points.values()))["dxE_joint"])}
 
 

@@ -275,7 +275,7 @@ def test_delta_energy_histograms_measure_single_updates(toy):
     sizes = FigureSizes(hist_steps=2)
     at = fig3_histograms(toy, None, method="at", sizes=sizes)
     std = fig3_histograms(toy, None, method="standard", sizes=sizes)
-    assert list(at["points"]) == ["fresh run, update 1 of 2", "fresh run, update 2 of 2"]
+    assert list(at["points"]) == ["fresh run, update 1", "fresh run, update 2"]
     for d in (at, std):
         for values in d["points"].values():
             assert {len(v) for v in values.values()} == {d["batch"]}
