@@ -28,7 +28,10 @@
 # %% tags=["parameters"]
 import os
 
+from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES
+
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
+SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES
 LIVE_STEPS = 4 if SMOKE else 30  # about 2.5 s per step on 2 CPU cores
 FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `make figures` writes figures/
 
@@ -86,9 +89,8 @@ Table([{"run": run, "quantity": key.removesuffix("_mean"), "mean over logged ste
 from jeat_core.checkpoints import load_model
 from jeat_core.data import load_split
 from jeat_core.figures import plot_delta_energy_hist
-from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES, fig3_histograms
+from jeat_core.paper_items import fig3_histograms
 
-SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES
 hist = fig3_histograms(load_split("train"), load_model("cifar10-cpu/at")[0], sizes=SIZES)
 fig_hist = plot_delta_energy_hist(hist)
 fig_hist
