@@ -35,9 +35,9 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # %% tags=["figure"]
 import numpy as np
 
-from jeat_core.figures import Table, plot_delta_energy, save_figure
-from jeat_core.paper_items import fig3_data
-from jeat_core.prose import say
+from jeat_core.explore.figures import Table, plot_delta_energy, save_figure
+from jeat_core.paper.paper_items import fig3_data
+from jeat_core.paper.prose import say
 
 fig3 = fig3_data()  # the producer `jeat figures` calls too: the energy logs of the shipped AT runs (seeds)
 fig = plot_delta_energy(fig3["runs"], title=fig3["title"], control=fig3["control"])  # the shipped run first
@@ -84,7 +84,7 @@ Table([{"run": run, "quantity": key.removesuffix("_mean"), "mean over logged ste
 import torch
 import torch.nn.functional as F
 
-from jeat_core.energy import joint_energy, marginal_energy
+from jeat_core.core.energy import joint_energy, marginal_energy
 
 f = torch.randn(4, 10, generator=torch.Generator().manual_seed(0)) * 3  # logits of 4 images
 labels = torch.tensor([0, 3, 5, 9])
@@ -110,8 +110,8 @@ print("∂CE/∂f summed over the 10 classes, per image:", [f"{v:+.1e}" for v in
 # %% tags=["figure"]
 from IPython.display import display
 
-from jeat_core.data import load_split
-from jeat_core.live_training import LiveTraining
+from jeat_core.core.data import load_split
+from jeat_core.explore.live_training import LiveTraining
 
 live = LiveTraining(load_split("train"), load_split("test"), steps=LIVE_STEPS)
 handle = display(live, display_id=True)
@@ -144,6 +144,6 @@ print(*save_figure(fig, FIGURES, "fig3_delta_energy"), sep="\n")
 # The table is rendered from `figures/audit.json`, so it changes when the audit does.
 
 # %%
-from jeat_core.verdicts import verdict_table
+from jeat_core.paper.verdicts import verdict_table
 
 verdict_table("03")

@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from jeat_core.energy import cross_entropy, energy_from_logits, energy_of, joint_energy, marginal_energy
+from jeat_core.core.energy import cross_entropy, energy_from_logits, energy_of, joint_energy, marginal_energy
 
 
 def test_identities_match_torch():

@@ -1,9 +1,9 @@
-"""Known answers for the ruler-independent generation metrics (jeat_core.gen_eval)."""
+"""Known answers for the ruler-independent generation metrics (jeat_core.measure.gen_eval)."""
 
 import pytest
 import torch
 
-from jeat_core.gen_eval import (
+from jeat_core.measure.gen_eval import (
     LEAN_AGAINST,
     LEAN_TOWARD,
     Comparison,
@@ -19,7 +19,7 @@ from jeat_core.gen_eval import (
     part_verdict,
     prdc,
 )
-from jeat_core.stats import ONE_RUN
+from jeat_core.measure.stats import ONE_RUN
 
 
 def gauss(n, d=8, shift=0.0, seed=0):
