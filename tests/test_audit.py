@@ -185,16 +185,15 @@ def test_fig3_pools_the_runs_but_one_contradicting_run_decides(monkeypatch):
     from pathlib import Path
     from types import SimpleNamespace
 
-    from jeat_core.core import checkpoints
-    from jeat_core.paper import audit, experiments
+    from jeat_core.paper import audit
 
     def log(n, lowered):  # Δ_x E > 0 always; the update lowers E(x, y) at the first `lowered` steps; E(x) alternates
         return [{"step": 10 * (i + 1), "dxE_joint_mean": 1.0, "dthetaE_joint_mean": -1.0 if i < lowered else 1.0,
                  "dthetaE_marginal_mean": (-1.0) ** i} for i in range(n)]
 
     logs = {"at": log(1000, 990), "at-s1": log(1000, 985)}
-    monkeypatch.setattr(checkpoints, "resolve", lambda name: Path(name))
-    monkeypatch.setattr(experiments, "read_energy_log", lambda path: logs[path.parent.name])
+    monkeypatch.setattr(audit, "resolve", lambda name: Path(name))  # the names _fig3 calls
+    monkeypatch.setattr(audit, "read_energy_log", lambda path: logs[path.parent.name])
     ctx = SimpleNamespace(preset="p", training_runs=lambda method: list(logs))
     r = audit._fig3(ctx, None, ("at",))
     assert r["verdict"] == "reproduced" and r["training_seeds"] == 2 and r["n"] == 2000

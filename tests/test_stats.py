@@ -9,7 +9,7 @@ import torch
 from scipy import stats as st
 
 from jeat_core.measure import stats
-from jeat_core.measure.metrics import resampled_run_means
+from jeat_core.measure.stats import resampled_run_means
 
 # (sd_run, sd_image) per side, in primary-KID units: the measured JEAT (run SD ≈ 0.002) and AT
 # (≈ 0.023) runs with a per-run image SE ≈ 0.007, and ratios run/image from 0.1 to 10 on both sides

@@ -147,13 +147,13 @@ def test_landscape_explorer(setup, key, value):
 def test_landscape_explorer_label_and_colour_reuse_the_slice(setup, monkeypatch):
     """The label and the colour change what is shown without a new forward pass (the slice's logits are
     kept); a new image needs one pass per grid point; the surface follows the colour and the check box."""
-    from jeat_core.core import landscape
+    from jeat_core.explore import widgets
     from jeat_core.explore.widgets import landscape_explorer
 
     models, x, y, _, _ = setup
     calls = []
-    real = landscape.logit_grid
-    monkeypatch.setattr(landscape, "logit_grid", lambda *a, **k: calls.append(k["resolution"]) or real(*a, **k))
+    real = widgets.logit_grid
+    monkeypatch.setattr(widgets, "logit_grid", lambda *a, **k: calls.append(k["resolution"]) or real(*a, **k))
     e = landscape_explorer(models, x, y, resolution=9)
     assert calls == [9, 9]  # built: image 0 of each model
     e.controls["label"].value = 5

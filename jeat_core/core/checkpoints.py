@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load, save
 from torch import nn
 
 from jeat_core.core.models import build_model, check_arch
@@ -132,8 +134,6 @@ def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def _weights_bytes(model: nn.Module, metadata: dict[str, str] | None) -> tuple[bytes, str]:
     """safetensors bytes of ``model`` and the dtype of its floating tensors (e.g. ``"float32"``)."""
-    from safetensors.torch import save
-
     state = _cpu_state(model)
     floats = sorted({str(v.dtype).removeprefix("torch.") for v in state.values() if v.is_floating_point()})
     return save(state, metadata=metadata), ",".join(floats)
@@ -214,7 +214,7 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         try:
-            import fcntl
+            import fcntl  # Unix only
         except ImportError:  # no flock (Windows): no locking
             return self
         if self.folder.exists() and not self.folder.is_dir():
@@ -330,9 +330,6 @@ def _safetensors_metadata(raw: bytes) -> dict:
 def load_weights(path: Path, expected: dict | None = None) -> dict[str, torch.Tensor]:
     """Read a safetensors file; with ``expected`` (a manifest's ``"weights"``) verify its sha256,
     step and dtype. Always rejects non-finite values."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load
-
     try:
         raw = Path(path).read_bytes()
     except OSError as e:

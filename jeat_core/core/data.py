@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -84,8 +85,6 @@ class DataError(ValueError):
 
 
 def _load_npz(path: Path, with_hash: bool) -> Split:
-    import zipfile
-
     try:
         with np.load(path, allow_pickle=False) as d:
             if not hasattr(d, "files"):
@@ -160,7 +159,7 @@ def load_split(split: str = "train", *, dataset: str = "cifar10", data_root=None
         if cand.is_file():
             return validate_split(_load_npz(cand, with_hash), dataset, str(cand))
     try:
-        import torchvision
+        import torchvision  # heavy, only to read a data set through torchvision
 
         cls = torchvision.datasets.CIFAR10 if dataset == "cifar10" else torchvision.datasets.CIFAR100
         ds = cls(str(root), train=split == "train", download=download)

@@ -279,3 +279,13 @@ def check_arch(name: str, kwargs: dict) -> int:
     if n > MAX_PARAMS:
         raise ValueError(f"{name} with {kwargs} would have {n:,} parameters (limit {MAX_PARAMS:,})")
     return n
+
+
+# ----------------------------------------------------------------------------- accuracy
+@torch.no_grad()
+def accuracy(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, *, batch_size: int = 500) -> float:
+    """Top-1 accuracy of ``model`` on ``(x, y)``, evaluated in batches."""
+    correct = 0
+    for i in range(0, len(x), batch_size):
+        correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size].to(x.device)).sum())
+    return correct / max(len(x), 1)

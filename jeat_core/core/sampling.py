@@ -118,7 +118,7 @@ def langevin(
     chain = [x0.detach().clone(memory_format=torch.contiguous_format)] if record_every else None
     steps = range(n_steps)
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # progress bars: loaded only when asked for
 
         steps = tqdm(steps, desc="langevin", leave=False)
     for t in steps:

@@ -26,14 +26,19 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import importlib.util
+import json
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 from torch import Tensor, nn
 
+from jeat_core.core.checkpoints import load_model
+from jeat_core.core.data import load_split
 from jeat_core.core.models import CIFAR10_MEAN, CIFAR10_STD, Normalize
 
 N_CLASSES = 10
@@ -118,9 +123,6 @@ def _torch_file(path: Path) -> object:
 
 
 def _safetensors_file(path: Path) -> dict:
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError) as e:
@@ -234,8 +236,6 @@ def model_hash(model: nn.Module) -> str:
 
 
 def _probe_images(data_root=None) -> Tensor:
-    from jeat_core.core.data import load_split
-
     return load_split("test", data_root=data_root).tensors(2)[0]
 
 
@@ -252,7 +252,6 @@ def load(*, model_def: str | None = None, model: str | None = None, weights: str
     norm = parse_normalize(normalize) if isinstance(normalize, (str, type(None))) else tuple(normalize)
     manifest: dict = {"method": "user"}
     if model is not None:
-        from jeat_core.core.checkpoints import load_model
 
         if weights is not None:
             raise UserModelError("--weights goes with --model-def; a shipped model or run folder has its own")
@@ -334,8 +333,6 @@ def from_env(environ=None, **kw) -> UserModel | None:
 def samplers_from_report(folder: str | os.PathLike, user: UserModel) -> dict:
     """The samplers a ``jeat lens`` report tuned for ``user`` (``{energy: {"step", "step_size", "n_steps",
     "noise_std"}}``), refused when the report measured other weights."""
-    import json
-
     path = Path(folder).expanduser() / "report.json"
     try:
         rep = json.loads(path.read_text())

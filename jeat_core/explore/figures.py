@@ -8,13 +8,19 @@ turns them into a matplotlib figure. ``save_figure`` writes ``.pdf`` (vector) an
 
 from __future__ import annotations
 
+import io
 import json
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import Tensor
 
+from jeat_core.core.checkpoints import CheckpointError
+from jeat_core.core.landscape import SLICE_QUANTITIES, slice_values
+from jeat_core.paper import experiments as ex
+from jeat_core.paper.claims import claim_effects
 from jeat_core.paper.experiments import (  # noqa: F401  (computed there; re-exported for the notebooks)
     SATURATED_BROKEN,
     chain_diagnostics,
@@ -32,6 +38,7 @@ from jeat_core.paper.paper_items import (  # noqa: F401  (computed there; re-exp
     table2_fisher_rows,
     table3_rows,
 )
+from jeat_core.paper.toy2d import TOY_CLASSES
 
 MODEL_COLOURS = {"standard": "#7f7f7f", "noise-8": "#c7e9c0", "noise-16": "#74c476", "noise-24": "#238b45",
                  "at": "#1f77b4", "prejeat": "#ff7f0e", "jem": "#9467bd", "jeat": "#d62728", "trades": "#8c564b"}
@@ -46,7 +53,7 @@ def _figure_class():
     :func:`save_figure`)."""
     global _FIGURE_CLASS
     if _FIGURE_CLASS is None:
-        from matplotlib.figure import Figure
+        from matplotlib.figure import Figure  # matplotlib: heavy, loaded only to draw
 
         class JeatFigure(Figure):
             def _repr_png_(self) -> bytes:
@@ -68,7 +75,7 @@ def subplots(*args, **kwargs):
     """``Figure`` + axes like ``plt.subplots``, but *not* registered with pyplot: nothing
     accumulates in pyplot's figure list when explorers redraw, and a notebook shows the figure
     once, as a PNG, when it is a cell's value (see :func:`_figure_class`). Style: 9-pt fonts."""
-    import matplotlib as mpl
+    import matplotlib as mpl  # matplotlib: heavy, loaded only to draw
 
     with mpl.rc_context({"font.size": 9, "axes.titlesize": 10}):
         fig = _figure_class()(figsize=kwargs.pop("figsize", None), dpi=110, layout=kwargs.pop("layout", None))
@@ -78,8 +85,6 @@ def subplots(*args, **kwargs):
 
 def figure_png(fig, dpi: int = 100) -> bytes:
     """The figure as PNG bytes (tight bounding box): what notebooks and explorers display."""
-    import io
-
     buf = io.BytesIO()
     # a figure with a layout engine (constrained) already fits its canvas; "tight" would draw it twice
     tight = None if fig.get_layout_engine() is not None else "tight"
@@ -182,8 +187,6 @@ CONTOUR_QUANTITIES = {"dlogp": ("flatness_dlogp", "mean |Δ log p|", "RdBu"),
 
 def contour_values(d: dict, quantity: str = "dlogp") -> np.ndarray:
     """The ``(R, R)`` values a Fig. 2 panel colours (:func:`jeat_core.core.landscape.slice_values`)."""
-    from jeat_core.core.landscape import slice_values
-
     return np.asarray(slice_values(d, quantity), dtype=np.float64)
 
 
@@ -211,9 +214,8 @@ def plot_contours(data: dict, *, title: str = "", quantity: str = "dlogp", fast:
     rows. ``fast``: a fixed layout instead of matplotlib's constrained one (the explorer redraws it at
     every change; the saved Fig. 2 keeps the constrained layout). The title is wrapped to the
     figure's width, so a long one is never cut off."""
-    from matplotlib.colors import Normalize
+    from matplotlib.colors import Normalize  # matplotlib: heavy, loaded only to draw
 
-    from jeat_core.core.landscape import SLICE_QUANTITIES
 
     names = list(data)
     values = {n: contour_values(data[n], quantity) for n in names}  # (an unknown quantity: ValueError)
@@ -228,7 +230,7 @@ def plot_contours(data: dict, *, title: str = "", quantity: str = "dlogp", fast:
     height += 2.6 if shared else 0
     fig, axes = subplots(rows, n, figsize=(width, height), squeeze=False, layout=None if fast else "constrained")
     if fast:  # fixed margins in inches (what constrained layout would find, without its cost)
-        from matplotlib.layout_engine import PlaceHolderLayoutEngine
+        from matplotlib.layout_engine import PlaceHolderLayoutEngine  # matplotlib: heavy, loaded only to draw
 
         fig.subplots_adjust(left=0.62 / width, right=1 - 0.7 / width, bottom=0.5 / height, top=1 - head / height,
                             wspace=0.55)  # right: the colour bar's label
@@ -281,8 +283,6 @@ TITLE_PT = 9  # the point size of a Fig. 2 title (the explorer's, wrapped to the
 def _wrap_to(width_in: float, text: str, fontsize: float) -> str:
     """``text`` with each line wrapped to ``width_in`` inches at ``fontsize`` points (at most
     0.6 em a character, DejaVu Sans' widest common letters; so it is never cut off)."""
-    import textwrap
-
     chars = max(16, int(width_in * 72 / (0.6 * fontsize)))
     return "\n".join(textwrap.fill(line, chars) for line in text.split("\n"))
 
@@ -302,8 +302,8 @@ def plot_delta_energy(runs: dict[str, list[dict]] | list[dict], *, title: str = 
     batch, the others as their means only (small hollow markers, one shape per run) behind it.
     ``control``: the energy log of standard training (ε = 0, no attack), whose Δ_θ E is drawn as a
     grey line over the same steps: the sign an update gives without adversarial training."""
-    from matplotlib.lines import Line2D
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.lines import Line2D  # matplotlib: heavy, loaded only to draw
+    from matplotlib.ticker import MaxNLocator  # matplotlib: heavy, loaded only to draw
 
     (name, log), *rest = (runs if isinstance(runs, dict) else {"": runs}).items()
     others = dict(rest)
@@ -356,7 +356,7 @@ def plot_autoattack_stages(records: dict[str, dict | None], *, pgd20: dict[str, 
         ax.text(0.5, 0.5, f"no AutoAttack record yet for {', '.join(missing)}\n"
                 "(jeat eval --attack autoattack --record)", ha="center", va="center", fontsize=9)
         return fig
-    from matplotlib.ticker import PercentFormatter
+    from matplotlib.ticker import PercentFormatter  # matplotlib: heavy, loaded only to draw
 
     cols = min(4, len(names))
     rows = -(-len(names) // cols)
@@ -523,8 +523,6 @@ def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None
     if unknown:
         raise ValueError(f"unknown figure(s) {', '.join(sorted(unknown))}; "
                          f"choose from claims, {', '.join(PAPER_ITEMS)}")
-    from jeat_core.core.checkpoints import CheckpointError
-    from jeat_core.paper import experiments as ex
 
     sizes = SMOKE_SIZES if smoke else PAPER_SIZES
     ctx = ex.Context(data_root=data_root)
@@ -592,9 +590,8 @@ def plot_toy2d(view: dict):
     class-Gaussian seeds (○ start, ● end) over E(x, y)'s contour lines; (d) Δ_x E and (e) Δ_θ E
     during training (Fig. 3: means over the logged updates of ``view["log"]``, with the share of
     updates that lowered the energy), each on its own scale."""
-    from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D  # matplotlib: heavy, loaded only to draw
 
-    from jeat_core.paper.toy2d import TOY_CLASSES
 
     g, u, label = view["grids"], view["update"], view["label"]
     axis, name = g["axis"], TOY_CLASSES[label]
@@ -670,7 +667,7 @@ def surface_3d(a, b, grid, *, model: str = "", title: str = "", zlabel: str = "E
     named by its model, with full axis titles. ``quantity``: a key of :data:`CONTOUR_QUANTITIES`
     whose colour map and symmetric range the 2-D panel uses (so both views read alike; default:
     Viridis over the grid's range)."""
-    import plotly.graph_objects as go
+    import plotly.graph_objects as go  # plotly: heavy, loaded only for the interactive views
 
     colours = {"colorscale": "Viridis"}
     if quantity is not None:
@@ -691,7 +688,7 @@ def surface_3d(a, b, grid, *, model: str = "", title: str = "", zlabel: str = "E
 def plotly_colorscale(cmap: str, n: int = 11) -> list[list]:
     """Matplotlib's colour map ``cmap`` as a Plotly colour scale (``n`` stops), so a Plotly view and a
     matplotlib panel of the same values share their colours (Plotly's own "RdBu" runs the other way)."""
-    from matplotlib import colormaps
+    from matplotlib import colormaps  # matplotlib: heavy, loaded only to draw
 
     cm = colormaps[cmap]
     return [[t, "rgb({},{},{})".format(*(int(round(255 * c)) for c in cm(t)[:3]))] for t in np.linspace(0, 1, n)]
@@ -711,7 +708,7 @@ def plot_claims(rows: list[dict], *, title: str = ""):
     :func:`jeat_core.paper.verdicts.claim_effects`). The quantities have different units, so each row has its
     own scale: its null (or the centre of its band) at the middle line, the paper's predicted direction
     to the right, the interval scaled to fit; the numbers themselves are printed at the right."""
-    from matplotlib.patches import Patch, Rectangle
+    from matplotlib.patches import Patch, Rectangle  # matplotlib: heavy, loaded only to draw
 
     items: list = []  # a group's heading (str), then its rows
     for source, heading in CLAIM_GROUPS:
@@ -763,8 +760,6 @@ def plot_claims(rows: list[dict], *, title: str = ""):
 def save_claims(audit: str | Path, out_dir: str | Path) -> list[Path]:
     """Draw ``figures/claims.png`` (+ PDF) from an audit report (``jeat audit --out figures/audit.md``
     writes ``audit.json``)."""
-    from jeat_core.paper.claims import claim_effects
-
     report = json.loads(Path(audit).read_text())
     rows = claim_effects(report)
     kind = "smoke run, not a result" if report.get("smoke") else "full run"

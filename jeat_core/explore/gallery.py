@@ -23,6 +23,7 @@ JupyterLab: only the site build calls it.
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import re
 from collections.abc import Callable, Sequence
@@ -169,7 +170,7 @@ def collect(explorer, name: str, values: Sequence) -> list[State]:
 def plotly_html(fig, *, height: int | None = None) -> str:
     """A Plotly figure (a ``Figure`` or its JSON dict) as an HTML ``<div>`` + script that draws it
     with the page's ``Plotly`` (the site loads plotly.js itself: no CDN)."""
-    import plotly.io as pio
+    import plotly.io as pio  # plotly: heavy, loaded only for the interactive views
 
     if isinstance(fig, dict):
         fig = dict(fig)
@@ -190,8 +191,6 @@ class Gallery:
     def html(self) -> str:
         """One tab per state (pure HTML + CSS radio buttons, no script): the reader steps through
         the states as through the explorer's control; every state is in the page."""
-        import hashlib
-
         uid = "jg-" + hashlib.sha256((self.title + "|".join(s.caption for s in self.states)).encode()).hexdigest()[:8]
         tabs, panels = [], []
         first = next((i for i, s in enumerate(self.states) if s.current), 0)
@@ -250,8 +249,8 @@ def last_explorer(namespace: dict):
 def use_site_renderer() -> None:
     """Show Plotly figures as HTML that the site's own plotly.js draws (``make site`` calls this
     in a hidden first cell; JupyterLab keeps its own renderer)."""
-    import plotly.io as pio
-    from plotly.io.base_renderers import MimetypeRenderer
+    import plotly.io as pio  # plotly: heavy, loaded only for the interactive views
+    from plotly.io.base_renderers import MimetypeRenderer  # plotly: heavy, loaded only for the interactive views
 
     class SiteRenderer(MimetypeRenderer):
         def to_mimebundle(self, fig_dict):

@@ -23,9 +23,11 @@ import re
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
+from jeat_core.core.checkpoints import RunLock, atomic_write_bytes
 from jeat_core.core.user_model import UserModel, device_of, evaluating, from_module
 from jeat_core.explore.figures import MODEL_COLOURS, MODEL_LABELS, figure_png, plot_contours, plot_image_rows, subplots
 from jeat_core.explore.lens_stages import (
@@ -67,8 +69,6 @@ def report(model: nn.Module | UserModel, out: str | Path = "lens-report", *, siz
     Returns:
         The report (what ``report.json`` holds).
     """
-    from jeat_core.core.checkpoints import RunLock
-
     user = model if isinstance(model, UserModel) else from_module(model, name=name, normalize=normalize,
                                                                   data_root=data_root)
     st = sizes if isinstance(sizes, LensSizes) else sizes_for(sizes, autoattack=autoattack)
@@ -96,8 +96,6 @@ def report(model: nn.Module | UserModel, out: str | Path = "lens-report", *, siz
 def write(rep: dict, out: Path, lens: Lens) -> None:
     """``report.json``, the figures, ``report.md`` and the self-contained ``report.html`` in ``out``;
     figures of stages this report does not hold are removed (no stale picture of another model)."""
-    from jeat_core.core.checkpoints import atomic_write_bytes
-
     figures = plots(rep, lens)
     for stage, file in FIGURE_FILES.items():
         if stage in figures:
@@ -308,8 +306,6 @@ def colour(name: str) -> str:
 
 def plots(rep: dict, lens: Lens) -> dict[str, bytes]:
     """PNG bytes of each stage's figure, by stage."""
-    import numpy as np
-
     st, out, order = rep["stages"], {}, lens.names
     if "energy" in st:
         fig, axes = subplots(1, 2, figsize=(9, 3.2), layout="constrained")
@@ -342,7 +338,7 @@ def plots(rep: dict, lens: Lens) -> dict[str, bytes]:
 
 def _bars(per: dict, fields: list[tuple[str, str]], title: str) -> bytes:
     """Grouped bars (a colour per model, one shade per field) with their 95% intervals."""
-    from matplotlib.patches import Patch
+    from matplotlib.patches import Patch  # matplotlib: heavy, loaded only to draw
 
     fig, ax = subplots(1, 1, figsize=(1.6 + 1.3 * len(per), 3.0), layout="constrained")
     width = 0.8 / len(fields)

@@ -28,12 +28,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
+from safetensors.torch import load, save
 from torch import Tensor, nn
 
 from jeat_core.core.checkpoints import atomic_write_bytes, find_eval, load_model, write_json
@@ -321,14 +323,10 @@ def fisher_stage(lens: Lens, st: LensSizes, tick) -> dict:
 
 
 def _save_images(path: Path, images: Tensor) -> None:
-    from safetensors.torch import save
-
     atomic_write_bytes(path, save({"images": images.contiguous()}))
 
 
 def load_images(path: Path) -> Tensor:
-    from safetensors.torch import load
-
     return load(path.read_bytes())["images"]
 
 
@@ -455,12 +453,10 @@ STAGES: dict[str, Stage] = {s.name: s for s in (
 def run_stage(lens: Lens, stage: Stage, *, progress: bool = False) -> dict:
     """One stage, from the cache when its key matches, else measured (with a tqdm bar when ``progress``).
     Returns ``{"result", "key", "seconds", "cached"}``; ``seconds`` is the time it took when measured."""
-    import sys
-
     key = lens.key(stage.name, stage.settings(lens.sizes))
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # progress bars: loaded only when asked for
 
         bar = tqdm(total=stage.units(lens), desc=f"[lens] {stage.name}", unit="step", file=sys.stderr)
 

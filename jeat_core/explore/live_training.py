@@ -6,6 +6,13 @@ redraws Fig. 3 (Δ_x E / Δ_θ E, :func:`jeat_core.explore.figures.plot_delta_en
 
 from __future__ import annotations
 
+import base64
+from dataclasses import replace
+
+from jeat_core.explore.figures import figure_png, plot_delta_energy
+from jeat_core.train import methods as registry  # registry.METHODS read at call time
+from jeat_core.train.training import fit, make_config
+
 
 class LiveTraining:
     """A short live training run (notebook 3): method, steps and ε controls, a *Run* button, a
@@ -17,14 +24,14 @@ class LiveTraining:
     PNG for viewers without widgets."""
 
     def __init__(self, train_data, test_data, *, steps: int = 30, eps255: float = 8.0, method: str = "at"):
-        import ipywidgets as w
+        import ipywidgets as w  # the notebook stack: only inside a notebook
 
         self.train_data, self.test_data = train_data, test_data
         self.steps = w.IntSlider(steps, 2, 200, description="steps")
         self.eps = w.FloatSlider(eps255, min=0.0, max=16.0, step=1.0, description="ε × 255")
-        from jeat_core.train.methods import METHODS
 
-        attack_only = [n for n, m in METHODS.items() if m.uses_attack and not m.uses_sgld]  # fast enough to watch
+        # fast enough to watch
+        attack_only = [n for n, m in registry.METHODS.items() if m.uses_attack and not m.uses_sgld]
         self.method = w.Dropdown(options=attack_only, value=method, description="method")
         self.button = w.Button(description="Run")
         self.progress = w.IntProgress(0, 0, steps, description="")
@@ -37,20 +44,12 @@ class LiveTraining:
                               w.HBox([self.progress, self.label]), self.out])
 
     def _show(self, title: str) -> None:
-        import base64
-
-        from jeat_core.explore.figures import figure_png, plot_delta_energy
-
         self.png = figure_png(plot_delta_energy(self.log, title=title))
         self.out.outputs = ({"output_type": "display_data", "metadata": {},
                              "data": {"image/png": base64.b64encode(self.png).decode("ascii"),
                                       "text/plain": f"[figure: {title}]"}},)
 
     def run(self) -> list[dict]:
-        from dataclasses import replace
-
-        from jeat_core.train.training import fit, make_config
-
         n, method, eps = self.steps.value, self.method.value, self.eps.value
         cfg = make_config(method, "cpu", max_steps=n, log_every=1, checkpoint_every=0, eval_n=0)
         cfg = replace(cfg, attack=replace(cfg.attack, eps=eps / 255), optim=replace(cfg.optim, batch_size=64))
@@ -75,8 +74,6 @@ class LiveTraining:
         return self.log
 
     def _repr_mimebundle_(self, **kwargs):
-        import base64
-
         bundle = self.widget._repr_mimebundle_(**kwargs) or {}
         data = dict(bundle[0] if isinstance(bundle, tuple) else bundle)
         if self.png:

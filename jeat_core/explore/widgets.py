@@ -9,13 +9,35 @@ result, so tests (and curious readers) can inspect what the figure shows.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
+import json
+import math
+import time
 from collections.abc import Callable
 
 import torch
 
+from jeat_core.core.attacks import pgd
 from jeat_core.core.data import CIFAR10_CLASSES
+from jeat_core.core.energy import joint_energy, marginal_energy
+from jeat_core.core.landscape import SLICE_QUANTITIES, logit_grid, random_directions, slice_values, slice_view
+from jeat_core.core.sampling import GenerationConfig, generate, sampler_for, uniform_init
+from jeat_core.explore.figures import (
+    MODEL_COLOURS,
+    MODEL_LABELS,
+    figure_png,
+    image_grid,
+    plot_contours,
+    plot_toy2d,
+    subplots,
+    surface_3d,
+)
+from jeat_core.measure.metrics import TrainIndex, nearest_by_ssim
+from jeat_core.measure.metrics import robust_accuracy as evaluate
+from jeat_core.paper.experiments import chain_diagnostics, describe, fisher_rows, independent_judge
+from jeat_core.paper.toy2d import EPS_CHOICES, ETA_CHOICES, SIGMA_CHOICES, TOY_CLASSES, TOY_METHODS
 
 
 @contextlib.contextmanager
@@ -43,7 +65,7 @@ def _kernel_loop():
     i.e. a control moved in the browser; ``None`` otherwise: a script, the tests, or a cell's code
     setting a control (the static site's galleries), which must see the extra bundle at once."""
     try:
-        from IPython import get_ipython
+        from IPython import get_ipython  # the notebook stack: only inside a notebook
     except ImportError:
         return None
     kernel = getattr(get_ipython(), "kernel", None)
@@ -81,7 +103,7 @@ class Explorer:
     def __init__(self, controls: dict, compute: Callable[..., dict], draw: Callable[[dict], object], *,
                  title: str = "", note: Callable[[dict], str] | None = None,
                  extra: Callable[[dict], dict] | None = None, links: dict | None = None, threads: int | None = 1):
-        import ipywidgets as w
+        import ipywidgets as w  # the notebook stack: only inside a notebook
 
         self.controls, self.compute, self.draw, self.title = controls, compute, draw, title
         self.note_fn, self.extra_fn, self.links, self.threads = note, extra, links or {}, threads
@@ -139,11 +161,6 @@ class Explorer:
         nbclient handle poorly). A ``ValueError`` from ``compute`` is shown as a message and the
         previous figure stays. The ``extra`` bundle follows the figure (``defer_extra``: from the
         kernel's event loop, :meth:`_show_extra`)."""
-        import base64
-        import time
-
-        from jeat_core.explore.figures import figure_png
-
         self.status.value = "<i>computing…</i>"
         self._updates += 1
         t0 = time.perf_counter()
@@ -172,8 +189,6 @@ class Explorer:
         """Compute and show ``extra(result)`` (``None`` clears it): now, or with ``defer`` inside a
         running kernel :data:`EXTRA_DELAY_S` later from its event loop, once the figure's message
         is out (dropped if the controls changed again in between)."""
-        import time
-
         update = self._updates
 
         def show():
@@ -195,8 +210,6 @@ class Explorer:
     def _repr_mimebundle_(self, **kwargs):
         """The live widget, plus the current figure as a PNG for viewers without widgets
         (a saved notebook on GitHub, nbconvert, a headless run)."""
-        import base64
-
         bundle = self.widget._repr_mimebundle_(**kwargs) or {}
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         data = dict(data)
@@ -207,7 +220,7 @@ class Explorer:
 
 
 def label_dropdown(value: int = 8, description: str = "label"):
-    import ipywidgets as w
+    import ipywidgets as w  # the notebook stack: only inside a notebook
 
     return w.Dropdown(options=[(n, i) for i, n in enumerate(CIFAR10_CLASSES)], value=value, description=description)
 
@@ -219,10 +232,8 @@ def toy_explorer(lab, *, method: str = "jeat", eps: float = 0.05, sigma: float =
     task: ``lab`` (a :class:`jeat_core.paper.toy2d.ToyLab`) trains and measures,
     :func:`jeat_core.explore.figures.plot_toy2d` draws. A (method, ε, σ) not trained yet trains once
     (seconds; :meth:`ToyLab.warm` trains them ahead); the class, η and steps reuse the model."""
-    import ipywidgets as w
+    import ipywidgets as w  # the notebook stack: only inside a notebook
 
-    from jeat_core.explore.figures import plot_toy2d
-    from jeat_core.paper.toy2d import EPS_CHOICES, ETA_CHOICES, SIGMA_CHOICES, TOY_CLASSES, TOY_METHODS
 
     wide = {"description_width": "initial"}  # the labels in full ("Langevin steps" is cut at the default width)
 
@@ -242,10 +253,8 @@ def toy_explorer(lab, *, method: str = "jeat", eps: float = 0.05, sigma: float =
 # ----------------------------------------------------------------------------- notebook 01
 def attack_explorer(model, x, y, *, eps: float = 8 / 255, n_steps: int = 20) -> Explorer:
     """Image picker + ε: CE attack (Eq. 14) vs energy attack (Eq. 18) on one image."""
-    import ipywidgets as w
+    import ipywidgets as w  # the notebook stack: only inside a notebook
 
-    from jeat_core.core.attacks import pgd
-    from jeat_core.core.energy import joint_energy, marginal_energy
 
     @functools.lru_cache(maxsize=64)
     def attacked(i: int, eps255: float):
@@ -268,8 +277,6 @@ def attack_explorer(model, x, y, *, eps: float = 8 / 255, n_steps: int = 20) -> 
         return out
 
     def draw(r: dict):
-        from jeat_core.explore.figures import subplots
-
         fig, axes = subplots(1, 4, figsize=(10, 2.6), gridspec_kw={"width_ratios": [1, 1, 1, 1.6]})
         names = {"x": "clean", "ce": "CE attack (Eq. 14)", "energy": "energy attack (Eq. 18)"}
         for ax, row in zip(axes[:3], r["rows"]):
@@ -303,8 +310,6 @@ ETA_LADDER = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0)  # Langevin st
 def _tuned_langevin(manifest: dict | None, energy: str, max_steps: int | None):
     """The model's tuned sampler for ``energy`` (K capped at ``max_steps``), or ``None`` when it has
     none or its best is the L2 step (the generation explorer runs Langevin; that optimum does not transfer)."""
-    from jeat_core.core.sampling import sampler_for
-
     cfg = sampler_for(manifest, energy, max_steps=max_steps)
     return cfg if _tuned(manifest, energy) and cfg.step == "langevin" else None
 
@@ -313,9 +318,8 @@ def _generation_controls(models: dict, manifests: dict, cfg, label: int, model_d
                          model: str) -> dict:
     """The generation explorer's controls, starting at the sampler ``cfg``; η on a log ladder that
     holds every model's tuned value exactly (a log slider would round 3 to 3.16)."""
-    import ipywidgets as w
+    import ipywidgets as w  # the notebook stack: only inside a notebook
 
-    from jeat_core.core.sampling import sampler_for
 
     etas = set(ETA_LADDER) | {float(cfg.step_size)}
     for name in models:
@@ -348,8 +352,6 @@ def _generation_summary(r: dict) -> list[str]:
 
 def _draw_generation(r: dict, n_images: int):
     """Seeds above, generated images below, the sampler in the title and the summary underneath."""
-    from jeat_core.explore.figures import image_grid, subplots
-
     fig, axes = subplots(2, 1, figsize=(max(n_images * 0.8, 5.5), 3.2))
     axes[0].imshow(image_grid(r["x0"], n_images))
     axes[0].set_title("seeds", fontsize=8, loc="left")
@@ -398,9 +400,6 @@ def generation_explorer(models: dict, class_gaussian, *, manifests: dict | None 
     (the independent evaluator when shipped). Models whose manifest says ``method: evaluator``
     are never offered as generators.
     """
-    from jeat_core.core.sampling import GenerationConfig, generate, sampler_for, uniform_init
-    from jeat_core.paper.experiments import chain_diagnostics, independent_judge
-
     manifests = manifests or {}
     zoo_names = {k: (zoo_names or {}).get(k, k) for k in models}
     models = {k: m for k, m in models.items()
@@ -478,10 +477,8 @@ def landscape_explorer(models: dict, x, y, *, radius: float = 2.0, resolution: i
     (13² ≈ 0.2-0.3 s on one core); its logits are kept (:func:`jeat_core.core.landscape.logit_grid`, the
     last 64 slices), so the label, the colour and a slice seen before cost only the drawing
     (≈ 0.1 s). The slider stops at 41. The Plotly surface follows the figure (see :class:`Explorer`)."""
-    import ipywidgets as w
+    import ipywidgets as w  # the notebook stack: only inside a notebook
 
-    from jeat_core.core.landscape import SLICE_QUANTITIES, logit_grid, random_directions, slice_values, slice_view
-    from jeat_core.explore.figures import MODEL_LABELS, plot_contours, surface_3d
 
     if quantity not in SLICE_QUANTITIES:
         raise ValueError(f"unknown quantity {quantity!r}; choose one of {', '.join(SLICE_QUANTITIES)}")
@@ -519,8 +516,6 @@ def landscape_explorer(models: dict, x, y, *, radius: float = 2.0, resolution: i
                 f"{' (the image is the slice minimum)' if s['center_is_min'] else ''}</span>")
 
     def extra(r: dict) -> dict | None:
-        import json
-
         if not r["surface"]:
             return None
         d = r["data"][r["model"]]
@@ -553,10 +548,8 @@ def landscape_explorer(models: dict, x, y, *, radius: float = 2.0, resolution: i
 # ----------------------------------------------------------------------------- notebook 07
 def fisher_explorer(models: dict, x, y, *, n_probes: int = 2, n_images: int = 8, max_images: int = 64) -> Explorer:
     """Number of Hutchinson probes and of test images for Tab. 2 (JFS, Eq. 23; MFS, Eq. 24)."""
-    import ipywidgets as w
+    import ipywidgets as w  # the notebook stack: only inside a notebook
 
-    from jeat_core.explore.figures import MODEL_COLOURS, MODEL_LABELS
-    from jeat_core.paper.experiments import fisher_rows
 
     @functools.lru_cache(maxsize=32)
     def rows(n_probes: int, n_images: int):  # Tab. 2's rows (as figures.table2_fisher_rows labels them)
@@ -567,8 +560,6 @@ def fisher_explorer(models: dict, x, y, *, n_probes: int = 2, n_images: int = 8,
         return {"rows": rows(n_probes, n_images), "n_probes": n_probes, "n_images": n_images}
 
     def draw(r: dict):
-        from jeat_core.explore.figures import subplots
-
         names = list(models)
         labels = [MODEL_LABELS.get(n, n) for n in names]
         colours = [MODEL_COLOURS.get(n, "#555555") for n in names]
@@ -598,8 +589,6 @@ def fisher_explorer(models: dict, x, y, *, n_probes: int = 2, n_images: int = 8,
 def symlog_ticks(values, linthresh: float, most: int = 7) -> list[float]:
     """Ticks for a symlog axis over ``values``: 0 and signed decades from ``linthresh`` up, every
     second (third, ...) decade when more than ``most`` ticks would crowd the axis."""
-    import math
-
     def decades(top: float) -> list[int]:
         return list(range(round(math.log10(linthresh)), math.floor(math.log10(top)) + 1)) if top > linthresh else []
 
@@ -613,10 +602,8 @@ def symlog_ticks(values, linthresh: float, most: int = 7) -> list[float]:
 
 def robustness_explorer(models: dict, x, y, *, eps255: float = 8.0, steps: int = 10) -> Explorer:
     """ε and number of PGD steps (L-inf, step ε/4, random start) for Tab. 3 on ``len(x)`` images."""
-    import ipywidgets as w
+    import ipywidgets as w  # the notebook stack: only inside a notebook
 
-    from jeat_core.explore.figures import MODEL_COLOURS, MODEL_LABELS
-    from jeat_core.measure.metrics import robust_accuracy as evaluate
 
     @functools.lru_cache(maxsize=64)
     def result(name: str, eps255: float, steps: int):
@@ -628,8 +615,6 @@ def robustness_explorer(models: dict, x, y, *, eps255: float = 8.0, steps: int =
         return {"eps255": eps255, "steps": steps, "rows": {n: result(n, eps255, steps) for n in models}}
 
     def draw(r: dict):
-        from jeat_core.explore.figures import subplots
-
         names = list(r["rows"])
         fig, ax = subplots(figsize=(1.3 * len(names) + 2, 3.2))
         xs = range(len(names))
@@ -671,11 +656,8 @@ def memorisation_explorer(models: dict, class_gaussian, train_x, *, manifests: d
     The search covers every image of ``train_x`` (``(N, H, W, C)`` uint8 or a prepared
     :class:`jeat_core.measure.metrics.TrainIndex`; an L2 prefilter picks 256 candidates per query among
     all of them, then SSIM ranks those; see :func:`jeat_core.measure.metrics.nearest_by_ssim`)."""
-    import ipywidgets as w
+    import ipywidgets as w  # the notebook stack: only inside a notebook
 
-    from jeat_core.core.sampling import generate, sampler_for
-    from jeat_core.measure.metrics import TrainIndex, nearest_by_ssim
-    from jeat_core.paper.experiments import chain_diagnostics, describe
 
     index = train_x if isinstance(train_x, TrainIndex) else TrainIndex(train_x)
 
@@ -694,7 +676,6 @@ def memorisation_explorer(models: dict, class_gaussian, train_x, *, manifests: d
         return {"model": model, "label": label, "seed": seed, **result(model, label, seed)}
 
     def draw(r: dict):
-        from jeat_core.explore.figures import subplots
 
         # the generated image set apart from its neighbours (a wider slot, so a wider gap, and a red frame)
         fig, axes = subplots(1, k + 1, figsize=(1.3 * (k + 1) + 0.3, 2.1),

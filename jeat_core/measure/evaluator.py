@@ -36,8 +36,12 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from jeat_core import __version__
 from jeat_core.core import rng
+from jeat_core.core.checkpoints import MANIFEST, STATE, WEIGHTS, load_state, save_state, save_weights, write_json
+from jeat_core.core.data import augment, load_split, to_float
 from jeat_core.core.models import build_model
+from jeat_core.train.runs import git_commit
 
 EVALUATOR = "cifar10-cpu/evaluator"
 EVALUATOR_B = "cifar10-cpu/evaluator-b"  # the second, independent evaluator (another family and seed)
@@ -80,11 +84,6 @@ def _accuracy(model: nn.Module, x: Tensor, y: Tensor, bs: int = 1000) -> float:
 def train_evaluator(cfg: EvaluatorConfig, out: str | Path, *, data_root=None, progress: bool = True) -> dict:
     """Train the evaluator on all 50,000 CIFAR-10 training images; write a loadable checkpoint to
     ``out`` (``model.safetensors`` + ``manifest.json``; ``state.pt`` after each epoch to resume)."""
-    from jeat_core import __version__
-    from jeat_core.core.checkpoints import MANIFEST, STATE, WEIGHTS, load_state, save_state, save_weights, write_json
-    from jeat_core.core.data import augment, load_split, to_float
-    from jeat_core.train.runs import git_commit
-
     out = Path(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -114,7 +113,7 @@ def train_evaluator(cfg: EvaluatorConfig, out: str | Path, *, data_root=None, pr
         perm = rng.randperm(len(train), generator=g, device="cpu")
         it = range(per_epoch)
         if progress:
-            from tqdm.auto import tqdm
+            from tqdm.auto import tqdm  # progress bars: loaded only when asked for
 
             it = tqdm(it, desc=f"evaluator epoch {epoch + 1}/{cfg.epochs}", file=sys.stderr)
         for i in it:

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from jeat_core.measure import stats
-from jeat_core.measure.metrics import frechet_distance, polynomial_kernel, resampled_run_means
+from jeat_core.measure.metrics import frechet_distance, kid, polynomial_kernel, resampled_run_means
 from jeat_core.measure.metrics import resample_counts as _counts
 from jeat_core.measure.metrics import within_mean as _within
 
@@ -52,8 +52,6 @@ class Standardizer:
 
 def kid_point(fx: Tensor, fy: Tensor) -> float:
     """Unbiased KID (cubic kernel) of two feature sets (the same estimator as :func:`metrics.kid`)."""
-    from jeat_core.measure.metrics import kid
-
     return kid(fx, fy)
 
 

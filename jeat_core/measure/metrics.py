@@ -14,15 +14,26 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+import sys
 from typing import NamedTuple
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from jeat_core.core import rng
-from jeat_core.core.energy import EnergyFn
+from jeat_core.core.attacks import fgsm, pgd
+from jeat_core.core.energy import EnergyFn, check_label_range, check_labels
+from jeat_core.core.models import accuracy  # noqa: F401  (re-exported: metrics.accuracy, for one release)
+from jeat_core.measure import robustness
+from jeat_core.measure.stats import (  # noqa: F401  (the statistics moved to stats; re-exported for one release)
+    bootstrap_ci,
+    percentile_ci,
+    proportion_difference_ci,
+    resample_counts,
+    resampled_run_means,
+    wilson_interval,
+)
 
 EXACT_MAX_DIM = 64
 
@@ -70,26 +81,6 @@ def fisher_score(
     scores = half_sq - trace
     mean = float(scores.mean())
     return (mean, scores) if per_example else mean
-
-
-@torch.no_grad()
-def accuracy(model: Callable[[Tensor], Tensor], x: Tensor, y: Tensor, *, batch_size: int = 500) -> float:
-    """Top-1 accuracy of ``model`` on ``(x, y)``, evaluated in batches."""
-    correct = 0
-    for i in range(0, len(x), batch_size):
-        correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size].to(x.device)).sum())
-    return correct / max(len(x), 1)
-
-
-def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval for a proportion ``k / n`` (``(0, 1)`` when ``n == 0``)."""
-    if n <= 0:
-        return 0.0, 1.0
-    p = k / n
-    den = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 class AttackSpec(NamedTuple):
@@ -145,13 +136,9 @@ def robust_accuracy(model, x: Tensor, y: Tensor, *, attack: str = "pgd20", eps: 
     :func:`~jeat_core.measure.robustness.autoattack`, whose records add the per-stage robust accuracy, the
     per-example results and the wall time; ``partial`` (a path) makes those two resumable.
     """
-    from jeat_core.core.attacks import fgsm, pgd
-    from jeat_core.core.energy import check_label_range, check_labels
-
     y = check_labels(y, x, name="y")
     objective, n_steps, restarts = parse_attack(attack)
     if objective == "autoattack" or restarts > 1:
-        from jeat_core.measure import robustness
 
         if objective == "autoattack":
             return robustness.autoattack(model, x, y, eps=eps, seed=seed, batch_size=batch_size, progress=progress,
@@ -163,9 +150,8 @@ def robust_accuracy(model, x: Tensor, y: Tensor, *, attack: str = "pgd20", eps: 
     clean = robust = 0
     rng = range(0, len(x), batch_size)
     if progress:
-        import sys
 
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # progress bars: loaded only when asked for
 
         rng = tqdm(rng, desc=f"eval {attack}", unit="batch", file=sys.stderr)
     for i in rng:
@@ -197,8 +183,6 @@ def robust_accuracy(model, x: Tensor, y: Tensor, *, attack: str = "pgd20", eps: 
 def penultimate(model, x: Tensor, batch_size: int = 500) -> tuple[Tensor, Tensor]:
     """``(features (N, D), probabilities (N, K))``: the input of ``model``'s last ``nn.Linear`` and its
     softmax. For the evaluator (:mod:`jeat_core.measure.evaluator`) the features are its pooled representation."""
-    from torch import nn
-
     last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
     feats, probs = [], []
     h = last.register_forward_hook(lambda _m, inp, _out: feats.append(inp[0].detach().flatten(1)))
@@ -252,42 +236,6 @@ def kid(fx: Tensor, fy: Tensor) -> float:
     if len(fx) < 2 or len(fy) < 2:
         raise ValueError("KID needs at least 2 samples per set")
     return float(_kid_from_kernels(polynomial_kernel(fx, fx), polynomial_kernel(fy, fy), polynomial_kernel(fx, fy)))
-
-
-def percentile_ci(samples, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of bootstrap samples."""
-    t = torch.as_tensor(samples, dtype=torch.float64)
-    lo, hi = torch.quantile(t, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
-    return float(lo), float(hi)
-
-
-def bootstrap_ci(values: Tensor, stat: Callable[[Tensor], float] = lambda v: float(v.mean()), *,
-                 n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
-    """Percentile bootstrap interval of ``stat`` over the rows of ``values``."""
-    g = torch.Generator().manual_seed(seed)
-    n = len(values)
-    return percentile_ci([stat(values[rng.randint(0, n, (n,), generator=g)]) for _ in range(n_boot)], level)
-
-
-def resampled_run_means(per_run: Tensor, g: torch.Generator) -> Tensor:
-    """``(runs, b, ...)`` bootstrap replicate values of each training run -> ``(b, ...)`` replicates of
-    the mean over runs, each replicate drawing the runs with replacement (one run: its own replicates);
-    trailing dimensions (several quantities) share a replicate's draw, so they stay paired. The run
-    level of the generation claims' image bootstrap (their run-level intervals are :mod:`jeat_core.measure.stats`')."""
-    s, b = per_run.shape[:2]
-    if s == 1:
-        return per_run[0]
-    pick = rng.randint(0, s, (b, s), generator=g)  # replicate -> its runs
-    return per_run[pick.T, torch.arange(b)].mean(0)
-
-
-def resample_counts(n: int, n_boot: int, g: torch.Generator) -> Tensor:
-    """Multiplicities ``(n_boot, n)`` (float64, each row summing to ``n``) of ``n_boot`` bootstrap
-    resamples of ``n`` rows: a resample as a weight vector, so that kernel means over it are
-    matrix products with the full kernel matrix (shared by :class:`KIDReference` and
-    :mod:`jeat_core.measure.gen_eval`)."""
-    idx = rng.randint(0, n, (n_boot, n), generator=g)
-    return torch.zeros(n_boot, n, dtype=torch.float64).scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
 
 
 def within_mean(k: Tensor, c: Tensor) -> Tensor:
@@ -391,15 +339,6 @@ class KIDReference:
         diffs = (xa - 2 * ya) - (xb - 2 * yb)
         return {"diff": (pa_xx - 2 * pa_xy) - (pb_xx - 2 * pb_xy), "ci": percentile_ci(diffs), "n": len(fa),
                 "n_real": len(self.real), "paired": True}
-
-
-def proportion_difference_ci(k1: int, n1: int, k2: int, n2: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% interval of ``k1/n1 − k2/n2`` (Newcombe's hybrid score method from two Wilson intervals)."""
-    p1, p2 = k1 / n1, k2 / n2
-    l1, u1 = wilson_interval(k1, n1, z)
-    l2, u2 = wilson_interval(k2, n2, z)
-    d = p1 - p2
-    return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
 
 
 # ----------------------------------------------------------------------------- Fisher, piecewise-linear

@@ -52,7 +52,7 @@ from jeat_core.core.attacks import check_images, frozen, pgd
 from jeat_core.core.checkpoints import atomic_write_bytes
 from jeat_core.core.energy import check_label_range, check_labels
 from jeat_core.measure import stats
-from jeat_core.measure.metrics import percentile_ci, wilson_interval
+from jeat_core.measure.stats import percentile_ci, wilson_interval
 
 AA_STAGES = ("apgd-ce", "apgd-t", "fab-t", "square")  # the standard version, in RobustBench's order
 PEER = "torchattacks==3.5.1"
@@ -67,7 +67,7 @@ class PeerLibraryMissing(ImportError):
 def require_torchattacks():
     """The ``torchattacks`` module, or :class:`PeerLibraryMissing` naming the command that installs it."""
     try:
-        import torchattacks
+        import torchattacks  # optional peer library (the attacks extra)
     except ImportError as e:
         raise PeerLibraryMissing(f"this needs torchattacks, which is not installed; run {INSTALL_PEER}") from e
     return torchattacks
@@ -163,7 +163,7 @@ def cascade(model, x: Tensor, y: Tensor, stages: dict[str, Callable[[Tensor, Ten
     batches = range(done, len(x), batch_size)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # progress bars: loaded only when asked for
 
         bar = batches = tqdm(batches, desc=desc, unit="batch", file=sys.stderr)
     with frozen(model), _own_rng(x.device):
@@ -272,7 +272,7 @@ def autoattack(model, x: Tensor, y: Tensor, *, eps: float = 8 / 255, steps: int 
     with torch.no_grad():
         n_classes = int(model(x[:1]).shape[-1])
     stages = autoattack_stages(model, eps=eps, n_classes=n_classes, steps=steps, n_queries=n_queries, seed=seed)
-    import torchattacks
+    import torchattacks  # optional peer library (the attacks extra)
 
     settings = {"version": "standard", "norm": "Linf", "steps": steps, "n_queries": n_queries, "seed": seed,
                 "batch_size": batch_size, "library": f"torchattacks {torchattacks.__version__}"}

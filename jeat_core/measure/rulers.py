@@ -12,7 +12,9 @@ evaluator is not shipped is skipped, and the records say so.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import torch
 from torch import Tensor
@@ -30,8 +32,17 @@ from jeat_core.measure.gen_eval import (
     kid_point,
     prdc,
 )
-from jeat_core.measure.metrics import penultimate
-from jeat_core.paper.experiments import Context
+from jeat_core.measure.metrics import frechet_distance, penultimate, wilson_interval
+
+
+class Context(Protocol):
+    """What the rulers need of a context (:class:`jeat_core.paper.experiments.Context` is one): a cache
+    of values by key and the test set. A protocol, so that measuring needs nothing of the paper layer."""
+
+    def cached(self, key: tuple, make: Callable[[], Any]) -> Any: ...
+
+    def test(self) -> tuple[Tensor, Tensor]: ...
+
 
 REFERENCE = (5000, 10000)  # real test images every generated set is scored against
 ROLES = ("primary", "check", "diagnostic")
@@ -136,8 +147,6 @@ def set_metrics(ctx: Context, space: FeatureSpace, images: Tensor, labels: Tenso
     """KID, FID, precision/recall/density/coverage (k = 5) and the kernel argument of one set in
     ``space`` against the reference; given the intended ``labels``, also the space's evaluator's
     accuracy on them (with its Wilson 95% interval)."""
-    from jeat_core.measure.metrics import frechet_distance, wilson_interval
-
     f, real = features(ctx, space, images), reference(ctx, space)
     out = {"space": space.name, "n": len(f), "kid": kid_point(f, real), "fid": frechet_distance(f, real),
            **{k: v for k, v in prdc(real, f).items() if k != "k"}, "kernel_argument": kernel_argument(f)}

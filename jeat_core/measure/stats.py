@@ -28,10 +28,15 @@ controls error *across* claims; Holm's correction (``gen_eval.holm_levels``) act
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 from scipy import stats as _st
+from torch import Tensor
+
+from jeat_core.core import rng
 
 ONE_RUN = "one run per side: not decided over runs"
 METHODS = {"welch": "Welch t on run means", "paired": "paired t on per-run differences",
@@ -134,4 +139,65 @@ def t_scheme(a, b, sd_image, g, level) -> tuple[float, float]:
     return welch(a, b).ci(level)
 
 
-__all__ = ["RunLevel", "welch", "paired", "shared_images_mean", "coverage", "t_scheme", "ONE_RUN", "METHODS"]
+
+# ----------------------------------------------------------------------------- intervals of proportions, bootstrap
+# (moved here from metrics: the statistics in one module; metrics re-exports them for one release)
+def wilson_interval(k: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% Wilson score interval for a proportion ``k / n`` (``(0, 1)`` when ``n == 0``)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = k / n
+    den = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / den
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def percentile_ci(samples, level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of bootstrap samples."""
+    t = torch.as_tensor(samples, dtype=torch.float64)
+    lo, hi = torch.quantile(t, torch.tensor([(1 - level) / 2, (1 + level) / 2], dtype=torch.float64))
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(values: Tensor, stat: Callable[[Tensor], float] = lambda v: float(v.mean()), *,
+                 n_boot: int = 1000, level: float = 0.95, seed: int = 0) -> tuple[float, float]:
+    """Percentile bootstrap interval of ``stat`` over the rows of ``values``."""
+    g = torch.Generator().manual_seed(seed)
+    n = len(values)
+    return percentile_ci([stat(values[rng.randint(0, n, (n,), generator=g)]) for _ in range(n_boot)], level)
+
+
+def resampled_run_means(per_run: Tensor, g: torch.Generator) -> Tensor:
+    """``(runs, b, ...)`` bootstrap replicate values of each training run -> ``(b, ...)`` replicates of
+    the mean over runs, each replicate drawing the runs with replacement (one run: its own replicates);
+    trailing dimensions (several quantities) share a replicate's draw, so they stay paired. The run
+    level of the generation claims' image bootstrap (their run-level intervals are :mod:`jeat_core.measure.stats`')."""
+    s, b = per_run.shape[:2]
+    if s == 1:
+        return per_run[0]
+    pick = rng.randint(0, s, (b, s), generator=g)  # replicate -> its runs
+    return per_run[pick.T, torch.arange(b)].mean(0)
+
+
+def resample_counts(n: int, n_boot: int, g: torch.Generator) -> Tensor:
+    """Multiplicities ``(n_boot, n)`` (float64, each row summing to ``n``) of ``n_boot`` bootstrap
+    resamples of ``n`` rows: a resample as a weight vector, so that kernel means over it are
+    matrix products with the full kernel matrix (shared by :class:`KIDReference` and
+    :mod:`jeat_core.measure.gen_eval`)."""
+    idx = rng.randint(0, n, (n_boot, n), generator=g)
+    return torch.zeros(n_boot, n, dtype=torch.float64).scatter_add_(1, idx, torch.ones_like(idx, dtype=torch.float64))
+
+
+def proportion_difference_ci(k1: int, n1: int, k2: int, n2: int, z: float = 1.959964) -> tuple[float, float]:
+    """95% interval of ``k1/n1 − k2/n2`` (Newcombe's hybrid score method from two Wilson intervals)."""
+    p1, p2 = k1 / n1, k2 / n2
+    l1, u1 = wilson_interval(k1, n1, z)
+    l2, u2 = wilson_interval(k2, n2, z)
+    d = p1 - p2
+    return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
+__all__ = ["RunLevel", "welch", "paired", "shared_images_mean", "coverage", "t_scheme", "ONE_RUN", "METHODS",
+           "wilson_interval", "proportion_difference_ci", "percentile_ci", "bootstrap_ci", "resampled_run_means",
+           "resample_counts"]

@@ -18,6 +18,7 @@ class-Gaussian-seed baseline. IS/FID with Inception-v3 run through ``torch-fidel
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import Callable
@@ -28,12 +29,14 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from jeat_core.core.checkpoints import CheckpointError, find_eval
+from jeat_core.core.checkpoints import ENERGY_LOG, CheckpointError, find_eval, resolve
+from jeat_core.core.sampling import GenerationConfig
 from jeat_core.measure import gen_eval, rulers, stats
 from jeat_core.measure.metrics import (
     bootstrap_ci,
     frechet_distance,
     inception_score,
+    nearest_by_ssim,
     penultimate,
     proportion_difference_ci,
     robust_accuracy,
@@ -57,6 +60,8 @@ from jeat_core.paper.experiments import (
     generation_set,
     landscape_numbers,
     public,
+    read_energy_log,
+    sampler_key,
 )
 from jeat_core.paper.paper_items import (
     FIG2_MODELS,
@@ -215,9 +220,6 @@ def _fig3(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
     (Wilson CIs), per run and pooled over every run's logged steps (the pooled interval treats the
     steps as independent draws; they are 10-50 updates apart). The claim is decided on the pooled
     shares (:func:`fig3_run_verdict`), but is not reproduced when any single run contradicts it."""
-    from jeat_core.core.checkpoints import ENERGY_LOG, resolve
-    from jeat_core.paper.experiments import read_energy_log
-
     (method,) = models
 
     def shares(log: list[dict]) -> dict:
@@ -274,8 +276,6 @@ def _robustness(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
 
 
 def describe_sampler(rec: dict) -> str:
-    from jeat_core.core.sampling import GenerationConfig
-
     return describe(GenerationConfig(**rec))
 
 
@@ -403,8 +403,6 @@ def _as_written(ctx: Context, st: Settings, claim: int) -> dict:
     """Claim ``claim``'s parts again with every run's sampler of Eq. 9 as written (Langevin, noise √η,
     tuned as its own family: ``jeat tune-samplers --family as-written``), reported beside the verdicts,
     not in the tally; the runs without that sampler are named and the parts not scored."""
-    from jeat_core.paper.experiments import sampler_key
-
     need = {(r, e) for p in GEN_PARTS[claim] for name, e in ((p.a, p.a_energy), (p.b, p.b_energy))
             for r in ctx.training_runs(name)}
     missing = sorted(f"{r} ({ENERGY_LABEL[e]})" for r, e in need
@@ -511,8 +509,6 @@ def _tab3(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
 
 
 def _fig7(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
-    from jeat_core.measure.metrics import nearest_by_ssim
-
     (name,) = models
     rec = _gen(ctx, st, name)
     k = st.n_ssim
@@ -753,8 +749,6 @@ def _check_rerun(only: set[int], previous: dict | None, smoke: bool, settings: d
 
 def json_round_trip(v):
     """``v`` as it reads back from JSON (tuples become lists), to compare with a saved report."""
-    import json
-
     return json.loads(json.dumps(v))
 
 
@@ -763,7 +757,7 @@ def _fidelity(fake: Tensor, real: Tensor, weights: str) -> dict:
     if not Path(weights).is_file():
         raise FileNotFoundError(f"--inception-weights: no file at {weights}")
     try:
-        import torch_fidelity
+        import torch_fidelity  # optional (the fidelity extra)
     except ImportError as e:
         raise ImportError("--inception-weights needs torch-fidelity: pip install 'jeat[fidelity]'") from e
 
@@ -851,6 +845,4 @@ def to_markdown(report: dict) -> str:
 
 
 def _json(v) -> str:
-    import json
-
     return json.dumps(v, ensure_ascii=False, indent=1)

@@ -33,7 +33,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from jeat_core.core.checkpoints import load_model
+from jeat_core.core.checkpoints import MANIFEST, CheckpointError, load_model, read_manifest, resolve, write_json
 from jeat_core.core.data import load_split
 from jeat_core.core.energy import energy_of
 from jeat_core.core.landscape import energy_grid, landscape_stats, random_directions
@@ -45,9 +45,11 @@ from jeat_core.core.sampling import (
     generation_energy,
     sampler_for,
 )
+from jeat_core.measure import rulers
 from jeat_core.measure.evaluator import EVALUATOR
 from jeat_core.measure.metrics import (
     KIDReference,
+    bootstrap_ci,
     fisher_score,
     fisher_scores_piecewise_linear,
     penultimate,
@@ -94,8 +96,6 @@ def training_runs(method: str, preset: str = "cifar10-cpu", paths: dict | None =
     """The shipped training runs of ``method``: the method itself, then each of its ``-s1``, ``-s2`` runs
     (:data:`TRAINING_SEEDS`) whose checkpoint exists (``paths``: name -> folder overrides, as
     :attr:`Context.paths`); a method without extra seeds is its one run. Nothing is loaded."""
-    from jeat_core.core.checkpoints import CheckpointError, resolve
-
     out = []
     for run in TRAINING_SEEDS.get(method, (method,)):
         try:
@@ -225,8 +225,6 @@ def tune_sampler(ctx: Context, name: str, energy: str, *, per_class: int = 10, r
     ``grid`` × ``step_counts`` are the cells (default :data:`SAMPLER_GRID` × :data:`STEP_COUNTS`, the
     frozen protocol's; ``jeat lens`` passes a smaller grid on a CPU). ``rescore_per_class=0`` skips the
     rescoring: the shortlist's best is kept (its ``kid`` then is the shortlist KID)."""
-    from jeat_core.measure import rulers
-
     space = rulers.primary()
     model, _ = ctx.model(name)
     seeds, labels = ctx.seeds(per_class, VAL_SEED)
@@ -308,8 +306,6 @@ def fisher_rows(models: dict, x: Tensor, y: Tensor, *, n_probes: int = 2, batch:
     ``per_example``: each row also holds ``"per_example"``, the four scores of every image (lists in the
     order of ``x``), for intervals paired over the same images (``jeat lens``).
     """
-    from jeat_core.core.energy import energy_of
-
     rows = []
     for name, model in models.items():
         cols: dict[str, list[Tensor]] = {"JFS": [], "MFS": [], "JFS_pl": [], "MFS_pl": []}
@@ -347,10 +343,6 @@ def landscape_numbers(ctx: Context, names: list[str], *, n: int = 50, radius: fl
     the logit-scale confound of raw energies — and the rank of the image's own E(x, y) within its slice
     (0 = x is the slice minimum), each with a bootstrap 95% CI over images; ``per_image`` keeps each
     image's flatness (image i's slice uses direction seed i), for intervals paired over images."""
-    from jeat_core.core.energy import energy_of
-    from jeat_core.core.landscape import energy_grid, random_directions
-    from jeat_core.measure.metrics import bootstrap_ci
-
     x, y = ctx.test()
     out = {}
     for name in names:
@@ -377,8 +369,6 @@ def tune_main(argv: list[str] | None = None) -> int:
     """``jeat tune-samplers``: choose each shipped model's best sampler on validation seeds (lowest
     primary-space KID: a grid shortlist, its top 3 rescored on fresh seeds) and store it in its manifest
     (``manifest["sampler"][energy]``, with the top 3 and the whole grid)."""
-    from jeat_core.core.checkpoints import CheckpointError, resolve, write_json
-
     p = argparse.ArgumentParser(prog="jeat tune-samplers", description=tune_main.__doc__)
     p.add_argument("--data-root")
     p.add_argument("--per-class", type=int, default=10, help="validation seeds per class for the grid (default 10)")
@@ -440,8 +430,6 @@ def sampler_entry(tuned: dict, per_class: int) -> dict:
 
 def store_sampler(folder, energy: str, entry: dict) -> None:
     """Write a tuned sampler into a checkpoint's manifest (``manifest["sampler"][energy]``)."""
-    from jeat_core.core.checkpoints import MANIFEST, read_manifest, write_json
-
     manifest = read_manifest(folder)
     manifest.setdefault("sampler", {})[energy] = entry
     write_json(Path(folder) / MANIFEST, manifest)
@@ -514,8 +502,6 @@ def independent_judge(generator: str, loaded: dict | None = None, *, preset: str
     otherwise the first zoo model other than ``generator`` among ``standard``, ``at``, ``jeat``
     and whatever ``loaded`` (zoo name -> model, reused instead of loading again) holds. Returns
     ``(None, None)`` if there is none."""
-    from jeat_core.core.checkpoints import CheckpointError, load_model, resolve
-
     loaded = loaded or {}
     candidates = ["evaluator"] + [n for n in ("standard", "at", "jeat", *loaded) if n != generator]
     for name in dict.fromkeys(candidates):

@@ -19,10 +19,14 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import Tensor
 
+from jeat_core.core.checkpoints import ENERGY_LOG, CheckpointError, find_eval, resolve
 from jeat_core.core.data import CIFAR10_CLASSES
 from jeat_core.core.landscape import landscape_slices
 from jeat_core.core.sampling import ClassGaussian, GenerationConfig, generate, sampler_for
-from jeat_core.paper.experiments import Context, fisher_rows, read_energy_log, training_runs
+from jeat_core.measure.metrics import TrainIndex, bootstrap_ci, nearest_by_ssim, robust_accuracy, wilson_interval
+from jeat_core.measure.robustness import is_standard, masks_of
+from jeat_core.measure.stats import shared_images_mean
+from jeat_core.paper.experiments import TRAINING_SEEDS, Context, fisher_rows, read_energy_log, training_runs
 
 MODEL_LABELS = {"standard": "Normal", "at": "AT", "prejeat": "PreJEAT", "jeat": "JEAT", "jem": "JEM",
                 "noise-8": "σ = 8/255", "noise-16": "σ = 16/255", "noise-24": "σ = 24/255", "trades": "TRADES"}
@@ -146,8 +150,6 @@ def fig3_data(preset: str = "cifar10-cpu") -> dict:
     """Fig. 3: the energy logs of the :data:`FIG3_MODEL` training runs: ``{"log": the shipped run's
     records, "runs": run name -> records (the shipped run, then each training seed shipped), "control":
     the standard model's records (training without attack, ε = 0) or ``None``, "title"}``."""
-    from jeat_core.core.checkpoints import ENERGY_LOG, CheckpointError, resolve
-
     runs = {}
     for run in training_runs(FIG3_MODEL, preset):
         path = resolve(f"{preset}/{run}") / ENERGY_LOG
@@ -209,8 +211,6 @@ def fig7_rows(models: dict, manifests: dict, class_gaussian: ClassGaussian, trai
     followed by its :data:`FIG7_K` SSIM-nearest images among ``train_x`` (``(N, H, W, C)`` uint8 or a
     :class:`jeat_core.measure.metrics.TrainIndex` of it; pass only the first ``sizes.n_train`` when set).
     ``extra``: ``ssim`` ``(Q, K)`` and ``indices`` ``(Q, K)`` of the neighbours."""
-    from jeat_core.measure.metrics import TrainIndex, nearest_by_ssim
-
     labels = torch.tensor(FIG7_LABELS[:sizes.fig7_classes])
     seeds = figure_seeds(class_gaussian, labels)
     gen, cfg = tuned_generation(models[FIG7_MODEL], manifests.get(FIG7_MODEL), labels, seeds,
@@ -232,12 +232,10 @@ def table1_rows(model, x: Tensor, y: Tensor, *, sizes: FigureSizes = PAPER_SIZES
     """Tab. 1 on the first ``sizes.n_test`` of ``x``/``y`` for ``model`` (:data:`TABLE1_MODEL`):
     accuracy with no attack, the CE attack (Eq. 14) and the energy attack (Eq. 18), both PGD-20
     (L-inf, step 2/255, random start). ``progress``: a tqdm bar over the attacks."""
-    from jeat_core.measure.metrics import robust_accuracy
-
     x, y = x[:sizes.n_test], y[:sizes.n_test]
     attacks = [("No attack", "none"), ("CE attack (Eq. 14)", "pgd20"), ("Energy attack (Eq. 18)", "energy-pgd20")]
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # progress bars: loaded only when asked for
 
         attacks = tqdm(attacks, desc="Tab. 1")
     rows = []
@@ -260,9 +258,6 @@ def table2_fisher_rows(models: dict, x: Tensor, y: Tensor, *, sizes: FigureSizes
 def recorded_autoattack(manifest: dict | None, eps: float = 8 / 255) -> dict | None:
     """A manifest's recorded standard AutoAttack eval at ``eps`` (100 iterations, Square 5,000
     queries; ``jeat eval --attack autoattack --record``), or ``None``."""
-    from jeat_core.core.checkpoints import find_eval
-    from jeat_core.measure.robustness import is_standard
-
     rec = find_eval(manifest or {}, "autoattack", eps)
     return rec if rec and is_standard(rec) else None
 
@@ -274,8 +269,6 @@ def table3_rows(models: dict, x: Tensor, y: Tensor, *, sizes: FigureSizes = PAPE
     and beside it the standard AutoAttack robust accuracy (the worst case of its four attacks) with
     its n and Wilson CI as recorded in ``manifests[name]`` (too slow to rerun here; ``None`` where a
     model has no record: ``jeat eval --attack autoattack --record``)."""
-    from jeat_core.measure.metrics import robust_accuracy
-
     rows = []
     for name in TABLE3_MODELS:
         r = robust_accuracy(models[name], x[:sizes.n_test], y[:sizes.n_test], attack="pgd20", eps=eps, seed=seed)
@@ -304,12 +297,6 @@ def table3_seed_rows(manifests: dict, *, eps: float = 8 / 255) -> list[dict]:
     image-sampling variance, and ``spread`` is
     AutoAttack's range over the runs. A method whose runs do not all have a standard AutoAttack
     record with per-example results gets no rows at all."""
-    from jeat_core.core.checkpoints import find_eval
-    from jeat_core.measure.metrics import bootstrap_ci, wilson_interval
-    from jeat_core.measure.robustness import masks_of
-    from jeat_core.measure.stats import shared_images_mean
-    from jeat_core.paper.experiments import TRAINING_SEEDS
-
     def final(record, n):  # per-image robustness after the record's last stage, first n images
         if not record or record["n"] < n or "per_example" not in record:
             return None

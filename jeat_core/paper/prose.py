@@ -15,19 +15,22 @@ from __future__ import annotations
 
 import json
 import math
+import textwrap
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from jeat_core.core.checkpoints import find_eval
+from jeat_core.core.sampling import sampler_for
+from jeat_core.measure.metrics import wilson_interval
 from jeat_core.paper.claims import AUDIT
+from jeat_core.paper.experiments import independent_judge
 
 
 def say(text: str, width: int = 100) -> None:
     """Print a sentence of a notebook's prose wrapped at word boundaries (JupyterLab breaks a long
     output line anywhere, even inside a word)."""
-    import textwrap
-
     print(textwrap.fill(text, width))
 
 
@@ -101,9 +104,6 @@ def recorded_accuracy(manifest: dict, attack: str = "none") -> dict | None:
     """A manifest's evaluation record of ``attack`` (``jeat eval --record``) as ``{"acc", "ci", "n"}``:
     the clean accuracy for ``"none"``, the robust one otherwise; ``ci`` the stored 95% Wilson interval,
     else one computed from ``acc`` and ``n``. ``None`` without a record."""
-    from jeat_core.core.checkpoints import find_eval
-    from jeat_core.measure.metrics import wilson_interval
-
     rec = find_eval(manifest, attack)
     if not rec:
         return None
@@ -115,8 +115,6 @@ def recorded_accuracy(manifest: dict, attack: str = "none") -> dict | None:
 def sampler_rows(manifests: dict, energies=("joint", "ce")) -> list[dict]:
     """One row per (model, energy) with a tuned sampler (``manifest["sampler"]``): the step rule, η, K, the
     noise s, and for Langevin steps the noise exact Langevin would add, √η (Eq. 9/17)."""
-    from jeat_core.core.sampling import sampler_for
-
     rows = []
     for name, man in manifests.items():
         for energy in energies:
@@ -132,8 +130,6 @@ def sampler_rows(manifests: dict, energies=("joint", "ce")) -> list[dict]:
 def seed_row(seeds: Tensor, labels: Tensor, *, loaded: dict | None = None, panel: str = "seeds (start)") -> dict:
     """The seeds as a row of :func:`jeat_core.explore.figures.generation_table`: nothing moved, their clipped pixels,
     and p(y | x) of the intended class by the same independent classifier that scores the generated rows."""
-    from jeat_core.paper.experiments import independent_judge
-
     name, judge = independent_judge("", loaded)
     p: float | str = "—"
     if judge is not None:

@@ -14,10 +14,14 @@ from __future__ import annotations
 import torch
 
 from jeat_core.core import rng
+from jeat_core.core.checkpoints import find_eval
+from jeat_core.core.energy import energy_of
 from jeat_core.core.landscape import energy_grid, random_directions
 from jeat_core.measure import gen_eval, stats
 from jeat_core.measure.metrics import percentile_ci
+from jeat_core.measure.robustness import is_standard, masks_of, pgd_restarts
 from jeat_core.paper.experiments import Context
+from jeat_core.paper.paper_items import MODEL_LABELS
 
 DIRECTION = {"a<b": -1, "a>b": 1}
 
@@ -106,8 +110,6 @@ def claim_verdict(parts: list[dict]) -> str:
 def flatness_per_image(ctx: Context, name: str, *, n: int, radius: float = 2.0, resolution: int = 15) -> torch.Tensor:
     """Claim 3's flatness per test image: mean ``|Δ log p(y | x′)|`` over a 2-D slice of L2 ``radius``
     through test image i (directions seeded by i, as Fig. 2 and ``experiments.landscape_numbers``)."""
-    from jeat_core.core.energy import energy_of
-
     def make():
         x, y = ctx.test()
         model, _ = ctx.model(name)
@@ -128,8 +130,6 @@ FLAT_PARTS = (("3a", ("at", "prejeat", "jeat"), "standard"), ("3b", ("prejeat",)
 def flatness_parts(ctx: Context, *, n: int, resolution: int = 15) -> list[dict]:
     """Parts 3a (AT, PreJEAT and JEAT flatter than Normal), 3b (PreJEAT flatter than AT) and 3c (JEAT
     flatter than AT): flatness a − b over each method's training runs, the paper's direction a < b."""
-    from jeat_core.paper.paper_items import MODEL_LABELS
-
     def runs(method):
         return [flatness_per_image(ctx, r, n=n, resolution=resolution) for r in ctx.training_runs(method)]
 
@@ -147,8 +147,6 @@ def flatness_parts(ctx: Context, *, n: int, resolution: int = 15) -> list[dict]:
 def pgd20_per_image(ctx: Context, name: str, n: int) -> torch.Tensor:
     """PGD-20 (L∞ 8/255, step 2/255, random start, seed 0) robustness per image on the first ``n`` test
     images: correct clean and attacked (``robust_accuracy``'s rule)."""
-    from jeat_core.measure.robustness import masks_of, pgd_restarts
-
     def make():
         x, y = ctx.test()
         return masks_of(pgd_restarts(ctx.model(name)[0], x[:n], y[:n], n_steps=20, restarts=1, seed=0))["restart-1"]
@@ -158,9 +156,6 @@ def pgd20_per_image(ctx: Context, name: str, n: int) -> torch.Tensor:
 def autoattack_per_image(ctx: Context, name: str, n: int, *, standard: bool = True) -> torch.Tensor | None:
     """The recorded AutoAttack's final per-image robustness on the first ``n`` images, or ``None`` (no
     record, too few images, or not the standard version when ``standard``)."""
-    from jeat_core.core.checkpoints import find_eval
-    from jeat_core.measure.robustness import is_standard, masks_of
-
     rec = find_eval(ctx.model(name)[1], "autoattack")
     if rec is None or "per_example" not in rec or rec["n"] < n or (standard and not is_standard(rec)):
         return None
@@ -172,8 +167,6 @@ def robustness_parts(ctx: Context, *, n_pgd: int, n_aa: int, standard: bool = Tr
     AT over each method's runs on the same first images, the paper's direction a > b. AutoAttack is read
     on the first ``n_aa`` images, or fewer when every record is shorter (the smallest record then sets
     it). Runs without an AutoAttack record are named, never silently dropped."""
-    from jeat_core.core.checkpoints import find_eval
-
     runs = {m: ctx.training_runs(m) for m in ("jeat", "at")}
     sizes = [rec["n"] for rs in runs.values() for r in rs if (rec := find_eval(ctx.model(r)[1], "autoattack"))]
     n_aa = min([n_aa, *sizes]) if sizes else n_aa

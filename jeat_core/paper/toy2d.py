@@ -34,6 +34,7 @@ from jeat_core.core.energy import energy_of, joint_energy, marginal_energy
 from jeat_core.core.sampling import ClassGaussian, langevin
 from jeat_core.train.methods import get_method, make_config
 from jeat_core.train.train_state import Batch, EnergyDynamics
+from jeat_core.train.training import apply_update, fit
 
 TOY_METHODS = ("standard", "noise", "at", "prejeat", "jeat")  # entries of jeat_core.train.methods.METHODS
 TOY_CLASSES = ("A", "B", "C", "D")
@@ -151,8 +152,6 @@ class ToyLab:
 
     def fit(self, method: str, eps: float = 0.05, sigma: float = 0.05):
         """The :class:`~jeat_core.train.training.FitResult` of ``method`` (trained once per key)."""
-        from jeat_core.train.training import fit
-
         k = self.key(method, eps, sigma)
         if k not in self.runs:
             t0 = time.perf_counter()
@@ -210,8 +209,6 @@ class ToyLab:
         (``E_after(x_in) − E_before(x_in)``); ``negatives``: the replay buffer after the update (SGLD
         methods; ``None`` otherwise)."""
         def make():
-            from jeat_core.train.training import apply_update
-
             run = self.fit(method, eps, sigma)
             state, cfg = copy.deepcopy(run.state), run.config
             x, y = self.batch

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from jeat_core import __version__
-from jeat_core.core.checkpoints import ENERGY_LOG, STATE, load_state
+from jeat_core.core.checkpoints import ENERGY_LOG, STATE, CheckpointError, commit_checkpoint, load_state
 from jeat_core.core.configs import TrainConfig, config_to_dict
 from jeat_core.core.data import Split
 from jeat_core.core.sampling import ReplayBuffer
@@ -25,8 +25,6 @@ from jeat_core.train.train_state import TrainState
 
 def saved_config(out: str | os.PathLike) -> TrainConfig:
     """The config stored in ``out/state.pt`` (what ``--resume`` continues with)."""
-    from jeat_core.core.checkpoints import CheckpointError
-
     path = Path(out) / STATE
     if not path.is_file():
         raise FileNotFoundError(f"--resume: no training state at {path}; start without --resume")
@@ -70,8 +68,6 @@ def git_commit() -> str | None:
 
 def read_energy_log(path: Path, before_step: int, report) -> list[str]:
     """Lines of ``path`` for steps before ``before_step``; a torn last line (a kill mid-write) is dropped."""
-    from jeat_core.core.checkpoints import CheckpointError
-
     lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
     kept = []
     for i, ln in enumerate(lines):
@@ -139,8 +135,6 @@ class RunWriter:
 
     def checkpoint(self, state: TrainState, cfg: TrainConfig, metrics: dict) -> dict:
         """Save the resumable state with ``metrics`` in its manifest (rank 0 with a folder); returns the manifest."""
-        from jeat_core.core.checkpoints import commit_checkpoint
-
         m = self.manifest(state, cfg, metrics)
         if not self.writes:
             return m

@@ -21,7 +21,7 @@ from jeat_core.core.sampling import ReplayBuffer
 
 def world() -> tuple[int, int]:
     """``(rank, world size)`` of this process (``(0, 1)`` without torch.distributed)."""
-    import torch.distributed as dist
+    import torch.distributed as dist  # only under DDP (not in every torch build)
 
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()

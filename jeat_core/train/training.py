@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from jeat_core.core import rng
-from jeat_core.core.checkpoints import STATE, load_state
+from jeat_core.core.checkpoints import STATE, CheckpointError, RunLock, load_model, load_state, prepare_run_folder
 from jeat_core.core.configs import (  # noqa: F401
     PRESETS,
     AttackConfig,
@@ -39,7 +40,7 @@ from jeat_core.core.configs import (  # noqa: F401
     config_to_dict,
 )
 from jeat_core.core.data import Split, augment, load_split
-from jeat_core.core.models import build_model, check_arch
+from jeat_core.core.models import accuracy, build_model, check_arch
 from jeat_core.core.sampling import ClassGaussian, ReplayBuffer
 from jeat_core.train.guard import DivergenceGuard, TrainingDiverged, why_bad  # noqa: F401
 from jeat_core.train.methods import (  # noqa: F401
@@ -61,8 +62,6 @@ from jeat_core.train.train_state import Batch, EnergyDynamics, LossResult, StepR
 
 
 def stderr(msg: str) -> None:
-    import sys
-
     print(msg, file=sys.stderr, flush=True)
 
 
@@ -87,7 +86,7 @@ def lr_lambda(cfg: TrainConfig, total_steps: int) -> Callable[[int], float]:
 
 def init_distributed(device: str | None = None) -> tuple[int, int]:
     """Initialise torch.distributed when launched by ``torchrun`` (``WORLD_SIZE > 1``)."""
-    import torch.distributed as dist
+    import torch.distributed as dist  # only under DDP (not in every torch build)
 
     n_proc = int(os.environ.get("WORLD_SIZE", "1"))
     if n_proc > 1 and not dist.is_initialized():
@@ -157,8 +156,6 @@ def load_init_from(state: TrainState, cfg: TrainConfig, probe: Tensor) -> dict:
     The divergence guard's known-good logit scale starts at the parent's (its max |logit| on
     ``probe`` training images), not at 0: a trained classifier's logits may exceed the guard's
     floor from the first step (the shipped ``standard`` reaches 68), which is not a divergence."""
-    from jeat_core.core.checkpoints import CheckpointError, load_model
-
     parent, man = load_model(cfg.init_from)
     arch = man.get("arch", {})
     if arch.get("name") != cfg.model.name or dict(arch.get("kwargs", {})) != dict(cfg.model.kwargs):
@@ -268,8 +265,6 @@ def fit(cfg: TrainConfig, *, out: str | os.PathLike | None = None, data_root=Non
     Returns:
         :class:`FitResult` with the final state, the (possibly guard-modified) config and manifest.
     """
-    from jeat_core.core.checkpoints import RunLock, prepare_run_folder
-
     rank, _ = init_distributed(device)
     if out is None or rank:
         if resume and out is None:
@@ -293,8 +288,6 @@ def training_device(device: str | None) -> torch.device:
 
 def restore(state: TrainState, saved: dict, path: Path) -> None:
     """Load a resumed run's ``state.pt`` into ``state``, with a clear error when it does not fit."""
-    from jeat_core.core.checkpoints import CheckpointError
-
     try:
         state.load_state_dict(saved)
     except (RuntimeError, KeyError, ValueError, TypeError) as e:
@@ -333,7 +326,7 @@ def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, c
     guard = DivergenceGuard(state, cfg, writer, rank, n_proc, report)
     bar = None
     if progress and rank == 0:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # progress bars: loaded only when asked for
 
         bar = tqdm(total=stop_at, initial=state.step, desc=f"train {cfg.method}", unit="step")
     last: dict = {}
@@ -376,7 +369,6 @@ def _fit(cfg, out, data_root, device, resume, progress, train_data, test_data, c
 
     final = {"train_" + k: v for k, v in last.items()}
     if cfg.eval_n:
-        from jeat_core.measure.metrics import accuracy
 
         xt, yt = test.tensors(cfg.eval_n)
         with evaluating(state.core) as m:
