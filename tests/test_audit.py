@@ -9,7 +9,7 @@ import torch
 from conftest import tiny_cnn
 
 from jeat_core.measure import stats
-from jeat_core.measure.stats import ONE_RUN
+from jeat_core.measure.verdict_rules import ONE_RUN
 from jeat_core.paper.audit import VERDICTS, frechet_distance, inception_score, penultimate
 
 
@@ -99,8 +99,7 @@ def test_audit_smoke_json(tiny_zoo, data_root, monkeypatch, capsys, tmp_path):
 
 def check_generation_contract(c: dict, *, min_boot: int = 2000, min_fid_boot: int = 500, min_spaces: int = 3) -> None:
     """Issue 21's contract on one generation claim record of ``audit.json``, verdicts re-derived."""
-    from jeat_core.measure.gen_eval import part_verdict
-    from jeat_core.paper.audit import claim_verdict
+    from jeat_core.measure.verdict_rules import generation_claim_verdict, part_verdict
 
     assert c["parts"], c
     for p in c["parts"]:
@@ -116,7 +115,7 @@ def check_generation_contract(c: dict, *, min_boot: int = 2000, min_fid_boot: in
             assert x["n_boot"] >= (min_boot if x["metric"] == "kid" else min_fid_boot)
             check_run_level(x, paired=p["a"].split(" (")[0] == p["b"].split(" (")[0])
         assert p["verdict"] == part_verdict(p["comparisons"], p["paper_direction"]), p
-    assert c["reproduced"] == claim_verdict([p["verdict"] for p in c["parts"]])
+    assert c["reproduced"] == generation_claim_verdict([p["verdict"] for p in c["parts"]])
 
 
 def check_run_level(x: dict, *, paired: bool = False) -> None:

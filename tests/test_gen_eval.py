@@ -4,22 +4,18 @@ import pytest
 import torch
 
 from jeat_core.measure.gen_eval import (
-    LEAN_AGAINST,
-    LEAN_TOWARD,
     Comparison,
     Standardizer,
     claim_parts,
     fid_difference,
     holm_levels,
-    image_level_verdict,
     independent_kid_difference,
     kernel_argument,
     kid_difference,
     kid_point,
-    part_verdict,
     prdc,
 )
-from jeat_core.measure.stats import ONE_RUN
+from jeat_core.measure.verdict_rules import LEAN_AGAINST, LEAN_TOWARD, ONE_RUN, image_level_verdict, part_verdict
 
 
 def gauss(n, d=8, shift=0.0, seed=0):

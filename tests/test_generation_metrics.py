@@ -25,7 +25,7 @@ from jeat_core.measure.metrics import (
     robust_accuracy,
     wilson_interval,
 )
-from jeat_core.paper.audit import combine, equivalence_verdict, verdict_from_ci
+from jeat_core.measure.verdict_rules import combine, equivalence_verdict, verdict_from_ci
 
 
 def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():

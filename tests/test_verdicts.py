@@ -128,7 +128,7 @@ def test_every_notebook_ends_with_its_verdict_cell(path):
     cells = jupytext.read(path).cells
     assert cells[-2].cell_type == "markdown" and cells[-2].source.startswith("## What holds at our scale")
     assert cells[-1].cell_type == "code"
-    assert re.fullmatch(r'from jeat_core\.verdicts import verdict_table\n\nverdict_table\("(\d\d)"\)',
+    assert re.fullmatch(r'from jeat_core\.paper\.verdicts import verdict_table\n\nverdict_table\("(\d\d)"\)',
                         cells[-1].source).group(1) == path.name[:2]
 
 

@@ -27,6 +27,7 @@ from jeat_core.measure import stats
 from jeat_core.measure.metrics import frechet_distance, kid, polynomial_kernel, resampled_run_means
 from jeat_core.measure.metrics import resample_counts as _counts
 from jeat_core.measure.metrics import within_mean as _within
+from jeat_core.measure.verdict_rules import image_level_verdict, part_verdict
 
 KID_BOOT = 2000  # bootstrap resamples of a KID difference (the issue's minimum)
 FID_BOOT = 500  # ... of a FID difference (each needs eigendecompositions)
@@ -238,73 +239,7 @@ def prdc(real: Tensor, fake: Tensor, *, k: int = 5) -> dict:
             "coverage": float(inside_real.any(1).double().mean()), "k": k}
 
 
-# ============================================================================ the verdict rule
-LEAN_AGAINST, LEAN_TOWARD = "inconclusive, leaning against the paper", "inconclusive, leaning toward the paper"
-# longest first where one starts another ("inconclusive, leaning ..." before "inconclusive"), so that a
-# regular expression of the alternatives reads the whole word
-VERDICTS = ("reproduced", "not reproduced", "depends on the ruler", LEAN_AGAINST, LEAN_TOWARD, "inconclusive",
-            stats.ONE_RUN)
-DIRECTIONS = ("a<b", "a>b")
-
-
-def _side(ci: tuple[float, float]) -> int:
-    """+1 when the interval lies above 0, −1 below, 0 when it contains 0."""
-    lo, hi = ci
-    return 1 if lo > 0 else -1 if hi < 0 else 0
-
-
-def part_verdict(comparisons: list[dict], paper_direction: str) -> str:
-    """The verdict of one claim part from its comparisons (records with ``metric``, ``ci``), the first
-    ``kid`` comparison being the primary space's (``docs/evaluation.md``):
-
-    * ``reproduced``: the primary interval excludes 0 in the paper's direction and no comparison
-      excludes 0 the other way;
-    * ``not reproduced``: the primary interval excludes 0 the other way and no comparison excludes it
-      in the paper's direction;
-    * ``depends on the ruler``: comparisons exclude 0 in opposite directions (and neither of the above);
-    * ``inconclusive, leaning against the paper`` (``toward``): the primary interval contains 0 while
-      other rulers exclude 0, all of them against (toward) the paper;
-    * ``inconclusive``: otherwise.
-
-    A part whose primary comparison has fewer than two training runs on a side (``training_seeds`` < 2)
-    is :data:`stats.ONE_RUN`: it gets no verdict over runs (:func:`image_level_verdict` says what its
-    one run per side shows). ``paper_direction`` is ``"a<b"`` when the paper says a scores lower
-    (better) than b."""
-    primary = _primary(comparisons, paper_direction)
-    if primary.get("training_seeds", 1) < 2:
-        return stats.ONE_RUN
-    return image_level_verdict(comparisons, paper_direction)
-
-
-def _primary(comparisons: list[dict], paper_direction: str) -> dict:
-    if paper_direction not in DIRECTIONS:
-        raise ValueError(f"paper_direction must be one of {DIRECTIONS}; got {paper_direction!r}")
-    primary = next((c for c in comparisons if c["metric"] == "kid"), None)
-    if primary is None:
-        raise ValueError("a claim part needs a KID comparison (the first one is the primary space)")
-    return primary
-
-
-def image_level_verdict(comparisons: list[dict], paper_direction: str) -> str:
-    """:func:`part_verdict`'s rule read from the intervals as they are, whatever the number of runs."""
-    primary = _primary(comparisons, paper_direction)
-    want = -1 if paper_direction == "a<b" else 1
-    sides = [_side(c["ci"]) for c in comparisons]
-    agree, against = want in sides, -want in sides
-    p = _side(primary["ci"])
-    if p == want and not against:
-        return "reproduced"
-    if p == -want and not agree:
-        return "not reproduced"
-    if agree and against:
-        return "depends on the ruler"
-    if against:
-        return LEAN_AGAINST
-    if agree:
-        return LEAN_TOWARD
-    return "inconclusive"
-
-
+# ============================================================================ Holm, the claim parts
 def holm_levels(p_values: list[float], alpha: float = 0.05) -> list[float]:
     """Holm's step-down for ``m`` tests, as the confidence level of each test's interval: the test with
     the r-th smallest p-value (r = 0, 1, ...) gets level ``1 − α/(m − r)`` until the first that is not
@@ -356,4 +291,4 @@ def kernel_argument(f: Tensor) -> float:
 
 
 __all__ = ["Standardizer", "Comparison", "kid_difference", "fid_difference", "independent_kid_difference",
-           "prdc", "part_verdict", "image_level_verdict", "holm_levels", "claim_parts", "kernel_argument", "VERDICTS"]
+           "prdc", "part_verdict", "image_level_verdict", "holm_levels", "claim_parts", "kernel_argument"]

@@ -37,8 +37,8 @@ from scipy import stats as _st
 from torch import Tensor
 
 from jeat_core.core import rng
+from jeat_core.measure.verdict_rules import ONE_RUN
 
-ONE_RUN = "one run per side: not decided over runs"
 METHODS = {"welch": "Welch t on run means", "paired": "paired t on per-run differences",
            "shared_images": "t on the run mean, run and shared-image variance (Satterthwaite df)"}
 

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from jeat_core.core.checkpoints import ENERGY_LOG, CheckpointError, find_eval, resolve
 from jeat_core.core.sampling import GenerationConfig
-from jeat_core.measure import gen_eval, rulers, stats
+from jeat_core.measure import gen_eval, rulers
 from jeat_core.measure.metrics import (
     bootstrap_ci,
     frechet_distance,
@@ -50,8 +50,15 @@ from jeat_core.measure.robustness import (
     masks_of,
     peer_attacks,
 )
+from jeat_core.measure.verdict_rules import (
+    VERDICTS,
+    combine,
+    equivalence_verdict,
+    generation_claim_verdict,
+    runs_claim_verdict,
+    verdict_from_ci,
+)
 from jeat_core.paper import run_claims
-from jeat_core.paper.claims import verdict_from_ci
 from jeat_core.paper.experiments import (
     TEST_SEED,
     Context,
@@ -77,35 +84,7 @@ from jeat_core.paper.paper_items import (
 __all__ = ["VERDICTS", "Claim", "CLAIMS", "run_audit", "to_markdown", "verdict_from_ci", "combine",
            "frechet_distance", "inception_score", "penultimate"]
 
-VERDICTS = (*gen_eval.VERDICTS, "not measurable here")  # the verdict words, one list (gen_eval's and one more)
-
-
 # ----------------------------------------------------------------------------- verdict rules
-def combine(verdicts: list[str]) -> str:
-    """A claim made of several comparisons (an order of three models): reproduced only if every part
-    is; not reproduced if any part is; otherwise inconclusive."""
-    if not verdicts:
-        raise ValueError("no verdicts to combine")
-    if "not measurable here" in verdicts:
-        return "not measurable here"
-    if all(v == "reproduced" for v in verdicts):
-        return "reproduced"
-    if "not reproduced" in verdicts:
-        return "not reproduced"
-    return "inconclusive"
-
-
-def equivalence_verdict(ci: tuple[float, float], margin: float) -> str:
-    """"As effective as": reproduced when the interval of the difference lies inside ±``margin``,
-    not reproduced when it lies wholly outside, otherwise inconclusive."""
-    lo, hi = ci
-    if -margin <= lo and hi <= margin:
-        return "reproduced"
-    if hi < -margin or lo > margin:
-        return "not reproduced"
-    return "inconclusive"
-
-
 def _ci(ci) -> list[float]:
     return [float(f"{v:.4g}") for v in ci]
 
@@ -253,7 +232,7 @@ def _fig2(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
     ours = {n: {"flatness_dlogp": round(r["flatness_logp"], 4), "ci": _ci(r["flatness_ci"]),
                 "rank_of_x": round(r["rank_of_x"], 3), "rank_ci": _ci(r["rank_ci"]), "x_is_slice_min": r["x_is_min"]}
             for n, r in nums.items()}
-    return {"ours": ours, "n": st.n_land, "verdict": run_claims.claim_verdict(parts), "parts": parts,
+    return {"ours": ours, "n": st.n_land, "verdict": runs_claim_verdict(parts), "parts": parts,
             "note": "the paper's further remark that x is the minimum of its slice for PreJEAT/JEAT is reported "
                     "as x_is_slice_min and rank_of_x (share of the slice with lower energy)"}
 
@@ -272,7 +251,7 @@ def _robustness(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
                         "n": c["n"], "attack": c["feature_space"]}
             for p in parts for c in p["comparisons"]}
     return {"ours": {**ours, "runs": info["runs"], "runs_without_autoattack": info["runs_without_autoattack"]},
-            "n": st.n_attack, "verdict": run_claims.claim_verdict(parts), "parts": parts, "note": note}
+            "n": st.n_attack, "verdict": runs_claim_verdict(parts), "parts": parts, "note": note}
 
 
 def describe_sampler(rec: dict) -> str:
@@ -311,23 +290,6 @@ GEN_PARTS: dict[int, tuple[Part, ...]] = {
 }
 
 
-def claim_verdict(verdicts: list[str]) -> str:
-    """A generation claim from its parts' verdicts: reproduced when every part is; not reproduced when
-    one is (and none depends on the ruler); depends on the ruler when one does; not decided over runs
-    when no part is decided over runs; else inconclusive (leaning against or toward the paper when
-    every undecided part that leans leans that way)."""
-    if verdicts and all(v == "reproduced" for v in verdicts):
-        return "reproduced"
-    if "depends on the ruler" in verdicts:
-        return "depends on the ruler"
-    if "not reproduced" in verdicts:
-        return "not reproduced"
-    if verdicts and all(v == stats.ONE_RUN for v in verdicts):
-        return stats.ONE_RUN
-    leans = {v for v in verdicts if v in (gen_eval.LEAN_AGAINST, gen_eval.LEAN_TOWARD)}
-    return leans.pop() if len(leans) == 1 else "inconclusive"
-
-
 def _set_row(ctx: Context, images: Tensor, labels: Tensor, spaces) -> dict:
     return {s.name: {k: (float(f"{v:.4g}") if isinstance(v, float) else v)
                      for k, v in rulers.set_metrics(ctx, s, images, labels).items() if k not in ("space", "n")}
@@ -347,7 +309,7 @@ GRADIENT_DESCENT = "gradient descent from class-Gaussian seeds"
 
 def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...], family: str = "tuned") -> dict:
     """Claim parts scored by the protocol of ``docs/evaluation.md``: paired KID and FID differences in
-    every verdict space (primary first), Holm across the parts, the rule of :func:`gen_eval.part_verdict`;
+    every verdict space (primary first), Holm across the parts, the rule of :func:`verdict_rules.part_verdict`;
     per-set metrics in every space (raw features as a diagnostic) beside the seed and real baselines.
     ``family``: the samplers generating (each run's tuned one, or its tuned one of Eq. 9 as written).
     A part whose every sampler is near-noiseless says so (``sampler_kind``)."""
@@ -391,8 +353,9 @@ def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...], famil
     note = "; ".join(f"{r['name']} {r['a']} vs {r['b']}: {r['verdict']}" for r in records)
     if ours["missing_spaces"]:
         note += f"; feature spaces not available (evaluator not shipped): {', '.join(ours['missing_spaces'])}"
-    return {"ours": ours, "n": n, "verdict": claim_verdict([r["verdict"] for r in records]), "parts": records,
-            "note": note, "images": {f"{r} ({ENERGY_LABEL[e]})": g["images"] for (r, e), g in gen.items()}}
+    return {"ours": ours, "n": n, "verdict": generation_claim_verdict([r["verdict"] for r in records]),
+            "parts": records, "note": note,
+            "images": {f"{r} ({ENERGY_LABEL[e]})": g["images"] for (r, e), g in gen.items()}}
 
 
 def _gen(ctx: Context, st: Settings, name: str, energy: str = "joint", family: str = "tuned") -> dict:

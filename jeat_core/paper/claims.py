@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from jeat_core.measure.verdict_rules import verdict_from_ci
+
 # what `jeat audit --out figures/audit.md` writes
 AUDIT = Path(__file__).resolve().parents[2] / "figures" / "audit.json"
 
@@ -15,20 +17,6 @@ def _row(label: str, value, ci, null: float, direction: int, verdict: str, unit:
     """``direction`` +1/−1: the paper predicts the value above/below ``null``; 0: inside ``band``."""
     return {"label": label, "value": value, "ci": list(ci) if ci is not None else None, "null": null,
             "direction": direction, "verdict": verdict, "unit": unit, "band": list(band) if band else None}
-
-
-def verdict_from_ci(ci: tuple[float, float], direction: int, null: float = 0.0) -> str:
-    """Verdict on a quantity whose paper-predicted sign relative to ``null`` is ``direction`` (+1: above,
-    -1: below), from its 95% interval ``ci`` (the audit's rule, :mod:`jeat_core.paper.audit`)."""
-    if direction not in (1, -1):
-        raise ValueError("direction must be +1 or -1")
-    lo, hi = (direction * (v - null) for v in ci)
-    lo, hi = min(lo, hi), max(lo, hi)
-    if lo > 0:
-        return "reproduced"
-    if hi < 0:
-        return "not reproduced"
-    return "inconclusive"
 
 
 def claim_effects(report: dict) -> list[dict]:

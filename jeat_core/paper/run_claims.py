@@ -20,18 +20,11 @@ from jeat_core.core.landscape import energy_grid, random_directions
 from jeat_core.measure import gen_eval, stats
 from jeat_core.measure.metrics import percentile_ci
 from jeat_core.measure.robustness import is_standard, masks_of, pgd_restarts
+from jeat_core.measure.verdict_rules import all_or_any, interval_verdicts, over_runs_verdict
 from jeat_core.paper.experiments import Context
 from jeat_core.paper.paper_items import MODEL_LABELS
 
 DIRECTION = {"a<b": -1, "a>b": 1}
-
-
-def _verdict(ci, direction: int, runs: int) -> tuple[str, str]:
-    """(verdict over runs, what the interval as it is says)."""
-    lo, hi = ci
-    side = 1 if lo > 0 else -1 if hi < 0 else 0
-    image = "reproduced" if side == direction else "not reproduced" if side == -direction else "inconclusive"
-    return (image if runs >= 2 else stats.ONE_RUN), image
 
 
 def _comparison(space: str, metric: str, per_run_a: list[torch.Tensor], per_run_b: list[torch.Tensor],
@@ -75,35 +68,10 @@ def decide(parts: list[dict], alpha: float = 0.05) -> list[dict]:
     out = []
     for p in parts:
         d = DIRECTION[p["paper_direction"]]
-        got = [_verdict(c["ci"], d, c["training_seeds"]) for c in p["comparisons"]]
+        got = [interval_verdicts(c["ci"], d, c["training_seeds"]) for c in p["comparisons"]]
         over_runs, image = [v for v, _ in got], [v for _, v in got]
-        if stats.ONE_RUN in over_runs:
-            verdict = stats.ONE_RUN
-        elif all(v == "reproduced" for v in over_runs):
-            verdict = "reproduced"
-        elif "not reproduced" in over_runs:
-            verdict = "not reproduced"
-        else:
-            verdict = "inconclusive"
-        out.append({**p, "verdict": verdict, "image_level_verdict": _combine(image)})
+        out.append({**p, "verdict": over_runs_verdict(over_runs), "image_level_verdict": all_or_any(image)})
     return out
-
-
-def _combine(vs: list[str]) -> str:
-    return "reproduced" if all(v == "reproduced" for v in vs) else "not reproduced" if "not reproduced" in vs \
-        else "inconclusive"
-
-
-def claim_verdict(parts: list[dict]) -> str:
-    """A claim from its parts (as :func:`jeat_core.paper.audit.claim_verdict`, without rulers)."""
-    vs = [p["verdict"] for p in parts]
-    if all(v == "reproduced" for v in vs):
-        return "reproduced"
-    if "not reproduced" in vs:
-        return "not reproduced"
-    if all(v == stats.ONE_RUN for v in vs):
-        return stats.ONE_RUN
-    return "inconclusive"
 
 
 # ----------------------------------------------------------------------------- claim 3 (Fig. 2)
@@ -183,5 +151,5 @@ def robustness_parts(ctx: Context, *, n_pgd: int, n_aa: int, standard: bool = Tr
     return decide(parts), {"runs": runs, "runs_without_autoattack": missing, "n_autoattack": n_aa}
 
 
-__all__ = ["decide", "claim_verdict", "flatness_parts", "flatness_per_image", "robustness_parts",
+__all__ = ["decide", "flatness_parts", "flatness_per_image", "robustness_parts",
            "pgd20_per_image", "autoattack_per_image"]
