@@ -15,16 +15,8 @@ from jeat_core.core.sampling import (
     langevin,
     sampler_for,
 )
-from jeat_core.measure.metrics import (
-    KIDReference,
-    bootstrap_ci,
-    fisher_score,
-    fisher_scores_piecewise_linear,
-    kid,
-    proportion_difference_ci,
-    robust_accuracy,
-    wilson_interval,
-)
+from jeat_core.measure.metrics import KIDReference, fisher_score, fisher_scores_piecewise_linear, kid, robust_accuracy
+from jeat_core.measure.stats import bootstrap_ci, proportion_difference_ci, wilson_interval
 from jeat_core.measure.verdict_rules import combine, equivalence_verdict, verdict_from_ci
 
 

@@ -196,7 +196,7 @@ def test_the_sampler_as_written_is_its_own_family():
 
 
 def test_near_noiseless_samplers_are_called_gradient_descent():
-    from jeat_core.paper.audit import near_noiseless
+    from jeat_core.paper.audit_generation import near_noiseless
 
     assert near_noiseless({"step": "langevin", "step_size": 3.0, "noise_std": 0.001})
     assert near_noiseless({"step": "l2", "step_size": 0.5, "noise_std": 0.0})

@@ -45,8 +45,9 @@ from jeat_core.core.sampling import GenerationConfig, generate
 from jeat_core.core.user_model import UserModel, UserModelError
 from jeat_core.measure import rulers
 from jeat_core.measure.gen_eval import KID_BOOT, kid_point
-from jeat_core.measure.metrics import bootstrap_ci, frechet_distance, wilson_interval
+from jeat_core.measure.metrics import frechet_distance
 from jeat_core.measure.robustness import autoattack, masks_of, pgd_restarts, require_torchattacks
+from jeat_core.measure.stats import bootstrap_ci, wilson_interval
 from jeat_core.paper.experiments import (
     SAMPLER_GRID,
     STEP_COUNTS,

@@ -24,9 +24,10 @@ import torch
 from torch import Tensor
 
 from jeat_core.measure import stats
-from jeat_core.measure.metrics import frechet_distance, kid, polynomial_kernel, resampled_run_means
-from jeat_core.measure.metrics import resample_counts as _counts
+from jeat_core.measure.metrics import frechet_distance, kid, polynomial_kernel
 from jeat_core.measure.metrics import within_mean as _within
+from jeat_core.measure.stats import resample_counts as _counts
+from jeat_core.measure.stats import resampled_run_means
 from jeat_core.measure.verdict_rules import image_level_verdict, part_verdict
 
 KID_BOOT = 2000  # bootstrap resamples of a KID difference (the minimum)

@@ -32,7 +32,8 @@ from jeat_core.measure.gen_eval import (
     kid_point,
     prdc,
 )
-from jeat_core.measure.metrics import frechet_distance, penultimate, wilson_interval
+from jeat_core.measure.metrics import frechet_distance, penultimate
+from jeat_core.measure.stats import wilson_interval
 
 
 class Context(Protocol):

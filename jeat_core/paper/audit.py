@@ -24,95 +24,25 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
 
-import torch
-from torch import Tensor
-
-from jeat_core.core.checkpoints import ENERGY_LOG, CheckpointError, find_eval, resolve
-from jeat_core.core.sampling import GenerationConfig
-from jeat_core.measure import gen_eval, rulers
-from jeat_core.measure.metrics import (
-    bootstrap_ci,
-    frechet_distance,
-    inception_score,
-    nearest_by_ssim,
-    penultimate,
-    proportion_difference_ci,
-    robust_accuracy,
-    wilson_interval,
-)
-from jeat_core.measure.robustness import (
-    INSTALL_PEER,
-    have_torchattacks,
-    is_standard,
-    masking_check,
-    masks_of,
-    peer_attacks,
-)
-from jeat_core.measure.verdict_rules import (
-    VERDICTS,
-    combine,
-    equivalence_verdict,
-    generation_claim_verdict,
-    runs_claim_verdict,
-    verdict_from_ci,
-)
+from jeat_core.core.checkpoints import ENERGY_LOG, CheckpointError, resolve
+from jeat_core.measure import rulers
+from jeat_core.measure.metrics import frechet_distance, inception_score, nearest_by_ssim, penultimate
+from jeat_core.measure.stats import bootstrap_ci, wilson_interval
+from jeat_core.measure.verdict_rules import VERDICTS, combine, runs_claim_verdict, verdict_from_ci
 from jeat_core.paper import run_claims
-from jeat_core.paper.experiments import (
-    TEST_SEED,
-    Context,
-    describe,
-    fisher_table,
-    generation_set,
-    landscape_numbers,
-    public,
-    read_energy_log,
-    sampler_key,
-)
-from jeat_core.paper.paper_items import (
-    FIG2_MODELS,
-    FIG3_MODEL,
-    FIG5_MODELS,
-    FIG7_MODEL,
-    MODEL_LABELS,
-    TABLE1_MODEL,
-    TABLE2_MODELS,
-    recorded_autoattack,
-)
+from jeat_core.paper.audit_generation import GEN_PARTS, _gen, _generation
+from jeat_core.paper.audit_robustness import _masking, _robustness, _tab1, _tab3
+from jeat_core.paper.audit_sizes import Settings
+from jeat_core.paper.audit_sizes import round_ci as _ci
+from jeat_core.paper.experiments import Context, fisher_table, landscape_numbers, read_energy_log
+from jeat_core.paper.paper_items import FIG2_MODELS, FIG3_MODEL, FIG5_MODELS, FIG7_MODEL, TABLE1_MODEL, TABLE2_MODELS
 
 __all__ = ["VERDICTS", "Claim", "CLAIMS", "run_audit", "to_markdown", "verdict_from_ci", "combine",
            "frechet_distance", "inception_score", "penultimate"]
 
-# ----------------------------------------------------------------------------- verdict rules
-def _ci(ci) -> list[float]:
-    return [float(f"{v:.4g}") for v in ci]
-
 
 # ----------------------------------------------------------------------------- claims
-@dataclass(frozen=True)
-class Settings:
-    """Sample sizes of one audit run (``smoke`` shrinks every one of them)."""
-
-    n_attack: int = 1000
-    per_class: int = 100  # generated images per class and set (1,000 per set)
-    n_fisher: int = 500
-    n_probes: int = 2
-    n_land: int = 50
-    n_ssim: int = 50
-    apgd_steps: int = 50
-    kid_boot: int = gen_eval.KID_BOOT  # bootstrap resamples of a KID difference (generation claims)
-    fid_boot: int = gen_eval.FID_BOOT
-    max_gen_steps: int | None = None  # caps each sampler's K (smoke runs only)
-    smoke: bool = False
-    inception_weights: str | None = None
-
-    @classmethod
-    def smoke_run(cls) -> Settings:
-        return cls(n_attack=64, per_class=3, n_fisher=8, n_probes=1, n_land=3, n_ssim=5, apgd_steps=5, kid_boot=200,
-                   fid_boot=20, max_gen_steps=3, smoke=True)
-
-
 @dataclass(frozen=True)
 class Claim:
     """One claim of the paper: ``measure(ctx, settings, models)`` returns ``{"ours", "n", "verdict", "note"}``.
@@ -147,38 +77,6 @@ class Claim:
             if key in res:
                 out[key] = res[key]
         return out
-
-
-def _accuracy_record(r: dict) -> dict:
-    return {"clean": r["clean_acc"], "clean_ci": _ci(r["clean_ci"]), "robust": r["robust_acc"],
-            "robust_ci": _ci(r["robust_ci"])}
-
-
-TAB1_MARGIN = 0.02  # share of the clean accuracy: "as effective" if the attacks differ by at most 1 in 50 of it
-
-
-def _tab1(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
-    """Claim 1 as an equivalence on the scale of the accuracies: the margin is 2% of the clean accuracy
-    (:data:`TAB1_MARGIN`; one in fifty of the images the classifier gets right), not a fixed ±5 points,
-    which on accuracies below 1% would decide nothing. Within the margin but with an interval excluding 0
-    it is reproduced, qualified "weaker (or stronger), by a negligible amount"."""
-    (name,) = models
-    m, _ = ctx.model(name)
-    x, y = ctx.test()
-    x, y = x[:st.n_attack], y[:st.n_attack]
-    ce = robust_accuracy(m, x, y, attack="pgd20")
-    en = robust_accuracy(m, x, y, attack="energy-pgd20")
-    n = len(x)
-    diff = proportion_difference_ci(round(en["robust_acc"] * n), n, round(ce["robust_acc"] * n), n)
-    margin = TAB1_MARGIN * ce["clean_acc"]
-    v = combine([equivalence_verdict(diff, margin), verdict_from_ci(en["robust_ci"], -1, null=0.10)])
-    qualifier = ("" if diff[0] <= 0 <= diff[1] or v != "reproduced" else
-                 f"the energy attack is {'weaker' if diff[0] > 0 else 'stronger'}, by a negligible amount "
-                 f"(its interval excludes 0 but lies within ±{margin:.2%})")
-    return {"ours": {"ce_attack": _accuracy_record(ce), "energy_attack": _accuracy_record(en),
-                     "energy_minus_ce": en["robust_acc"] - ce["robust_acc"], "difference_ci": _ci(diff),
-                     "margin": round(margin, 4), "qualifier": qualifier},
-            "n": n, "verdict": v, "note": qualifier}
 
 
 FIG3_KEYS = (("share_dxE_joint_pos", "ci", "dxE_joint_mean", True), ("share_dthetaE_joint_neg", "ci_",
@@ -237,166 +135,6 @@ def _fig2(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
                     "as x_is_slice_min and rank_of_x (share of the slice with lower energy)"}
 
 
-def _robustness(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
-    """Claim 11 (:func:`run_claims.robustness_parts`): JEAT − AT robust accuracy over their runs under
-    PGD-20 (first ``n_attack`` images) and the recorded AutoAttack (first 500, what every run records)."""
-    n_aa = 500 if not st.smoke else st.n_attack
-    parts, info = run_claims.robustness_parts(ctx, n_pgd=st.n_attack, n_aa=n_aa, standard=not st.smoke)
-    note = f"runs: {', '.join(info['runs']['jeat'])} against {', '.join(info['runs']['at'])}"
-    if info["runs_without_autoattack"]:
-        note += (f"; without a standard AutoAttack record on {info['n_autoattack']} images: "
-                 f"{', '.join(info['runs_without_autoattack'])}")
-    ours = {p["name"]: {"jeat_minus_at": round(c["diff"], 4), "ci": _ci(c["ci"]), "ci_level": round(c["ci_level"], 4),
-                        "jeat_runs": [round(v, 4) for v in c["runs_a"]], "at_runs": [round(v, 4) for v in c["runs_b"]],
-                        "n": c["n"], "attack": c["feature_space"]}
-            for p in parts for c in p["comparisons"]}
-    return {"ours": {**ours, "runs": info["runs"], "runs_without_autoattack": info["runs_without_autoattack"]},
-            "n": st.n_attack, "verdict": runs_claim_verdict(parts), "parts": parts, "note": note}
-
-
-def describe_sampler(rec: dict) -> str:
-    return describe(GenerationConfig(**rec))
-
-
-@dataclass(frozen=True)
-class Part:
-    """One part of a generation claim (``docs/evaluation.md``, *Claims split into parts*): method ``a``
-    against ``b``; ``paper_direction`` ``"a<b"`` when the paper says a scores lower (better). With
-    ``seeds`` each side is every shipped training run of its method (:meth:`Context.training_runs`); when
-    both sides are one method (two samplers of the same runs) the runs are paired (:func:`stats.paired`)."""
-
-    name: str
-    a: str
-    b: str
-    paper_direction: str = "a<b"
-    a_energy: str = "joint"
-    b_energy: str = "joint"
-    seeds: bool = True
-
-    @property
-    def run_pairing(self) -> str:
-        return "paired" if self.a == self.b else "welch"
-
-    def label(self, side: str) -> str:
-        name, energy = (self.a, self.a_energy) if side == "a" else (self.b, self.b_energy)
-        return name if (self.a_energy, self.b_energy) == ("joint", "joint") else f"{name} ({ENERGY_LABEL[energy]})"
-
-
-ENERGY_LABEL = {"joint": "Eq. 17", "ce": "Eq. 16"}
-GEN_PARTS: dict[int, tuple[Part, ...]] = {
-    4: (Part("4a", "at", "at", a_energy="joint", b_energy="ce"),),
-    5: (Part("5a", "noise-16", "noise-8"), Part("5b", "noise-24", "noise-16")),
-    6: (Part("6a", "jeat", "at"), Part("6b", "prejeat", "at"), Part("6c", "jeat", "prejeat")),
-}
-
-
-def _set_row(ctx: Context, images: Tensor, labels: Tensor, spaces) -> dict:
-    return {s.name: {k: (float(f"{v:.4g}") if isinstance(v, float) else v)
-                     for k, v in rulers.set_metrics(ctx, s, images, labels).items() if k not in ("space", "n")}
-            for s in spaces}
-
-
-def near_noiseless(sampler: dict) -> bool:
-    """A sampler whose noise is under a tenth of exact Langevin's √η (or the noiseless L2 step): its
-    chains are gradient descent from their seeds, not samples of p(x, y) (Eq. 9)."""
-    if sampler.get("step") == "l2":
-        return sampler.get("noise_std", 0) == 0
-    return sampler.get("noise_std", 0) < 0.1 * sampler.get("step_size", 0) ** 0.5
-
-
-GRADIENT_DESCENT = "gradient descent from class-Gaussian seeds"
-
-
-def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...], family: str = "tuned") -> dict:
-    """Claim parts scored by the protocol of ``docs/evaluation.md``: paired KID and FID differences in
-    every verdict space (primary first), Holm across the parts, the rule of :func:`verdict_rules.part_verdict`;
-    per-set metrics in every space (raw features as a diagnostic) beside the seed and real baselines.
-    ``family``: the samplers generating (each run's tuned one, or its tuned one of Eq. 9 as written).
-    A part whose every sampler is near-noiseless says so (``sampler_kind``)."""
-    spaces = rulers.available(ctx)
-    diagnostic = rulers.available(ctx, ("diagnostic",))
-    seeds, labels = ctx.seeds(st.per_class, TEST_SEED)
-    gen = {}
-
-    def images(run: str, energy: str) -> Tensor:
-        if (run, energy) not in gen:
-            gen[run, energy] = _gen(ctx, st, run, energy, family)
-        return gen[run, energy]["images"]
-
-    built, raw = [], {}
-    for p in parts:
-        runs_a = ctx.training_runs(p.a) if p.seeds else [p.a]
-        runs_b = ctx.training_runs(p.b) if p.seeds else [p.b]
-        xa, xb = [images(r, p.a_energy) for r in runs_a], [images(r, p.b_energy) for r in runs_b]
-        built.append({"name": p.name, "a": p.label("a"), "b": p.label("b"), "paper_direction": p.paper_direction,
-                      "comparisons": rulers.compare(ctx, xa, xb, spaces=spaces, n_boot_kid=st.kid_boot,
-                                                    n_boot_fid=st.fid_boot, run_pairing=p.run_pairing),
-                      "runs": {"a": runs_a, "b": runs_b}})
-        raw[p.name] = [c.record() for c in rulers.compare(ctx, xa, xb, spaces=diagnostic, n_boot_kid=st.kid_boot,
-                                                           fid=False)]
-    records = gen_eval.claim_parts(built)
-    for rec, b, p in zip(records, built, parts):
-        rec["runs"] = b["runs"]
-        rec["comparisons"] = [public(c) for c in rec["comparisons"]]
-        used = [gen[r, e]["sampler"] for side, e in (("a", p.a_energy), ("b", p.b_energy)) for r in b["runs"][side]]
-        rec["sampler_kind"] = GRADIENT_DESCENT if all(near_noiseless(u) for u in used) else "Langevin"
-    x, y = ctx.test()
-    n = 10 * st.per_class
-    sets = {"real test images [0, n)": _set_row(ctx, x[:n], y[:n], spaces + diagnostic),
-            "class-Gaussian seeds": _set_row(ctx, seeds, labels, spaces + diagnostic)}
-    for (run, energy), g in gen.items():
-        sets[f"{run} ({ENERGY_LABEL[energy]})"] = {"sampler": describe_sampler(g["sampler"]),
-                                                   "l2_moved": float(f"{g['l2_moved']:.4g}"),
-                                                   **_set_row(ctx, g["images"], labels, spaces + diagnostic)}
-    ours = {"sets": sets, "diagnostic_raw_kid": raw, "spaces": [s.name for s in spaces],
-            "diagnostic_spaces": [s.name for s in diagnostic], "missing_spaces": rulers.missing(ctx)}
-    note = "; ".join(f"{r['name']} {r['a']} vs {r['b']}: {r['verdict']}" for r in records)
-    if ours["missing_spaces"]:
-        note += f"; feature spaces not available (evaluator not shipped): {', '.join(ours['missing_spaces'])}"
-    return {"ours": ours, "n": n, "verdict": generation_claim_verdict([r["verdict"] for r in records]),
-            "parts": records, "note": note,
-            "images": {f"{r} ({ENERGY_LABEL[e]})": g["images"] for (r, e), g in gen.items()}}
-
-
-def _gen(ctx: Context, st: Settings, name: str, energy: str = "joint", family: str = "tuned") -> dict:
-    return generation_set(ctx, name, energy, per_class=st.per_class, max_steps=st.max_gen_steps, family=family)
-
-
-def _as_written(ctx: Context, st: Settings, claim: int) -> dict:
-    """Claim ``claim``'s parts again with every run's sampler of Eq. 9 as written (Langevin, noise √η,
-    tuned as its own family: ``jeat tune-samplers --family as-written``), reported beside the verdicts,
-    not in the tally; the runs without that sampler are named and the parts not scored."""
-    need = {(r, e) for p in GEN_PARTS[claim] for name, e in ((p.a, p.a_energy), (p.b, p.b_energy))
-            for r in ctx.training_runs(name)}
-    missing = sorted(f"{r} ({ENERGY_LABEL[e]})" for r, e in need
-                     if sampler_key(e, "as-written") not in ctx.model(r)[1].get("sampler", {}))
-    if missing:
-        return {"not measured": "no sampler as written tuned for " + ", ".join(missing)
-                + " (`jeat tune-samplers --family as-written`)"}
-    res = _generation_parts(ctx, st, GEN_PARTS[claim], family="as-written")
-    return {p["name"]: {"verdict": p["verdict"], "image_level_verdict": p["image_level_verdict"],
-                        "primary": {k: p["comparisons"][0][k] for k in ("feature_space", "diff", "ci", "ci_level",
-                                                                         "interval")},
-                        "sampler_kind": p["sampler_kind"]} for p in res["parts"]}
-
-
-def _generation(ctx: Context, st: Settings, models: tuple[str, ...], *, claim: int) -> dict:
-    """Claim ``claim`` (4, 5 or 6) scored in its parts (:data:`GEN_PARTS`); claim 6 also gets Inception
-    IS/FID of its sets when ``--inception-weights`` names the weights."""
-    res = _generation_parts(ctx, st, GEN_PARTS[claim])
-    res["ours"]["sampler_as_written"] = _as_written(ctx, st, claim)
-    images = res.pop("images")
-    if claim != 6:
-        return res
-    if st.inception_weights:
-        x, _ = ctx.test()
-        res["ours"]["inception"] = {n: _fidelity(im, x[:1000], st.inception_weights) for n, im in images.items()}
-    else:
-        res["note"] += ("; Inception IS/FID not measured: pass --inception-weights PATH (an offline copy of "
-                        "torch-fidelity's pt_inception-2015-12-05 weights); nothing can be downloaded here")
-    return res
-
-
 def _fisher_verdicts(rows: list[dict], key: str) -> list[str]:
     out = []
     for a, b in zip(rows, rows[1:]):  # paper: a > b
@@ -429,48 +167,6 @@ def _tab2(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
     return {"ours": ours, "n": st.n_fisher, "verdict": v_pl, "note": note}
 
 
-def _tab3(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
-    at, jem, jeat = models  # the claim is JEAT vs JEM; AT is reported beside them
-    x, y = ctx.test()
-    x, y = x[:st.n_attack], y[:st.n_attack]
-    ours, masked = {}, []
-    peers = have_torchattacks()  # without the peer library the cross-check is not measurable, never "agrees"
-    for name in models:
-        m, _ = ctx.model(name)
-        r = robust_accuracy(m, x, y, attack="pgd20")
-        ours[name] = _accuracy_record(r)
-        if peers:
-            peer = peer_attacks(m, x, y, apgd_steps=st.apgd_steps)
-            ours[name].update(peer)
-            if min(peer.values()) < r["robust_acc"] - 0.03:
-                masked.append(name)
-    n = len(x)
-    k = {name: round(ours[name]["robust"] * n) for name in ours}
-    diff = proportion_difference_ci(k[jeat], n, k[jem], n)
-    ours["jeat_minus_jem"] = {"diff": (k[jeat] - k[jem]) / n, "ci": _ci(diff)}
-    v = verdict_from_ci(diff, 1, null=0.10)
-    if not peers:
-        v = "not measurable here"
-        note = (f"peer attacks not measurable here: torchattacks is not installed ({INSTALL_PEER}), so gradient "
-                f"masking is not ruled out; our PGD-20 alone would say {verdict_from_ci(diff, 1, null=0.10)}")
-    elif not masked:
-        note = "peer attacks (torchattacks PGD-20 and APGD-CE) agree within 3 points"
-    else:
-        note = f"peer attacks find ≥ 3 points lower accuracy for {', '.join(masked)}"
-    d_at = proportion_difference_ci(k[jeat], n, k[at], n)
-    note += f"; JEAT − AT = {100 * (k[jeat] - k[at]) / n:+.1f} points, CI {_ci(d_at)} (AT is not in Tab. 3)"
-    recorded = []  # the standard AutoAttack beside PGD-20 where recorded (claim 10 checks it for masking)
-    for name in models:
-        rec = recorded_autoattack(ctx.model(name)[1])
-        if rec is not None:
-            ours[name]["autoattack"] = {"robust": rec["robust_acc"], "robust_ci": _ci(rec["robust_ci"]), "n": rec["n"]}
-            recorded.append(f"{MODEL_LABELS.get(name, name)} {100 * rec['robust_acc']:.1f}% "
-                            f"[{100 * rec['robust_ci'][0]:.1f}, {100 * rec['robust_ci'][1]:.1f}] (n = {rec['n']:,})")
-    if recorded:
-        note += "; recorded AutoAttack (standard): " + ", ".join(recorded)
-    return {"ours": ours, "n": n, "verdict": v, "note": note}
-
-
 def _fig7(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
     (name,) = models
     rec = _gen(ctx, st, name)
@@ -485,101 +181,6 @@ def _fig7(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
             "test_images_best_ssim_mean": round(float(sr.mean()), 4), "ci_test": _ci(bootstrap_ci(sr))}
     return {"ours": ours, "n": k, "verdict": "reproduced" if float(sg.max()) < 0.9 else "not reproduced",
             "note": "reproduced when no sample reaches SSIM 0.9 with its nearest training image"}
-
-
-def _aa_record(ctx: Context, st: Settings, name: str) -> tuple[dict | None, str]:
-    """The recorded AutoAttack eval of ``name`` usable here, or ``None`` and why not (with the command)."""
-    _, man = ctx.model(name)
-    rec = find_eval(man, "autoattack")
-    cmd = f"`jeat eval --model {ctx.preset}/{name} --attack autoattack --n {st.n_attack} --record`"
-    if rec is None or "per_example" not in rec:
-        return None, f"not measurable here: no recorded AutoAttack eval; record it with {cmd}"
-    cfg = rec.get("settings", {})
-    if not st.smoke and not is_standard(rec):
-        return None, (f"not measurable here: the recorded AutoAttack ran {cfg.get('steps')} steps and "
-                      f"{cfg.get('n_queries')} Square queries, not the standard 100 and 5,000; re-record it with {cmd}")
-    return rec, ""
-
-
-def _seed_pairs(ctx: Context, name: str, ref: str) -> list[tuple[str, str]]:
-    """``(run of name, run of ref)`` for each extra training run both ship, paired by seed suffix
-    (``jeat-s1`` with ``at-s1``); the shipped pair ``(name, ref)`` is not included."""
-    refs = {r.removeprefix(ref): r for r in ctx.training_runs(ref)[1:]}
-    return [(r, refs[r.removeprefix(name)]) for r in ctx.training_runs(name)[1:] if r.removeprefix(name) in refs]
-
-
-def _masking(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
-    """Per model, :func:`~jeat_core.measure.robustness.masking_check` of its recorded AutoAttack against AT's,
-    with PGD-20 (ours) run here on the same first n images (AutoAttack is too slow to rerun in the audit).
-    Where a model and AT both ship extra training runs with records (``jeat-s1`` and ``at-s1``, ...),
-    each run is paired with AT's run of the same seed and the check pools the runs (two-level
-    bootstrap: runs, then images); ``runs`` keeps each run's own check. In a pooled record ``n`` is
-    the shipped pair's images (``n_per_run``: every pair's); ``pgd20``, ``autoattack``, ``gap`` and
-    the excess are means over the runs; ``autoattack_recorded`` and ``stages`` are the shipped run's."""
-    ref = models[0]
-    recs, ours, parts = {}, {}, []
-    for name in models:
-        recs[name], why = _aa_record(ctx, st, name)
-        if recs[name] is None:
-            ours[name] = {"verdict": why}
-            parts.append("not measurable here")
-    if recs[ref] is None:
-        return {"ours": ours, "n": 0, "verdict": "not measurable here",
-                "note": f"the reference {ref} has no usable AutoAttack record, so no gap can be compared"}
-
-    def masks(run: str) -> dict:  # on the run's own recorded images; masking_check pairs the common first ones
-        n = recs[run]["n"]
-
-        # our PGD-20 per image, computed once per (run, n) for this claim and claim 11 (run_claims)
-        return {"pgd20": run_claims.pgd20_per_image(ctx, run, n).bool(), **masks_of(recs[run])}
-
-    def one(c: dict) -> dict:
-        return {"n": c["n"], "pgd20": round(c["pgd20"], 4), "autoattack": round(c["autoattack"], 4),
-                "gap": round(c["gap"], 4), "gap_ci": _ci(c["gap_ci"]), f"gap_minus_{ref}_gap": round(c["excess"], 4),
-                "excess_ci": _ci(c["excess_ci"]), "tolerance": round(c["tolerance"], 4), "verdict": c["verdict"]}
-
-    for name in models:
-        if recs[name] is None:
-            continue
-        pairs, unrecorded = [(name, ref)], []
-        for run, ref_run in _seed_pairs(ctx, name, ref):
-            for r in (run, ref_run):
-                if r not in recs:
-                    recs[r], _ = _aa_record(ctx, st, r)
-            if recs[run] is None or recs[ref_run] is None:
-                unrecorded.append(run)
-            else:
-                pairs.append((run, ref_run))
-        r = recs[name]
-        c = masking_check([masks(a) for a, _ in pairs], [masks(b) for _, b in pairs])
-        ours[name] = {"n": c["n"], "pgd20": round(c["pgd20"], 4), "autoattack": round(c["autoattack"], 4),
-                      "autoattack_recorded": {"robust_acc": r["robust_acc"], "robust_ci": _ci(r["robust_ci"]),
-                                              "n": r["n"], "seconds": r.get("seconds")},
-                      "stages": {v["stage"]: round(v["robust_acc"], 4) for v in r["stages"]},
-                      "gap": round(c["gap"], 4), "gap_ci": _ci(c["gap_ci"]),
-                      f"gap_minus_{ref}_gap": round(c["excess"], 4), "excess_ci": _ci(c["excess_ci"]),
-                      "only_square": round(c["only_square"], 4), "by_apgd_ce": round(c["by_apgd_ce"], 4),
-                      "square_minus_apgd_ce": round(c["square_minus_apgd_ce"], 4),
-                      "square_minus_apgd_ce_ci": _ci(c["square_minus_apgd_ce_ci"]),
-                      "only_square_ci": _ci(c["only_square_ci"]), "tolerance": round(c["tolerance"], 4),
-                      "interval": c["interval"], "verdict": c["verdict"],
-                      "training_runs": len(pairs), "n_per_run": c.get("n_per_run", [c["n"]])}
-        if len(pairs) > 1:
-            ours[name]["runs"] = {a: {**one(masking_check(masks(a), masks(b))), "reference": b} for a, b in pairs}
-        if unrecorded:
-            ours[name]["runs_without_autoattack"] = unrecorded
-        parts.append({"masking": "not reproduced", "no masking sign": "reproduced"}.get(c["verdict"], "inconclusive"))
-    masked = [m for m in models if isinstance(ours[m], dict) and ours[m]["verdict"] == "masking"]
-    sizes = sorted({v["n"] for v in ours.values() if "n" in v})
-    n = sizes[0]
-    pooled = [m for m in models if ours[m].get("training_runs", 1) > 1]
-    note = (f"each model paired with {ref} on their common first test images "
-            f"({' or '.join(f'{k:,}' for k in sizes)}); one run pair: paired percentile bootstrap over images"
-            + (f"; {', '.join(MODEL_LABELS.get(m, m) for m in pooled)}: over training runs, each run paired "
-               f"with {MODEL_LABELS.get(ref, ref)}'s run of the same seed, a paired t over the run pairs"
-               if pooled else "")
-            + f"; {'masking: ' + ', '.join(masked) if masked else 'no model shows masking'}")
-    return {"ours": ours, "n": n, "verdict": combine(parts), "note": note}
 
 
 GEN_METRIC = ("the protocol of docs/evaluation.md: {n} generated images per set ({pc} per class) from the same "
@@ -713,30 +314,6 @@ def _check_rerun(only: set[int], previous: dict | None, smoke: bool, settings: d
 def json_round_trip(v):
     """``v`` as it reads back from JSON (tuples become lists), to compare with a saved report."""
     return json.loads(json.dumps(v))
-
-
-def _fidelity(fake: Tensor, real: Tensor, weights: str) -> dict:
-    """Inception IS/FID via torch-fidelity with an offline weights file."""
-    if not Path(weights).is_file():
-        raise FileNotFoundError(f"--inception-weights: no file at {weights}")
-    try:
-        import torch_fidelity  # optional (the fidelity extra)
-    except ImportError as e:
-        raise ImportError("--inception-weights needs torch-fidelity: pip install 'jeat[fidelity]'") from e
-
-    class _DS(torch.utils.data.Dataset):
-        def __init__(self, t):
-            self.t = (t.clamp(0, 1) * 255).round().to(torch.uint8)
-
-        def __len__(self):
-            return len(self.t)
-
-        def __getitem__(self, i):
-            return self.t[i]
-
-    m = torch_fidelity.calculate_metrics(input1=_DS(fake), input2=_DS(real), isc=True, fid=True, cuda=False,
-                                         feature_extractor_weights_path=weights, verbose=False)
-    return {"IS": m["inception_score_mean"], "FID": m["frechet_inception_distance"]}
 
 
 # ----------------------------------------------------------------------------- report

@@ -47,14 +47,8 @@ from jeat_core.core.sampling import (
 )
 from jeat_core.measure import rulers
 from jeat_core.measure.evaluator import EVALUATOR
-from jeat_core.measure.metrics import (
-    KIDReference,
-    bootstrap_ci,
-    fisher_score,
-    fisher_scores_piecewise_linear,
-    penultimate,
-    wilson_interval,
-)
+from jeat_core.measure.metrics import KIDReference, fisher_score, fisher_scores_piecewise_linear, penultimate
+from jeat_core.measure.stats import bootstrap_ci, wilson_interval
 
 VAL_SEED, TEST_SEED, RESCORE_SEED = 1, 2, 3  # seed streams: tuning shortlist, scoring, tuning rescore
 VAL_REAL = (0, 2000)  # real test images sampler tuning scores against (the audit uses [5000, 10000))

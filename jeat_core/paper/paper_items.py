@@ -23,9 +23,9 @@ from jeat_core.core.checkpoints import ENERGY_LOG, CheckpointError, find_eval, r
 from jeat_core.core.data import CIFAR10_CLASSES
 from jeat_core.core.landscape import landscape_slices
 from jeat_core.core.sampling import ClassGaussian, GenerationConfig, generate, sampler_for
-from jeat_core.measure.metrics import TrainIndex, bootstrap_ci, nearest_by_ssim, robust_accuracy, wilson_interval
+from jeat_core.measure.metrics import TrainIndex, nearest_by_ssim, robust_accuracy
 from jeat_core.measure.robustness import is_standard, masks_of
-from jeat_core.measure.stats import shared_images_mean
+from jeat_core.measure.stats import bootstrap_ci, shared_images_mean, wilson_interval
 from jeat_core.paper.experiments import TRAINING_SEEDS, Context, fisher_rows, read_energy_log, training_runs
 
 MODEL_LABELS = {"standard": "Normal", "at": "AT", "prejeat": "PreJEAT", "jeat": "JEAT", "jem": "JEM",

@@ -23,7 +23,7 @@ from torch import Tensor
 
 from jeat_core.core.checkpoints import find_eval
 from jeat_core.core.sampling import sampler_for
-from jeat_core.measure.metrics import wilson_interval
+from jeat_core.measure.stats import wilson_interval
 from jeat_core.paper.claims import AUDIT
 from jeat_core.paper.experiments import independent_judge
 

@@ -18,8 +18,8 @@ from jeat_core.core.checkpoints import find_eval
 from jeat_core.core.energy import energy_of
 from jeat_core.core.landscape import energy_grid, random_directions
 from jeat_core.measure import gen_eval, stats
-from jeat_core.measure.metrics import percentile_ci
 from jeat_core.measure.robustness import is_standard, masks_of, pgd_restarts
+from jeat_core.measure.stats import percentile_ci
 from jeat_core.measure.verdict_rules import all_or_any, interval_verdicts, over_runs_verdict
 from jeat_core.paper.experiments import Context
 from jeat_core.paper.paper_items import MODEL_LABELS
