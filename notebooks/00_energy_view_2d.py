@@ -122,7 +122,7 @@ print(f"CE before {float(ce):.6f}, after adding {c} to every logit {float(ce_c):
 # trained now, so that no control waits for a training.
 
 # %%
-from jeat_core.explore.figures import Table
+from jeat_core.explore.plotting import Table
 from jeat_core.paper.toy2d import TOY_METHODS
 
 if WARM_ALL:
@@ -143,7 +143,7 @@ Table(rows, formats={"seconds": "{:.2f}", "clean accuracy": "{:.1%}"})
 # share of updates that lowered the energy), measured by the training loop itself.
 
 # %% tags=["figure"]
-from jeat_core.explore.figures import plot_toy2d
+from jeat_core.explore.toy_figures import plot_toy2d
 
 fig_at = plot_toy2d(lab.view("at", eps=0.05, label=0, eta=1e-3, steps=100))
 fig_at
@@ -225,7 +225,7 @@ with explorer.hold():  # one redraw for all
 Table(latency, formats={"seconds": "{:.2f}"})
 
 # %%
-from jeat_core.explore.figures import save_figure
+from jeat_core.explore.plotting import save_figure
 
 print(*save_figure(fig, FIGURES, "toy2d_jeat"), sep="\n")
 print(f"this notebook's computations took {time.perf_counter() - t_start:.0f} s")

@@ -87,7 +87,7 @@ print(f"max |E(x,y) - E(x) - CE| over {len(x)} images: {diff.abs().max():.2e}")
 import numpy as np
 
 from jeat_core.core.attacks import pgd
-from jeat_core.explore.figures import Table
+from jeat_core.explore.plotting import Table
 from jeat_core.paper.paper_items import fig3_data
 
 at_model, _ = load_model("cifar10-cpu/at")
@@ -143,7 +143,8 @@ attack_explorer(model, x, y, eps=EPS)
 # same size).
 
 # %%
-from jeat_core.explore.figures import Table, save_paper_table
+from jeat_core.explore.figures import save_paper_table
+from jeat_core.explore.plotting import Table
 from jeat_core.paper.paper_items import table1_rows
 
 rows = table1_rows(model, x, y, sizes=SIZES, eps=EPS, progress=True)  # about 4 minutes at 1000 images

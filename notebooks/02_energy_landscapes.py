@@ -44,7 +44,8 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # %%
 from jeat_core.core.checkpoints import load_model
 from jeat_core.core.data import CIFAR10_CLASSES, load_split
-from jeat_core.explore.figures import MODEL_LABELS, Table, flatness_order, plot_contours, save_figure
+from jeat_core.explore.figures import MODEL_LABELS, flatness_order, plot_contours
+from jeat_core.explore.plotting import Table, save_figure
 from jeat_core.paper.paper_items import fig2_data
 
 models = {name: load_model(f"cifar10-cpu/{name}")[0] for name in MODELS}

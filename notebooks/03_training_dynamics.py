@@ -35,7 +35,8 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # %% tags=["figure"]
 import numpy as np
 
-from jeat_core.explore.figures import Table, plot_delta_energy, save_figure
+from jeat_core.explore.figures import plot_delta_energy
+from jeat_core.explore.plotting import Table, save_figure
 from jeat_core.paper.paper_items import fig3_data
 from jeat_core.paper.prose import say
 

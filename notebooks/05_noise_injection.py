@@ -48,7 +48,8 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 from jeat_core.core.checkpoints import load_model
 from jeat_core.core.data import load_split
 from jeat_core.core.sampling import ClassGaussian
-from jeat_core.explore.figures import GENERATION_FORMATS, Table, image_rows_table, plot_image_rows, save_figure
+from jeat_core.explore.figures import GENERATION_FORMATS, image_rows_table, plot_image_rows
+from jeat_core.explore.plotting import Table, save_figure
 from jeat_core.paper.paper_items import fig5_rows
 from jeat_core.paper.prose import sampler_rows, say, seed_baseline
 

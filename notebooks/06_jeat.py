@@ -84,7 +84,8 @@ from jeat_core.core.checkpoints import load_model
 from jeat_core.core.data import CIFAR10_CLASSES, load_split
 from jeat_core.core.energy import joint_energy, marginal_energy
 from jeat_core.core.sampling import ClassGaussian, ReplayBuffer, langevin
-from jeat_core.explore.figures import GENERATION_FORMATS, Table, image_rows_table, plot_image_rows, save_figure
+from jeat_core.explore.figures import GENERATION_FORMATS, image_rows_table, plot_image_rows
+from jeat_core.explore.plotting import Table, save_figure
 from jeat_core.paper.paper_items import fig6_rows
 from jeat_core.paper.prose import say
 
@@ -158,7 +159,7 @@ say(f"CE + [E(x_adv) − E(x̃)] = {float(lhs):+.4f};  E(x_adv, y) − E(x̃) = 
 # fresh seed, so no chain ever runs more than K steps: short-run SGLD without persistence.
 
 # %% tags=["figure"]
-from jeat_core.explore.figures import subplots
+from jeat_core.explore.plotting import subplots
 
 rho_shipped, k_steps = cfg["sgld"]["reinit_prob"], cfg["sgld"]["n_steps"]
 fig_buf, axes = subplots(1, 2, figsize=(9, 2.6), sharey=True)

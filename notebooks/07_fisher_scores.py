@@ -80,7 +80,7 @@ x, y = load_split("test").tensors(max(N_IMAGES, 64))
 # under the table; `figures/README.md` quotes the audit's numbers.
 
 # %%
-from jeat_core.explore.figures import Table
+from jeat_core.explore.plotting import Table
 from jeat_core.paper.prose import audit_settings
 
 rows = table2_fisher_rows(models, x, y, sizes=SIZES)  # the producer `jeat figures` calls too

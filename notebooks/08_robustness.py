@@ -57,7 +57,7 @@ x, y = load_split("test").tensors(N)
 
 # %%
 from jeat_core.core.checkpoints import find_eval
-from jeat_core.explore.figures import Table
+from jeat_core.explore.plotting import Table
 from jeat_core.paper.paper_items import recorded_autoattack
 
 

@@ -39,7 +39,8 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 from jeat_core.core.checkpoints import load_model
 from jeat_core.core.data import CIFAR10_CLASSES, load_split
 from jeat_core.core.sampling import ClassGaussian
-from jeat_core.explore.figures import Table, TrainIndex, nearest_by_ssim, plot_image_rows, save_figure
+from jeat_core.explore.figures import TrainIndex, nearest_by_ssim, plot_image_rows
+from jeat_core.explore.plotting import Table, save_figure
 from jeat_core.paper.paper_items import fig7_rows
 
 models, manifests = {}, {}

@@ -250,7 +250,8 @@ def test_image_grid_sets_the_first_column_apart_and_fig6_names_its_classes():
     first panel names the class of each line."""
     import torch
 
-    from jeat_core.explore.figures import image_grid, plot_image_rows
+    from jeat_core.explore.figures import plot_image_rows
+    from jeat_core.explore.plotting import image_grid
     from jeat_core.paper.paper_items import ImageRows
 
     x = torch.zeros(6, 3, 4, 4)  # black images: gutters are the only white

@@ -83,7 +83,7 @@ def test_paths_are_langevin_chains_from_class_gaussian_seeds(lab):
 
 
 def test_view_has_what_the_figure_draws(lab):
-    from jeat_core.explore.figures import plot_toy2d
+    from jeat_core.explore.toy_figures import plot_toy2d
 
     v = lab.view("jeat", label=2, eta=1e-4, steps=10)
     assert v["grids"]["joint"].shape == (len(TOY_CLASSES), TINY.resolution, TINY.resolution)

@@ -212,7 +212,7 @@ def test_explorer_figure_text_is_inside_the_figure(setup, long_title):
 def test_explorer_sends_the_extra_bundle_after_the_figure_in_a_kernel(setup, monkeypatch):
     """In a kernel, a control change shows the figure at once and the Plotly surface from the kernel's
     event loop afterwards; a surface of a setting already replaced is never shown."""
-    from jeat_core.explore import widgets
+    from jeat_core.explore import explorer
     from jeat_core.explore.widgets import landscape_explorer
 
     class Loop:  # a kernel's IOLoop: runs nothing until told
@@ -223,7 +223,7 @@ def test_explorer_sends_the_extra_bundle_after_the_figure_in_a_kernel(setup, mon
             self.pending.append(fn)
 
         def call_later(self, delay, fn):
-            assert delay == widgets.EXTRA_DELAY_S
+            assert delay == explorer.EXTRA_DELAY_S
             self.pending.append(fn)
 
         def run(self):
@@ -234,7 +234,7 @@ def test_explorer_sends_the_extra_bundle_after_the_figure_in_a_kernel(setup, mon
     e = landscape_explorer(models, x, y, resolution=9)
     first = e.extra_out.outputs
     loop = Loop()
-    monkeypatch.setattr(widgets, "_kernel_loop", lambda: loop)
+    monkeypatch.setattr(explorer, "_kernel_loop", lambda: loop)
     png = e.png
     e.controls["index"].value = 1
     assert e.png != png and e.extra_out.outputs == first and loop.pending  # the figure first
@@ -249,7 +249,7 @@ def test_only_a_change_from_the_browser_defers_the_extra_bundle(monkeypatch):
     that sets a control itself (the static site's galleries) gets it at once."""
     import IPython
 
-    from jeat_core.explore.widgets import _kernel_loop
+    from jeat_core.explore.explorer import _kernel_loop
 
     class Kernel:
         io_loop = object()

@@ -29,7 +29,7 @@ from torch import nn
 
 from jeat_core.core.checkpoints import RunLock, atomic_write_bytes
 from jeat_core.core.user_model import UserModel, device_of, evaluating, from_module
-from jeat_core.explore.figures import MODEL_COLOURS, MODEL_LABELS, figure_png, plot_contours, plot_image_rows, subplots
+from jeat_core.explore.figures import MODEL_LABELS, plot_contours, plot_image_rows
 from jeat_core.explore.lens_stages import (
     ENERGIES,
     FISHER_KEYS,
@@ -42,6 +42,7 @@ from jeat_core.explore.lens_stages import (
     run_stage,
     sizes_for,
 )
+from jeat_core.explore.plotting import MODEL_COLOURS, figure_png, subplots
 from jeat_core.measure.rulers import REFERENCE
 
 REPORT_FILES = ("report.json", "report.md", "report.html")

@@ -9,7 +9,8 @@ from __future__ import annotations
 import base64
 from dataclasses import replace
 
-from jeat_core.explore.figures import figure_png, plot_delta_energy
+from jeat_core.explore.figures import plot_delta_energy
+from jeat_core.explore.plotting import figure_png
 from jeat_core.train import methods as registry  # registry.METHODS read at call time
 from jeat_core.train.training import fit, make_config
 
