@@ -43,7 +43,7 @@ from jeat_core.core.configs import (
 )
 from jeat_core.core.data import CIFAR10_CLASSES, DataNotFoundError, load_split, to_uint8
 from jeat_core.core.sampling import ClassGaussian, generate, sampler_for, uniform_init
-from jeat_core.core.user_model import load
+from jeat_core.core.user_model import load as load_user_model
 from jeat_core.measure.metrics import parse_attack
 from jeat_core.measure.robustness import PeerLibraryMissing, require_torchattacks
 from jeat_core.train import methods as registry  # registry.METHODS read at call time: a test may swap it
@@ -404,7 +404,7 @@ def _lens(a: argparse.Namespace) -> int:
     chosen_stages(stages, sizes)  # the settings first, before loading anything
     check_name(a.name)
     dev = a.device or "cpu"
-    user = load(model_def=a.model_def, model=a.model, weights=a.weights, normalize=a.normalize, name=a.name,
+    user = load_user_model(model_def=a.model_def, model=a.model, weights=a.weights, normalize=a.normalize, name=a.name,
                 device=dev, data_root=a.data_root)
     print(f"[lens] {user.name}: {sum(p.numel() for p in user.model.parameters()):,} parameters, sizes {sizes.name}:",
           file=sys.stderr)

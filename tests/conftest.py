@@ -1,3 +1,6 @@
+"""Shared fixtures: the procedural toy set, real CIFAR-10 when present, tiny models and a tiny trained zoo
+(shipped-format checkpoints with recorded evals) that the tests of every layer build on."""
+
 import os
 from dataclasses import replace
 from pathlib import Path

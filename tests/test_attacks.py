@@ -1,3 +1,7 @@
+"""Attacks as pure functions: perturbation bounds and ranges, FGSM = one-step PGD, no hidden state changes,
+masks, layouts, the closed set of objectives (CE, energy, TRADES' KL), Tab. 1 in miniature and our PGD
+against torchattacks' on the same model and seed."""
+
 import pytest
 import torch
 from conftest import tiny_cnn

@@ -1,3 +1,7 @@
+"""Data, models and checkpoints (the core's files): the npz round trip and a missing-data message that
+says how to get it, real CIFAR-10 as the README says, the model registry, checkpoint round trips and
+errors, and a training state that never unpickles code."""
+
 import pickle
 
 import numpy as np

@@ -1,3 +1,6 @@
+"""The energy conventions of Eq. 12/13 (E(x, y) = −f(x)[y], E(x) = −logsumexp f(x), CE = E(x, y) − E(x))
+against torch's own functions, dispatch by kind, and the messages for bad inputs."""
+
 import pytest
 import torch
 import torch.nn.functional as F

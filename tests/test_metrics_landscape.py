@@ -1,3 +1,7 @@
+"""Fisher scores (Eq. 23/24: closed form on a quadratic, Hutchinson vs exact, no curvature for ReLU
+nets) and energy landscapes (model-independent orthonormal directions, grids, slice statistics that
+match the audit's flatness)."""
+
 import pytest
 import torch
 

@@ -1,3 +1,6 @@
+"""Packaging: environment.yml lists what pyproject.toml declares, the README's quick start is what CI
+runs, and the peer library (torchattacks) is pinned once."""
+
 import re
 import tomllib
 from pathlib import Path

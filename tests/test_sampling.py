@@ -1,3 +1,7 @@
+"""Sampling (Eq. 16/17): Langevin samples a known Gaussian and noise-free chains reach the minimum,
+snapshot and plain paths agree, the class-Gaussian seeds' moments, the replay buffer's state, and
+the sampler families the generation verdicts name."""
+
 import math
 
 import pytest

@@ -1,3 +1,7 @@
+"""Training: every registered method trains and they differ in what they do, the divergence guard,
+resume after a kill equals an uninterrupted run, DDP ranks end identical, fine-tuning, configs that
+validate themselves, and TRADES' loss and attack."""
+
 import json
 import os
 import signal
