@@ -1,6 +1,6 @@
-"""The audit's claims about attacks and robustness: Tab. 1 (the energy attack is as effective as CE),
-the run-level robustness of JEAT vs AT (claim 11: PGD-20 and AutoAttack), Tab. 3 and the gradient-masking
-check (AutoAttack, the peer library's attacks, PGD-20 − AutoAttack against AT's gap).
+"""The audit's claims about robustness: the run-level robustness of JEAT vs AT (claim 11: PGD-20 and
+AutoAttack), Tab. 3 and the gradient-masking check (AutoAttack, the peer library's attacks, PGD-20 −
+AutoAttack against AT's gap).
 :mod:`jeat_core.paper.audit` lists the claims."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from jeat_core.measure.robustness import (
     peer_attacks,
 )
 from jeat_core.measure.stats import proportion_difference_ci
-from jeat_core.measure.verdict_rules import combine, equivalence_verdict, runs_claim_verdict, verdict_from_ci
+from jeat_core.measure.verdict_rules import combine, runs_claim_verdict, verdict_from_ci
 from jeat_core.paper import run_claims
 from jeat_core.paper.audit_sizes import Settings
 from jeat_core.paper.audit_sizes import round_ci as _ci
@@ -27,33 +27,6 @@ from jeat_core.paper.paper_items import MODEL_LABELS, recorded_autoattack
 def _accuracy_record(r: dict) -> dict:
     return {"clean": r["clean_acc"], "clean_ci": _ci(r["clean_ci"]), "robust": r["robust_acc"],
             "robust_ci": _ci(r["robust_ci"])}
-
-
-TAB1_MARGIN = 0.02  # share of the clean accuracy: "as effective" if the attacks differ by at most 1 in 50 of it
-
-
-def _tab1(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
-    """Claim 1 as an equivalence on the scale of the accuracies: the margin is 2% of the clean accuracy
-    (:data:`TAB1_MARGIN`; one in fifty of the images the classifier gets right), not a fixed ±5 points,
-    which on accuracies below 1% would decide nothing. Within the margin but with an interval excluding 0
-    it is reproduced, qualified "weaker (or stronger), by a negligible amount"."""
-    (name,) = models
-    m, _ = ctx.model(name)
-    x, y = ctx.test()
-    x, y = x[:st.n_attack], y[:st.n_attack]
-    ce = robust_accuracy(m, x, y, attack="pgd20")
-    en = robust_accuracy(m, x, y, attack="energy-pgd20")
-    n = len(x)
-    diff = proportion_difference_ci(round(en["robust_acc"] * n), n, round(ce["robust_acc"] * n), n)
-    margin = TAB1_MARGIN * ce["clean_acc"]
-    v = combine([equivalence_verdict(diff, margin), verdict_from_ci(en["robust_ci"], -1, null=0.10)])
-    qualifier = ("" if diff[0] <= 0 <= diff[1] or v != "reproduced" else
-                 f"the energy attack is {'weaker' if diff[0] > 0 else 'stronger'}, by a negligible amount "
-                 f"(its interval excludes 0 but lies within ±{margin:.2%})")
-    return {"ours": {"ce_attack": _accuracy_record(ce), "energy_attack": _accuracy_record(en),
-                     "energy_minus_ce": en["robust_acc"] - ce["robust_acc"], "difference_ci": _ci(diff),
-                     "margin": round(margin, 4), "qualifier": qualifier},
-            "n": n, "verdict": v, "note": qualifier}
 
 
 def _robustness(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
