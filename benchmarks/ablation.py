@@ -22,9 +22,11 @@ from pathlib import Path
 
 import torch
 
-from jeat_core.checkpoints import STATE, load_state
-from jeat_core.energy import marginal_energy
-from jeat_core.experiments import (
+from jeat_core.core.checkpoints import STATE, load_state
+from jeat_core.core.energy import marginal_energy
+from jeat_core.core.sampling import uniform_init
+from jeat_core.measure.metrics import robust_accuracy
+from jeat_core.paper.experiments import (
     Context,
     baselines,
     generation_set,
@@ -35,8 +37,6 @@ from jeat_core.experiments import (
     store_sampler,
     tune_sampler,
 )
-from jeat_core.metrics import robust_accuracy
-from jeat_core.sampling import uniform_init
 
 
 def log_contrast(folder: Path) -> dict:

@@ -13,7 +13,7 @@ parameters, default memory format), the same images, batches and attack settings
 interleaved (ours, theirs, ours, ...) and the best of ``--reps`` is kept, so load from other
 processes on a shared machine hits both alike. ``reference_pgd`` (the loop before issue #16) runs
 alongside for context. Then robust accuracy as each library's user computes it: ours with
-:func:`jeat_core.metrics.robust_accuracy` (which attacks only the images classified correctly when
+:func:`jeat_core.measure.metrics.robust_accuracy` (which attacks only the images classified correctly when
 clean, since the others count as not robust anyway), theirs attack-then-count on every image;
 same images, batches and robust-accuracy rule (correct clean and after the attack).
 """
@@ -33,12 +33,12 @@ import torch
 from step_parts import jeat_step_parts, passes_per_step  # benchmarks/, the script's folder
 from torch.utils.flop_counter import FlopCounterMode
 
-from jeat_core.attacks import pgd
-from jeat_core.data import load_split, procedural
-from jeat_core.energy import cross_entropy, joint_energy, marginal_energy
-from jeat_core.metrics import robust_accuracy
-from jeat_core.models import build_model
-from jeat_core.sampling import langevin
+from jeat_core.core.attacks import pgd
+from jeat_core.core.data import load_split, procedural
+from jeat_core.core.energy import cross_entropy, joint_energy, marginal_energy
+from jeat_core.core.models import build_model
+from jeat_core.core.sampling import langevin
+from jeat_core.measure.metrics import robust_accuracy
 
 
 def reference_langevin(energy_fn, x0, *, step_size, n_steps, noise_std, clamp=None, generator=None):
@@ -59,7 +59,7 @@ def reference_langevin(energy_fn, x0, *, step_size, n_steps, noise_std, clamp=No
 
 def reference_sgld_negatives(state, cfg):
     """``methods.sgld_negatives`` before issue #16: parameters keep requiring gradients."""
-    from jeat_core import training
+    from jeat_core.train import training
 
     s = cfg.sgld
     x0, idx = state.buffer.sample(s.batch_size, generator=state.generator)
@@ -72,7 +72,7 @@ def reference_sgld_negatives(state, cfg):
 
 
 def reference_pgd(model, x, y, *, eps, step_size, n_steps, generator=None):
-    """L-inf CE PGD as :func:`jeat_core.attacks.pgd` was before issue #16 (per-step label checks
+    """L-inf CE PGD as :func:`jeat_core.core.attacks.pgd` was before issue #16 (per-step label checks
     inside the energy functions, out-of-place updates)."""
     x0 = x.detach()
     u = torch.rand(x0.shape, generator=generator, dtype=x0.dtype).to(x0.device)
@@ -121,7 +121,7 @@ def main() -> None:
     a = p.parse_args()
 
     torch.manual_seed(0)
-    from jeat_core.checkpoints import CheckpointError, load_model
+    from jeat_core.core.checkpoints import CheckpointError, load_model
 
     model_name = a.model or "cifar10-cpu/at"
     try:
@@ -241,7 +241,7 @@ def main() -> None:
 
     # ---- one training step per method (cpu preset), JEAT cost split
     if not a.skip_train:
-        from jeat_core import training
+        from jeat_core.train import training
 
         data = procedural(b * 4, seed=0)
         res["train_steps"] = {}

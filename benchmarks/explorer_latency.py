@@ -38,11 +38,11 @@ def _next_value(c):
 
 def build(which: str):
 
-    from jeat_core import widgets as W
-    from jeat_core.checkpoints import load_model
-    from jeat_core.data import load_split
-    from jeat_core.figures import TrainIndex
-    from jeat_core.sampling import ClassGaussian
+    from jeat_core.core.checkpoints import load_model
+    from jeat_core.core.data import load_split
+    from jeat_core.core.sampling import ClassGaussian
+    from jeat_core.explore import widgets as W
+    from jeat_core.explore.figures import TrainIndex
 
     def zoo(names):
         out = {n: load_model(f"cifar10-cpu/{n}") for n in names}

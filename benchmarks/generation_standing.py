@@ -1,4 +1,4 @@
-"""Where a model stands as a generator against others, in every ruler of ``jeat_core.rulers``.
+"""Where a model stands as a generator against others, in every ruler of ``jeat_core.measure.rulers``.
 
 Each model generates 100 images per class from the same class-Gaussian test seeds with the same
 Langevin noise (its own tuned Eq. 17 sampler, ``manifest["sampler"]["joint"]``); the script prints
@@ -17,8 +17,8 @@ import sys
 import time
 from pathlib import Path
 
-from jeat_core import rulers
-from jeat_core.experiments import Context, generation_set
+from jeat_core.measure import rulers
+from jeat_core.paper.experiments import Context, generation_set
 
 
 def markdown(d: dict) -> str:

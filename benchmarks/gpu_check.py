@@ -47,12 +47,12 @@ sys.path.insert(0, str(REPO))
 
 from step_parts import jeat_step_parts, passes_per_step  # noqa: E402  (benchmarks/, the script's folder)
 
-from jeat_core import training  # noqa: E402
-from jeat_core.attacks import pgd  # noqa: E402
-from jeat_core.data import load_split, procedural, to_uint8  # noqa: E402
-from jeat_core.energy import joint_energy, marginal_energy  # noqa: E402
-from jeat_core.models import build_model  # noqa: E402
-from jeat_core.sampling import ClassGaussian, GenerationConfig, generate, langevin, uniform_init  # noqa: E402
+from jeat_core.core.attacks import pgd  # noqa: E402
+from jeat_core.core.data import load_split, procedural, to_uint8  # noqa: E402
+from jeat_core.core.energy import joint_energy, marginal_energy  # noqa: E402
+from jeat_core.core.models import build_model  # noqa: E402
+from jeat_core.core.sampling import ClassGaussian, GenerationConfig, generate, langevin, uniform_init  # noqa: E402
+from jeat_core.train import training  # noqa: E402
 
 # dense bf16 tensor-core peak from the datasheets (SXM parts), for reference next to the measured rate
 DATASHEET_BF16_TFLOPS = {"H100": 989.4, "H200": 989.4, "A100": 312.0}

@@ -1,14 +1,14 @@
 """What the benchmarks measure of a training step (shared by ``bench_core.py`` and ``gpu_check.py``):
 the parts of one JEAT step as callables to time (the training attack, the SGLD negatives, the
-parameter update), built from :mod:`jeat_core.methods`' public pieces, and the model passes of any
+parameter update), built from :mod:`jeat_core.train.methods`' public pieces, and the model passes of any
 method's step, from its config's features (so a new method is counted without editing this)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from jeat_core import methods
-from jeat_core.training import Batch, TrainConfig, apply_update
+from jeat_core.train import methods
+from jeat_core.train.training import Batch, TrainConfig, apply_update
 
 
 def jeat_step_parts(state, cfg, x, y) -> dict[str, Callable[[], object]]:

@@ -3,14 +3,53 @@
 from __future__ import annotations
 
 import argparse
+import copy
+import importlib
+import io
 import json
 import math
 import os
 import re
 import sys
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
-from .configs import BATCH, NONNEG, NONNEG_INT, POSITIVE, POSITIVE_INT, SEED, UNIT, Range
+import numpy as np
+import torch
+
+from jeat_core.core.checkpoints import (
+    MANIFEST,
+    CheckpointError,
+    RunLock,
+    atomic_write_bytes,
+    load_model,
+    read_manifest,
+    record_eval,
+    resolve,
+    write_json,
+)
+from jeat_core.core.configs import (
+    BATCH,
+    NONNEG,
+    NONNEG_INT,
+    POSITIVE,
+    POSITIVE_INT,
+    SEED,
+    UNIT,
+    Range,
+    get_path,
+    set_path,
+)
+from jeat_core.core.data import CIFAR10_CLASSES, DataNotFoundError, load_split, to_uint8
+from jeat_core.core.sampling import ClassGaussian, generate, sampler_for, uniform_init
+from jeat_core.core.user_model import load as load_user_model
+from jeat_core.measure.metrics import parse_attack
+from jeat_core.measure.robustness import PeerLibraryMissing, require_torchattacks
+from jeat_core.train import methods as registry  # registry.METHODS read at call time: a test may swap it
+from jeat_core.train.methods import get_method, make_config
+from jeat_core.train.runs import RESUMABLE, resume_config, saved_config
+from jeat_core.train.training import TrainingDiverged, fit
 
 CLASSES_HELP = "0-9 or names (airplane, automobile, bird, cat, deer, dog, frog, horse, ship, truck)"
 
@@ -19,9 +58,9 @@ CLASSES_HELP = "0-9 or names (airplane, automobile, bird, cat, deer, dog, frog, 
 # Numbers are parsed strictly: a plain decimal or a fraction of two (``8/255``); no nan/inf, no
 # value that overflows or underflows a float, and each option's range is checked at parse time,
 # so a bad value is one line naming the option (argparse adds the name) and exit status 2. The
-# ranges are jeat_core.configs' (the configs check the same ones), parsed by Range.parse.
+# ranges are jeat_core.core.configs' (the configs check the same ones), parsed by Range.parse.
 def range_arg(r: Range):
-    """An argparse type for a number in the :class:`~jeat_core.configs.Range` ``r``."""
+    """An argparse type for a number in the :class:`~jeat_core.core.configs.Range` ``r``."""
 
     def parse(text: str):
         try:
@@ -53,8 +92,6 @@ batch_int = range_arg(BATCH)
 
 def device_arg(text: str) -> str:
     """``cpu``, ``cuda`` or ``cuda:N``, checked against this machine."""
-    import torch
-
     try:
         d = torch.device(text)
     except (RuntimeError, ValueError, TypeError):
@@ -77,8 +114,6 @@ def labels_arg(text: str) -> list[int]:
 
 
 def parse_labels(text: str, n_classes: int = 10) -> list[int]:
-    from .data import CIFAR10_CLASSES
-
     if text == "all":
         return list(range(n_classes))
     out = []
@@ -95,14 +130,12 @@ def parse_labels(text: str, n_classes: int = 10) -> list[int]:
 
 # ----------------------------------------------------------------------------- train
 # Every `jeat train` option that sets a config field is declared once, as an Option beside the
-# config it sets (jeat_core.configs, and each method's config in jeat_core.methods): the flags, the
+# config it sets (jeat_core.core.configs, and each method's config in jeat_core.train.methods): the flags, the
 # "does not apply to this method" errors and the --resume comparison below all read those.
 def train_options() -> dict[str, tuple]:
     """``dest -> (Option, the methods that accept it)`` over every method of the registry."""
-    from .methods import METHODS
-
     out: dict[str, tuple] = {}
-    for name, m in METHODS.items():
+    for name, m in registry.METHODS.items():
         for o in m.config.all_options():
             prev = out.get(o.dest)
             if prev is not None and prev[0] != o:
@@ -112,9 +145,7 @@ def train_options() -> dict[str, tuple]:
 
 
 def _add_option(parser: argparse.ArgumentParser, o, methods: tuple) -> None:
-    from .methods import METHODS
-
-    where = "" if len(methods) == len(METHODS) else f" ({', '.join(methods)})"
+    where = "" if len(methods) == len(registry.METHODS) else f" ({', '.join(methods)})"
     if o.kind == "switch":
         parser.add_argument(o.flag, action="store_true", help=(o.help + where).strip() or None)
     elif o.kind == "text":
@@ -147,9 +178,6 @@ def _show(v, flag: bool = True) -> str:
 
 def train_config(a: argparse.Namespace):
     """The config ``jeat train`` runs: the method's preset with every given option applied."""
-    from .configs import set_path
-    from .methods import get_method, make_config
-
     m = get_method(a.method)
     options = train_options()
     wrong = [(o, ms) for o, ms in options.values() if _given(a, o) and a.method not in ms]
@@ -161,7 +189,6 @@ def train_config(a: argparse.Namespace):
     for o in m.config.all_options():
         if _given(a, o) and o.dest != "preset":
             if o.dest == "init_from":
-                from .checkpoints import resolve
 
                 resolve(a.init_from)  # a clear error now if it does not exist
             cfg = set_path(cfg, o.path, _value(a, o))
@@ -170,9 +197,6 @@ def train_config(a: argparse.Namespace):
 
 def _check_resume(a: argparse.Namespace, cfg, stored, out: Path) -> None:
     """Refuse options a resumed run would ignore (it keeps its stored config)."""
-    from .configs import get_path
-    from .runs import RESUMABLE
-
     if stored.method != a.method:
         raise ValueError(f"--resume: {out} holds a {stored.method!r} run, not {a.method!r}")
     differ = []
@@ -190,15 +214,11 @@ def _check_resume(a: argparse.Namespace, cfg, stored, out: Path) -> None:
 
 
 def _train(a: argparse.Namespace) -> int:
-    from .training import fit
-
     cfg = train_config(a)
     out = Path(a.out or f"runs/{a.method}")
-    from .checkpoints import RunLock
 
     RunLock(out).acquire().release()  # another writer? say so before reading anything (fit locks for real)
     if a.resume:  # continue with the stored config; only --epochs / --max-steps may change
-        from .runs import RESUMABLE, resume_config, saved_config
 
         _check_resume(a, cfg, saved_config(out), out)
         cfg = resume_config(out, **{k: getattr(a, k) for k in RESUMABLE if getattr(a, k) is not None})
@@ -213,20 +233,13 @@ def _train(a: argparse.Namespace) -> int:
 
 
 # ----------------------------------------------------------------------------- eval
-from .metrics import ATTACKS  # noqa: E402  (kept for callers of cli.evaluate)
-from .metrics import robust_accuracy as evaluate  # noqa: E402
+from jeat_core.measure.metrics import ATTACKS  # noqa: E402  (kept for callers of cli.evaluate)
+from jeat_core.measure.metrics import robust_accuracy as evaluate  # noqa: E402
 
 
 def _eval(a: argparse.Namespace) -> int:
-    import copy
-
-    from .checkpoints import MANIFEST, RunLock, load_model, read_manifest, record_eval, resolve, write_json
-    from .data import load_split
-    from .metrics import parse_attack
-
     att = parse_attack(a.attack)
     if att.objective == "autoattack":  # before loading anything: is the peer library here?
-        from .robustness import require_torchattacks
 
         require_torchattacks()
     dev = a.device or "cpu"
@@ -284,8 +297,6 @@ def _show_eval(res: dict) -> str:
 # ----------------------------------------------------------------------------- generate
 def _npz_out(text: str) -> Path:
     """The path ``--out`` will really have (numpy appends ``.npz``), checked writable up front."""
-    import tempfile
-
     out = Path(text).expanduser()
     if out.suffix != ".npz":
         out = out.with_name(out.name + ".npz")
@@ -301,16 +312,6 @@ def _npz_out(text: str) -> Path:
 
 
 def _generate(a: argparse.Namespace) -> int:
-    import io
-    from dataclasses import replace
-
-    import numpy as np
-    import torch
-
-    from .checkpoints import atomic_write_bytes, load_model
-    from .data import load_split, to_uint8
-    from .sampling import ClassGaussian, generate, sampler_for, uniform_init
-
     out = _npz_out(a.out)  # before any sampling
     dev = a.device or "cpu"
     model, manifest = load_model(a.model, device=dev)
@@ -330,7 +331,7 @@ def _generate(a: argparse.Namespace) -> int:
     xs = []
     batches = range(0, len(y), a.batch_size)
     if len(batches) > 1:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # progress bars: loaded only when asked for
 
         batches = tqdm(batches, desc="generate", unit="batch", file=sys.stderr)
     for b, i in enumerate(batches):
@@ -350,7 +351,8 @@ def _generate(a: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- parser
 def _figures(a: argparse.Namespace) -> int:
-    from .figures import make_all
+    # the paper and explore layers (matplotlib, the zoo) load only for this command
+    from jeat_core.explore.figures import make_all
 
     only = [n.strip() for n in a.only.split(",") if n.strip()] if a.only else None
     report = make_all(a.out, smoke=a.smoke, data_root=a.data_root, only=only)
@@ -363,7 +365,8 @@ def _figures(a: argparse.Namespace) -> int:
 
 
 def _audit(a: argparse.Namespace) -> int:
-    from .audit import run_audit, to_markdown
+    # the paper and explore layers (matplotlib, the zoo) load only for this command
+    from jeat_core.paper.audit import run_audit, to_markdown
 
     if a.inception_weights and not Path(a.inception_weights).is_file():
         raise FileNotFoundError(f"--inception-weights: no file at {a.inception_weights}")
@@ -390,16 +393,18 @@ def _audit(a: argparse.Namespace) -> int:
 
 
 def _lens(a: argparse.Namespace) -> int:
-    from .lens import report
-    from .lens_stages import check_name, chosen_stages, sizes_for
-    from .user_model import load
+    # the paper and explore layers (matplotlib, the zoo) load only for this command
+    from jeat_core.explore.lens import report
+
+    # the paper and explore layers (matplotlib, the zoo) load only for this command
+    from jeat_core.explore.lens_stages import check_name, chosen_stages, sizes_for
 
     stages = [s.strip() for s in a.stages.split(",") if s.strip()] if a.stages else None
     sizes = sizes_for(a.size, autoattack=a.autoattack)
     chosen_stages(stages, sizes)  # the settings first, before loading anything
     check_name(a.name)
     dev = a.device or "cpu"
-    user = load(model_def=a.model_def, model=a.model, weights=a.weights, normalize=a.normalize, name=a.name,
+    user = load_user_model(model_def=a.model_def, model=a.model, weights=a.weights, normalize=a.normalize, name=a.name,
                 device=dev, data_root=a.data_root)
     print(f"[lens] {user.name}: {sum(p.numel() for p in user.model.parameters()):,} parameters, sizes {sizes.name}:",
           file=sys.stderr)
@@ -422,13 +427,11 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .methods import METHODS
-
     p = _Parser(prog="jeat", description="Energy view of robust classifiers (JEAT, ICCV 2021).")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     t = sub.add_parser("train", help="train a classifier with one of the paper's methods (or TRADES)")
-    t.add_argument("--method", required=True, choices=METHODS)
+    t.add_argument("--method", required=True, choices=registry.METHODS)
     t.add_argument("--data-root", help="folder with train.npz/test.npz (default: $JEAT_DATA)")
     t.add_argument("--out", help="output folder (default runs/<method>); must be empty unless --resume/--overwrite")
     t.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
@@ -545,14 +548,8 @@ PASSTHROUGH = {"tune-samplers": (".experiments", "tune_main"), "train-evaluator"
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .checkpoints import CheckpointError
-    from .data import DataNotFoundError
-    from .robustness import PeerLibraryMissing
-    from .training import TrainingDiverged
-
     args = sys.argv[1:] if argv is None else list(argv)
     if args and args[0] in PASSTHROUGH:  # sub-commands with their own parser (`jeat tune-samplers --help`)
-        import importlib
 
         module, func = PASSTHROUGH[args[0]]
         try:

@@ -34,7 +34,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.toy2d import SMOKE_TOY, ToySettings
+from jeat_core.paper.toy2d import SMOKE_TOY, ToySettings
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SETTINGS = SMOKE_TOY if SMOKE else ToySettings()  # 2,000 points, 150 updates of 256 (smoke: fewer)
@@ -60,9 +60,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from jeat_core.data import to_float
-from jeat_core.energy import joint_energy, marginal_energy
-from jeat_core.toy2d import TOY_CLASSES, ToyLab
+from jeat_core.core.data import to_float
+from jeat_core.core.energy import joint_energy, marginal_energy
+from jeat_core.paper.toy2d import TOY_CLASSES, ToyLab
 
 torch.set_num_threads(1)  # tiny models: one thread is faster than two, and leaves the other core free
 t_start = time.perf_counter()
@@ -122,8 +122,8 @@ print(f"CE before {float(ce):.6f}, after adding {c} to every logit {float(ce_c):
 # trained now, so that no control waits for a training.
 
 # %%
-from jeat_core.figures import Table
-from jeat_core.toy2d import TOY_METHODS
+from jeat_core.explore.plotting import Table
+from jeat_core.paper.toy2d import TOY_METHODS
 
 if WARM_ALL:
     rows = lab.warm()
@@ -143,7 +143,7 @@ Table(rows, formats={"seconds": "{:.2f}", "clean accuracy": "{:.1%}"})
 # share of updates that lowered the energy), measured by the training loop itself.
 
 # %% tags=["figure"]
-from jeat_core.figures import plot_toy2d
+from jeat_core.explore.toy_figures import plot_toy2d
 
 fig_at = plot_toy2d(lab.view("at", eps=0.05, label=0, eta=1e-3, steps=100))
 fig_at
@@ -204,7 +204,7 @@ Table([{"method": m, "Eq. 16 (CE, Santurkar)": end_distance(m, "ce"), "Eq. 17 (E
 # models were trained above).
 
 # %% tags=["figure"]
-from jeat_core.widgets import require, toy_explorer
+from jeat_core.explore.widgets import require, toy_explorer
 
 require(globals(), "lab", cell="the parameters cell and the first code cell")
 explorer = toy_explorer(lab)
@@ -225,7 +225,7 @@ with explorer.hold():  # one redraw for all
 Table(latency, formats={"seconds": "{:.2f}"})
 
 # %%
-from jeat_core.figures import save_figure
+from jeat_core.explore.plotting import save_figure
 
 print(*save_figure(fig, FIGURES, "toy2d_jeat"), sep="\n")
 print(f"this notebook's computations took {time.perf_counter() - t_start:.0f} s")

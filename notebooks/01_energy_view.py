@@ -37,7 +37,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES, TABLE1_MODEL
+from jeat_core.paper.paper_items import PAPER_SIZES, SMOKE_SIZES, TABLE1_MODEL
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Tab. 1 at the size `jeat figures` writes it (or `--smoke`'s)
@@ -54,9 +54,9 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 import torch
 import torch.nn.functional as F
 
-from jeat_core.checkpoints import load_model
-from jeat_core.data import load_split
-from jeat_core.energy import joint_energy, marginal_energy
+from jeat_core.core.checkpoints import load_model
+from jeat_core.core.data import load_split
+from jeat_core.core.energy import joint_energy, marginal_energy
 
 model, manifest = load_model(MODEL)
 test = load_split("test")
@@ -86,9 +86,9 @@ print(f"max |E(x,y) - E(x) - CE| over {len(x)} images: {diff.abs().max():.2e}")
 # %%
 import numpy as np
 
-from jeat_core.attacks import pgd
-from jeat_core.figures import Table
-from jeat_core.paper_items import fig3_data
+from jeat_core.core.attacks import pgd
+from jeat_core.explore.plotting import Table
+from jeat_core.paper.paper_items import fig3_data
 
 at_model, _ = load_model("cifar10-cpu/at")
 xd, yd = x[:N_DELTA], y[:N_DELTA]
@@ -116,7 +116,7 @@ delta_table
 # Pick an image and a radius below and watch the two bars of each attack.
 
 # %% tags=["figure"]
-from jeat_core.widgets import attack_explorer, require
+from jeat_core.explore.widgets import attack_explorer, require
 
 require(globals(), "model", "x", "y", cell="the parameters cell and the Setup cell")
 attack_explorer(model, x, y, eps=EPS)
@@ -143,8 +143,9 @@ attack_explorer(model, x, y, eps=EPS)
 # same size).
 
 # %%
-from jeat_core.figures import Table, save_paper_table
-from jeat_core.paper_items import table1_rows
+from jeat_core.explore.figures import save_paper_table
+from jeat_core.explore.plotting import Table
+from jeat_core.paper.paper_items import table1_rows
 
 rows = table1_rows(model, x, y, sizes=SIZES, eps=EPS, progress=True)  # about 4 minutes at 1000 images
 Table(rows, formats={"accuracy": "{:.1%}", "eps": "{:.4f}"})
@@ -159,6 +160,6 @@ print(*save_paper_table(rows, FIGURES, "table1_attacks"), sep="\n")
 # The table is rendered from `figures/audit.json`, so it changes when the audit does.
 
 # %%
-from jeat_core.verdicts import verdict_table
+from jeat_core.paper.verdicts import verdict_table
 
 verdict_table("01")

@@ -29,7 +29,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.paper_items import FIG2_IMAGE, FIG2_MODELS, FIG2_RADIUS, PAPER_SIZES, SMOKE_SIZES
+from jeat_core.paper.paper_items import FIG2_IMAGE, FIG2_MODELS, FIG2_RADIUS, PAPER_SIZES, SMOKE_SIZES
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 2 at the size `jeat figures` writes it (or `--smoke`'s)
@@ -42,10 +42,11 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # ## Setup: the models and the test images
 
 # %%
-from jeat_core.checkpoints import load_model
-from jeat_core.data import CIFAR10_CLASSES, load_split
-from jeat_core.figures import MODEL_LABELS, Table, flatness_order, plot_contours, save_figure
-from jeat_core.paper_items import fig2_data
+from jeat_core.core.checkpoints import load_model
+from jeat_core.core.data import CIFAR10_CLASSES, load_split
+from jeat_core.explore.figures import MODEL_LABELS, flatness_order, plot_contours
+from jeat_core.explore.plotting import Table, save_figure
+from jeat_core.paper.paper_items import fig2_data
 
 models = {name: load_model(f"cifar10-cpu/{name}")[0] for name in MODELS}
 x, y = load_split("test").tensors(16)
@@ -58,7 +59,7 @@ x, y = load_split("test").tensors(16)
 # Fig. 2 itself keeps the paper's four models.
 
 # %%
-from jeat_core.user_model import from_env
+from jeat_core.core.user_model import from_env
 
 user = from_env()  # None unless JEAT_USER_MODEL is set
 if user is not None:
@@ -118,7 +119,7 @@ import json
 
 from IPython.display import Markdown
 
-from jeat_core.verdicts import AUDIT
+from jeat_core.paper.verdicts import AUDIT
 
 
 def ranked(values: dict) -> str:
@@ -175,7 +176,7 @@ Markdown("\n".join(lines))
 # **3-D surface** to explore faster.
 
 # %% tags=["figure"]
-from jeat_core.widgets import landscape_explorer, require
+from jeat_core.explore.widgets import landscape_explorer, require
 
 require(globals(), "models", "x", "y", cell="the parameters cell and the Setup cell")
 landscape_explorer(models, x, y, radius=RADIUS, resolution=9 if SMOKE else 13)
@@ -211,6 +212,6 @@ print(*save_figure(fig, FIGURES, "fig2_energy_contours"), sep="\n")
 # The table is rendered from `figures/audit.json`, so it changes when the audit does.
 
 # %%
-from jeat_core.verdicts import verdict_table
+from jeat_core.paper.verdicts import verdict_table
 
 verdict_table("02")

@@ -28,7 +28,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES
+from jeat_core.paper.paper_items import PAPER_SIZES, SMOKE_SIZES
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES
@@ -38,9 +38,10 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # %% tags=["figure"]
 import numpy as np
 
-from jeat_core.figures import Table, plot_delta_energy, save_figure
-from jeat_core.paper_items import fig3_data
-from jeat_core.prose import say
+from jeat_core.explore.figures import plot_delta_energy
+from jeat_core.explore.plotting import Table, save_figure
+from jeat_core.paper.paper_items import fig3_data
+from jeat_core.paper.prose import say
 
 fig3 = fig3_data()  # the producer `jeat figures` calls too: the energy logs of the shipped AT runs (seeds)
 fig = plot_delta_energy(fig3["runs"], title=fig3["title"], control=fig3["control"])  # the shipped run first
@@ -82,14 +83,14 @@ Table([{"run": run, "quantity": key.removesuffix("_mean"), "mean over logged ste
 # shipped, trained AT model at the recipe's peak learning rate (a probe: the schedule ends at a
 # learning rate of 0, which would move nothing). Each outline is scaled by its largest |value| so the
 # three points fit one axis (the factor is in the legend), with the share of images of the sign the
-# paper's claim is about. It trains a fresh model for the steps in `SIZES.hist_steps` (a couple of
-# minutes on 2 cores; two steps in smoke mode).
+# paper's claim is about. It trains a fresh model for 100 steps (2 in smoke mode), a few minutes on
+# 2 cores.
 
 # %% tags=["figure"]
-from jeat_core.checkpoints import load_model
-from jeat_core.data import load_split
-from jeat_core.figures import plot_delta_energy_hist
-from jeat_core.paper_items import fig3_histograms
+from jeat_core.core.checkpoints import load_model
+from jeat_core.core.data import load_split
+from jeat_core.explore.figures import plot_delta_energy_hist
+from jeat_core.paper.paper_items import fig3_histograms
 
 hist = fig3_histograms(load_split("train"), load_model("cifar10-cpu/at")[0], sizes=SIZES)
 fig_hist = plot_delta_energy_hist(hist)
@@ -121,7 +122,7 @@ for point, v in hist["points"].items():
 import torch
 import torch.nn.functional as F
 
-from jeat_core.energy import joint_energy, marginal_energy
+from jeat_core.core.energy import joint_energy, marginal_energy
 
 f = torch.randn(4, 10, generator=torch.Generator().manual_seed(0)) * 3  # logits of 4 images
 labels = torch.tensor([0, 3, 5, 9])
@@ -147,8 +148,8 @@ print("∂CE/∂f summed over the 10 classes, per image:", [f"{v:+.1e}" for v in
 # %% tags=["figure"]
 from IPython.display import display
 
-from jeat_core.data import load_split
-from jeat_core.live_training import LiveTraining
+from jeat_core.core.data import load_split
+from jeat_core.explore.live_training import LiveTraining
 
 live = LiveTraining(load_split("train"), load_split("test"), steps=LIVE_STEPS)
 handle = display(live, display_id=True)
@@ -182,6 +183,6 @@ print(*save_figure(fig, FIGURES, "fig3_delta_energy"), *save_figure(fig_hist, FI
 # The table is rendered from `figures/audit.json`, so it changes when the audit does.
 
 # %%
-from jeat_core.verdicts import verdict_table
+from jeat_core.paper.verdicts import verdict_table
 
 verdict_table("03")

@@ -42,7 +42,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES
+from jeat_core.paper.paper_items import PAPER_SIZES, SMOKE_SIZES
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 4 at the size `jeat figures` writes it (or `--smoke`'s)
@@ -55,11 +55,12 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 
 # %%
 
-from jeat_core.checkpoints import load_model
-from jeat_core.data import load_split
-from jeat_core.figures import GENERATION_FORMATS, Table, image_rows_table, plot_image_rows, save_figure
-from jeat_core.paper_items import fig4_rows
-from jeat_core.sampling import ClassGaussian, generate_snapshots
+from jeat_core.core.checkpoints import load_model
+from jeat_core.core.data import load_split
+from jeat_core.core.sampling import ClassGaussian, generate_snapshots
+from jeat_core.explore.figures import GENERATION_FORMATS, image_rows_table, plot_image_rows
+from jeat_core.explore.plotting import Table, save_figure
+from jeat_core.paper.paper_items import fig4_rows
 
 models, manifests = {}, {}
 for name in MODELS:
@@ -70,7 +71,7 @@ class_gaussian = ClassGaussian(train.x, train.y)  # N(mu_y, Sigma_y + 1e-4 I), f
 # your own classifier (docs/lens.md): JEAT_USER_MODEL=path/to/models.py:build, JEAT_USER_WEIGHTS=weights.pt
 # (JEAT_USER_NORMALIZE=cifar10 if it expects normalised inputs; JEAT_USER_REPORT=a `jeat lens` report folder
 # gives it the samplers tuned there) before starting JupyterLab: the explorer offers it as `yours`
-from jeat_core.user_model import from_env
+from jeat_core.core.user_model import from_env
 
 user = from_env()  # None unless JEAT_USER_MODEL is set
 if user is not None:
@@ -89,7 +90,7 @@ print("models:", ", ".join(models))
 # as their class, before any chain has run, the floor every generated row must beat.
 
 # %%
-from jeat_core.prose import sampler_rows, say, seed_baseline
+from jeat_core.paper.prose import sampler_rows, say, seed_baseline
 
 base = seed_baseline()
 if base:
@@ -117,7 +118,7 @@ Table(sampler_rows(manifests), formats={"η": "{:g}", "noise s": "{:g}", "exact 
 # %%
 import torch
 
-from jeat_core.data import load_split as _load
+from jeat_core.core.data import load_split as _load
 
 x4, y4 = _load("test").tensors(4)
 at_model = models["at"]
@@ -160,7 +161,7 @@ untuned = [f"{name} with {'Eq. 17' if e == 'joint' else 'Eq. 16'}" for name in M
 print("no tuned sampler (the controls keep their values):", ", ".join(untuned) or "none")
 
 # %% tags=["figure"]
-from jeat_core.widgets import generation_explorer, require
+from jeat_core.explore.widgets import generation_explorer, require
 
 require(globals(), "models", "manifests", "class_gaussian", cell="the parameters cell and the Setup cell")
 explorer = generation_explorer(models, class_gaussian, manifests=manifests, n_images=4 if SMOKE else 6,
@@ -209,7 +210,7 @@ fig
 # audit's verdict (below) scores all ten classes.
 
 # %%
-from jeat_core.prose import seed_row
+from jeat_core.paper.prose import seed_row
 
 Table([seed_row(seeds, labels, loaded=models), *image_rows_table(fig4, models)], formats=GENERATION_FORMATS)
 
@@ -262,9 +263,9 @@ print(*save_figure(fig, FIGURES, "fig4_eq16_vs_eq17"), sep="\n")
 #   only the check rulers decide.
 
 # %%
-from jeat_core import rulers, stats
-from jeat_core.experiments import Context
-from jeat_core.prose import audit_claim
+from jeat_core.measure import rulers, stats
+from jeat_core.paper.experiments import Context
+from jeat_core.paper.prose import audit_claim
 
 ctx = Context()
 x_test, _ = ctx.test()
@@ -303,6 +304,6 @@ else:
 # The table is rendered from `figures/audit.json`, so it changes when the audit does.
 
 # %%
-from jeat_core.verdicts import verdict_table
+from jeat_core.paper.verdicts import verdict_table
 
 verdict_table("04")

@@ -33,7 +33,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES
+from jeat_core.paper.paper_items import PAPER_SIZES, SMOKE_SIZES
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 5 at the size `jeat figures` writes it (or `--smoke`'s)
@@ -45,12 +45,13 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # ## Setup: models and class-Gaussian seeds
 
 # %%
-from jeat_core.checkpoints import load_model
-from jeat_core.data import load_split
-from jeat_core.figures import GENERATION_FORMATS, Table, image_rows_table, plot_image_rows, save_figure
-from jeat_core.paper_items import fig5_rows
-from jeat_core.prose import sampler_rows, say, seed_baseline
-from jeat_core.sampling import ClassGaussian
+from jeat_core.core.checkpoints import load_model
+from jeat_core.core.data import load_split
+from jeat_core.core.sampling import ClassGaussian
+from jeat_core.explore.figures import GENERATION_FORMATS, image_rows_table, plot_image_rows
+from jeat_core.explore.plotting import Table, save_figure
+from jeat_core.paper.paper_items import fig5_rows
+from jeat_core.paper.prose import sampler_rows, say, seed_baseline
 
 models, manifests = {}, {}  # by zoo name ("noise-8", ...)
 for name in MODELS.values():
@@ -72,7 +73,7 @@ Table(sampler_rows(manifests), formats={"η": "{:g}", "noise s": "{:g}", "exact 
 # with 95% Wilson intervals; the sentence under the table is computed from them.
 
 # %%
-from jeat_core.prose import recorded_accuracy
+from jeat_core.paper.prose import recorded_accuracy
 
 acc = {label: recorded_accuracy(manifests[name]) for label, name in MODELS.items()}
 Table([{"model": label, "zoo name": MODELS[label], "clean accuracy": a["acc"], "95% CI": a["ci"], "n": a["n"]}
@@ -111,7 +112,7 @@ fig
 # an easy class for them).
 
 # %%
-from jeat_core.prose import seed_row
+from jeat_core.paper.prose import seed_row
 
 Table([seed_row(fig5.seeds, fig5.labels, loaded=models), *image_rows_table(fig5, models)], formats=GENERATION_FORMATS)
 
@@ -119,7 +120,7 @@ Table([seed_row(fig5.seeds, fig5.labels, loaded=models), *image_rows_table(fig5,
 # ## Explore: σ, label, step size, steps, noise
 
 # %% tags=["figure"]
-from jeat_core.widgets import generation_explorer, require
+from jeat_core.explore.widgets import generation_explorer, require
 
 require(globals(), "models", "manifests", "class_gaussian", cell="the parameters cell and the Setup cell")
 generation_explorer({label: models[name] for label, name in MODELS.items()}, class_gaussian,
@@ -153,6 +154,6 @@ print(*save_figure(fig, FIGURES, "fig5_noise_generation"), sep="\n")
 # The table is rendered from `figures/audit.json`, so it changes when the audit does.
 
 # %%
-from jeat_core.verdicts import verdict_table
+from jeat_core.paper.verdicts import verdict_table
 
 verdict_table("05")

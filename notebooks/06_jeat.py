@@ -64,7 +64,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.paper_items import FIG6_MODELS, PAPER_SIZES, SMOKE_SIZES
+from jeat_core.paper.paper_items import FIG6_MODELS, PAPER_SIZES, SMOKE_SIZES
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 6 at the size `jeat figures` writes it (or `--smoke`'s)
@@ -79,14 +79,15 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # %%
 import torch
 
-from jeat_core.attacks import fgsm_rs
-from jeat_core.checkpoints import load_model
-from jeat_core.data import CIFAR10_CLASSES, load_split
-from jeat_core.energy import joint_energy, marginal_energy
-from jeat_core.figures import GENERATION_FORMATS, Table, image_rows_table, plot_image_rows, save_figure
-from jeat_core.paper_items import fig6_rows
-from jeat_core.prose import say
-from jeat_core.sampling import ClassGaussian, ReplayBuffer, langevin
+from jeat_core.core.attacks import fgsm_rs
+from jeat_core.core.checkpoints import load_model
+from jeat_core.core.data import CIFAR10_CLASSES, load_split
+from jeat_core.core.energy import joint_energy, marginal_energy
+from jeat_core.core.sampling import ClassGaussian, ReplayBuffer, langevin
+from jeat_core.explore.figures import GENERATION_FORMATS, image_rows_table, plot_image_rows
+from jeat_core.explore.plotting import Table, save_figure
+from jeat_core.paper.paper_items import fig6_rows
+from jeat_core.paper.prose import say
 
 models, manifests = {}, {}
 for name in MODELS:
@@ -158,7 +159,7 @@ say(f"CE + [E(x_adv) − E(x̃)] = {float(lhs):+.4f};  E(x_adv, y) − E(x̃) = 
 # fresh seed, so no chain ever runs more than K steps: short-run SGLD without persistence.
 
 # %% tags=["figure"]
-from jeat_core.figures import subplots
+from jeat_core.explore.plotting import subplots
 
 rho_shipped, k_steps = cfg["sgld"]["reinit_prob"], cfg["sgld"]["n_steps"]
 fig_buf, axes = subplots(1, 2, figsize=(9, 2.6), sharey=True)
@@ -219,7 +220,7 @@ fig
 # seeds as the first row (the floor a generated row has to beat):
 
 # %%
-from jeat_core.prose import say, seed_baseline, seed_row
+from jeat_core.paper.prose import say, seed_baseline, seed_row
 
 base = seed_baseline()
 if base:
@@ -231,7 +232,7 @@ Table([seed_row(fig6.seeds, fig6.labels, loaded=models), *image_rows_table(fig6,
 # ## Explore: model and label
 
 # %% tags=["figure"]
-from jeat_core.widgets import generation_explorer, require
+from jeat_core.explore.widgets import generation_explorer, require
 
 require(globals(), "models", "manifests", "class_gaussian", cell="the parameters cell and the Setup cell")
 generation_explorer(models, class_gaussian, manifests=manifests, n_images=4 if SMOKE else 6, max_steps=SIZES.max_steps,
@@ -263,6 +264,6 @@ print(*save_figure(fig, FIGURES, "fig6_generation_by_model"), sep="\n")
 # The table is rendered from `figures/audit.json`, so it changes when the audit does.
 
 # %%
-from jeat_core.verdicts import verdict_table
+from jeat_core.paper.verdicts import verdict_table
 
 verdict_table("06")

@@ -51,7 +51,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES, TABLE2_MODELS
+from jeat_core.paper.paper_items import PAPER_SIZES, SMOKE_SIZES, TABLE2_MODELS
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Tab. 2 at the size `jeat figures` writes it (or `--smoke`'s)
@@ -64,10 +64,10 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # ## Setup: the models and the test images
 
 # %%
-from jeat_core.checkpoints import load_model
-from jeat_core.data import load_split
-from jeat_core.figures import save_paper_table
-from jeat_core.paper_items import table2_fisher_rows
+from jeat_core.core.checkpoints import load_model
+from jeat_core.core.data import load_split
+from jeat_core.explore.figures import save_paper_table
+from jeat_core.paper.paper_items import table2_fisher_rows
 
 models = {name: load_model(f"cifar10-cpu/{name}")[0] for name in MODELS}
 x, y = load_split("test").tensors(max(N_IMAGES, 64))
@@ -80,8 +80,8 @@ x, y = load_split("test").tensors(max(N_IMAGES, 64))
 # under the table; `figures/README.md` quotes the audit's numbers.
 
 # %%
-from jeat_core.figures import Table
-from jeat_core.prose import audit_settings
+from jeat_core.explore.plotting import Table
+from jeat_core.paper.prose import audit_settings
 
 rows = table2_fisher_rows(models, x, y, sizes=SIZES)  # the producer `jeat figures` calls too
 audit = audit_settings()
@@ -99,7 +99,7 @@ Table(rows, formats={"JFS": "{:.4g}", "MFS": "{:.4g}"})
 # %%
 import torch
 
-from jeat_core.energy import energy_of
+from jeat_core.core.energy import energy_of
 
 split_rows = []
 for r, name in zip(rows, MODELS, strict=True):  # table2_fisher_rows keeps the order of TABLE2_MODELS
@@ -118,7 +118,7 @@ Table(split_rows, formats={k: "{:.4g}" for k in split_rows[0] if k != "model"})
 # ≥ 0, lower = flatter, the same for any number of probes). Error bars: ± 1 SE over images.
 
 # %% tags=["figure"]
-from jeat_core.widgets import fisher_explorer, require
+from jeat_core.explore.widgets import fisher_explorer, require
 
 require(globals(), "models", "x", "y", cell="the parameters cell and the Setup cell")
 fisher_explorer(models, x, y, n_probes=1, n_images=4, max_images=64)
@@ -145,6 +145,6 @@ print(*save_paper_table(rows, FIGURES, "table2_fisher"), sep="\n")
 # The table is rendered from `figures/audit.json`, so it changes when the audit does.
 
 # %%
-from jeat_core.verdicts import verdict_table
+from jeat_core.paper.verdicts import verdict_table
 
 verdict_table("07")

@@ -30,7 +30,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES
+from jeat_core.paper.paper_items import PAPER_SIZES, SMOKE_SIZES
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Tab. 3 at the size `jeat figures` writes it (or `--smoke`'s)
@@ -42,10 +42,10 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # ## Setup: the models and the test images
 
 # %%
-from jeat_core.checkpoints import load_model
-from jeat_core.data import load_split
-from jeat_core.figures import save_paper_table
-from jeat_core.paper_items import table3_rows
+from jeat_core.core.checkpoints import load_model
+from jeat_core.core.data import load_split
+from jeat_core.explore.figures import save_paper_table
+from jeat_core.paper.paper_items import table3_rows
 
 models, manifests = {}, {}
 for name in MODELS:
@@ -56,9 +56,9 @@ x, y = load_split("test").tensors(N)
 # ## What the manifests record (full test set for clean accuracy)
 
 # %%
-from jeat_core.checkpoints import find_eval
-from jeat_core.figures import Table
-from jeat_core.paper_items import recorded_autoattack
+from jeat_core.core.checkpoints import find_eval
+from jeat_core.explore.plotting import Table
+from jeat_core.paper.paper_items import recorded_autoattack
 
 
 def _acc(record, field):
@@ -96,8 +96,8 @@ Table(rows, formats={"clean_acc": "{:.1%}", "pgd20_acc": "{:.1%}", "autoattack_a
 # the command resumes where it stopped.
 
 # %% tags=["figure"]
-from jeat_core.figures import plot_autoattack_stages
-from jeat_core.paper_items import TABLE3_MODELS
+from jeat_core.explore.figures import plot_autoattack_stages
+from jeat_core.paper.paper_items import TABLE3_MODELS
 
 records = {name: recorded_autoattack(manifests[name]) for name in MODELS if name != "standard"}
 pgd_same = {name: r["pgd20_acc"] for name, r in zip(TABLE3_MODELS, rows)
@@ -116,10 +116,10 @@ plot_autoattack_stages(records, pgd20=pgd_same)
 # from the records; nothing is attacked on open.
 
 # %%
-from jeat_core.checkpoints import read_manifest, resolve
-from jeat_core.experiments import TRAINING_SEEDS, training_runs
-from jeat_core.paper_items import table3_seed_rows
-from jeat_core.prose import say
+from jeat_core.core.checkpoints import read_manifest, resolve
+from jeat_core.paper.experiments import TRAINING_SEEDS, training_runs
+from jeat_core.paper.paper_items import table3_seed_rows
+from jeat_core.paper.prose import say
 
 seed_manifests = {run: read_manifest(resolve(f"cifar10-cpu/{run}"))
                   for method in TRAINING_SEEDS for run in training_runs(method)}
@@ -159,7 +159,7 @@ else:
 # finds at least 3 points lower accuracy than ours (audit claim 8). How close they came:
 
 # %%
-from jeat_core.prose import peer_attack_gap, say
+from jeat_core.paper.prose import peer_attack_gap, say
 
 peer = peer_attack_gap()
 say(f"torchattacks' PGD-20 and APGD-CE differ from our PGD-20 by at most {100 * peer['gap']:.1f} points "
@@ -172,7 +172,7 @@ say(f"torchattacks' PGD-20 and APGD-CE differ from our PGD-20 by at most {100 * 
 # steps at large ε would hint at gradient masking.
 
 # %% tags=["figure"]
-from jeat_core.widgets import require, robustness_explorer
+from jeat_core.explore.widgets import require, robustness_explorer
 
 require(globals(), "models", "x", "y", cell="the parameters cell and the Setup cell")
 robustness_explorer(models, x[: 8 if SMOKE else 12], y[: 8 if SMOKE else 12], steps=2 if SMOKE else 5)
@@ -200,6 +200,6 @@ print(*save_paper_table(rows, FIGURES, "table3_robustness"), sep="\n")
 # The table is rendered from `figures/audit.json`, so it changes when the audit does.
 
 # %%
-from jeat_core.verdicts import verdict_table
+from jeat_core.paper.verdicts import verdict_table
 
 verdict_table("08")

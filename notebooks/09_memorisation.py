@@ -24,7 +24,7 @@
 # %% tags=["parameters"]
 import os
 
-from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES
+from jeat_core.paper.paper_items import PAPER_SIZES, SMOKE_SIZES
 
 SMOKE = os.environ.get("JEAT_SMOKE") == "1"
 SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES  # Fig. 7 at the size `jeat figures` writes it (or `--smoke`'s)
@@ -36,11 +36,12 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # ## Setup: models, class-Gaussian seeds and the search index of training images
 
 # %%
-from jeat_core.checkpoints import load_model
-from jeat_core.data import CIFAR10_CLASSES, load_split
-from jeat_core.figures import Table, TrainIndex, nearest_by_ssim, plot_image_rows, save_figure
-from jeat_core.paper_items import fig7_rows
-from jeat_core.sampling import ClassGaussian
+from jeat_core.core.checkpoints import load_model
+from jeat_core.core.data import CIFAR10_CLASSES, load_split
+from jeat_core.core.sampling import ClassGaussian
+from jeat_core.explore.figures import TrainIndex, nearest_by_ssim, plot_image_rows
+from jeat_core.explore.plotting import Table, save_figure
+from jeat_core.paper.paper_items import fig7_rows
 
 models, manifests = {}, {}
 for name in MODELS:
@@ -83,7 +84,7 @@ Table([{"": "generated (label)", **{CIFAR10_CLASSES[int(lb)]: float(sim[i, 0]) f
 # Fig. 7; the line under the images names it.
 
 # %% tags=["figure"]
-from jeat_core.widgets import memorisation_explorer, require
+from jeat_core.explore.widgets import memorisation_explorer, require
 
 require(globals(), "models", "manifests", "class_gaussian", "train_index",
         cell="the parameters cell and the Setup cell")
@@ -114,6 +115,6 @@ print(*save_figure(fig, FIGURES, "fig7_nearest_neighbours"), sep="\n")
 # The table is rendered from `figures/audit.json`, so it changes when the audit does.
 
 # %%
-from jeat_core.verdicts import verdict_table
+from jeat_core.paper.verdicts import verdict_table
 
 verdict_table("09")

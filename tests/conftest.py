@@ -1,3 +1,6 @@
+"""Shared fixtures: the procedural toy set, real CIFAR-10 when present, tiny models and a tiny trained zoo
+(shipped-format checkpoints with recorded evals) that the tests of every layer build on."""
+
 import os
 from dataclasses import replace
 from pathlib import Path
@@ -5,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from jeat_core.data import load_split, procedural
+from jeat_core.core.data import load_split, procedural
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
 REPO = Path(__file__).resolve().parent.parent
@@ -30,7 +33,7 @@ def toy():
 
 
 def tiny_cnn(seed: int = 0) -> torch.nn.Module:
-    from jeat_core.models import SmallCNN
+    from jeat_core.core.models import SmallCNN
 
     torch.manual_seed(seed)
     return SmallCNN(widths=(8, 16), hidden=32).eval()
@@ -42,8 +45,8 @@ def standard_model(data_root, request):
 
     Uses the shipped ``cifar10-cpu/standard`` when present, else trains one epoch (~2 minutes on
     2 CPU cores, about 55% clean accuracy)."""
-    from jeat_core.checkpoints import load_model, shipped_root
-    from jeat_core.training import OptimConfig, fit, make_config
+    from jeat_core.core.checkpoints import load_model, shipped_root
+    from jeat_core.train.training import OptimConfig, fit, make_config
 
     shipped = shipped_root() / "cifar10-cpu" / "standard"
     if (shipped / "model.safetensors").is_file():
@@ -70,10 +73,10 @@ ZOO = {
 def tiny_zoo(tmp_path_factory):
     """All the zoo names as tiny models trained for 2 steps on a toy set: exercises every code
     path that loads `cifar10-cpu/<name>` (figures, notebooks) in seconds."""
-    from jeat_core.checkpoints import MANIFEST, load_model, read_manifest, record_eval, write_json
-    from jeat_core.metrics import robust_accuracy
-    from jeat_core.robustness import autoattack
-    from jeat_core.training import fit, make_config
+    from jeat_core.core.checkpoints import MANIFEST, load_model, read_manifest, record_eval, write_json
+    from jeat_core.measure.metrics import robust_accuracy
+    from jeat_core.measure.robustness import autoattack
+    from jeat_core.train.training import fit, make_config
 
     root = tmp_path_factory.mktemp("zoo")
     data, test = procedural(256, seed=0), procedural(64, seed=1)
@@ -102,8 +105,8 @@ def tiny_zoo(tmp_path_factory):
 def tiny_evaluator(out: Path, arch: str = "eval_resnet") -> None:
     """An untrained, narrow evaluator (:class:`EvalResNet`, or ``eval_vgg``: :class:`EvalVGG`) saved as
     a loadable evaluator checkpoint."""
-    from jeat_core.checkpoints import MANIFEST, WEIGHTS, save_weights, write_json
-    from jeat_core.models import EvalResNet, EvalVGG
+    from jeat_core.core.checkpoints import MANIFEST, WEIGHTS, save_weights, write_json
+    from jeat_core.core.models import EvalResNet, EvalVGG
 
     torch.manual_seed(0)
     widths = [8, 8, 16, 16]

@@ -8,8 +8,8 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import save_file
 
-from jeat_core.data import procedural
-from jeat_core.training import fit, make_config
+from jeat_core.core.data import procedural
+from jeat_core.train.training import fit, make_config
 
 out = Path(sys.argv[1])
 method = sys.argv[2] if len(sys.argv) > 2 else "jeat"

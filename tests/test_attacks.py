@@ -1,10 +1,14 @@
+"""Attacks as pure functions: perturbation bounds and ranges, FGSM = one-step PGD, no hidden state changes,
+masks, layouts, the closed set of objectives (CE, energy, TRADES' KL), Tab. 1 in miniature and our PGD
+against torchattacks' on the same model and seed."""
+
 import pytest
 import torch
 from conftest import tiny_cnn
 
-from jeat_core.attacks import OBJECTIVES, fgsm, fgsm_rs, kl_from, pgd
-from jeat_core.data import to_float
-from jeat_core.energy import cross_entropy, joint_energy
+from jeat_core.core.attacks import OBJECTIVES, fgsm, fgsm_rs, kl_from, pgd
+from jeat_core.core.data import to_float
+from jeat_core.core.energy import cross_entropy, joint_energy
 
 
 @pytest.fixture
@@ -75,7 +79,7 @@ def test_mask_attacks_only_the_selected_examples_with_the_full_attacks_iterates(
     """pgd(mask=...) draws the random start for the whole batch, so each attacked example ends where
     the unmasked attack takes it; the others come back unchanged (and robust_accuracy, which
     attacks only the clean-correct examples, counts exactly what the full attack counts)."""
-    from jeat_core.metrics import robust_accuracy
+    from jeat_core.measure.metrics import robust_accuracy
 
     model = tiny_cnn()
     x, y = batch
@@ -100,7 +104,7 @@ def test_mask_attacks_only_the_selected_examples_with_the_full_attacks_iterates(
 def test_labels_are_checked_for_the_whole_batch_even_when_masked(batch):
     """A label out of the model's range is an error even for examples that are not attacked (a label
     of 10 on a 10-class model is never classified correctly, so robust_accuracy never attacks it)."""
-    from jeat_core.metrics import robust_accuracy
+    from jeat_core.measure.metrics import robust_accuracy
 
     model = tiny_cnn()
     x, y = batch

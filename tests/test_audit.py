@@ -8,9 +8,9 @@ import pytest
 import torch
 from conftest import tiny_cnn
 
-from jeat_core import stats
-from jeat_core.audit import VERDICTS, frechet_distance, inception_score, penultimate
-from jeat_core.stats import ONE_RUN
+from jeat_core.measure import stats
+from jeat_core.measure.verdict_rules import ONE_RUN
+from jeat_core.paper.audit import VERDICTS, frechet_distance, inception_score, penultimate
 
 
 def test_fid_of_a_set_with_itself_is_zero_and_matches_scipy():
@@ -99,8 +99,7 @@ def test_audit_smoke_json(tiny_zoo, data_root, monkeypatch, capsys, tmp_path):
 
 def check_generation_contract(c: dict, *, min_boot: int = 2000, min_fid_boot: int = 500, min_spaces: int = 3) -> None:
     """Issue 21's contract on one generation claim record of ``audit.json``, verdicts re-derived."""
-    from jeat_core.audit import claim_verdict
-    from jeat_core.gen_eval import part_verdict
+    from jeat_core.measure.verdict_rules import generation_claim_verdict, part_verdict
 
     assert c["parts"], c
     for p in c["parts"]:
@@ -116,12 +115,12 @@ def check_generation_contract(c: dict, *, min_boot: int = 2000, min_fid_boot: in
             assert x["n_boot"] >= (min_boot if x["metric"] == "kid" else min_fid_boot)
             check_run_level(x, paired=p["a"].split(" (")[0] == p["b"].split(" (")[0])
         assert p["verdict"] == part_verdict(p["comparisons"], p["paper_direction"]), p
-    assert c["reproduced"] == claim_verdict([p["verdict"] for p in c["parts"]])
+    assert c["reproduced"] == generation_claim_verdict([p["verdict"] for p in c["parts"]])
 
 
 def check_run_level(x: dict, *, paired: bool = False) -> None:
     """A comparison's interval recomputed from the per-run values it stores: with two or more runs a side,
-    the t-interval of jeat_core.stats at the stored level (Welch, or paired when one set of runs is
+    the t-interval of jeat_core.measure.stats at the stored level (Welch, or paired when one set of runs is
     measured two ways); with one, the record says it is not decided over runs."""
     a, b = x.get("runs_a", []), x.get("runs_b", [])
     assert len(a) == len(b) if paired else True
@@ -135,10 +134,10 @@ def check_run_level(x: dict, *, paired: bool = False) -> None:
 
 
 def test_audit_reports_missing_models(tmp_path, data_root, monkeypatch):
-    from jeat_core.audit import run_audit
+    from jeat_core.paper.audit import run_audit
 
     monkeypatch.setenv("JEAT_CHECKPOINTS", str(tmp_path))  # an empty zoo
-    monkeypatch.setattr("jeat_core.checkpoints.shipped_root", lambda: tmp_path)
+    monkeypatch.setattr("jeat_core.core.checkpoints.shipped_root", lambda: tmp_path)
     report = run_audit(smoke=True, data_root=data_root)
     assert {c["reproduced"] for c in report["claims"]} == {"not measurable here"}
     assert all("not shipped" in c["note"] for c in report["claims"])
@@ -147,7 +146,7 @@ def test_audit_reports_missing_models(tmp_path, data_root, monkeypatch):
 def test_context_computes_once_and_takes_a_tuned_sampler(monkeypatch):
     """`Context.cached` computes a key once; `use_sampler` sets a loaded model's sampler (what
     `generation_set` then uses) without anyone reaching into the context's cache."""
-    from jeat_core import experiments as ex
+    from jeat_core.paper import experiments as ex
 
     loads = []
     monkeypatch.setattr(ex, "load_model", lambda path: loads.append(path) or ("model", {"name": path}))
@@ -162,7 +161,7 @@ def test_committed_audit_meets_the_generation_contract():
     """figures/audit.json as committed: claims 4-6 carry parts by the protocol of docs/evaluation.md (primary
     KID first, >= 3 KID feature spaces, paired, >= 2,000 KID and >= 500 FID resamples, verdicts re-derived
     from the stored intervals), and every verdict counted in its tally."""
-    from jeat_core.audit import tally
+    from jeat_core.paper.audit import tally
 
     report = json.loads((Path(__file__).resolve().parent.parent / "figures" / "audit.json").read_text())
     assert not report["smoke"]
@@ -185,15 +184,15 @@ def test_fig3_pools_the_runs_but_one_contradicting_run_decides(monkeypatch):
     from pathlib import Path
     from types import SimpleNamespace
 
-    from jeat_core import audit, checkpoints, experiments
+    from jeat_core.paper import audit
 
     def log(n, lowered):  # Δ_x E > 0 always; the update lowers E(x, y) at the first `lowered` steps; E(x) alternates
         return [{"step": 10 * (i + 1), "dxE_joint_mean": 1.0, "dthetaE_joint_mean": -1.0 if i < lowered else 1.0,
                  "dthetaE_marginal_mean": (-1.0) ** i} for i in range(n)]
 
     logs = {"at": log(1000, 990), "at-s1": log(1000, 985)}
-    monkeypatch.setattr(checkpoints, "resolve", lambda name: Path(name))
-    monkeypatch.setattr(experiments, "read_energy_log", lambda path: logs[path.parent.name])
+    monkeypatch.setattr(audit, "resolve", lambda name: Path(name))  # the names _fig3 calls
+    monkeypatch.setattr(audit, "read_energy_log", lambda path: logs[path.parent.name])
     ctx = SimpleNamespace(preset="p", training_runs=lambda method: list(logs))
     r = audit._fig3(ctx, None, ("at",))
     assert r["verdict"] == "reproduced" and r["training_seeds"] == 2 and r["n"] == 2000
@@ -211,8 +210,8 @@ def test_only_reruns_the_named_claims_and_keeps_the_rest(monkeypatch, tmp_path, 
     report of other settings or an unknown claim with a one-line error."""
     import json
 
-    from jeat_core import audit
     from jeat_core.cli import main
+    from jeat_core.paper import audit
 
     runs = []
 

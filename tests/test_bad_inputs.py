@@ -20,9 +20,9 @@ import numpy as np
 import pytest
 import torch
 
-from jeat_core.checkpoints import commit_checkpoint, load_state, save_state, save_weights, write_json
 from jeat_core.cli import main
-from jeat_core.models import SmallCNN
+from jeat_core.core.checkpoints import commit_checkpoint, load_state, save_state, save_weights, write_json
+from jeat_core.core.models import SmallCNN
 
 CUDA = torch.cuda.is_available()
 TINY = {"widths": [8, 16], "hidden": 32}

@@ -1,3 +1,6 @@
+"""The `jeat` command (`python -m jeat_core`): strict parsing of sizes and labels, bad arguments and
+values reported in one line (exit status 2), and train / eval / generate / resume end to end."""
+
 import json
 import subprocess
 import sys

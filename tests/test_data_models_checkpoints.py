@@ -1,12 +1,16 @@
+"""Data, models and checkpoints (the core's files): the npz round trip and a missing-data message that
+says how to get it, real CIFAR-10 as the README says, the model registry, checkpoint round trips and
+errors, and a training state that never unpickles code."""
+
 import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from jeat_core.checkpoints import CheckpointError, load_model, load_state, save_weights, write_json
-from jeat_core.data import DataNotFoundError, augment, load_split, procedural, to_uint8
-from jeat_core.models import SmallCNN, WideResNet, build_model
+from jeat_core.core.checkpoints import CheckpointError, load_model, load_state, save_weights, write_json
+from jeat_core.core.data import DataNotFoundError, augment, load_split, procedural, to_uint8
+from jeat_core.core.models import SmallCNN, WideResNet, build_model
 
 
 def test_npz_folder_and_roundtrip(tmp_path):

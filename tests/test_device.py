@@ -13,12 +13,13 @@ import pytest
 import torch
 from conftest import tiny_cnn
 
-from jeat_core import rng, training
-from jeat_core.attacks import fgsm_rs, pgd
-from jeat_core.data import augment, procedural
-from jeat_core.energy import cross_entropy, joint_energy, marginal_energy
-from jeat_core.metrics import fisher_score
-from jeat_core.sampling import ClassGaussian, GenerationConfig, ReplayBuffer, generate, langevin, uniform_init
+from jeat_core.core import rng
+from jeat_core.core.attacks import fgsm_rs, pgd
+from jeat_core.core.data import augment, procedural
+from jeat_core.core.energy import cross_entropy, joint_energy, marginal_energy
+from jeat_core.core.sampling import ClassGaussian, GenerationConfig, ReplayBuffer, generate, langevin, uniform_init
+from jeat_core.measure.metrics import fisher_score
+from jeat_core.train import training
 
 pytestmark = pytest.mark.device
 TOY = procedural(256, seed=0)

@@ -51,7 +51,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory, data_root, request):
     """A running JupyterLab server: yields (base_url, token, figures_dir)."""
-    from jeat_core.checkpoints import shipped_root
+    from jeat_core.core.checkpoints import shipped_root
 
     port, token = _free_port(), "jeat-e2e-token"
     existing = set((REPO / "notebooks").glob("*.ipynb"))

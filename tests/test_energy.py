@@ -1,8 +1,11 @@
+"""The energy conventions of Eq. 12/13 (E(x, y) = −f(x)[y], E(x) = −logsumexp f(x), CE = E(x, y) − E(x))
+against torch's own functions, dispatch by kind, and the messages for bad inputs."""
+
 import pytest
 import torch
 import torch.nn.functional as F
 
-from jeat_core.energy import cross_entropy, energy_from_logits, energy_of, joint_energy, marginal_energy
+from jeat_core.core.energy import cross_entropy, energy_from_logits, energy_of, joint_energy, marginal_energy
 
 
 def test_identities_match_torch():

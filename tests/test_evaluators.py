@@ -4,9 +4,9 @@ net with GELU and average pooling) and the feature views the generation metrics 
 import pytest
 import torch
 
-from jeat_core.evaluator import EvaluatorConfig, main
-from jeat_core.metrics import penultimate
-from jeat_core.models import EvalResNet, EvalVGG, build_model
+from jeat_core.core.models import EvalResNet, EvalVGG, build_model
+from jeat_core.measure.evaluator import EvaluatorConfig, main
+from jeat_core.measure.metrics import penultimate
 
 
 def test_feature_views_have_the_documented_shapes():

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from jeat_core.figures import PLOTS, make_all, nearest_by_ssim, ssim
-from jeat_core.paper_items import PAPER_ITEMS
+from jeat_core.explore.figures import PLOTS, make_all, nearest_by_ssim, ssim
+from jeat_core.paper.paper_items import PAPER_ITEMS
 
 
 @pytest.mark.slow
@@ -42,10 +42,10 @@ def test_ssim_known_values():
 # below iterate over it, so a new item is tested without editing them.
 @pytest.mark.parametrize("item", list(PAPER_ITEMS.values()), ids=lambda item: item.id)
 def test_each_paper_item_is_complete(item):
-    """A paper item names a producer of jeat_core.paper_items, a way to draw it, its files and its notebook."""
+    """A paper item names a producer of jeat_core.paper.paper_items, a way to draw it, its files and its notebook."""
     from pathlib import Path
 
-    from jeat_core import paper_items
+    from jeat_core.paper import paper_items
 
     assert getattr(paper_items, item.producer.__name__) is item.producer
     assert item.plot == "table" or item.plot in PLOTS, item.plot
@@ -61,8 +61,9 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
 
     import torch
 
-    from jeat_core import experiments as ex
-    from jeat_core import figures, paper_items
+    from jeat_core.explore import figures
+    from jeat_core.paper import experiments as ex
+    from jeat_core.paper import paper_items
 
     class FakeContext:
         preset = "cifar10-cpu"
@@ -148,7 +149,7 @@ def test_each_notebook_calls_the_producer_of_its_paper_item(item):
     producer = item.producer.__name__
     (path,) = (Path(__file__).resolve().parent.parent / "notebooks").glob(f"{item.notebook}_*.py")
     src = path.read_text()
-    assert f"from jeat_core.paper_items import {producer}" in src and f"{producer}(" in src, path.name
+    assert f"from jeat_core.paper.paper_items import {producer}" in src and f"{producer}(" in src, path.name
     assert f'"{item.id}"' in src, path.name  # it exports the same file name
     if "sizes" in inspect.signature(item.producer).parameters:
         assert "SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES" in src and "sizes=SIZES" in src, path.name
@@ -158,7 +159,7 @@ def test_each_notebook_calls_the_producer_of_its_paper_item(item):
 
 
 def test_figure_sizes_validate():
-    from jeat_core.paper_items import FigureSizes
+    from jeat_core.paper.paper_items import FigureSizes
 
     for bad in ({"per_class": 0}, {"max_steps": 2.5}, {"n_test": True}, {"fig7_classes": 6}):
         with pytest.raises(ValueError):
@@ -187,7 +188,7 @@ def test_fig2_panels_each_span_their_own_values(quantity):
     panel is not one uniform colour next to a sharp one; the title gives its flatness number."""
     import numpy as np
 
-    from jeat_core.figures import CONTOUR_QUANTITIES, MODEL_LABELS, contour_values, plot_contours
+    from jeat_core.explore.figures import CONTOUR_QUANTITIES, MODEL_LABELS, contour_values, plot_contours
 
     data = _slices()
     fig = plot_contours(data, quantity=quantity)
@@ -211,7 +212,7 @@ def test_fig2_shared_row_puts_every_panel_on_one_scale():
     seen to be flat; the first row keeps each panel's own scale."""
     import numpy as np
 
-    from jeat_core.figures import contour_values, plot_contours
+    from jeat_core.explore.figures import contour_values, plot_contours
 
     data = _slices()
     fig = plot_contours(data, shared=True)
@@ -229,8 +230,8 @@ def test_fig2_default_is_delta_log_p_and_data_has_it():
     import torch
     from conftest import tiny_cnn
 
-    from jeat_core.figures import plot_contours
-    from jeat_core.paper_items import FIG2_MODELS, FigureSizes, fig2_data
+    from jeat_core.explore.figures import plot_contours
+    from jeat_core.paper.paper_items import FIG2_MODELS, FigureSizes, fig2_data
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.rand(2, 3, 32, 32, generator=g), torch.tensor([4, 1])
@@ -252,8 +253,9 @@ def test_image_grid_sets_the_first_column_apart_and_fig6_names_its_classes():
     first panel names the class of each line."""
     import torch
 
-    from jeat_core.figures import image_grid, plot_image_rows
-    from jeat_core.paper_items import ImageRows
+    from jeat_core.explore.figures import plot_image_rows
+    from jeat_core.explore.plotting import image_grid
+    from jeat_core.paper.paper_items import ImageRows
 
     x = torch.zeros(6, 3, 4, 4)  # black images: gutters are the only white
     plain, split = image_grid(x, 3), image_grid(x, 3, split_after=1, split_gap=6)
@@ -270,7 +272,7 @@ def test_image_grid_sets_the_first_column_apart_and_fig6_names_its_classes():
 def test_delta_energy_histograms_measure_single_updates(toy):
     """Per-example Δ_x E is exactly 0 when the training input is the image itself (standard training) and
     not when an attack moves it (AT); one value per image of the batch at each point of training."""
-    from jeat_core.paper_items import FigureSizes, fig3_histograms
+    from jeat_core.paper.paper_items import FigureSizes, fig3_histograms
 
     sizes = FigureSizes(hist_steps=2)
     at = fig3_histograms(toy, None, method="at", sizes=sizes)

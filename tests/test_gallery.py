@@ -1,4 +1,4 @@
-"""The site's explorer galleries (``jeat_core.gallery``): which states, what they show, and that the
+"""The site's explorer galleries (``jeat_core.explore.gallery``): which states, what they show, and that the
 explorer is left as the notebook set it."""
 
 import base64
@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from jeat_core.gallery import LADDERS, Gallery, gallery, ladder, last_explorer, plotly_html, spread
+from jeat_core.explore.gallery import LADDERS, Gallery, gallery, ladder, last_explorer, plotly_html, spread
 
 
 def _toy_explorer():
@@ -16,7 +16,7 @@ def _toy_explorer():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from jeat_core.widgets import Explorer
+    from jeat_core.explore.widgets import Explorer
 
     def compute(eps255: float, model: str, sigma: str) -> dict:
         if eps255 > 12:
@@ -77,7 +77,7 @@ def test_last_explorer_finds_the_previous_cells_explorer():
 
 
 def test_every_ladder_names_a_widgets_explorer():
-    import jeat_core.widgets as widgets
+    import jeat_core.explore.widgets as widgets
 
     assert all(callable(getattr(widgets, kind, None)) for kind in LADDERS)
 
@@ -86,7 +86,7 @@ def test_landscape_gallery_has_a_plotly_surface_per_model(toy):
     import torch
     from conftest import tiny_cnn
 
-    from jeat_core.widgets import landscape_explorer
+    from jeat_core.explore.widgets import landscape_explorer
 
     x, y = toy.tensors(2)
     models = {"standard": tiny_cnn(0), "at": tiny_cnn(1)}

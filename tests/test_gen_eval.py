@@ -1,25 +1,21 @@
-"""Known answers for the ruler-independent generation metrics (jeat_core.gen_eval)."""
+"""Known answers for the ruler-independent generation metrics (jeat_core.measure.gen_eval)."""
 
 import pytest
 import torch
 
-from jeat_core.gen_eval import (
-    LEAN_AGAINST,
-    LEAN_TOWARD,
+from jeat_core.measure.gen_eval import (
     Comparison,
     Standardizer,
     claim_parts,
     fid_difference,
     holm_levels,
-    image_level_verdict,
     independent_kid_difference,
     kernel_argument,
     kid_difference,
     kid_point,
-    part_verdict,
     prdc,
 )
-from jeat_core.stats import ONE_RUN
+from jeat_core.measure.verdict_rules import LEAN_AGAINST, LEAN_TOWARD, ONE_RUN, image_level_verdict, part_verdict
 
 
 def gauss(n, d=8, shift=0.0, seed=0):

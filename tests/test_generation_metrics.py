@@ -6,19 +6,18 @@ import pytest
 import torch
 from conftest import tiny_cnn
 
-from jeat_core.audit import combine, equivalence_verdict, verdict_from_ci
-from jeat_core.energy import energy_of
-from jeat_core.metrics import (
-    KIDReference,
-    bootstrap_ci,
-    fisher_score,
-    fisher_scores_piecewise_linear,
-    kid,
-    proportion_difference_ci,
-    robust_accuracy,
-    wilson_interval,
+from jeat_core.core.energy import energy_of
+from jeat_core.core.sampling import (
+    GenerationConfig,
+    generate,
+    generate_snapshots,
+    generation_energy,
+    langevin,
+    sampler_for,
 )
-from jeat_core.sampling import GenerationConfig, generate, generate_snapshots, generation_energy, langevin, sampler_for
+from jeat_core.measure.metrics import KIDReference, fisher_score, fisher_scores_piecewise_linear, kid, robust_accuracy
+from jeat_core.measure.stats import bootstrap_ci, proportion_difference_ci, wilson_interval
+from jeat_core.measure.verdict_rules import combine, equivalence_verdict, verdict_from_ci
 
 
 def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
@@ -113,8 +112,8 @@ def test_robust_accuracy_never_exceeds_clean_accuracy(toy):
 def test_attack_names_say_what_runs(toy):
     """The attack's name carries its step count and is the result's label (`pgd3` ran 3 steps):
     a 3-step attack is never recorded as PGD-20, and a name outside the grammar is an error."""
-    from jeat_core.attacks import pgd
-    from jeat_core.metrics import ATTACKS, parse_attack
+    from jeat_core.core.attacks import pgd
+    from jeat_core.measure.metrics import ATTACKS, parse_attack
 
     assert [parse_attack(a) for a in ATTACKS][:4] == [("none", 0, 1), ("ce", 1, 1), ("ce", 20, 1), ("energy", 20, 1)]
     assert parse_attack("pgd3") == ("ce", 3, 1) and parse_attack("energy-pgd7") == ("energy", 7, 1)

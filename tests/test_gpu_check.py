@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from jeat_core.training import METHODS
+from jeat_core.train.training import METHODS
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from jeat_core import training
-from jeat_core.checkpoints import (
+from jeat_core.cli import main
+from jeat_core.core.checkpoints import (
     CheckpointError,
     commit_checkpoint,
     load_model,
@@ -26,12 +26,12 @@ from jeat_core.checkpoints import (
     shipped_root,
     write_json,
 )
-from jeat_core.cli import main
-from jeat_core.data import procedural
-from jeat_core.guard import why_bad
-from jeat_core.methods import METHODS
-from jeat_core.models import SmallCNN
-from jeat_core.training import TrainingDiverged, fit, make_config
+from jeat_core.core.data import procedural
+from jeat_core.core.models import SmallCNN
+from jeat_core.train import training
+from jeat_core.train.guard import why_bad
+from jeat_core.train.methods import METHODS
+from jeat_core.train.training import TrainingDiverged, fit, make_config
 
 TOY_TRAIN, TOY_TEST = procedural(512, seed=0), procedural(128, seed=1)
 TINY = {"widths": [8, 16], "hidden": 32}
@@ -292,7 +292,7 @@ def test_integrity_flipped_bytes_nan_and_dtype(tmp_path):
 
 
 def test_architecture_bounds_are_checked_before_allocation():
-    from jeat_core.models import check_arch
+    from jeat_core.core.models import check_arch
 
     assert check_arch("eval_resnet", {"widths": [64, 128, 256, 512], "n_classes": 10}) > 0
     assert check_arch("wrn28_10", {"norm": "none", "act": "silu"}) > 36e6
@@ -317,8 +317,8 @@ def test_shipped_manifests_record_their_weights():
 def test_langevin_and_pgd_inputs():
     import numpy as np
 
-    from jeat_core.attacks import pgd
-    from jeat_core.sampling import langevin
+    from jeat_core.core.attacks import pgd
+    from jeat_core.core.sampling import langevin
 
     torch.manual_seed(0)
     model = SmallCNN(**TINY).eval()

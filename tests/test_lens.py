@@ -1,5 +1,5 @@
-"""``jeat lens``: a user's classifier under the energy lens, beside the zoo (jeat_core.user_model,
-jeat_core.lens_stages, jeat_core.lens).
+"""``jeat lens``: a user's classifier under the energy lens, beside the zoo (jeat_core.core.user_model,
+jeat_core.explore.lens_stages, jeat_core.explore.lens).
 
 * loading: the model-def file and function, the weights layouts (plain, ``state_dict``, ``model``,
   ``module.`` prefixes, safetensors), the normalisation wrapper, modes restored for a caller's module;
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from jeat_core.cli import main
-from jeat_core.user_model import UserModelError, evaluating, from_env, load, model_hash, read_state_dict
+from jeat_core.core.user_model import UserModelError, evaluating, from_env, load, model_hash, read_state_dict
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -105,7 +105,7 @@ def not_a_model():
 
 
 def small_cnn():
-    from jeat_core.models import SmallCNN
+    from jeat_core.core.models import SmallCNN
 
     return SmallCNN()
 '''
@@ -239,7 +239,7 @@ def test_a_callers_module_is_left_as_it_came():
 
 
 def test_the_python_api_takes_a_plain_module_and_leaves_it_as_it_came(data_root, cifar_test, tmp_path):
-    from jeat_core.lens import report
+    from jeat_core.explore.lens import report
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10), nn.Dropout(0.1)).train()
@@ -259,14 +259,14 @@ def test_user_model_errors_are_value_errors(inputs):
 
 # ----------------------------------------------------------------------------- the cache
 def _energy_of(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[float]:
-    from jeat_core.energy import energy_of
+    from jeat_core.core.energy import energy_of
 
     with torch.no_grad():
         return energy_of(model, "joint", y)(x).tolist()
 
 
 def test_a_stage_of_another_model_is_recomputed_never_mixed(inputs, cifar_test, data_root, tmp_path):
-    from jeat_core.lens import report
+    from jeat_core.explore.lens import report
 
     out = tmp_path / "report"
     spec, probe = f"{inputs}/models.py:build", cifar_test.tensors(2)[0]
@@ -290,8 +290,8 @@ def test_a_stage_of_another_model_is_recomputed_never_mixed(inputs, cifar_test, 
 
 @pytest.mark.slow
 def test_an_interrupted_stage_resumes_from_its_finished_units(inputs, cifar_test, data_root, tmp_path, monkeypatch):
-    from jeat_core import lens_stages
-    from jeat_core.lens import report
+    from jeat_core.explore import lens_stages
+    from jeat_core.explore.lens import report
 
     user = load(model_def=f"{inputs}/models.py:build", weights=str(inputs / "wrn.pt"), probe=cifar_test.tensors(2)[0])
     real, calls = lens_stages.pgd_restarts, []
@@ -345,9 +345,9 @@ def test_robustbench_wrn_through_jeat_lens_smoke(inputs, data_root, tmp_path, mo
 def test_a_zoo_model_through_the_generic_path_adds_no_drift(inputs, cifar_test, data_root, tmp_path):
     """SmallCNN built by a model-def file with the shipped standard model's safetensors: the same E values
     and PGD-20 results as the zoo's own row of the same report and as the library called directly."""
-    from jeat_core.checkpoints import load_model
-    from jeat_core.lens import report
-    from jeat_core.robustness import masks_of, pgd_restarts
+    from jeat_core.core.checkpoints import load_model
+    from jeat_core.explore.lens import report
+    from jeat_core.measure.robustness import masks_of, pgd_restarts
 
     weights = REPO / "checkpoints" / "cifar10-cpu" / "standard" / "model.safetensors"
     user = load(model_def=f"{inputs}/models.py:small_cnn", weights=str(weights), probe=cifar_test.tensors(2)[0])
@@ -369,9 +369,9 @@ def test_a_zoo_model_through_the_generic_path_adds_no_drift(inputs, cifar_test, 
 
 # ----------------------------------------------------------------------------- notebooks
 def test_the_notebook_setting_feeds_the_explorers(inputs, cifar_test):
-    from jeat_core.data import procedural
-    from jeat_core.sampling import ClassGaussian
-    from jeat_core.widgets import generation_explorer, landscape_explorer
+    from jeat_core.core.data import procedural
+    from jeat_core.core.sampling import ClassGaussian
+    from jeat_core.explore.widgets import generation_explorer, landscape_explorer
 
     x, y = cifar_test.tensors(2)
     env = {"JEAT_USER_MODEL": f"{inputs}/models.py:build", "JEAT_USER_WEIGHTS": str(inputs / "wrn.pt"),

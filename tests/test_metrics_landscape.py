@@ -1,9 +1,13 @@
+"""Fisher scores (Eq. 23/24: closed form on a quadratic, Hutchinson vs exact, no curvature for ReLU
+nets) and energy landscapes (model-independent orthonormal directions, grids, slice statistics that
+match the audit's flatness)."""
+
 import pytest
 import torch
 
-from jeat_core.energy import energy_of
-from jeat_core.landscape import energy_grid, landscape_stats, random_directions
-from jeat_core.metrics import fisher_score
+from jeat_core.core.energy import energy_of
+from jeat_core.core.landscape import energy_grid, landscape_stats, random_directions
+from jeat_core.measure.metrics import fisher_score
 
 
 def test_fisher_score_quadratic_closed_form():
@@ -81,7 +85,7 @@ def test_slice_view_matches_the_energy_grids_and_the_audits_flatness():
     measures it), relative to the centre; flatness_dlogp is the audit's mean over the whole grid."""
     from conftest import tiny_cnn
 
-    from jeat_core.landscape import logit_grid, slice_values, slice_view
+    from jeat_core.core.landscape import logit_grid, slice_values, slice_view
 
     model = tiny_cnn(3)
     x = torch.rand(3, 32, 32, generator=torch.Generator().manual_seed(1))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from jeat_core.paper_items import PAPER_ITEMS
+from jeat_core.paper.paper_items import PAPER_ITEMS
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("[0-9][0-9]_*.py"))
 EXPORTS: dict[str, list[str]] = {}  # notebook number -> the files of the paper items it reproduces

@@ -57,7 +57,7 @@ def test_json_quotes_are_read_from_their_source():
 def test_generated_blocks_are_current():
     """The verdict blocks of figures/README.md are verdicts.refresh_blocks(audit.json) of themselves (rerun
     ``python tools/number_ledger.py --refresh`` after an audit)."""
-    from jeat_core.verdicts import refresh_blocks
+    from jeat_core.paper.verdicts import refresh_blocks
 
     text = (REPO / "figures" / "README.md").read_text()
     report = json.loads((REPO / "figures" / "audit.json").read_text())

@@ -1,3 +1,6 @@
+"""Packaging: environment.yml lists what pyproject.toml declares, the README's quick start is what CI
+runs, and the peer library (torchattacks) is pinned once."""
+
 import re
 import tomllib
 from pathlib import Path
@@ -28,7 +31,7 @@ def test_readme_quick_start_is_what_ci_runs():
 
 def test_the_peer_library_is_declared_once_pinned():
     """torchattacks: the `attacks` extra, the Makefile's --no-deps install and the error message name one version."""
-    from jeat_core.robustness import INSTALL_PEER, PEER
+    from jeat_core.measure.robustness import INSTALL_PEER, PEER
 
     pp = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert pp["optional-dependencies"]["attacks"] == [PEER]

@@ -223,7 +223,7 @@ def test_tab2_sizes_give_the_same_order():
 
 
 def test_checkpoints_zoo_table_is_the_manifests():
-    from jeat_core.checkpoints import zoo_table
+    from jeat_core.core.checkpoints import zoo_table
 
     assert zoo_table() in FILES["checkpoints"].read_text(), "regenerate the table with zoo_table()"
 
@@ -249,6 +249,7 @@ def _markdown(path: Path) -> str:
 
 # a size the prose states, as (PAPER_SIZES value, SMOKE_SIZES value): the pattern's two groups
 SIZE_PHRASES = {
+    "hist_steps": r"trains a fresh model for (\d+) steps \((\d+) in smoke mode",
     "max_steps": r"capped at (\d+) steps\W+(?:smoke mode caps it at )?(\d+)",
     "n_test": r"first ([\d,]+) test images \((\d+) in smoke mode",
     "per_class": r"(\d+) samples a line \((\d+) in smoke mode",
@@ -260,7 +261,7 @@ SIZE_PHRASES = {
 @pytest.mark.parametrize("path", [p for p in NOTEBOOKS if not p.name.startswith("02")], ids=lambda p: p.stem)
 def test_notebook_prose_states_sizes_as_numbers(path):
     """Markdown says "60 steps (5 in smoke mode)", not `SIZES.max_steps`, and the numbers are the sizes'."""
-    from jeat_core.paper_items import PAPER_SIZES, SMOKE_SIZES
+    from jeat_core.paper.paper_items import PAPER_SIZES, SMOKE_SIZES
 
     md = _markdown(path)
     names = re.findall(r"\bSIZES\.\w+", md)
@@ -279,11 +280,11 @@ def test_size_phrases_are_used():
     assert not unused, unused
 
 
-# ----------------------------------------------------------------------------- jeat_core.prose
+# ----------------------------------------------------------------------------- jeat_core.paper.prose
 def test_prose_helpers_read_their_sources(tmp_path):
     import torch
 
-    from jeat_core import prose
+    from jeat_core.paper import prose
 
     base = prose.seed_baseline()
     seeds = _audit(4)["ours"]["sets"]["class-Gaussian seeds"]["eval-A/std"]
@@ -361,9 +362,9 @@ def seed_problems(text: str) -> list[str]:
     """figures/README.md quotes each robust method's AutoAttack over its training runs as
     ``AT 26.2% [22.5, 29.9] over 3 runs``: every quote matches paper_items.table3_seed_rows on the
     shipped manifests, and every method with a mean row is quoted."""
-    from jeat_core.checkpoints import read_manifest, resolve
-    from jeat_core.experiments import TRAINING_SEEDS, training_runs
-    from jeat_core.paper_items import table3_seed_rows
+    from jeat_core.core.checkpoints import read_manifest, resolve
+    from jeat_core.paper.experiments import TRAINING_SEEDS, training_runs
+    from jeat_core.paper.paper_items import table3_seed_rows
 
     manifests = {r: read_manifest(resolve(f"cifar10-cpu/{r}")) for m in TRAINING_SEEDS for r in training_runs(m)}
     means = {r["model"]: r for r in table3_seed_rows(manifests) if r["run"].startswith("mean")}

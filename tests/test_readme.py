@@ -144,7 +144,7 @@ def test_claims_table_matches_the_audit():
 
 
 def test_notebook_list_is_complete_and_its_verdicts_match():
-    from jeat_core.paper_items import PAPER_ITEMS
+    from jeat_core.paper.paper_items import PAPER_ITEMS
 
     audit = _audit()
     rows = _table_rows(_section(_readme(), "The notebooks"))
@@ -165,7 +165,7 @@ def test_notebook_list_is_complete_and_its_verdicts_match():
 def test_scale_sentence_matches_the_models():
     import torch
 
-    from jeat_core.models import build_model
+    from jeat_core.core.models import build_model
 
     zoo = _zoo_manifests()
     text = _readme()
@@ -197,7 +197,7 @@ def test_audit_duration_and_methods_match():
     quoted = int(re.search(r"^make audit .*\(~(\d+) min\)", text, flags=re.M).group(1))
     assert quoted == round(seconds / 60), f"README: make audit ~{quoted} min; audit.json: {seconds:.0f} s"
 
-    from jeat_core.methods import METHODS
+    from jeat_core.train.methods import METHODS
 
     section = _section(text, "Training methods")
     names = re.findall(r"`(\w+)`", section.split("—", 1)[0])
@@ -258,7 +258,7 @@ def test_figures_readme_trades_table_is_its_json():
 
 def test_figures_readme_generation_block_is_the_audit():
     """figures/README.md's generation tables are verdicts.generation_markdown(audit.json), verbatim."""
-    from jeat_core.verdicts import GEN_BLOCK, generation_markdown
+    from jeat_core.paper.verdicts import GEN_BLOCK, generation_markdown
 
     text = (REPO / "figures" / "README.md").read_text()
     block = text.split(GEN_BLOCK[0], 1)[1].split(GEN_BLOCK[1], 1)[0].strip()
@@ -268,7 +268,7 @@ def test_figures_readme_generation_block_is_the_audit():
 
 def test_front_page_counts_agree_with_the_audit():
     """The counts the front page states (claims, parts, rows of claims.png) are the audit's and the figure's."""
-    from jeat_core.claims import claim_effects
+    from jeat_core.paper.claims import claim_effects
 
     report = json.loads((REPO / "figures" / "audit.json").read_text())
     text = re.sub(r"\s+", " ", _readme())

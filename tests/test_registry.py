@@ -8,9 +8,9 @@ from typing import ClassVar
 
 import pytest
 
-from jeat_core import methods
 from jeat_core.cli import build_parser, main, train_options
-from jeat_core.configs import Option, Range, TrainConfig, set_path
+from jeat_core.core.configs import Option, Range, TrainConfig, set_path
+from jeat_core.train import methods
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def test_a_registered_method_trains_from_the_command_line(scaled, tmp_path, caps
     out = tmp_path / "run"
     assert main(["train", "--method", "scaled", "--scale", "0.5", "--dataset", "procedural", "--max-steps", "2",
                  "--batch-size", "32", "--eval-n", "8", "--out", str(out), "--no-progress"]) == 0
-    from jeat_core.checkpoints import read_manifest
+    from jeat_core.core.checkpoints import read_manifest
 
     m = read_manifest(out)
     assert m["method"] == "scaled" and m["config"]["scale"] == 0.5 and m["steps"] == 2

@@ -8,7 +8,7 @@ never showed in CPU tests. Two guards here run without a GPU:
   own device) and the library is driven with ``meta`` tensors and a CPU generator - the situation
   of a CUDA run seeded by a CPU generator;
 * a source scan: no ``torch.rand*``/``randn``/``randint``/``randperm``/... call with a
-  ``generator=`` keyword outside :mod:`jeat_core.rng`.
+  ``generator=`` keyword outside :mod:`jeat_core.core.rng`.
 """
 
 import ast
@@ -19,12 +19,13 @@ import pytest
 import torch
 from torch.overrides import TorchFunctionMode
 
-from jeat_core import methods, rng, training
-from jeat_core.attacks import L2Threat, LinfThreat, fgsm_rs, pgd
-from jeat_core.data import augment
-from jeat_core.energy import joint_energy
-from jeat_core.models import SmallCNN
-from jeat_core.sampling import ClassGaussian, ReplayBuffer, langevin, uniform_init
+from jeat_core.core import rng
+from jeat_core.core.attacks import L2Threat, LinfThreat, fgsm_rs, pgd
+from jeat_core.core.data import augment
+from jeat_core.core.energy import joint_energy
+from jeat_core.core.models import SmallCNN
+from jeat_core.core.sampling import ClassGaussian, ReplayBuffer, langevin, uniform_init
+from jeat_core.train import methods, training
 
 META = torch.device("meta")
 RANDOM_FNS = {"rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like", "normal",
@@ -187,10 +188,10 @@ def test_source_scan_finds_the_old_pattern(tmp_path):
 
 
 def test_no_direct_random_draws_with_a_generator_outside_rng():
-    files = sorted(p for p in SRC.glob("*.py") if p.name != "rng.py")
+    files = sorted(p for p in SRC.rglob("*.py") if p.name != "rng.py")
     assert len(files) > 10
     bad = [b for p in files for b in _direct_random_calls(p)]
-    assert not bad, "draw through jeat_core.rng (device-correct), not torch directly: " + ", ".join(bad)
+    assert not bad, "draw through jeat_core.core.rng (device-correct), not torch directly: " + ", ".join(bad)
 
 
 def test_resume_accepts_a_generator_state_from_another_device_type():

@@ -1,4 +1,4 @@
-"""AutoAttack, PGD with restarts and the masking check (jeat_core.robustness), their CLI and audit paths.
+"""AutoAttack, PGD with restarts and the masking check (jeat_core.measure.robustness), their CLI and audit paths.
 
 AutoAttack runs here with few iterations and Square queries (``steps``, ``n_queries``) on at most 32
 images: the code path and its invariants, not the shipped models' numbers."""
@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import tiny_cnn
 
-from jeat_core import robustness
-from jeat_core.metrics import ATTACKS, parse_attack, robust_accuracy
-from jeat_core.robustness import (
+from jeat_core.measure import robustness
+from jeat_core.measure.metrics import ATTACKS, parse_attack, robust_accuracy
+from jeat_core.measure.robustness import (
     AA_STAGES,
     INSTALL_PEER,
     autoattack,
@@ -192,9 +192,9 @@ def _no_torchattacks(monkeypatch):
 
 
 def test_missing_peer_library_is_one_line_and_never_agrees(monkeypatch, capsys, toy, tmp_path):
-    from jeat_core.audit import CLAIMS, Settings
     from jeat_core.cli import main
-    from jeat_core.experiments import Context
+    from jeat_core.paper.audit import CLAIMS, Settings
+    from jeat_core.paper.experiments import Context
 
     _no_torchattacks(monkeypatch)
     with pytest.raises(robustness.PeerLibraryMissing, match="pip install --no-deps torchattacks==3.5.1"):
@@ -218,9 +218,9 @@ def test_missing_peer_library_is_one_line_and_never_agrees(monkeypatch, capsys, 
 def test_claim_8_quotes_the_recorded_autoattack_beside_pgd(monkeypatch, toy):
     """Claim 8 (Tab. 3) states a model's recorded standard AutoAttack beside its PGD-20, and only a
     standard one (a reduced budget is not what RobustBench quotes)."""
-    from jeat_core.audit import CLAIMS, Settings
-    from jeat_core.experiments import Context
-    from jeat_core.robustness import STANDARD_BUDGET
+    from jeat_core.measure.robustness import STANDARD_BUDGET
+    from jeat_core.paper.audit import CLAIMS, Settings
+    from jeat_core.paper.experiments import Context
 
     _no_torchattacks(monkeypatch)  # the peer cross-check is not what this test is about
     (claim,) = [c for c in CLAIMS if c.id == 8]
@@ -243,9 +243,9 @@ def test_claim_8_quotes_the_recorded_autoattack_beside_pgd(monkeypatch, toy):
 def test_cli_records_autoattack_and_pgd_restarts(tmp_path, monkeypatch, capsys):
     from dataclasses import replace
 
-    from jeat_core.checkpoints import find_eval
     from jeat_core.cli import _show_eval, main
-    from jeat_core.training import fit, make_config
+    from jeat_core.core.checkpoints import find_eval
+    from jeat_core.train.training import fit, make_config
 
     out = tmp_path / "run"  # a tiny CNN trained 20 steps on the procedural set, saved as `jeat train` saves
     cfg = make_config("standard", "cpu", max_steps=20, log_every=0, checkpoint_every=0, eval_n=0, dataset="procedural",
@@ -274,9 +274,9 @@ def test_cli_records_autoattack_and_pgd_restarts(tmp_path, monkeypatch, capsys):
 def test_masking_claim_reads_recorded_evals(toy):
     """Claim 10 uses the AutoAttack records in the manifests: without one a model is not measurable
     (and the command to record it is given); with them every model gets a masking verdict."""
-    from jeat_core.audit import CLAIMS, VERDICTS, Settings
-    from jeat_core.checkpoints import record_eval
-    from jeat_core.experiments import Context
+    from jeat_core.core.checkpoints import record_eval
+    from jeat_core.paper.audit import CLAIMS, VERDICTS, Settings
+    from jeat_core.paper.experiments import Context
 
     (claim,) = [c for c in CLAIMS if c.id == 10]
     x, y = toy.tensors(16)
@@ -381,7 +381,7 @@ def test_seed_table_cuts_to_the_common_images_and_pairs_the_gap():
     """Tab. 3 across training seeds: each run's AutoAttack on the first n images every run has (the
     shipped 8 cut to its seeds' 4), the PGD-100×5 − AutoAttack gap paired per image, a mean row
     with an interval over runs; a method missing a run's record gets no rows."""
-    from jeat_core.paper_items import table3_seed_rows
+    from jeat_core.paper.paper_items import table3_seed_rows
 
     def man(seed, aa, pgd=None):
         n = len(aa)

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from jeat_core import rulers
-from jeat_core.experiments import Context
+from jeat_core.measure import rulers
+from jeat_core.paper.experiments import Context
 
 
 @pytest.fixture(scope="module")

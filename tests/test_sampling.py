@@ -1,10 +1,14 @@
+"""Sampling (Eq. 16/17): Langevin samples a known Gaussian and noise-free chains reach the minimum,
+snapshot and plain paths agree, the class-Gaussian seeds' moments, the replay buffer's state, and
+the sampler families the generation verdicts name."""
+
 import math
 
 import pytest
 import torch
 from conftest import tiny_cnn
 
-from jeat_core.sampling import (
+from jeat_core.core.sampling import (
     ClassGaussian,
     GenerationConfig,
     ReplayBuffer,
@@ -179,8 +183,8 @@ def test_the_sampler_as_written_is_its_own_family():
     (manifest["sampler"]["joint/as-written"]); sampler_for reads either by its key."""
     import math
 
-    from jeat_core.experiments import AS_WRITTEN_GRID, SAMPLER_FAMILIES, sampler_key
-    from jeat_core.sampling import sampler_for
+    from jeat_core.core.sampling import sampler_for
+    from jeat_core.paper.experiments import AS_WRITTEN_GRID, SAMPLER_FAMILIES, sampler_key
 
     assert all(c.step == "langevin" and math.isclose(c.noise_std, math.sqrt(c.step_size)) for c in AS_WRITTEN_GRID)
     assert set(SAMPLER_FAMILIES) == {"tuned", "as-written"}
@@ -196,7 +200,7 @@ def test_the_sampler_as_written_is_its_own_family():
 
 
 def test_near_noiseless_samplers_are_called_gradient_descent():
-    from jeat_core.audit import near_noiseless
+    from jeat_core.paper.audit_generation import near_noiseless
 
     assert near_noiseless({"step": "langevin", "step_size": 3.0, "noise_std": 0.001})
     assert near_noiseless({"step": "l2", "step_size": 0.5, "noise_std": 0.0})

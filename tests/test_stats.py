@@ -1,4 +1,4 @@
-"""Protects the run-level inference of the method comparisons (jeat_core.stats, docs/evaluation.md,
+"""Protects the run-level inference of the method comparisons (jeat_core.measure.stats, docs/evaluation.md,
 *Run-level inference*): the intervals keep their coverage at the paper's five runs and at three, across
 run/image variance ratios spanning the measured ones, where the earlier percentile two-level bootstrap
 does not; the t-intervals agree with scipy's and refuse one run per side."""
@@ -8,8 +8,8 @@ import pytest
 import torch
 from scipy import stats as st
 
-from jeat_core import stats
-from jeat_core.metrics import resampled_run_means
+from jeat_core.measure import stats
+from jeat_core.measure.stats import resampled_run_means
 
 # (sd_run, sd_image) per side, in primary-KID units: the measured JEAT (run SD ≈ 0.002) and AT
 # (≈ 0.023) runs with a per-run image SE ≈ 0.007, and ratios run/image from 0.1 to 10 on both sides

@@ -1,11 +1,11 @@
-"""Notebook 00's 2-D toy task (jeat_core.toy2d): points as one-pixel images through the library's own
+"""Notebook 00's 2-D toy task (jeat_core.paper.toy2d): points as one-pixel images through the library's own
 training loop, attacks, SGLD and sampler; the lab caches by the settings each method uses."""
 
 import numpy as np
 import pytest
 import torch
 
-from jeat_core.toy2d import EPS_CHOICES, TOY_CLASSES, TOY_METHODS, ToyLab, ToySettings, toy_config, toy_points
+from jeat_core.paper.toy2d import EPS_CHOICES, TOY_CLASSES, TOY_METHODS, ToyLab, ToySettings, toy_config, toy_points
 
 TINY = ToySettings(n_train=256, n_test=64, steps=10, batch=64, buffer=100, log_every=2, resolution=9, n_shown=2,
                    n_paths=3)
@@ -24,7 +24,7 @@ def test_toy_points_are_one_pixel_images_in_the_unit_square():
 
 
 def test_toy_mlp_is_a_registered_smooth_classifier():
-    from jeat_core.models import MODELS, build_model, check_arch
+    from jeat_core.core.models import MODELS, build_model, check_arch
 
     assert "toy_mlp" in MODELS and check_arch("toy_mlp", {"hidden": 16, "n_classes": 4}) > 0
     m = build_model("toy_mlp", hidden=16)
@@ -49,8 +49,8 @@ def test_every_method_trains_on_the_toy_through_fit(lab, method):
 
 
 def test_cifar_buffers_keep_their_shape():
-    from jeat_core.methods import make_config
-    from jeat_core.training import build_state
+    from jeat_core.train.methods import make_config
+    from jeat_core.train.training import build_state
 
     state = build_state(make_config("jeat", "cpu", sgld=toy_config("jeat", settings=TINY).sgld), torch.device("cpu"), 5)
     assert state.buffer.data.shape == (TINY.buffer, 3, 32, 32)
@@ -83,7 +83,7 @@ def test_paths_are_langevin_chains_from_class_gaussian_seeds(lab):
 
 
 def test_view_has_what_the_figure_draws(lab):
-    from jeat_core.figures import plot_toy2d
+    from jeat_core.explore.toy_figures import plot_toy2d
 
     v = lab.view("jeat", label=2, eta=1e-4, steps=10)
     assert v["grids"]["joint"].shape == (len(TOY_CLASSES), TINY.resolution, TINY.resolution)

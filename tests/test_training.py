@@ -1,3 +1,7 @@
+"""Training: every registered method trains and they differ in what they do, the divergence guard,
+resume after a kill equals an uninterrupted run, DDP ranks end identical, fine-tuning, configs that
+validate themselves, and TRADES' loss and attack."""
+
 import json
 import os
 import signal
@@ -11,10 +15,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from jeat_core import methods, training
-from jeat_core.checkpoints import load_model, read_manifest
-from jeat_core.data import procedural
-from jeat_core.training import METHODS, TrainingDiverged, config_from_dict, config_to_dict, fit, make_config
+from jeat_core.core.checkpoints import load_model, read_manifest
+from jeat_core.core.data import procedural
+from jeat_core.train import methods, training
+from jeat_core.train.training import METHODS, TrainingDiverged, config_from_dict, config_to_dict, fit, make_config
 
 REPO = Path(__file__).resolve().parent.parent
 TOY_TRAIN, TOY_TEST = procedural(512, seed=0), procedural(128, seed=1)
@@ -120,7 +124,7 @@ def _assert_group_agrees(folder: Path) -> None:
     least that far; if a kill fell between the replaces, loading must refuse rather than mix."""
     import hashlib
 
-    from jeat_core.checkpoints import CheckpointError, load_state
+    from jeat_core.core.checkpoints import CheckpointError, load_state
 
     m = read_manifest(folder)
     raw = (folder / "model.safetensors").read_bytes()
@@ -163,7 +167,7 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
 
 
 def test_resume_without_state_is_a_clear_error(tmp_path):
-    from jeat_core.checkpoints import CheckpointError
+    from jeat_core.core.checkpoints import CheckpointError
 
     with pytest.raises(CheckpointError, match="no training state"):
         fit(small("standard", max_steps=2), out=tmp_path, resume=True, train_data=TOY_TRAIN,
@@ -192,7 +196,7 @@ def test_gen_start_delays_and_gen_weight_scales_the_px_term(toy):
     """--gen-start: no SGLD / p(x) term during the first fraction of steps; --gen-weight scales it."""
     from dataclasses import replace as _replace
 
-    from jeat_core.training import fit, make_config
+    from jeat_core.train.training import fit, make_config
 
     def run(**kw):
         cfg = make_config("jeat", "cpu", max_steps=4, epochs=1.0, log_every=0, checkpoint_every=0, eval_n=0,
@@ -267,7 +271,7 @@ def test_class_gaussian_buffer_and_fine_tune(tmp_path):
 
 
 def test_fine_tune_rejects_another_architecture(tmp_path):
-    from jeat_core.checkpoints import CheckpointError
+    from jeat_core.core.checkpoints import CheckpointError
 
     parent = tmp_path / "parent"
     fit(small("standard", max_steps=1), out=parent, train_data=TOY_TRAIN, test_data=TOY_TEST, progress=False,

@@ -1,4 +1,4 @@
-"""The verdict cell closing notebooks 01-09 (jeat_core.verdicts): rendered from an audit file, in the
+"""The verdict cell closing notebooks 01-09 (jeat_core.paper.verdicts): rendered from an audit file, in the
 current format and in the one where generation claims carry parts; every notebook 01-09 ends with it."""
 
 import json
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jeat_core.verdicts import SCALE_NOTES, VerdictTable, claim_notebook, decision_rule, verdict_table
+from jeat_core.paper.verdicts import SCALE_NOTES, VerdictTable, claim_notebook, decision_rule, verdict_table
 
 REPO = Path(__file__).resolve().parent.parent
 CLAIM_1 = {"id": 1, "claim": "Tab. 1: the energy attack is as effective as the CE attack",
@@ -128,14 +128,14 @@ def test_every_notebook_ends_with_its_verdict_cell(path):
     cells = jupytext.read(path).cells
     assert cells[-2].cell_type == "markdown" and cells[-2].source.startswith("## What holds at our scale")
     assert cells[-1].cell_type == "code"
-    assert re.fullmatch(r'from jeat_core\.verdicts import verdict_table\n\nverdict_table\("(\d\d)"\)',
+    assert re.fullmatch(r'from jeat_core\.paper\.verdicts import verdict_table\n\nverdict_table\("(\d\d)"\)',
                         cells[-1].source).group(1) == path.name[:2]
 
 
 def test_claim_effects_orient_every_part_and_keep_its_verdict(tmp_path):
     """The hero figure's rows (figures/claims.png): one per generation part, in the paper's direction."""
-    from jeat_core.claims import claim_effects
-    from jeat_core.figures import save_claims
+    from jeat_core.explore.figures import save_claims
+    from jeat_core.paper.claims import claim_effects
 
     part = {"name": "6a", "a": "jeat", "b": "at", "paper_direction": "a<b", "verdict": "reproduced",
             "comparisons": [{"feature_space": "eval-A/std", "metric": "kid", "diff": -0.03, "ci": [-0.05, -0.01],
@@ -157,7 +157,7 @@ def test_claim_effects_orient_every_part_and_keep_its_verdict(tmp_path):
 
 
 def test_generation_markdown_lists_every_space_and_set():
-    from jeat_core.verdicts import generation_markdown
+    from jeat_core.paper.verdicts import generation_markdown
 
     cmp = [{"feature_space": s, "metric": m, "diff": d, "ci": [d - 0.01, d + 0.01], "ci_level": 0.975, "n": 10,
             "paired": True, "n_boot": 2000, "training_seeds": 3}
@@ -183,7 +183,7 @@ def test_every_number_in_a_verdict_table_lies_in_its_own_interval():
     import re
     from pathlib import Path
 
-    from jeat_core.verdicts import _entries
+    from jeat_core.paper.verdicts import _entries
 
     report = json.loads((Path(__file__).resolve().parent.parent / "figures" / "audit.json").read_text())
     bad = []

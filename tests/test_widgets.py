@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import tiny_cnn
 
-from jeat_core.sampling import ClassGaussian, GenerationConfig
+from jeat_core.core.sampling import ClassGaussian, GenerationConfig
 
 pytest.importorskip("ipywidgets")
 
@@ -40,7 +40,7 @@ def _differs(a, b):
 @pytest.mark.parametrize("key,value", [("model", "jeat"), ("label", 3), ("step_size", 3.0), ("steps", 20),
                                        ("noise", 0.05), ("seed", 4), ("init", "uniform"), ("energy", "ce")])
 def test_generation_explorer(setup, key, value):
-    from jeat_core.widgets import _generation_summary, generation_explorer
+    from jeat_core.explore.widgets import _generation_summary, generation_explorer
 
     models, x, y, cg, _ = setup
     e = generation_explorer(models, cg, n_images=2, max_steps=10, model_description="σ", judge=_judge(models))
@@ -60,7 +60,7 @@ def _judge(models):
 
 
 def test_generation_explorer_uses_tuned_sampler_and_hides_the_evaluator(setup):
-    from jeat_core.widgets import generation_explorer
+    from jeat_core.explore.widgets import generation_explorer
 
     models, _, _, cg, _ = setup
     manifests = {"at": {"method": "at"}, "jeat": {"method": "jeat", "sampler": {
@@ -85,8 +85,8 @@ def test_generation_explorer_uses_tuned_sampler_and_hides_the_evaluator(setup):
 
 
 def test_chain_diagnostics_flags_a_broken_chain(setup):
-    from jeat_core.figures import chain_diagnostics
-    from jeat_core.sampling import generate
+    from jeat_core.core.sampling import generate
+    from jeat_core.explore.figures import chain_diagnostics
 
     models, _, _, _, _ = setup
     g = torch.Generator().manual_seed(0)
@@ -101,7 +101,7 @@ def test_chain_diagnostics_flags_a_broken_chain(setup):
 
 
 def test_require_names_the_cell_to_run_first():
-    from jeat_core.widgets import require
+    from jeat_core.explore.widgets import require
 
     require({"models": 1}, "models", cell="the Setup cell")
     with pytest.raises(NameError, match="models not defined yet: run the Setup cell first"):
@@ -110,7 +110,7 @@ def test_require_names_the_cell_to_run_first():
 
 @pytest.mark.parametrize("key,value", [("index", 3), ("eps255", 2.0)])
 def test_attack_explorer(setup, key, value):
-    from jeat_core.widgets import attack_explorer
+    from jeat_core.explore.widgets import attack_explorer
 
     models, x, y, _, _ = setup
     e = attack_explorer(models["at"], x, y, n_steps=2)
@@ -125,8 +125,8 @@ def test_landscape_explorer(setup, key, value):
     them: its one panel's colour scale spans exactly the new values."""
     import numpy as np
 
-    from jeat_core.figures import contour_values
-    from jeat_core.widgets import landscape_explorer
+    from jeat_core.explore.figures import contour_values
+    from jeat_core.explore.widgets import landscape_explorer
 
     models, x, y, _, _ = setup
     e = landscape_explorer(models, x, y, resolution=9)
@@ -147,13 +147,13 @@ def test_landscape_explorer(setup, key, value):
 def test_landscape_explorer_label_and_colour_reuse_the_slice(setup, monkeypatch):
     """The label and the colour change what is shown without a new forward pass (the slice's logits are
     kept); a new image needs one pass per grid point; the surface follows the colour and the check box."""
-    from jeat_core import landscape
-    from jeat_core.widgets import landscape_explorer
+    from jeat_core.explore import widgets
+    from jeat_core.explore.widgets import landscape_explorer
 
     models, x, y, _, _ = setup
     calls = []
-    real = landscape.logit_grid
-    monkeypatch.setattr(landscape, "logit_grid", lambda *a, **k: calls.append(k["resolution"]) or real(*a, **k))
+    real = widgets.logit_grid
+    monkeypatch.setattr(widgets, "logit_grid", lambda *a, **k: calls.append(k["resolution"]) or real(*a, **k))
     e = landscape_explorer(models, x, y, resolution=9)
     assert calls == [9, 9]  # built: image 0 of each model
     e.controls["label"].value = 5
@@ -193,8 +193,8 @@ def _text_outside(fig) -> list:
 def test_explorer_figure_text_is_inside_the_figure(setup, long_title):
     """The explorer's PNG is its figure's canvas (no tight bounding box): every title and label must lie
     inside it. The title used to be one long line, cut off on both sides; a long one is wrapped."""
-    from jeat_core.figures import plot_contours
-    from jeat_core.widgets import landscape_explorer
+    from jeat_core.explore.figures import plot_contours
+    from jeat_core.explore.widgets import landscape_explorer
 
     models, x, y, _, _ = setup
     e = landscape_explorer(models, x, y, resolution=9)
@@ -212,8 +212,8 @@ def test_explorer_figure_text_is_inside_the_figure(setup, long_title):
 def test_explorer_sends_the_extra_bundle_after_the_figure_in_a_kernel(setup, monkeypatch):
     """In a kernel, a control change shows the figure at once and the Plotly surface from the kernel's
     event loop afterwards; a surface of a setting already replaced is never shown."""
-    from jeat_core import widgets
-    from jeat_core.widgets import landscape_explorer
+    from jeat_core.explore import explorer
+    from jeat_core.explore.widgets import landscape_explorer
 
     class Loop:  # a kernel's IOLoop: runs nothing until told
         def __init__(self):
@@ -223,7 +223,7 @@ def test_explorer_sends_the_extra_bundle_after_the_figure_in_a_kernel(setup, mon
             self.pending.append(fn)
 
         def call_later(self, delay, fn):
-            assert delay == widgets.EXTRA_DELAY_S
+            assert delay == explorer.EXTRA_DELAY_S
             self.pending.append(fn)
 
         def run(self):
@@ -234,7 +234,7 @@ def test_explorer_sends_the_extra_bundle_after_the_figure_in_a_kernel(setup, mon
     e = landscape_explorer(models, x, y, resolution=9)
     first = e.extra_out.outputs
     loop = Loop()
-    monkeypatch.setattr(widgets, "_kernel_loop", lambda: loop)
+    monkeypatch.setattr(explorer, "_kernel_loop", lambda: loop)
     png = e.png
     e.controls["index"].value = 1
     assert e.png != png and e.extra_out.outputs == first and loop.pending  # the figure first
@@ -249,7 +249,7 @@ def test_only_a_change_from_the_browser_defers_the_extra_bundle(monkeypatch):
     that sets a control itself (the static site's galleries) gets it at once."""
     import IPython
 
-    from jeat_core.widgets import _kernel_loop
+    from jeat_core.explore.explorer import _kernel_loop
 
     class Kernel:
         io_loop = object()
@@ -270,7 +270,7 @@ def test_only_a_change_from_the_browser_defers_the_extra_bundle(monkeypatch):
 
 @pytest.mark.parametrize("key,value", [("n_probes", 3), ("n_images", 4)])
 def test_fisher_explorer(setup, key, value):
-    from jeat_core.widgets import fisher_explorer
+    from jeat_core.explore.widgets import fisher_explorer
 
     models, x, y, _, _ = setup
     e = fisher_explorer(models, x, y, n_probes=1, n_images=2, max_images=8)
@@ -283,8 +283,8 @@ def test_fisher_explorer(setup, key, value):
 def test_robustness_explorer(standard_model, cifar_test, key, value):
     """The accuracies shown are those of the new setting (recomputed independently) and differ
     from the old ones: a trained model on 32 images, ε 2/255 -> 16/255 or 1 -> 10 PGD steps."""
-    from jeat_core.metrics import robust_accuracy
-    from jeat_core.widgets import robustness_explorer
+    from jeat_core.explore.widgets import robustness_explorer
+    from jeat_core.measure.metrics import robust_accuracy
 
     x, y = cifar_test.tensors(32)
     e = robustness_explorer({"standard": standard_model}, x, y, eps255=2.0, steps=1)
@@ -298,21 +298,21 @@ def test_robustness_explorer(standard_model, cifar_test, key, value):
 
 @pytest.mark.parametrize("key,value", [("model", "jeat"), ("label", 1), ("seed", 2)])
 def test_memorisation_explorer(setup, key, value):
-    from jeat_core.widgets import memorisation_explorer
+    from jeat_core.explore.widgets import memorisation_explorer
 
     models, _, _, cg, train_x = setup
     e = memorisation_explorer(models, cg, train_x, max_steps=3, k=3)
     before, after = _changed(e, key, value, lambda r: r["x"])
     assert _differs(before, after)
     # the reported neighbours really are the most similar training images
-    from jeat_core.figures import ssim
+    from jeat_core.explore.figures import ssim
 
     near = torch.from_numpy(train_x[e.last["idx"].numpy()]).permute(0, 3, 1, 2).float() / 255
     assert torch.allclose(ssim(e.last["x"].expand_as(near), near), e.last["ssim"], atol=1e-4)
 
 
 def test_bad_setting_is_reported_not_raised(setup):
-    from jeat_core.widgets import generation_explorer
+    from jeat_core.explore.widgets import generation_explorer
 
     models, _, _, cg, _ = setup
     e = generation_explorer(models, cg, n_images=2, max_steps=2)
@@ -325,8 +325,8 @@ def test_bad_setting_is_reported_not_raised(setup):
 
 def test_memorisation_explorer_uses_the_tuned_sampler_like_fig7(setup):
     """Each model generates with its manifest's sampler (K capped at max_steps), as Fig. 7 does."""
-    from jeat_core.sampling import generate, sampler_for
-    from jeat_core.widgets import memorisation_explorer
+    from jeat_core.core.sampling import generate, sampler_for
+    from jeat_core.explore.widgets import memorisation_explorer
 
     models, _, _, cg, train_x = setup
     manifests = {"jeat": {"sampler": {"joint": {"step": "l2", "step_size": 0.5, "n_steps": 4, "noise_std": 0.0}}}}
@@ -341,7 +341,7 @@ def test_memorisation_explorer_uses_the_tuned_sampler_like_fig7(setup):
 
 @pytest.fixture(scope="module")
 def toy_lab():
-    from jeat_core.toy2d import ToyLab, ToySettings
+    from jeat_core.paper.toy2d import ToyLab, ToySettings
 
     return ToyLab(ToySettings(n_train=256, n_test=64, steps=8, batch=64, buffer=100, log_every=2, resolution=9,
                               n_shown=2, n_paths=2))
@@ -353,7 +353,7 @@ def toy_lab():
     ("eta", 1e-4, lambda r: r["paths"]), ("steps", 30, lambda r: r["paths"])])
 def test_toy_explorer(toy_lab, key, value, probe):
     """Notebook 00: each control changes what is drawn (σ with the noise method, ε with JEAT)."""
-    from jeat_core.widgets import toy_explorer
+    from jeat_core.explore.widgets import toy_explorer
 
     e = toy_explorer(toy_lab, method="noise" if key == "sigma" else "jeat", steps=20)
     before, after = _changed(e, key, value, probe)
@@ -362,7 +362,7 @@ def test_toy_explorer(toy_lab, key, value, probe):
 
 
 def test_symlog_ticks_stay_few_and_within_the_data():
-    from jeat_core.widgets import symlog_ticks
+    from jeat_core.explore.widgets import symlog_ticks
 
     ticks = symlog_ticks([-1500, 20, 0.5], 1e-2)
     assert 0.0 in ticks and len(ticks) <= 7 and min(ticks) >= -1500 and max(ticks) <= 20

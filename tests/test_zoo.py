@@ -2,9 +2,9 @@
 
 import pytest
 
-from jeat_core.checkpoints import load_model, read_manifest, shipped_root
-from jeat_core.experiments import TRAINING_SEEDS
-from jeat_core.metrics import accuracy
+from jeat_core.core.checkpoints import load_model, read_manifest, shipped_root
+from jeat_core.measure.metrics import accuracy
+from jeat_core.paper.experiments import TRAINING_SEEDS
 
 SHIPPED = sorted(p.parent.name for p in (shipped_root() / "cifar10-cpu").glob("*/model.safetensors"))
 
@@ -74,7 +74,7 @@ def test_training_seeds_of_a_method_share_one_recipe(method):
     extra seeds logged every 10 steps (Fig. 3); a JEAT seed fine-tunes the PreJEAT run of its own seed.
     How many runs each method has is the audit's to report (a part with one run per side is not
     decided over runs), not this test's."""
-    from jeat_core.experiments import training_runs
+    from jeat_core.paper.experiments import training_runs
 
     runs = training_runs(method)
     assert runs and runs[0] == method, runs
@@ -94,7 +94,7 @@ def test_training_seeds_of_a_method_share_one_recipe(method):
 def test_training_runs_lists_what_is_shipped_and_skips_what_is_not(tmp_path):
     """The one walk over training seeds that Fig. 3, the audit and the seed table share: a method's
     shipped run, then its shipped -s1/-s2 runs; a seed whose folder has no weights is skipped."""
-    from jeat_core.experiments import training_runs
+    from jeat_core.paper.experiments import training_runs
 
     assert training_runs("at") == ["at", "at-s1", "at-s2"]
     assert training_runs("jem") == ["jem"]  # no extra seeds: its one run

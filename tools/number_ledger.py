@@ -244,7 +244,7 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.refresh:
         sys.path.insert(0, str(REPO))
-        from jeat_core.verdicts import refresh_blocks
+        from jeat_core.paper.verdicts import refresh_blocks
 
         path = REPO / "figures" / "README.md"
         path.write_text(refresh_blocks(path.read_text(), json.loads((REPO / "figures" / "audit.json").read_text())))

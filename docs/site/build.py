@@ -5,14 +5,14 @@
 1. **Stage** the pages into ``<out>/src`` (nothing generated is committed): the README as the
    front page, one page per notebook (``notebooks/NN_*.py`` -> ``.ipynb``, with a "run this
    yourself" line, a hidden cell that makes Plotly draw with the site's plotly.js, and after
-   each explorer a hidden cell that shows it as a gallery, :mod:`jeat_core.gallery`), one page
+   each explorer a hidden cell that shows it as a gallery, :mod:`jeat_core.explore.gallery`), one page
    per paper figure/table (the paper's statement, our figure, the audit's verdict), the results
    (``figures/README.md``, ``figures/audit.md``) and the reference (``docs/``); files that pages
    link to come along (downloads). A file is rewritten only when its content changes, so Sphinx
    re-reads only what changed.
 2. **Execute** the notebooks whose code changed into the jupyter-cache ``<out>/jupyter_cache``,
    ``--jobs`` at a time (one OpenMP thread each), printing progress. The cache key is the code
-   cells plus a fingerprint of the library (``jeat_core/*.py``), the shipped models' manifests and
+   cells plus a fingerprint of the library (``jeat_core/**/*.py``), the shipped models' manifests and
    the mode: a prose change executes nothing, a library or model change executes everything.
 3. **Sphinx** (MyST-NB, sphinx-book-theme; ``docs/site/conf.py``) -> ``<out>/html``,
    incrementally; notebook outputs come from the cache.
@@ -155,8 +155,8 @@ class Stage:
 def fingerprint(smoke: bool) -> str:
     """What a notebook's outputs depend on besides its code: the library, the shipped models, the mode."""
     h = hashlib.sha256(b"smoke" if smoke else b"default")
-    for p in sorted((REPO / "jeat_core").glob("*.py")):
-        h.update(p.name.encode() + p.read_bytes())
+    for p in sorted((REPO / "jeat_core").rglob("*.py")):
+        h.update(p.relative_to(REPO / "jeat_core").as_posix().encode() + p.read_bytes())
     for p in sorted((REPO / "checkpoints").rglob("manifest.json")):
         h.update(str(p.relative_to(REPO)).encode() + p.read_bytes())
     for p in sorted((REPO / "checkpoints").rglob("*.safetensors")):
@@ -165,13 +165,13 @@ def fingerprint(smoke: bool) -> str:
 
 
 SETUP_CELL = ("# site build only (`make site`): Plotly figures as HTML drawn by the site's own plotly.js\n"
-              "from jeat_core.gallery import use_site_renderer\n\nuse_site_renderer()")
+              "from jeat_core.explore.gallery import use_site_renderer\n\nuse_site_renderer()")
 
 
 def gallery_cell(kind: str, choice) -> str:
     arg = f", choice={json.dumps(choice)}" if isinstance(choice, dict) else ""
     return ("# site build only (`make site`): the explorer above as a gallery of a few states\n"
-            "from jeat_core.gallery import gallery, last_explorer\n\n"
+            "from jeat_core.explore.gallery import gallery, last_explorer\n\n"
             f"gallery(last_explorer(globals()), kind={kind!r}{arg})")
 
 
@@ -290,7 +290,7 @@ def execute(notebooks: list[Path], cache_dir: Path, jobs: int, timeout: int) -> 
 # ----------------------------------------------------------------------------- paper items
 def item_pages(stage: Stage) -> list[str]:
     """One page per paper figure/table: the paper's claim and evidence (audit), our figure or table, the verdict."""
-    from jeat_core.paper_items import PAPER_ITEMS
+    from jeat_core.paper.paper_items import PAPER_ITEMS
 
     audit = json.loads((REPO / "figures" / "audit.json").read_text()) if (REPO / "figures/audit.json").is_file() \
         else {"claims": []}

@@ -17,7 +17,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-
 from jeat_core.data import procedural
 from jeat_core.training import config_to_dict, fit, make_config
 
