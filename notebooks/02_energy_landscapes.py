@@ -212,8 +212,8 @@ try1 = {n: v["stats"] for n, v in landscape_slices({n: models[n] for n in ("at",
                                                      radius=RADIUS, resolution=EXPLORE_RESOLUTION).items()}
 a1, j1 = try1["at"], try1["jeat"]
 say(f"1. Test image {IMAGE}: mean |ΔE| JEAT {j1['flatness']:.2g} against AT {a1['flatness']:.2g} (JEAT "
-    f"{j1['flatness'] / a1['flatness']:.1f} times AT's); mean |Δ log p| JEAT {j1['flatness_dlogp']:.2g}, AT "
-    f"{a1['flatness_dlogp']:.2g}. The two quantities "
+    f"{j1['flatness'] / a1['flatness']:.1f} times AT's); mean |Δ log p| JEAT {j1['flatness_dlogp']:.3g}, AT "
+    f"{a1['flatness_dlogp']:.3g}. The two quantities "
     + ("agree" if (j1["flatness"] < a1["flatness"]) == (j1["flatness_dlogp"] < a1["flatness_dlogp"]) else "disagree")
     + " on which of the two is flatter.")
 CONFIDENT = 2  # the test image of experiment 2

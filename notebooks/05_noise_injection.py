@@ -176,7 +176,8 @@ moved = {name: chain_diagnostics(models[name], try_labels, try_seeds, images)["l
 apart = float((own["noise-8"] - own["noise-24"]).flatten(1).norm(dim=1).mean())
 say(f"With their own tuned samplers the σ = 8/255 and σ = 24/255 chains moved an L2 distance of {moved['noise-8']:.1f} "
     f"and {moved['noise-24']:.1f} from the same seeds and ended {apart:.1f} apart: "
-    + ("nearly the same pictures." if apart < 0.5 * min(moved.values()) else "visibly different pictures."))
+    + ("closer to each other than either is to its seed." if apart < min(moved.values())
+       else "no closer to each other than to their seeds."))
 
 # %%
 print(*save_figure(fig, FIGURES, "fig5_noise_generation"), sep="\n")

@@ -142,9 +142,13 @@ fs = {(n, k): fisher_rows({"standard": models["standard"]}, x[:n], y[:n], n_prob
       for n in (FEW, MORE) for k in (1, 4)}
 
 
+def num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
 def jfs(n: int, k: int) -> str:
     r = fs[n, k]
-    return f"{r['JFS']:,.4g} ± {r['JFS_se']:,.2g}"
+    return f"{num(r['JFS'])} ± {num(r['JFS_se'])}"
 
 
 probe_ratio = fs[FEW, 4]["JFS_se"] / fs[FEW, 1]["JFS_se"]
