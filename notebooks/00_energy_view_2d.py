@@ -116,15 +116,19 @@ print(f"CE before {float(ce):.6f}, after adding {c} to every logit {float(ce_c):
 # `standard` (CE on clean points), `noise` (CE on $x + \mathcal N(0, \sigma^2)$, Sec. 3.2), `at`
 # (CE on FGSM-with-random-start examples, Eq. 14), `prejeat` (the energy attack, Eq. 18, CE loss)
 # and `jeat` (Algorithm 1: the energy attack, plus $E(x_{adv}) - E(\tilde x_K)$ with $\tilde x_K$
-# from 5 exact SGLD steps on $E(x)$ from a 1,000-chain buffer). Each is `jeat_core.training.fit` on
-# the 2,000 points, 150 updates of 256 (Adam, learning rate 0.01). The explorer below offers three
-# values of $\epsilon$ and $\sigma$ (in units of the square); with `WARM_ALL` every combination is
-# trained now, so that no control waits for a training.
+# from a few exact SGLD steps on $E(x)$ from a replay buffer). Each is `jeat_core.training.fit` on
+# the toy training points with Adam; the cell prints the sizes (`ToySettings`). The explorer below
+# offers a few values of $\epsilon$ and $\sigma$ (in units of the square); with `WARM_ALL` every
+# combination is trained now, so that no control waits for a training.
 
 # %%
 from jeat_core.explore.plotting import Table
-from jeat_core.paper.toy2d import TOY_METHODS
+from jeat_core.paper.prose import say
+from jeat_core.paper.toy2d import EPS_CHOICES, ETA_CHOICES, SIGMA_CHOICES, TOY_METHODS
 
+say(f"Sizes: {SETTINGS.n_train:,} training points, {SETTINGS.steps} updates of {SETTINGS.batch} (Adam, learning "
+    f"rate {SETTINGS.lr:g}); jeat's SGLD: {SETTINGS.sgld_steps} exact steps of size {SETTINGS.sgld_step:g} from a "
+    f"{SETTINGS.buffer:,}-chain buffer. The explorer offers ε in {EPS_CHOICES} and σ in {SIGMA_CHOICES}.")
 if WARM_ALL:
     rows = lab.warm()
 else:  # the explorer's defaults only; another setting trains when chosen (seconds)
@@ -149,9 +153,34 @@ fig_at = plot_toy2d(lab.view("at", eps=0.05, label=0, eta=1e-3, steps=100))
 fig_at
 
 # %% [markdown]
-# Every attack climbs both energies (d), and on average the updates bring the energy at $x_{adv}$ back
-# down (e) — but only about half of them do (57% for $E(x, y)$, 43% for $E(x)$ at the default sizes;
-# the smoke run's few updates differ), and the
+# What panels (d) and (e) show for AT, in numbers (from the training log the figure draws; a smoke run's
+# few updates say little):
+
+# %%
+import numpy as np
+
+
+def log_summary(method: str, eps: float = 0.05, sigma: float = 0.05) -> dict:
+    """Means of the attack's Δ_x E and the update's Δ_θ E over a toy run's logged updates, and the share
+    of updates that lowered the energy at x_adv (Δ_θ E < 0), for E(x, y) ("joint") and E(x) ("marginal")."""
+    log = lab.logs[lab.key(method, eps, sigma)]
+    out = {"n": len(log)}
+    for kind in ("joint", "marginal"):
+        dx, dth = (np.array([r[f"{q}_{kind}_mean"] for r in log]) for q in ("dxE", "dthetaE"))
+        out[kind] = {"dx": float(dx.mean()), "dtheta": float(dth.mean()), "lowered": float((dth < 0).mean())}
+    return out
+
+
+at_log = log_summary("at")
+aj, am = at_log["joint"], at_log["marginal"]
+say(f"Over AT's {at_log['n']} logged updates the attack "
+    + ("raised both energies on average" if aj["dx"] > 0 and am["dx"] > 0 else "did not raise both energies on average")
+    + f" (mean Δ_x E(x, y) {aj['dx']:+.3g}, Δ_x E(x) {am['dx']:+.3g}); the update's mean Δ_θ E was "
+    f"{aj['dtheta']:+.3g} for E(x, y) and {am['dtheta']:+.3g} for E(x), and it lowered the energy at x_adv at "
+    f"{aj['lowered']:.0%} of the updates for E(x, y) and {am['lowered']:.0%} for E(x).")
+
+# %% [markdown]
+# So the updates need not lower the energy at $x_{adv}$, and the
 # single update drawn in (a) and (b) goes either way from point to point: what the update guarantees
 # is a lower *cross-entropy* at $x_{adv}$, not a lower energy. And the lowest $E(x, y{=}A)$ is not at
 # the data: it is in the far corner, where the logit of A keeps growing, so Langevin chains on
@@ -171,37 +200,48 @@ fig
 # %% [markdown]
 # Now $E(x)$ is a basin around the data and rises towards the edges, and $E(x, y{=}A)$, which is
 # $E(x)$ plus the cross-entropy, has its low region on class A. The Langevin chains stay near the
-# data (they wander over the basin, which after 150 updates is still wider than the class), and
-# at the default sizes more of JEAT's updates lower the energy at $x_{adv}$ (e) than AT's.
-#
+# data (they wander over the basin, which at the end of this short training is still wider than the
+# class). How often JEAT's updates lowered the energy at $x_{adv}$ (e), beside AT's:
+
+# %%
+jeat_log = log_summary("jeat")
+say("; ".join(f"{what}: JEAT lowered it at {jeat_log[k]['lowered']:.0%} of its updates, "
+              f"AT at {at_log[k]['lowered']:.0%}"
+              f" ({'more often' if jeat_log[k]['lowered'] > at_log[k]['lowered'] else 'not more often'} for JEAT)"
+              for k, what in (("joint", "E(x, y)"), ("marginal", "E(x)"))) + ".")
+
+# %% [markdown]
 # ## Santurkar's step (Eq. 4) vs the energy step (Eq. 17)
 #
 # Santurkar et al. generate by descending the CE loss with noise (Eq. 4); in energies that is
 # Eq. 16, a descent of $E(x, y) - E(x)$, which also climbs $E(x)$. Eq. 17 descends $E(x, y)$ alone.
-# How far from the data of their class do the chains end (mean over the four classes, 100 exact
-# Langevin steps of $\eta = 10^{-3}$)? The seeds start on the data.
+# How far from the data of their class do the chains end (mean over the four classes, exact
+# Langevin steps; the table's title gives η and the number of steps)? The seeds start on the data.
 
 # %%
-import numpy as np
+ETA, STEPS = 1e-3, 100  # the chains of the figures above
 
 
-def end_distance(method: str, energy: str) -> float:
+def end_distance(method: str, energy: str = "joint", eps: float = 0.05, sigma: float = 0.05, eta: float = ETA,
+                 steps: int = STEPS) -> float:
     """Mean distance from a chain's last point to the nearest training point of its class."""
-    d = [lab.distance_to_class(lab.paths(method, 0.05, 0.05, label=k, eta=1e-3, steps=100, energy=energy)[-1], k)
+    d = [lab.distance_to_class(lab.paths(method, eps, sigma, label=k, eta=eta, steps=steps, energy=energy)[-1], k)
          for k in range(len(TOY_CLASSES))]
     return float(np.mean(np.concatenate(d)))
 
 
-Table([{"method": m, "Eq. 16 (CE, Santurkar)": end_distance(m, "ce"), "Eq. 17 (E(x, y))": end_distance(m, "joint")}
-       for m in TOY_METHODS], formats={"Eq. 16 (CE, Santurkar)": "{:.3f}", "Eq. 17 (E(x, y))": "{:.3f}"})
+distances = [{"method": m, "Eq. 16 (CE, Santurkar)": end_distance(m, "ce"), "Eq. 17 (E(x, y))": end_distance(m)}
+             for m in TOY_METHODS]
+Table(distances, formats={"Eq. 16 (CE, Santurkar)": "{:.3f}", "Eq. 17 (E(x, y))": "{:.3f}"},
+      title=f"mean distance to the class's nearest training point after {STEPS} exact Langevin steps of η = {ETA:g}")
 
 # %% [markdown]
 # ## Explore: method, ε, σ, class, η and steps
 #
 # *method* and *ε* (the training attack's $\ell_\infty$ radius) or *σ* (the noise of `noise`) choose
 # the trained model; *class y* the energy drawn in (a) and (c); *η* and *steps* the Langevin chains
-# of (c), exact ($\text{noise} = \sqrt\eta$). Each change redraws in about half a second (the
-# models were trained above).
+# of (c), exact ($\text{noise} = \sqrt\eta$). Each change only redraws (the models were trained
+# above); the cell after the explorer times each control.
 
 # %% tags=["figure"]
 from jeat_core.explore.widgets import require, toy_explorer
@@ -233,34 +273,85 @@ print(f"this notebook's computations took {time.perf_counter() - t_start:.0f} s"
 # %% [markdown]
 # ## What to try
 #
-# What we saw when we tried these (class A, the distances are the mean over the four classes of
-# 12 chains' distance to their class's nearest training point, as in the table above):
+# Class A; a chain's distance is, as in the table above, the mean over the four classes of the
+# chains' distance to their class's nearest training point. The cell after this list measures each
+# experiment on the models trained above (smoke mode trains the missing ones in seconds):
 #
-# * **`noise`, σ = 0.02 → 0.12.** The noise is a *blind* attack: the arrows in (a) and (b) point
-#   anywhere, and on average they *lower* E(x) (Δ_x E(x) in (d) goes from about 0 to −0.3: away from
-#   the data this classifier's E(x) is lower, not higher). The larger σ, the flatter the energies
-#   near the data and the nearer the Eq. 17 chains end (0.38 → 0.23), at a small cost in accuracy
-#   (98.2% → 97.4%); most chains still drift to the corner. AT does the same with ε (0.38 → 0.24).
-# * **`at` vs `jeat` as η grows (200 steps).** At η = 1e-5 no chain moves far from its seed
-#   (0.01 for both). From η = 1e-4 AT's chains leave the data (0.20 at 1e-4, 0.37 at 3e-3), while
-#   JEAT's stay within 0.02 of it at every η offered: its E(x, y) has its minimum where the data are.
-# * **`jeat`, ε = 0.02 → 0.12.** The basin of E(x) widens, the arrows in (a) grow long enough to
-#   reach the centre between the classes, the chains wander further (0.006 → 0.07) and the accuracy
-#   drops (98.0% → 96.0%).
-#
+# * **`noise`, σ from the smallest to the largest value.** The noise is a *blind* attack: the arrows
+#   in (a) and (b) point anywhere, and on average they need not raise E(x) (watch Δ_x E(x) in (d)).
+#   Does a larger σ flatten the energies near the data, so that the Eq. 17 chains end nearer, and at
+#   what cost in accuracy? AT with ε, the same question.
+# * **`at` vs `jeat` as η grows (200 steps).** How far do the chains move at the smallest η? Do
+#   AT's chains leave the data as η grows, while JEAT's, whose E(x, y) has its minimum where the data
+#   are, stay near it?
+# * **`jeat`, ε from the smallest to the largest value.** The basin of E(x) widens, the arrows in (a)
+#   grow long enough to reach the centre between the classes; how far do the chains wander, and
+#   what happens to the accuracy?
+
+# %%
+lo, hi = min(EPS_CHOICES), max(EPS_CHOICES)
+s_lo, s_hi = min(SIGMA_CHOICES), max(SIGMA_CHOICES)
+
+
+def acc(method: str, eps: float = 0.05, sigma: float = 0.05) -> float:
+    return lab.fit(method, eps, sigma).manifest["metrics"]["clean_acc"]
+
+
+def nearer(a: float, b: float) -> str:
+    return "nearer" if b < a else "not nearer"
+
+
+d_noise = [end_distance("noise", sigma=s) for s in (s_lo, s_hi)]
+d_at = [end_distance("at", eps=e) for e in (lo, hi)]
+dx_noise = [log_summary("noise", sigma=s)["marginal"]["dx"] for s in (s_lo, s_hi)]
+say(f"noise, σ = {s_lo:g} → {s_hi:g}: mean Δ_x E(x) {dx_noise[0]:+.2g} → {dx_noise[1]:+.2g}; the Eq. 17 chains end "
+    f"{d_noise[0]:.2f} → {d_noise[1]:.2f} from the data ({nearer(*d_noise)} at the larger σ), accuracy "
+    f"{acc('noise', sigma=s_lo):.1%} → {acc('noise', sigma=s_hi):.1%}. AT, ε = {lo:g} → {hi:g}: "
+    f"{d_at[0]:.2f} → {d_at[1]:.2f} ({nearer(*d_at)} at the larger ε).")
+ETA_TRY, STEPS_TRY = sorted(ETA_CHOICES), 200
+by_eta = {m: [end_distance(m, eta=e, steps=STEPS_TRY) for e in ETA_TRY] for m in ("at", "jeat")}
+say(f"at vs jeat, {STEPS_TRY} steps, distance at η = " + ", ".join(f"{e:g}" for e in ETA_TRY) + ": "
+    + "; ".join(f"{m} " + ", ".join(f"{v:.2f}" for v in d) for m, d in by_eta.items())
+    + f". JEAT's chains end at most {max(by_eta['jeat']):.2f} from the data at every η offered, AT's up to "
+    f"{max(by_eta['at']):.2f}.")
+d_jeat = [end_distance("jeat", eps=e) for e in (lo, hi)]
+say(f"jeat, ε = {lo:g} → {hi:g}: the chains end {d_jeat[0]:.3f} → {d_jeat[1]:.3f} from the data "
+    f"({'further' if d_jeat[1] > d_jeat[0] else 'not further'} at the larger ε), accuracy "
+    f"{acc('jeat', eps=lo):.1%} → {acc('jeat', eps=hi):.1%}.")
+
+# %% [markdown]
 # ## What holds here
 #
 # * Eq. 13 holds to float precision, and adding a constant to every logit leaves CE unchanged while
 #   moving E(x) by that constant: the classification loss cannot shape E(x).
-# * Every attack raises E(x, y) (and E(x)) at the data; on average the updates then lower the energy
-#   at $x_{adv}$, as in Fig. 1 (b) and Fig. 3 — but for AT only about half of them do, for E(x, y)
-#   as for E(x); the paper's "E(x) fluctuates around 0" is the E(x) half of this. Notebook 3 checks
-#   Fig. 3 on CIFAR-10.
-# * Only JEAT, whose loss includes the EBM term of Fig. 1 (a), makes E(x, y) low *at* the data, so
-#   only its Eq. 17 chains stay there; AT's chains end only a little nearer the data than the
-#   standard model's (0.35 vs 0.39 at ε = 0.05; 0.24 at ε = 0.12). That robust classifiers generate images
-#   is a statement about high-dimensional images; this toy shows the mechanism, not the claim.
-# * Eq. 16 (Santurkar's step) ends about as far from the data (≈ 0.11) for every model here: it
-#   descends the cross-entropy, which is small anywhere deep inside the class's region.
-# * The toy is easy (every method classifies about 98% of the test points), so robustness
-#   differences (Tab. 3) are not visible here.
+# * The attacks and the updates: the first line below, from the training logs. Fig. 1 (b) and Fig. 3
+#   expect the attack to raise the energy at the data and the update to lower it at $x_{adv}$; the
+#   share of AT's updates that do (printed after the AT figure) is what the paper's "E(x) fluctuates
+#   around 0" describes for E(x). Notebook 3 checks Fig. 3 on CIFAR-10.
+# * That robust classifiers generate images is a statement about high-dimensional images; this toy
+#   shows the mechanism, not the claim. What the chains and the accuracies of this run say:
+
+# %%
+attacked = {m: log_summary(m) for m in ("at", "prejeat", "jeat")}
+raise_both = all(s[k]["dx"] > 0 for s in attacked.values() for k in ("joint", "marginal"))
+lower_both = all(s[k]["dtheta"] < 0 for s in attacked.values() for k in ("joint", "marginal"))
+say(f"The attacks of {', '.join(attacked)} {'raise' if raise_both else 'do not all raise'} both energies at the data "
+    f"on average, and their updates {'lower' if lower_both else 'do not all lower'} both at x_adv on average; "
+    "the share of updates that lowered E(x, y): "
+    + ", ".join(f"{m} {s['joint']['lowered']:.0%}" for m, s in attacked.items()) + "; E(x): "
+    + ", ".join(f"{m} {s['marginal']['lowered']:.0%}" for m, s in attacked.items()) + ".")
+d = {r["method"]: r for r in distances}
+d_at_hi = end_distance("at", eps=hi)
+jeat_nearest = d["jeat"]["Eq. 17 (E(x, y))"] == min(r["Eq. 17 (E(x, y))"] for r in distances)
+say(f"Eq. 17 chains: JEAT's, whose loss includes the EBM term of Fig. 1 (a), end {d['jeat']['Eq. 17 (E(x, y))']:.2f} "
+    f"from the data ({'the nearest' if jeat_nearest else 'not the nearest'} of the methods); AT's "
+    f"{d['at']['Eq. 17 (E(x, y))']:.2f} against the standard model's {d['standard']['Eq. 17 (E(x, y))']:.2f} "
+    "at ε = 0.05, "
+    f"and {d_at_hi:.2f} at ε = {hi:g}.")
+eq16 = [r["Eq. 16 (CE, Santurkar)"] for r in distances]
+say(f"Eq. 16 (Santurkar's step) ends {min(eq16):.2f}–{max(eq16):.2f} from the data across the models: it descends "
+    "the cross-entropy, which is small anywhere deep inside the class's region.")
+accs = [r["clean accuracy"] for r in rows if r["clean accuracy"] is not None]
+say(f"Every model trained here classifies {min(accs):.1%}–{max(accs):.1%} of the test points: "
+    + ("the toy is easy, so robustness differences (Tab. 3) are not visible here." if min(accs) > 0.9 else
+       "a spread wide enough that the methods differ in accuracy here."))

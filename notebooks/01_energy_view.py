@@ -90,7 +90,7 @@ from jeat_core.core.attacks import pgd
 from jeat_core.explore.plotting import Table
 from jeat_core.paper.paper_items import fig3_data
 
-at_model, _ = load_model("cifar10-cpu/at")
+at_model, at_manifest = load_model("cifar10-cpu/at")
 xd, yd = x[:N_DELTA], y[:N_DELTA]
 delta_rows = []
 for name, m in (("standard", model), ("at", at_model)):
@@ -103,10 +103,13 @@ for name, m in (("standard", model), ("at", at_model)):
             la = m(xa)
         dj = joint_energy(la, yd) - joint_energy(l0, yd)
         dm = marginal_energy(la) - marginal_energy(l0)
+        kept = (l0.argmax(1) == yd) & (la.argmax(1) == yd)  # classified right before and after the attack
         delta_rows.append({"model": name, "attack": eq, "mean ΔE(x,y)": float(dj.mean()),
-                           "mean ΔE(x)": float(dm.mean()), "share with E(x) up": float((dm > 0).float().mean())})
+                           "mean ΔE(x)": float(dm.mean()), "share with E(x) up": float((dm > 0).float().mean()),
+                           "accuracy left": float(kept.float().mean())})
 delta_table = Table(delta_rows, title=f"PGD-20, ε = 8/255, first {len(xd)} test images",
-                    formats={"mean ΔE(x,y)": "{:+.3f}", "mean ΔE(x)": "{:+.3f}", "share with E(x) up": "{:.0%}"})
+                    formats={"mean ΔE(x,y)": "{:+.3f}", "mean ΔE(x)": "{:+.3f}", "share with E(x) up": "{:.0%}",
+                             "accuracy left": "{:.1%}"})
 at_log = np.array([r["dxE_marginal_mean"] for r in fig3_data()["log"]])
 print(f"AT's training log: Δ_x E(x) > 0 at {int((at_log > 0).sum())} of {len(at_log)} logged steps "
       f"(mean {at_log.mean():+.3f}): during adversarial training the CE attack raises E(x) too.")
@@ -123,17 +126,44 @@ attack_explorer(model, x, y, eps=EPS)
 
 # %% [markdown]
 # ### What to try
-# Outcomes we observed (PGD-20 with the explorer's step ε/4, first 200 test images):
+# Each experiment below is measured by the cell after this list (PGD-20 with the explorer's step
+# ε/4, on the images of the table above):
 #
-# * **ε = 2/255 on the standard model.** The energy attack is clearly weaker at small radii: it
-#   left 56% accuracy against the CE attack's 41% (at 1/255: 68% vs 62.5%); at 8/255 both reach 0.
-# * **The AT model** (`model, _ = load_model("cifar10-cpu/at")`, then rerun the explorer cell). On a
-#   robust classifier the energy attack is the weaker one even at 8/255: it left 42% against the
-#   CE attack's 30.5% (the manifests' 1,000-image records: 44.7% vs 34.4%).
-# * **Watch the E(x) bar** while you step through images. On the standard model the CE attack
-#   lowers E(x) for most of them; on AT it raises E(x) about as often as it lowers it; the energy
-#   attack raises E(x) on both (in our run at 200 images: E(x) rose for 12% and 58% of images under
-#   the CE attack, 75% and 94% under the energy attack).
+# * **Small ε on the standard model.** Is the energy attack weaker than the CE attack at small
+#   radii, and do both reach 0 at 8/255?
+# * **The AT model** (`model, _ = load_model("cifar10-cpu/at")`, then rerun the explorer cell). Is
+#   the energy attack the weaker one on a robust classifier even at 8/255? The manifests' records
+#   on more images say the same or not.
+# * **Watch the E(x) bar** while you step through images. How often does each attack raise E(x) on
+#   each model (the table's last column)?
+
+# %%
+from jeat_core.measure.metrics import robust_accuracy
+from jeat_core.paper.prose import recorded_accuracy, say
+
+left = {(r["model"], r["attack"]): r["accuracy left"] for r in delta_rows}
+up = {(r["model"], r["attack"]): r["share with E(x) up"] for r in delta_rows}
+CE, EN = "CE attack (Eq. 14)", "energy attack (Eq. 18)"
+small = {e: {obj: robust_accuracy(model, xd, yd, attack=f"{pre}pgd20", eps=e / 255, step_size=e / 255 / 4)["robust_acc"]
+             for obj, pre in (("ce", ""), ("energy", "energy-"))} for e in (1, 2)}
+
+
+def weaker(energy: float, ce: float) -> str:
+    return "weaker" if energy > ce else "not weaker"
+
+
+say(f"Standard model, {len(xd)} images: at 2/255 the energy attack left {small[2]['energy']:.1%} accuracy against "
+    f"the CE attack's {small[2]['ce']:.1%} ({weaker(small[2]['energy'], small[2]['ce'])}); at 1/255 "
+    f"{small[1]['energy']:.1%} vs "
+    f"{small[1]['ce']:.1%}; at 8/255 {left['standard', EN]:.1%} vs {left['standard', CE]:.1%}.")
+rec = {k: recorded_accuracy(at_manifest, k) for k in ("energy-pgd20", "pgd20")}
+say(f"AT at 8/255: the energy attack left {left['at', EN]:.1%} against the CE attack's {left['at', CE]:.1%} "
+    f"({weaker(left['at', EN], left['at', CE])})"
+    + (f"; the manifest's records: {rec['energy-pgd20']['acc']:.1%} (n = {rec['energy-pgd20']['n']:,}) vs "
+       f"{rec['pgd20']['acc']:.1%} (n = {rec['pgd20']['n']:,})." if all(rec.values()) else
+       "; the manifest has no record of both attacks."))
+say(f"E(x) rose under the CE attack for {up['standard', CE]:.0%} of the images on the standard model and "
+    f"{up['at', CE]:.0%} on AT; under the energy attack for {up['standard', EN]:.0%} and {up['at', EN]:.0%}.")
 
 # %% [markdown]
 # ## Tab. 1

@@ -20,7 +20,7 @@
 # and its low-energy region lies away from the image; **adversarial training** flattens and
 # lowers the energy around the data. The paper also reports that **PreJEAT** and **JEAT**
 # (trained against the energy attack, Eq. 18) flatten it *further*; we measure whether our small
-# CPU models show that, on one image here and on 50 in the audit, and say so below.
+# CPU models show that, on one image here and on the audit's test images, and say so below.
 #
 # We slice the input space through an image $x$ along two random directions $d_1, d_2$
 # (seeded; the same for every model) and evaluate the classifier at every point
@@ -110,8 +110,8 @@ Table(stats, formats={"flatness (Δ log p)": "{:.4f}", "flatness (ΔE)": "{:.4f}
 # %% [markdown]
 # **What the numbers say.** The paper expects Normal ≫ AT > PreJEAT ≈ JEAT in flatness. The cell
 # below writes the comparison from the numbers above (this image, both quantities) and from
-# `figures/audit.json` (claim 3: mean $|\Delta \log p|$ over 50 test images, one random slice
-# each, with bootstrap 95% intervals), so the text follows the measurement when either changes.
+# `figures/audit.json` (claim 3: mean $|\Delta \log p|$ over the audit's test images, one random
+# slice each, with bootstrap 95% intervals), so the text follows the measurement when either changes.
 # One image is one draw: the per-image order of the robust models changes from image to image.
 
 # %%
@@ -168,39 +168,77 @@ Markdown("\n".join(lines))
 # between Δ log p(y | x′) and the raw E(x′, y) − E(x, y).
 #
 # **Speed.** A new slice (model, image, radius, resolution or direction seed) costs one forward pass
-# per grid point, so the default grid is 13 × 13 (169 points): with the drawing, 0.25–0.4 s per
-# change on one core of a busy 2-core machine (`benchmarks/explorer_latency.py --only 02`). 41 × 41,
-# Fig. 2's grid, is ten times the work. The slice's logits are kept, so the label, the colour and a
-# slice seen before cost only the drawing (about 0.1 s). The 3-D surface follows the figure a
-# moment later: a browser needs a second or more to build a new WebGL surface, so untick
+# per grid point, so the default grid is a coarse one (its size is the **resolution** slider's
+# start; `benchmarks/explorer_latency.py --only 02` times a change on your machine). Fig. 2's
+# 41 × 41 grid is about ten times the points of 13 × 13. The slice's logits are kept, so the label,
+# the colour and a slice seen before cost only the drawing. The 3-D surface follows the figure a
+# moment later: a browser takes longer to build a new WebGL surface than the figure, so untick
 # **3-D surface** to explore faster.
 
 # %% tags=["figure"]
 from jeat_core.explore.widgets import landscape_explorer, require
 
 require(globals(), "models", "x", "y", cell="the parameters cell and the Setup cell")
-landscape_explorer(models, x, y, radius=RADIUS, resolution=9 if SMOKE else 13)
+EXPLORE_RESOLUTION = 9 if SMOKE else 13
+landscape_explorer(models, x, y, radius=RADIUS, resolution=EXPLORE_RESOLUTION)
 
 # %% [markdown]
 # ## What to try
-# What we saw with the shipped `cifar10-cpu` models at the explorer's defaults (13 × 13, radius 2,
-# direction seed 0); your numbers move with the models.
+# Three experiments with the explorer; the cell after this list measures each on the shipped
+# `cifar10-cpu` models at the explorer's defaults (it prints the grid, radius and direction seed),
+# so your numbers move with the models.
 #
 # 1. **The logit-scale confound, on Fig. 2's image.** Pick AT, then JEAT, and switch **colour**
-#    between the two quantities. In raw energy JEAT looks twice as sharp as AT (mean |ΔE| 0.018
-#    against 0.009); in Δ log p the two are the same (0.0046 each). The difference is the free part
-#    E(x′), which JEAT's generative term shapes and which no prediction depends on.
-# 2. **Where Δ log p is blind: a confident prediction.** Pick Normal and image 2 (an automobile it
-#    classifies with p(y | x) = 1.00). In Δ log p the slice is flat (mean |Δ log p| 0.0001, flatter
-#    than any robust model) while its raw energy is the sharpest of all (mean |ΔE| 1.06): a
-#    saturated softmax keeps log p(y | x′) at 0 whatever the logits do. Set **label y** to truck, the
-#    runner-up class: mean |Δ log p| becomes 1.3. This is why Normal's mean over the audit's 50
-#    images (0.076) is set by a few images near a decision boundary; its median is 0.016.
-# 3. **One image is one draw.** With AT and JEAT, step **image** through 0–15 (and the **direction
-#    seed**): which of the two is flatter changes from image to image. On the audit's 50 slices
-#    (image i, seed i, 15 × 15) JEAT was flatter than AT on 25 of 50 while having the lower mean, so
-#    the ranking of the robust models rests on the 50-image average and its interval, not on a
-#    picture.
+#    between the two quantities. Do the two models rank the same in raw energy (mean |ΔE|) as in
+#    Δ log p? Where they differ, the difference is the free part E(x′), which JEAT's generative
+#    term shapes and which no prediction depends on.
+# 2. **Where Δ log p is blind: a confident prediction.** Pick Normal and an image it classifies with
+#    p(y | x) near 1 (the cell below takes image 2 and prints its p(y | x)). A saturated softmax keeps
+#    log p(y | x′) at 0 whatever the logits do, so the slice can look flat in Δ log p while its raw
+#    energy is sharp. Then set **label y** to the runner-up class. This is why Normal's mean over
+#    the audit's images is set by a few images near a decision boundary: compare it with the median.
+# 3. **One image is one draw.** With AT and JEAT, step **image** through the test images (and the
+#    **direction seed**): which of the two is flatter changes from image to image. The ranking of
+#    the robust models rests on the audit's average over images and its interval, not on a picture.
+
+# %%
+import torch
+
+from jeat_core.core.landscape import landscape_slices
+from jeat_core.paper.experiments import Context, landscape_numbers
+from jeat_core.paper.prose import audit_settings, say
+
+say(f"Explorer defaults: {EXPLORE_RESOLUTION} × {EXPLORE_RESOLUTION} grid, L2 radius {RADIUS:g}, direction seed 0.")
+try1 = {n: v["stats"] for n, v in landscape_slices({n: models[n] for n in ("at", "jeat")}, x[IMAGE], int(y[IMAGE]),
+                                                     radius=RADIUS, resolution=EXPLORE_RESOLUTION).items()}
+a1, j1 = try1["at"], try1["jeat"]
+say(f"1. Test image {IMAGE}: mean |ΔE| JEAT {j1['flatness']:.2g} against AT {a1['flatness']:.2g} (JEAT "
+    f"{j1['flatness'] / a1['flatness']:.1f} times AT's); mean |Δ log p| JEAT {j1['flatness_dlogp']:.3g}, AT "
+    f"{a1['flatness_dlogp']:.3g}. The two quantities "
+    + ("agree" if (j1["flatness"] < a1["flatness"]) == (j1["flatness_dlogp"] < a1["flatness_dlogp"]) else "disagree")
+    + " on which of the two is flatter.")
+CONFIDENT = 2  # the test image of experiment 2
+with torch.no_grad():
+    runner_up = int(models["standard"](x[CONFIDENT:CONFIDENT + 1])[0].topk(2).indices[1])
+two = landscape_slices(models, x[CONFIDENT], int(y[CONFIDENT]), radius=RADIUS, resolution=EXPLORE_RESOLUTION)
+n2 = two["standard"]["stats"]
+others = {n: v["stats"] for n, v in two.items() if n != "standard"}
+alt = landscape_slices({"standard": models["standard"]}, x[CONFIDENT], runner_up, radius=RADIUS,
+                       resolution=EXPLORE_RESOLUTION)["standard"]["stats"]
+say(f"2. Normal on test image {CONFIDENT} ({CIFAR10_CLASSES[int(y[CONFIDENT])]}): p(y | x) = {n2['p_center']:.2f}, "
+    f"mean |Δ log p| {n2['flatness_dlogp']:.2g} ("
+    + ("flatter" if n2["flatness_dlogp"] < min(o["flatness_dlogp"] for o in others.values()) else "not flatter")
+    + f" than every robust model's on this image), mean |ΔE| {n2['flatness']:.3g} ("
+    + ("the sharpest" if n2["flatness"] > max(o["flatness"] for o in others.values()) else "not the sharpest")
+    + f" of all). With label y = {CIFAR10_CLASSES[runner_up]}, the runner-up class, mean |Δ log p| becomes "
+    f"{alt['flatness_dlogp']:.2g}.")
+N_LAND = 4 if SMOKE else audit_settings().get("n_land", 50)  # the audit's images, slices 15 × 15 (image i, seed i)
+per_image = {n: torch.tensor(r["per_image"])
+             for n, r in landscape_numbers(Context(), ["standard", "at", "jeat"], n=N_LAND).items()}
+say(f"3. Over the first {N_LAND} test images (the audit's slices): Normal's mean |Δ log p| is "
+    f"{float(per_image['standard'].mean()):.2g}, its median {float(per_image['standard'].median()):.2g}; JEAT was "
+    f"flatter than AT on {int((per_image['jeat'] < per_image['at']).sum())} of {N_LAND} images, with the "
+    + ("lower" if per_image["jeat"].mean() < per_image["at"].mean() else "higher") + " mean.")
 
 # %%
 print(*save_figure(fig, FIGURES, "fig2_energy_contours"), sep="\n")

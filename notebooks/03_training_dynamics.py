@@ -143,7 +143,7 @@ print("∂CE/∂f summed over the 10 classes, per image:", [f"{v:+.1e}" for v in
 # the run goes. It runs 30 steps (4 in smoke mode) of batch 64; change the method, the number of steps (up to 200) or
 # `ε`, then press *Run*. The runs use the cpu preset's 200-step learning-rate warm-up followed by
 # a cosine decay to 0 at the last step, so a run of 30 steps never gets near the full learning
-# rate: its changes are tiny (of order 10⁻⁴), and only the signs are worth reading.
+# rate: its changes are tiny (the cell after the run prints their size), and only the signs are worth reading.
 
 # %% tags=["figure"]
 from IPython.display import display
@@ -156,19 +156,35 @@ handle = display(live, display_id=True)
 _ = live.run()
 handle.update(live)  # the saved notebook keeps the final plot as a picture too
 
+# %%
+def signs(log: list[dict]) -> str:
+    """The size and signs of a live run's Fig. 3 quantities, as a sentence."""
+    v = {k: np.array([r[k] for r in log]) for k in ("dxE_joint_mean", "dxE_marginal_mean", "dthetaE_joint_mean",
+                                                     "dthetaE_marginal_mean")}
+    size = max(float(np.abs(a).max()) for a in v.values())
+    dxj, dxm, dtj, dtm = v.values()
+    return (f"{len(log)} steps: the largest change is {size:.1e}; Δ_x E(x, y) > 0 at {np.mean(dxj > 0):.0%} of the "
+            f"steps (mean {dxj.mean():+.2g}), Δ_x E(x) > 0 at {np.mean(dxm > 0):.0%}, Δ_θ E(x, y) < 0 at "
+            f"{np.mean(dtj < 0):.0%} (mean {dtj.mean():+.2g}), Δ_θ E(x) < 0 at {np.mean(dtm < 0):.0%} "
+            f"(mean {dtm.mean():+.2g})")
+
+
+say(f"This run ({live.method.value}, ε = {live.eps.value:g}/255), " + signs(live.log) + "." if live.log
+    else "The live run logged no step.")
+
 # %% [markdown]
 # ### What to try
-# Outcomes we observed (fresh cpu-preset models, batch 64, every step logged):
+# Fresh cpu-preset models, batch 64, every step logged; after a run, `say(signs(live.log))` prints
+# its numbers as the cell under the run does:
 #
-# * **More steps.** At 30 steps (`at`) every change was of order 10⁻⁴ and Δ_θ E(x) was negative at
-#   83% of steps. At 150 steps, with the learning rate further up its warm-up, Fig. 3's picture
-#   appears: Δ_x E(x, y) > 0 at every step (mean +0.048), Δ_θ E(x, y) < 0 at 81% of them
-#   (mean −0.011), and Δ_θ E(x) positive at 44%, around zero (mean −0.0007).
-# * **The energy attack** (`prejeat`, 30 steps): Δ_x E(x) > 0 at all 30 steps, against 47% for
-#   `at`'s CE attack. Ascending E(x, y) alone drags E(x) up with it (notebook 1 found the same on
-#   the trained models).
-# * **ε = 0** (`at` with no attack): Δ_x E = 0 at every step by construction, yet Δ_θ E(x, y) is
-#   still negative at every step. An update lowers the energy of whatever it trains on; what
+# * **More steps.** At 30 steps (`at`) the changes are tiny (the run above). At 150 steps, with the
+#   learning rate further up its warm-up, does Fig. 3's picture appear: Δ_x E(x, y) > 0 at every
+#   step, Δ_θ E(x, y) < 0 at most of them, and Δ_θ E(x) around zero?
+# * **The energy attack** (`prejeat`, 30 steps): is Δ_x E(x) > 0 at more steps than under `at`'s CE
+#   attack? Ascending E(x, y) alone should drag E(x) up with it (notebook 1 measures it on the
+#   trained models).
+# * **ε = 0** (`at` with no attack): Δ_x E = 0 at every step by construction; is Δ_θ E(x, y) still
+#   negative (the control's numbers above)? An update lowers the energy of whatever it trains on; what
 #   adversarial training adds is *where* those points are: higher-energy points next to the data
 #   (Δ_x E(x, y) > 0).
 

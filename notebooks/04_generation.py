@@ -28,16 +28,18 @@
 # $U = E(x, y)$ (**Eq. 17**).
 #
 # **The noise.** Exact Langevin (Eq. 9) adds $s = \sqrt{\eta}$; like JEM we decouple the step from
-# the noise. Every shipped model's tuned sampler is either a Langevin step with $s = 0.001$ or
-# Santurkar's normalised L2 step with no noise at all (the table after the setup cell shows each
-# beside $\sqrt\eta$): the chains are in effect **gradient descent** from class-Gaussian seeds on
-# $U$, with at most a whisper of noise, not samplers of $p(x, y)$. What exact Langevin noise
-# does is one of the experiments under the explorer.
+# the noise. Each shipped model's tuned sampler is a Langevin step with its own noise $s$ or
+# Santurkar's normalised L2 step (with its own noise, none in Santurkar's code); the table after the
+# setup cell shows each beside $\sqrt\eta$, and the line under it says how far below exact
+# Langevin's noise they are. Where $s \ll \sqrt\eta$ the chains are in effect **gradient descent**
+# from class-Gaussian seeds on $U$, not samplers of $p(x, y)$. What exact Langevin noise does is one
+# of the experiments under the explorer.
 #
 # **Santurkar's step.** Their code does not take the plain gradient step of Eq. 4 but a
 # *normalised* one, $x \leftarrow x - \eta\,\nabla U/\lVert\nabla U\rVert_2$ (a fixed L2 length η
 # per step, their targeted L2 PGD without the projection). It is `step="l2"` in
-# `GenerationConfig`; the sampler tuning tried it at η = 0.5 beside the Langevin step sizes.
+# `GenerationConfig`; the sampler tuning tried it beside the Langevin step sizes (the line under
+# the sampler table prints the step lengths it tried).
 
 # %% tags=["parameters"]
 import os
@@ -90,13 +92,26 @@ print("models:", ", ".join(models))
 # as their class, before any chain has run, the floor every generated row must beat.
 
 # %%
+import math
+
 from jeat_core.paper.prose import sampler_rows, say, seed_baseline
 
 base = seed_baseline()
 if base:
     say(f"The evaluator classifies {base['eval_acc']:.1%} of {base['n']:,} class-Gaussian seeds "
         f"({base['n'] // 10} per class) as their class (the seed row of figures/audit.json); chance is 10%.")
-Table(sampler_rows(manifests), formats={"η": "{:g}", "noise s": "{:g}", "exact Langevin √η": "{:.2f}"},
+tuned_rows = sampler_rows(manifests)
+if tuned_rows:
+    ratio = max(r["noise s"] / math.sqrt(r["η"]) if r["step"] == "langevin" else r["noise s"] for r in tuned_rows)
+    l2_tried = sorted({g["sampler"]["step_size"] for man in manifests.values()
+                       for sam in (man.get("sampler") or {}).values() for g in sam.get("grid", [])
+                       if g["sampler"]["step"] == "l2"})
+    say(f"Largest noise of a tuned sampler, as a share of exact Langevin's √η (for an L2 step: its s itself): "
+        f"{ratio:.2g}" + (": every chain is in effect gradient descent." if ratio < 0.1 else ".")
+        + (f" The tuning grid's L2 step lengths: {', '.join(f'{v:g}' for v in l2_tried)}." if l2_tried else ""))
+else:
+    say("No model here has a tuned sampler (manifest['sampler']).")
+Table(tuned_rows, formats={"η": "{:g}", "noise s": "{:g}", "exact Langevin √η": "{:.2f}"},
       title="each model's tuned sampler (manifest['sampler']): the noise s against exact Langevin's √η")
 
 # %% [markdown]
@@ -170,24 +185,70 @@ explorer
 
 # %% [markdown]
 # ### What to try
-# Outcomes we observed on the AT model (50 seeds, 5 per class, seed 0; "accuracy" = share the
-# independent evaluator classifies as the intended class; the seeds alone: 50%), with the tuned
-# samplers the AT manifest held when we ran them, an earlier tuning than today's (the table above
-# shows today's):
+# On the AT model, from class-Gaussian seeds (seed 0); "accuracy" is the share of images the
+# independent evaluator classifies as the intended class. The cell after this list runs each
+# experiment on a balanced set of seeds and prints what it found, beside the seeds themselves:
 #
-# * **Exact Langevin noise.** Take η = 0.1 and push the noise to the slider's top, 0.32 ≈ √0.1:
-#   the chain breaks (a third of the pixels clipped, colour noise) and accuracy falls to 8%,
-#   chance level, against 76% with s = 0.001. At η = 3, K 10 with s = √3 (in code:
-#   `generate(models["at"], labels, seeds, GenerationConfig("joint", 3.0, 10, 3 ** 0.5))` after
-#   `from jeat_core.sampling import GenerationConfig, generate`) 78% of the pixels clip and accuracy
-#   is 10%. This is why the tuned samplers keep s = 0.001.
-# * **η = 10 with each energy.** With Eq. 17 (K 20) the chain breaks: 28% of the pixels clip into
-#   saturated stripes. With Eq. 16 the same step (AT's tuned Eq. 16 sampler) stays intact (it moved
-#   an L2 distance of 6.9 against Eq. 17's 17.9, with 96% accuracy): Eq. 16's gradient shrinks as
-#   p(y | x) → 1, so it needs, and tolerates, larger steps.
-# * **Santurkar's normalised step** (in code: `GenerationConfig("joint", 0.5, 20, 0.0, "l2")`, the
-#   grid's L2 cell): it moved 8.4 with 86% accuracy, close to the tuned Langevin sampler's 7.4 and
-#   82%; no shipped model's tuning chose it.
+# * **Exact Langevin noise.** Take a small η and push the noise to the slider's top (about √η
+#   at η = 0.1), and at a large η take s = √η (in code: `generate(models["at"], labels, seeds,
+#   GenerationConfig("joint", 3.0, 10, 3 ** 0.5))` after `from jeat_core.sampling import
+#   GenerationConfig, generate`). Does the chain break (clipped pixels, colour noise) and the
+#   accuracy fall to chance, against the whisper of noise the tuned samplers keep?
+# * **η = 10 with each energy.** Does Eq. 17 break at this step while Eq. 16 (AT's tuned Eq. 16
+#   sampler) stays intact? Eq. 16's gradient shrinks as p(y | x) → 1, so it should need, and
+#   tolerate, larger steps.
+# * **Santurkar's normalised step** (in code: `GenerationConfig("joint", 0.5, 20, 0.0, "l2")`, a
+#   cell of the tuning grid): how far does it move, and how does it score, beside the tuned Langevin
+#   sampler?
+
+# %%
+import dataclasses
+
+from jeat_core.core.sampling import GenerationConfig, generate, sampler_for
+from jeat_core.paper.experiments import chain_diagnostics, describe, independent_judge
+
+judge_name, judge = independent_judge("at", models)
+try_labels = torch.arange(10).repeat_interleave(1 if SMOKE else 5)  # 5 seeds a class (1 in smoke mode)
+try_seeds = class_gaussian.sample(try_labels, generator=torch.Generator().manual_seed(0))
+
+
+def cap(cfg: GenerationConfig) -> GenerationConfig:
+    return dataclasses.replace(cfg, n_steps=min(cfg.n_steps, SIZES.max_steps))
+
+
+def trial(cfg: GenerationConfig) -> dict:
+    """Run ``cfg`` (K capped as in the figures) on the AT model from the seeds above: moved L2, clipped pixels,
+    accuracy by the independent judge, and whether the chain broke."""
+    cfg = cap(cfg)
+    out = generate(models["at"], try_labels, try_seeds, cfg, seed=0)
+    d = chain_diagnostics(models["at"], try_labels, try_seeds, out, energy=cfg.energy)
+    with torch.no_grad():
+        acc = float((judge(out).argmax(1) == try_labels).float().mean()) if judge is not None else float("nan")
+    return {"cfg": describe(cfg), "l2": d["l2"], "clipped": d["saturated"], "acc": acc, "broken": d["broken"]}
+
+
+def line(r: dict) -> str:
+    return (f"{r['cfg']}: moved {r['l2']:.1f}, {r['clipped']:.0%} of the pixels clipped, accuracy {r['acc']:.0%}"
+            + (" (chain broken)" if r["broken"] else ""))
+
+
+tuned17, tuned16 = sampler_for(manifests["at"], "joint"), sampler_for(manifests["at"], "ce")
+with torch.no_grad():
+    seeds_acc = float((judge(try_seeds).argmax(1) == try_labels).float().mean()) if judge is not None else float("nan")
+say(f"{len(try_seeds)} seeds, scored by {judge_name}: the seeds alone {seeds_acc:.0%}.")
+small = trial(dataclasses.replace(tuned17, step_size=0.1))
+top = trial(dataclasses.replace(tuned17, step_size=0.1, noise_std=10 ** -0.5))
+big = trial(GenerationConfig("joint", 3.0, 10, 3 ** 0.5))
+say(f"Exact Langevin noise: {line(top)}; against {line(small)}; {line(big)}. "
+    + ("Exact noise costs accuracy here, which is why the tuning keeps the noise small."
+       if max(top["acc"], big["acc"]) < small["acc"] else "Exact noise does not cost accuracy here."))
+e17 = trial(GenerationConfig("joint", 10.0, 20, tuned17.noise_std))
+e16 = trial(dataclasses.replace(tuned16, step_size=10.0))  # AT's tuned Eq. 16 sampler at η = 10
+say(f"η = 10: Eq. 17, {line(e17)}; Eq. 16, {line(e16)}. Eq. 17 "
+    + ("broke and Eq. 16 did not" if e17["broken"] and not e16["broken"] else
+       "did not break" if not e17["broken"] else "broke, and so did Eq. 16") + " at this step.")
+l2 = trial(GenerationConfig("joint", 0.5, 20, 0.0, "l2"))
+say(f"Santurkar's normalised step: {line(l2)}; AT's tuned Eq. 17 sampler: {line(trial(tuned17))}.")
 
 # %% [markdown]
 # ## Fig. 4: the same seeds, three samplers
@@ -205,9 +266,9 @@ fig
 
 # %% [markdown]
 # What each chain did (U is the sampler's energy: $E(x,y) - E(x)$ for Eq. 16, $E(x, y)$ for Eq. 17),
-# with the seeds as the first row. Ships are an easy class for the seeds: the evaluator already
-# gives them high p(y | x), so on this row the generated images can hardly improve on them; the
-# audit's verdict (below) scores all ten classes.
+# with the seeds as the first row. Where the seeds of this class already get a high p(y | x) from the
+# evaluator (the seed row), the generated images can hardly improve on them; the audit's verdict
+# (below) scores all ten classes.
 
 # %%
 from jeat_core.paper.prose import seed_row

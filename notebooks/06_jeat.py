@@ -55,11 +55,13 @@
 #    run $K$ SGLD steps on $E(x)$, write them back;
 # 3. update $\theta$ on the loss above.
 #
-# The shipped `jeat` is a one-epoch fine-tune of the shipped PreJEAT with this loss at weight 0.1
-# plus $0.01\,(E(x_{adv})^2 + E(\tilde x)^2)$, K = 20, a 2,000-chain class-Gaussian buffer: weight 1
-# destroys the classifier at this scale (the ablation in `checkpoints/README.md`). Its SGLD is, like
-# the generation samplers, close to gradient descent: the setup cell prints its step α and noise
-# beside exact Langevin's $\sqrt\alpha$.
+# The shipped `jeat` is a fine-tune of the shipped PreJEAT with this loss at a weight $w$ below 1,
+# plus a small penalty $\lambda\,(E(x_{adv})^2 + E(\tilde x)^2)$ on the energies' size, K SGLD steps
+# and a persistent buffer; the setup cell prints $w$, $\lambda$, K, the buffer and the length of the
+# fine-tune from its manifest. Weight 1 destroys the classifier at this scale (the ablation in
+# `checkpoints/README.md`). The setup cell also prints its SGLD step α and noise beside exact
+# Langevin's $\sqrt\alpha$: where the noise is far below $\sqrt\alpha$, the SGLD is close to
+# gradient descent.
 
 # %% tags=["parameters"]
 import os
@@ -99,6 +101,10 @@ cfg = manifests[WALK_MODEL]["config"]
 print(f"{WALK_MODEL}: attack {cfg['attack']}, SGLD {cfg['sgld']}")
 print(f"SGLD step α = {cfg['sgld']['step_size']:g}, noise {cfg['sgld']['noise_std']:g}; "
       f"exact Langevin would add √α = {cfg['sgld']['step_size'] ** 0.5:.2f}")
+say(f"The recipe: a fine-tune of {cfg.get('init_from') or 'no model (from scratch)'} for {cfg['epochs']:g} epoch(s), "
+    f"generative term at weight w = {cfg.get('gen_weight', 1.0):g}, energy penalty λ = {cfg.get('energy_l2', 0.0):g}, "
+    f"K = {cfg['sgld']['n_steps']} SGLD steps on chains from a {cfg['sgld']['buffer_size']:,}-chain buffer "
+    f"({cfg['sgld'].get('init', 'uniform')} init, reinitialisation probability ρ = {cfg['sgld']['reinit_prob']:g}).")
 
 # %% [markdown]
 # ## Algorithm 1, one step at a time (on the shipped JEAT model, no update)
@@ -139,8 +145,9 @@ plot_image_rows({"x (test images)": x, "x_adv (energy attack, ε = 8/255)": x_ad
 #   + \underbrace{E(x_{adv}) - E(\tilde x_K)}_{p(x)\text{ term}} = E(x_{adv}, y) - E(\tilde x_K).$$
 #
 # So at weight 1 JEAT lowers the joint energy of the attacked data and raises the marginal energy of
-# its SGLD samples; it never asks for $E(x_{adv})$ itself. (At the shipped recipe's weight 0.1 the
-# cancellation is partial: $0.9\,E(x_{adv})$ is left, pushed up as in plain adversarial training.)
+# its SGLD samples; it never asks for $E(x_{adv})$ itself. (At the shipped recipe's weight $w < 1$,
+# printed in the setup cell, the cancellation is partial: $(1 - w)\,E(x_{adv})$ is left, pushed up as
+# in plain adversarial training.)
 # The next cell checks the identity on the batch above.
 
 # %%
@@ -155,7 +162,7 @@ say(f"CE + [E(x_adv) − E(x̃)] = {float(lhs):+.4f};  E(x_adv, y) − E(x̃) = 
 # The age of each chain in a small buffer (SGLD steps since its last (re)initialisation) over
 # training steps, drawn with the library's own `ReplayBuffer`: 8 slots, 4 drawn per step, K steps
 # each, at the shipped ρ and at ρ = 1. With a small ρ a chain's age climbs by K every time it is
-# drawn, to hundreds of steps, and drops back when it is restarted; with ρ = 1 every draw is a
+# drawn, to many times K, and drops back when it is restarted; with ρ = 1 every draw is a
 # fresh seed, so no chain ever runs more than K steps: short-run SGLD without persistence.
 
 # %% tags=["figure"]
@@ -198,9 +205,9 @@ plot_image_rows({"buffer after 4 rounds (prediction: " + ", ".join(CIFAR10_CLASS
 # %% [markdown]
 # ## Fig. 6: class-conditional samples (Eq. 17) from AT, PreJEAT, JEM and JEAT
 # Same class-Gaussian seeds (seed 0) for every model, each with its own tuned sampler
-# (`manifest["sampler"]`, best vs best, K capped at 60 steps, 5 in smoke mode; each one a Langevin
-# step with noise s = 0.001, far below exact Langevin's √η, or the normalised L2 step with no noise,
-# so the chains are in effect gradient descent on E(x, y) from class-Gaussian seeds). The seeds are
+# (`manifest["sampler"]`, best vs best, K capped at 60 steps, 5 in smoke mode; the cell under the
+# figure prints each one's step rule, η, K and noise s beside exact Langevin's √η: where s ≪ √η the
+# chains are in effect gradient descent on E(x, y) from class-Gaussian seeds). The seeds are
 # $\mathcal N(\mu_y, \Sigma_y + 10^{-4} I)$ fitted on each
 # class's training images (notebook 4 explains them). The panels stand side by
 # side as in the paper: first the seeds every chain starts from, then AT, PreJEAT, JEM, JEAT and
@@ -220,8 +227,12 @@ fig
 # seeds as the first row (the floor a generated row has to beat):
 
 # %%
-from jeat_core.paper.prose import say, seed_baseline, seed_row
+from jeat_core.paper.prose import sampler_rows, say, seed_baseline, seed_row
 
+for r in sampler_rows(manifests, energies=("joint",)):
+    noise = (f"noise s = {r['noise s']:g} against exact Langevin's √η = {r['exact Langevin √η']:.2f}"
+             if r["step"] == "langevin" else f"noise s = {r['noise s']:g} (normalised L2 step)")
+    say(f"{r['model']}: {r['step']} step, η = {r['η']:g}, K = {r['K']}, {noise}")
 base = seed_baseline()
 if base:
     say(f"On the audit's {base['n']:,} seeds the evaluator's accuracy is {base['eval_acc']:.1%} "
@@ -240,19 +251,80 @@ generation_explorer(models, class_gaussian, manifests=manifests, n_images=4 if S
 
 # %% [markdown]
 # ### What to try
-# Outcomes we observed in small scripts with the library (the audit, not these, scores generation):
+# Two experiments with the library (the audit, not these, scores generation); the cell after this
+# list runs both and prints what it found:
 #
 # * **ρ = 1: no persistence.** Set `reinit_prob=1.0` in the Algorithm 1 cell and rerun it and the
-#   "Longer chains" cell. With the shipped JEAT, a 32-chain class-Gaussian buffer, 16 chains drawn
-#   per round and 10 rounds of 20 SGLD steps, the chains' mean E(x̃) sank from −1.89 to between
-#   −2.1 and −2.4 at the shipped ρ = 0.05 (chains up to 140 steps old), below the test images'
-#   −1.52; at ρ = 1 it stayed between −1.8 and −1.9 and no chain ran more than 20 steps. The
-#   persistent chains reach the low-energy regions the p(x) term is there to push up.
-# * **Uniform seeds** (the explorer's `init`). From U(0, 1) noise JEAT's tuned sampler moved the
-#   seeds an L2 distance of 10.8 and the evaluator recognised the intended class in 66% of 50
-#   samples (5 per class; the noise itself: 12%); JEM's tuned sampler (then η 0.1, K 20) barely moved
-#   them (0.7) and stayed at 12%. From class-Gaussian seeds the two reached 100% and 98%: the
-#   seeds carry much of the work.
+#   "Longer chains" cell. The cell below does it on a small class-Gaussian buffer with the shipped
+#   JEAT's SGLD: does the chains' mean E(x̃) sink further, below the test images', at the shipped ρ
+#   (persistent chains, many times K steps old) than at ρ = 1, where no chain runs more than K
+#   steps? The persistent chains should reach the low-energy regions the p(x) term is there to
+#   push up.
+# * **Uniform seeds** (the explorer's `init`). From U(0, 1) noise, how far do JEAT's and JEM's
+#   tuned samplers move the seeds, and how often does the evaluator recognise the intended class,
+#   against the same samplers from class-Gaussian seeds? The difference is how much of the work the
+#   seeds carry.
+
+# %%
+from jeat_core.core.sampling import generate, sampler_for, uniform_init
+from jeat_core.paper.experiments import chain_diagnostics, describe, independent_judge
+
+SLOTS, DRAWN, ROUNDS = 32, 16, 3 if SMOKE else 10  # a small buffer: chains, chains drawn a round, rounds
+sgld = cfg["sgld"]
+
+
+def energy_of_rounds(rho: float) -> dict:
+    """Mean E(x̃) of the first chains drawn (``start``) and of the drawn chains after each round of SGLD_STEPS
+    steps (``rounds``), and the oldest chain's age in SGLD steps (``oldest``)."""
+    gen = torch.Generator().manual_seed(0)
+    buf = ReplayBuffer(SLOTS, reinit_prob=rho, init_fn=seed_fn, generator=gen)
+    means, start = [], None
+    for _ in range(ROUNDS):
+        z0, slots = buf.sample(DRAWN, generator=gen)
+        if start is None:
+            with torch.no_grad():
+                start = float(marginal_energy(model(z0)).mean())
+        z = langevin(lambda v: marginal_energy(model(v)), z0, step_size=sgld["step_size"], n_steps=SGLD_STEPS,
+                     noise_std=sgld["noise_std"], clamp=(0, 1), generator=gen)
+        buf.push(z, slots, steps=SGLD_STEPS)
+        with torch.no_grad():
+            means.append(float(marginal_energy(model(z)).mean()))
+    return {"start": start, "rounds": means, "oldest": int(buf.age.max())}
+
+
+with torch.no_grad():
+    e_test = float(marginal_energy(model(test.tensors(100)[0])).mean())
+shipped, fresh = energy_of_rounds(rho_shipped), energy_of_rounds(1.0)
+late = {k: r["rounds"][ROUNDS // 2:] for k, r in (("shipped", shipped), ("fresh", fresh))}  # the later rounds
+say(f"{SLOTS} chains ({init} init), {DRAWN} drawn a round, {ROUNDS} rounds of {SGLD_STEPS} SGLD steps. The drawn "
+    f"chains' mean E(x̃) started at {shipped['start']:+.2f}; over the later rounds it lay between "
+    f"{min(late['shipped']):+.2f} and {max(late['shipped']):+.2f} at the shipped ρ = {rho_shipped:g} (oldest chain "
+    f"{shipped['oldest']} steps), between {min(late['fresh']):+.2f} and {max(late['fresh']):+.2f} at ρ = 1 (oldest "
+    f"{fresh['oldest']}). The test images' mean E(x) is {e_test:+.2f}: the persistent chains sank "
+    + ("lower than the fresh ones" if max(late["shipped"]) < min(late["fresh"])
+       else "not clearly lower than the fresh ones")
+    + (", below the test images." if max(late["shipped"]) < e_test else "."))
+judge_name, judge = independent_judge("jeat", models)
+try_labels = torch.arange(10).repeat_interleave(1 if SMOKE else 5)  # 5 seeds a class (1 in smoke mode)
+starts = {"uniform": uniform_init(len(try_labels), generator=torch.Generator().manual_seed(0)),
+          "class-Gaussian": class_gaussian.sample(try_labels, generator=torch.Generator().manual_seed(0))}
+
+
+def accuracy(images) -> float:
+    with torch.no_grad():
+        return float((judge(images).argmax(1) == try_labels).float().mean()) if judge is not None else float("nan")
+
+
+parts = [f"{len(try_labels)} seeds, scored by {judge_name}; the uniform noise itself "
+         f"{accuracy(starts['uniform']):.0%}, the class-Gaussian seeds {accuracy(starts['class-Gaussian']):.0%}"]
+for name in ("jeat", "jem"):
+    gcfg = sampler_for(manifests[name], "joint", max_steps=SIZES.max_steps)
+    runs = {k: generate(models[name], try_labels, x0, gcfg, seed=0) for k, x0 in starts.items()}
+    parts.append(f"{name} ({describe(gcfg)}): from uniform seeds moved "
+                 f"{chain_diagnostics(models[name], try_labels, starts['uniform'], runs['uniform'])['l2']:.1f}, "
+                 f"accuracy {accuracy(runs['uniform']):.0%}; from class-Gaussian seeds "
+                 f"{accuracy(runs['class-Gaussian']):.0%}")
+say("; ".join(parts) + ".")
 
 # %%
 print(*save_figure(fig, FIGURES, "fig6_generation_by_model"), sep="\n")

@@ -125,15 +125,39 @@ fisher_explorer(models, x, y, n_probes=1, n_images=4, max_images=64)
 
 # %% [markdown]
 # ### What to try
-# Outcomes we observed on the first test images (as-written JFS, mean ± SE):
+# The as-written JFS of the standard model (mean ± SE over the first test images), as the explorer
+# shows it; the cell after this list computes each case:
 #
-# * **More probes at 4 images** (the explorer's start): the standard model went from −913 ± 830
-#   (1 probe) to −1,100 ± 850 (4 probes). The error bar does not shrink: it is dominated by
-#   differences *between images*, not by the trace estimate's probe noise.
-# * **More images at 1 probe**: at 16 images the same score read −183 ± 280, and with 4 probes
-#   −381 ± 280: the error bar shrinks with images (about as 1/√n), which is why the audit averages
-#   over many more. The piecewise-linear columns are exact and the same for any number of probes (65.2 for the
-#   standard model at 16 images).
+# * **More probes at few images** (the explorer's start): does the error bar shrink? If it is
+#   dominated by differences *between images*, not by the trace estimate's probe noise, it will not.
+# * **More images**: the error bar should shrink about as 1/√n, which is why the audit averages over
+#   many more images. The piecewise-linear columns are exact and the same for any number of probes.
+
+# %%
+from jeat_core.paper.experiments import fisher_rows
+from jeat_core.paper.prose import say
+
+FEW, MORE = 4, min(16, len(x))  # images: the explorer's start, and more
+fs = {(n, k): fisher_rows({"standard": models["standard"]}, x[:n], y[:n], n_probes=k, batch=100, seed=0)[0]
+      for n in (FEW, MORE) for k in (1, 4)}
+
+
+def num(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:.3g}"
+
+
+def jfs(n: int, k: int) -> str:
+    r = fs[n, k]
+    return f"{num(r['JFS'])} ± {num(r['JFS_se'])}"
+
+
+probe_ratio = fs[FEW, 4]["JFS_se"] / fs[FEW, 1]["JFS_se"]
+image_ratio = fs[MORE, 4]["JFS_se"] / fs[FEW, 4]["JFS_se"]
+say(f"At {FEW} images: {jfs(FEW, 1)} with 1 probe, {jfs(FEW, 4)} with 4: the error bar "
+    + ("barely shrinks" if probe_ratio > 0.75 else "shrinks") + f" (× {probe_ratio:.2f}) with four times the probes.")
+say(f"At {MORE} images: {jfs(MORE, 1)} with 1 probe, {jfs(MORE, 4)} with 4: with 4 probes the error bar is × "
+    f"{image_ratio:.2f} the one at {FEW} images (1/√n predicts × {(FEW / MORE) ** 0.5:.2f}). The piecewise-linear "
+    f"JFS is {fs[MORE, 1]['JFS_pl']:.4g} with 1 probe and {fs[MORE, 4]['JFS_pl']:.4g} with 4.")
 
 # %%
 print(*save_paper_table(rows, FIGURES, "table2_fisher"), sep="\n")

@@ -18,8 +18,8 @@
 #
 # JEAT adds a generative term to adversarial training; does it cost robustness? Tab. 3 of the
 # paper compares four *hybrid* (generative + discriminative) models, Glow, IGEBM, JEM and JEAT, by
-# clean accuracy and PGD-20 accuracy (L∞, ε = 8/255): JEM 92.90% / 6.11%, JEAT 85.16% / 30.55%
-# (Glow has no robustness entry; IGEBM 45.06% / 32.19%). Adversarial training itself is not in
+# clean accuracy and PGD-20 accuracy (L∞, ε = 8/255); the paper reports JEM 92.90% / 6.11%, JEAT
+# 85.16% / 30.55% (Glow has no robustness entry; IGEBM 45.06% / 32.19%). Adversarial training itself is not in
 # that table. We have no Glow or IGEBM; our table has JEM and JEAT and adds AT, the reference a
 # robust JEAT should match, with PGD-20 at step 2/255 and a random start, plus PreJEAT and the
 # noise-trained models. The shipped models' numbers are in their manifests (`checkpoints/README.md`);
@@ -89,11 +89,10 @@ Table(rows, formats={"clean_acc": "{:.1%}", "pgd20_acc": "{:.1%}", "autoattack_a
 # after the last is the per-example worst case. Two signs of masking: AutoAttack far below PGD-20
 # (more than AT's own gap), or Square, blind to gradients, breaking points the gradient attacks
 # could not. The bars come from the records `jeat eval --attack autoattack --record` keeps in each
-# manifest (about 3 s per image and core for a robust model, far too slow to rerun on open); the
-# label over a bar is how many points (of 100) that stage removed, the dashed line our PGD-20 on
-# the same images (first test images, as in the record). Models without a record yet are named in
-# the title: recording one takes about 50 minutes per robust model at n = 1,000 on one core, and
-# the command resumes where it stopped.
+# manifest (far too slow to rerun on open: the line under the figure prints how long each record
+# took); the label over a bar is how many points (of 100) that stage removed, the dashed line our
+# PGD-20 on the same images (first test images, as in the record). Models without a record yet are
+# named in the title; the command resumes where it stopped.
 
 # %% tags=["figure"]
 from jeat_core.explore.figures import plot_autoattack_stages
@@ -104,14 +103,23 @@ pgd_same = {name: r["pgd20_acc"] for name, r in zip(TABLE3_MODELS, rows)
             if records.get(name) and records[name]["n"] == r["n"]}
 plot_autoattack_stages(records, pgd20=pgd_same)
 
+# %%
+from jeat_core.paper.prose import say
+
+took = {name: r for name, r in records.items() if r and r.get("seconds")}
+say("Time each AutoAttack record took: " + "; ".join(
+    f"{name} {r['seconds'] / 60:.0f} min for {r['n']:,} images ({r['seconds'] / r['n']:.1f} s an image)"
+    for name, r in took.items()) + "." if took else "No AutoAttack record here says how long it took.")
+
 # %% [markdown]
 # ## Across training seeds: how much of a robustness number is the run?
 # AT, PreJEAT and JEAT each ship three training runs of one recipe, seeds 0, 1 and 2
 # (`checkpoints/README.md`, *Training seeds*). A difference between two models means little if
 # retraining one with another seed moves it as much. Each run's AutoAttack here is on the first
-# images *every* run of its method has a record for (the shipped run's 1,000 cut to its seeds'
-# 500), and the gap PGD-100×5 − AutoAttack is paired per image. The mean row's intervals come from
-# a two-level bootstrap (the 3 runs with replacement, then the 500 images they share), so they
+# images *every* run of its method has a record for (the shipped run's longer record cut to its
+# seeds' length, the `n` column), and the gap PGD-100×5 − AutoAttack is paired per image. The mean
+# row's intervals come from a two-level bootstrap (the runs with replacement, then the images they
+# share), so they
 # carry both the seed-to-seed variance and the image sampling a run's own interval covers. Read
 # from the records; nothing is attacked on open.
 
@@ -147,11 +155,25 @@ else:
         "--attack autoattack --n 500 --record` records one.")
 
 # %% [markdown]
-# The PGD-100×5 − AutoAttack gap is about the same for every run of one recipe, so it belongs to
-# the method, not to a lucky run. Claim 10 asks the masking question with the other gap,
+# Is the PGD-100×5 − AutoAttack gap about the same for every run of one recipe (then it belongs to
+# the method, not to a lucky run)? The cell below compares its spread over the runs with the runs'
+# own intervals. Claim 10 asks the masking question with the other gap,
 # PGD-20 − AutoAttack (PGD-20 being what the paper quotes): is a method's gap *larger* than AT's?
-# The audit pairs each run with AT's run of the same seed and pools the three pairs (verdict
-# table at the end).
+# The audit pairs each run with AT's run of the same seed and pools the pairs (verdict table at the
+# end).
+
+# %%
+for method in dict.fromkeys(r["model"] for r in seed_rows):
+    runs = [r for r in seed_rows if r["model"] == method and not r["run"].startswith("mean") and r["gap"] is not None]
+    if len(runs) < 2:
+        continue
+    gaps = [r["gap"] for r in runs]
+    half = min((r["gap_ci"][1] - r["gap_ci"][0]) / 2 for r in runs)
+    say(f"{method}: PGD-100×5 − AutoAttack {', '.join(f'{100 * g:.1f}' for g in gaps)} points over its "
+        f"{len(runs)} runs, "
+        f"{100 * (max(gaps) - min(gaps)):.1f} apart; "
+        + ("within a run's own interval (± " if max(gaps) - min(gaps) <= half else "more than a run's own interval (± ")
+        + f"{100 * half:.1f}).")
 
 # %% [markdown]
 # **Is our PGD strong enough?** The audit runs two attacks from another library on the same images,
@@ -179,16 +201,47 @@ robustness_explorer(models, x[: 8 if SMOKE else 12], y[: 8 if SMOKE else 12], st
 
 # %% [markdown]
 # ### What to try
-# Outcomes we observed with the explorer's attack (PGD, step ε/4, random start) on the first 100
-# test images (the explorer itself uses 12, so expect coarser numbers):
+# With the explorer's attack (PGD, step ε/4, random start); the explorer itself uses a handful of
+# images, so expect coarse numbers there. The cell after this list runs each case on more test
+# images and prints what it found:
 #
-# * **More steps, as a masking check.** At 8/255, going from 5 to 40 steps lowered AT from 34% to
-#   31% and JEAT from 33% to 31%: more steps find a little more, as they should for a model whose
-#   gradients are informative. Gradient masking would show as accuracy that does not fall.
-# * **Double ε.** At 16/255 with 40 steps AT and JEAT both fell to 4% (13% and 11% with 5 steps),
-#   close to zero as a genuine robust model does at a radius twice its training one.
-# * **Small ε.** At 2/255 (5 steps) AT kept 57% and JEAT 56% of their 60% / 62% clean accuracy on
-#   these images; JEM, with 0% at 8/255 for any number of steps, kept 35% of its 74%.
+# * **More steps, as a masking check.** At 8/255, do more steps find a little more, as they should
+#   for a model whose gradients are informative? Gradient masking would show as accuracy that does
+#   not fall.
+# * **Double ε.** At 16/255, twice the training radius, a genuine robust model falls close to zero.
+# * **Small ε.** At 2/255, how much of its clean accuracy does each model keep, and JEM, with
+#   almost no robustness at 8/255?
+
+# %%
+from jeat_core.explore.figures import MODEL_LABELS
+from jeat_core.measure.metrics import robust_accuracy
+
+N_TRY = 8 if SMOKE else 100  # test images
+FEW, MANY = (2, 4) if SMOKE else (5, 40)  # PGD steps
+xt, yt = x[:N_TRY], y[:N_TRY]
+
+
+def attacked(name: str, eps255: float, steps: int) -> dict:
+    return robust_accuracy(models[name], xt, yt, attack=f"pgd{steps}", eps=eps255 / 255, step_size=eps255 / 255 / 4)
+
+
+def pct(v: float) -> str:
+    return f"{100 * v:.0f}%"
+
+
+at8 = {(m, k): attacked(m, 8, k)["robust_acc"] for m in ("at", "jeat", "jem") for k in (FEW, MANY)}
+say(f"{N_TRY} test images, 8/255: from {FEW} to {MANY} steps AT went {pct(at8['at', FEW])} → {pct(at8['at', MANY])}, "
+    f"JEAT {pct(at8['jeat', FEW])} → {pct(at8['jeat', MANY])}, JEM {pct(at8['jem', FEW])} → {pct(at8['jem', MANY])}; "
+    + ("more steps found more for AT and JEAT."
+       if at8["at", MANY] < at8["at", FEW] and at8["jeat", MANY] < at8["jeat", FEW]
+       else "more steps did not find more for both AT and JEAT."))
+at16 = {(m, k): attacked(m, 16, k)["robust_acc"] for m in ("at", "jeat") for k in (FEW, MANY)}
+say(f"16/255: with {MANY} steps AT {pct(at16['at', MANY])}, JEAT {pct(at16['jeat', MANY])} (with {FEW} steps "
+    f"{pct(at16['at', FEW])} and {pct(at16['jeat', FEW])}).")
+at2 = {m: attacked(m, 2, FEW) for m in ("at", "jeat", "jem")}
+say(f"2/255, {FEW} steps: " + ", ".join(f"{MODEL_LABELS.get(m, m)} kept {pct(r['robust_acc'])} of its "
+                                       f"{pct(r['clean_acc'])} clean accuracy" for m, r in at2.items())
+    + " on these images.")
 
 # %%
 print(*save_paper_table(rows, FIGURES, "table3_robustness"), sep="\n")
