@@ -142,20 +142,34 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
 
 @pytest.mark.parametrize("item", list(PAPER_ITEMS.values()), ids=lambda item: item.id)
 def test_each_notebook_calls_the_producer_of_its_paper_item(item):
-    """The notebook that exports a paper item builds it with the producer `jeat figures` calls, at the
-    named sizes, and plots a figure of image rows with the producer's own layout."""
+    """The notebook that exports a paper item builds it with the producer `jeat figures` calls (imported
+    from jeat_core.paper.paper_items, however the import is formatted), at the named sizes, exports the
+    same file name, and plots a figure of image rows with the producer's own layout. Read from the
+    notebook's code as a syntax tree, so import sorting and line wrapping do not matter."""
+    import ast
     from pathlib import Path
 
     producer = item.producer.__name__
     (path,) = (Path(__file__).resolve().parent.parent / "notebooks").glob(f"{item.notebook}_*.py")
-    src = path.read_text()
-    assert f"from jeat_core.paper.paper_items import {producer}" in src and f"{producer}(" in src, path.name
-    assert f'"{item.id}"' in src, path.name  # it exports the same file name
+    tree = ast.parse(path.read_text())
+    imported = {a.asname or a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)
+                and n.module in ("jeat_core.paper.paper_items", "jeat_core.paper_items") for a in n.names}
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)]
+    made = [c for c in calls if c.func.id == producer]
+    assert producer in imported and made, f"{path.name} does not call {producer} from paper_items"
+    strings = {n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)}
+    assert item.id in strings, path.name  # it exports the same file name
     if "sizes" in inspect.signature(item.producer).parameters:
-        assert "SIZES = SMOKE_SIZES if SMOKE else PAPER_SIZES" in src and "sizes=SIZES" in src, path.name
+        sized = [k.value for c in made for k in c.keywords if k.arg == "sizes"]
+        assert sized and all(isinstance(v, ast.Name) and v.id == "SIZES" for v in sized), path.name
+        assigns = [n for n in ast.walk(tree) if isinstance(n, ast.Assign)
+                   and any(isinstance(tg, ast.Name) and tg.id == "SIZES" for tg in n.targets)]
+        assert any(isinstance(a.value, ast.IfExp) and {getattr(a.value.body, "id", None),
+                   getattr(a.value.orelse, "id", None)} == {"SMOKE_SIZES", "PAPER_SIZES"} for a in assigns), path.name
     if item.plot == "image_rows":
         var = producer.removesuffix("_rows")
-        assert f"plot_image_rows({var})" in src, path.name  # the producer's ImageRows, its layout and all
+        drawn = [c for c in calls if c.func.id == "plot_image_rows"]
+        assert any(isinstance(c.args[0], ast.Name) and c.args[0].id == var for c in drawn if c.args), path.name
 
 
 def test_figure_sizes_validate():
