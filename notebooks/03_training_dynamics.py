@@ -71,7 +71,7 @@ Table([{"run": run, "quantity": key.removesuffix("_mean"), "mean over logged ste
         "share of steps > 0": float(np.mean(np.array(v) > 0)), "logged steps": len(v)}
        for run, run_log in fig3["runs"].items()
        for key in ("dxE_joint_mean", "dthetaE_joint_mean", "dthetaE_marginal_mean")
-       for v in [[r[key] for r in run_log]]],
+       for v in [[r[key] for r in run_log if r["step"] > 0]]],  # step 0 measures no update: left out, as in the audit
       formats={"mean over logged steps": "{:+.4f}", "share of steps > 0": "{:.0%}"})
 
 # %% [markdown]
@@ -103,10 +103,12 @@ for point, v in hist["points"].items():
         f"{np.mean(v['dthetaE_marginal'] > 0):.0%}")
 
 # %% [markdown]
-# Read with the batch means above: the attack raises $E(x, y)$ for (nearly) every image, not on
-# average; an update lowers $E(x, y)$ for most images of its batch but not all of them (an update is
-# a compromise over the batch); and $\Delta_\theta E(x)$ splits into both signs, the per-example face
-# of "fluctuates around 0".
+# Read with the batch means above (the cell prints each point's shares). What to look for: whether the
+# attack raises $E(x, y)$ for (nearly) every image, not just on average; whether an update lowers
+# $E(x, y)$ for most images of its batch or only on average (an update is a compromise over the batch);
+# and whether $\Delta_\theta E(x)$ takes both signs once training is under way, the per-example face of
+# "fluctuates around 0". At the very first update of a fresh model all three can share one sign: the
+# weights are random and the learning rate is near 0 at the start of the warm-up.
 
 # %% [markdown]
 # ## Why $\Delta_\theta E(x)$ hovers near 0: the softmax ignores a common shift of the logits
@@ -194,7 +196,7 @@ print(*save_figure(fig, FIGURES, "fig3_delta_energy"), *save_figure(fig_hist, FI
 
 # %% [markdown]
 # ## What holds at our scale
-# What `jeat audit` last measured for the paper's claims this notebook reproduces: the paper's
+# What `jeat audit` last measured for the paper's claims this notebook tests: the paper's
 # statement, our number with its interval and n, the verdict, and why it may differ at our scale.
 # The table is rendered from `figures/audit.json`, so it changes when the audit does.
 

@@ -29,8 +29,9 @@
 # $$-\nabla_\theta \log p_\theta(x) = \nabla_\theta E_\theta(x) - \mathbb E_{x' \sim p_\theta}
 # \big[\nabla_\theta E_\theta(x')\big] \qquad \text{(Eq. 20, up to sign).}$$
 #
-# (The paper prints Eq. 20 with a minus before the expectation; differentiating $\log Z_\theta$
-# gives the plus above, the form Algorithm 1 implements.) The expectation over the model's own
+# (The paper prints Eq. 20 as $\nabla_\theta \log p_\theta(x) = -\nabla_\theta E_\theta(x) - \mathbb E[\nabla_\theta
+# E_\theta(x')]$; differentiating $\log Z_\theta$ gives a plus before the expectation there, which is the
+# line above with both sides negated and the form Algorithm 1 implements.) The expectation over the model's own
 # samples is intractable, so, like JEM, JEAT estimates it with a few samples $\tilde x$ from
 # short-run SGLD on $E_\theta(x)$ (Algorithm 1: $\tilde x \leftarrow \tilde x - \tfrac{\alpha}{2}
 # \nabla E_\theta(\tilde x) + \sqrt\alpha\,\epsilon$, K steps). With $\tilde x$ held fixed,
@@ -331,7 +332,7 @@ print(*save_figure(fig, FIGURES, "fig6_generation_by_model"), sep="\n")
 
 # %% [markdown]
 # ## What holds at our scale
-# What `jeat audit` last measured for the paper's claims this notebook reproduces: the paper's
+# What `jeat audit` last measured for the paper's claims this notebook tests: the paper's
 # statement, our number with its interval and n, the verdict, and why it may differ at our scale.
 # The table is rendered from `figures/audit.json`, so it changes when the audit does.
 

@@ -248,7 +248,7 @@ print(*save_paper_table(rows, FIGURES, "table3_robustness"), sep="\n")
 
 # %% [markdown]
 # ## What holds at our scale
-# What `jeat audit` last measured for the paper's claims this notebook reproduces: the paper's
+# What `jeat audit` last measured for the paper's claims this notebook tests: the paper's
 # statement, our number with its interval and n, the verdict, and why it may differ at our scale.
 # The table is rendered from `figures/audit.json`, so it changes when the audit does.
 

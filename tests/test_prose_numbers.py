@@ -313,27 +313,27 @@ def test_prose_helpers_read_their_sources(tmp_path):
     assert row["scored by"] == "evaluator" and row["p(y | x)"] == pytest.approx(0.1) and row["moved L2"] == 0.0
 
 
-AA_QUOTE = re.compile(r"(AT|PreJEAT|JEAT|JEM|σ\s=\s\d+/255)\s([\d.]+)%\s\[([\d.]+),\s([\d.]+)\]\svs\sPGD-20\s"
-                      r"([\d.]+)%\s\(n\s=\s([\d,]+)\)")  # a quote may wrap at any space
+AA_QUOTE = re.compile(r"(AT|PreJEAT|JEAT|JEM|σ\s=\s\d+/255)\s([\d.]+)%\s\[([\d.]+),\s([\d.]+)\]\s\(n\s=\s([\d,]+)\)"
+                      r"\svs\sPGD-20\s([\d.]+)%\s\(n\s=\s([\d,]+)\)")  # a quote may wrap at any space
 
 
 def aa_problems(text: str) -> list[str]:
     """figures/README.md quotes each recorded AutoAttack of Tab. 3 beside its PGD-20, as
-    ``AT 30.3% [27.5, 33.2] vs PGD-20 34.4% (n = 1,000)``: every quote matches table3_robustness.json
+    ``AT 30.3% [27.5, 33.2] (n = 1,000) vs PGD-20 34.4% (n = 1,000)``: every quote matches table3_robustness.json
     and every row with a record is quoted."""
     rows = _table("figures/table3_robustness.json")
     quoted, out = {}, []
     for m in AA_QUOTE.finditer(text):
-        name, acc, lo, hi, pgd, n = m.groups()
+        name, acc, lo, hi, n, pgd, n_pgd = m.groups()
         name = re.sub(r"\s", " ", name)
         quoted[name] = True
         r = rows.get(name)
         if r is None or r["autoattack_acc"] is None:
             out.append(f"figures/README.md quotes an AutoAttack for {name}; Tab. 3 has none")
             continue
-        want = (_pct(r["autoattack_acc"]), *(_pct(v) for v in r["autoattack_ci"]), _pct(r["pgd20_acc"]),
-                f"{r['autoattack_n']:,}")
-        if (acc, lo, hi, pgd, n) != want:
+        want = (_pct(r["autoattack_acc"]), *(_pct(v) for v in r["autoattack_ci"]), f"{r['autoattack_n']:,}",
+                _pct(r["pgd20_acc"]), f"{r['n']:,}")
+        if (acc, lo, hi, n, pgd, n_pgd) != want:
             out.append(f"figures/README.md: {m.group(0)!r}, Tab. 3 says {want}")
     missing = [k for k, r in rows.items() if r["autoattack_acc"] is not None and k not in quoted]
     if missing:

@@ -83,7 +83,11 @@ def to_markdown(rows: list[dict]) -> str:
     def f(v):
         return "—" if v is None else f"{v:.3g}" if isinstance(v, float) else str(v)
 
-    out = ["| run | settings added to Algorithm 1 as written | steps | roll-backs (first at) | CE | batch acc | "
+    out = ["# The Algorithm-1 study (`python tools/alg1_study.py`)", "",
+           "Each run of `tools/queues/alg1.txt`: what it adds to Algorithm 1 as written, how far it got, and "
+           f"whether it trains (CE below {CE_TRAINS}, |E(x̃) − E(x⁺)| below {CONTRAST_BOUND:g} nats, the guard never "
+           "gave up), over the last 10% of its logged steps.", "",
+           "| run | settings added to Algorithm 1 as written | steps | roll-backs (first at) | CE | batch acc | "
            "E(x⁺) | E(x̃) | E(x̃) − E(x⁺) | max abs logit | minutes | trains |", "|" + "---|" * 12]
     for r in rows:
         verdict = "yes" if r["trains"] else "no" + (" (the guard gave up)" if r["gave_up"] else "")

@@ -1,4 +1,4 @@
-"""Reproduction audit: each claim of the paper as a measurement with uncertainty (``jeat audit``).
+"""The audit of the paper's claims: each claim of the paper as a measurement with uncertainty (``jeat audit``).
 
 A claim is a small :class:`Claim`: the paper's statement and value, a ``measure`` function that
 returns our numbers with their n and 95% intervals, and a verdict computed by one of the rules
@@ -375,7 +375,7 @@ def _part_lines(c: dict) -> list[str]:
 
 def to_markdown(report: dict) -> str:
     counts, added = tally(report), tally(report, "added")
-    lines = ["# Reproduction audit (`jeat audit`)", "",
+    lines = ["# The paper's claims, audited (`jeat audit`)", "",
              f"{'Smoke run (tiny sizes) — not a result.' if report['smoke'] else 'Full run'} on the shipped "
              f"cpu-preset models (SmallCNN, 0.81 M parameters, 2-core CPU); {report['seconds']:.0f} s"
              + "".join(f"; claims {', '.join(map(str, r['claims']))} re-measured on {r['date']}"
