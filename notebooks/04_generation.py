@@ -157,7 +157,23 @@ say(f"largest difference between autograd and the formula, relative to the gradi
 # the data than Eq. 17 chains of the non-JEAT models, which keep climbing $f_y$ past it. The
 # prediction for CIFAR-10 is therefore about *where* the chains go, not that Eq. 17 must generate
 # better images: the moved L2 distances of the Fig. 4 rows below and the audit's part 4a (its verdict
-# at the end of this notebook, decided over the AT runs) are where it is tested.
+# at the end of this notebook, decided over the AT runs) are where it is tested. The next cell reads
+# the outcome from the audit.
+
+# %%
+from jeat_core.paper.prose import audit_claim
+
+c4 = audit_claim(4)
+part = (c4 or {}).get("parts", [None])[0]
+kid = next((x for x in (part or {}).get("comparisons", []) if x["metric"] == "kid"), None)
+if kid is None:
+    say("Claim 4 is not in this audit: nothing to compare the toy's prediction with.")
+else:
+    lean = ("Eq. 16's samples score better, the toy's direction (its chains stop nearer the data)" if kid["diff"] > 0
+            else "Eq. 17's samples score better, against the toy's direction")
+    say(f"Part 4a over AT's training runs: KID(Eq. 17) − KID(Eq. 16) = {kid['diff']:+.4f} "
+        f"[{kid['ci'][0]:+.4f}, {kid['ci'][1]:+.4f}] ({kid['feature_space']}, {kid['ci_level']:.1%} interval): "
+        f"{lean} on average; the verdict is '{part['verdict']}'.")
 
 # %% [markdown]
 # ## Explore
@@ -191,7 +207,7 @@ explorer
 #
 # * **Exact Langevin noise.** Take a small η and push the noise to the slider's top (about √η
 #   at η = 0.1), and at a large η take s = √η (in code: `generate(models["at"], labels, seeds,
-#   GenerationConfig("joint", 3.0, 10, 3 ** 0.5))` after `from jeat_core.sampling import
+#   GenerationConfig("joint", 3.0, 10, 3 ** 0.5))` after `from jeat_core.core.sampling import
 #   GenerationConfig, generate`). Does the chain break (clipped pixels, colour noise) and the
 #   accuracy fall to chance, against the whisper of noise the tuned samplers keep?
 # * **η = 10 with each energy.** Does Eq. 17 break at this step while Eq. 16 (AT's tuned Eq. 16

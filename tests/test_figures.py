@@ -286,12 +286,14 @@ def test_image_grid_sets_the_first_column_apart_and_fig6_names_its_classes():
 def test_delta_energy_histograms_measure_single_updates(toy):
     """Per-example Δ_x E is exactly 0 when the training input is the image itself (standard training) and
     not when an attack moves it (AT); one value per image of the batch at each point of training."""
+    from conftest import tiny_cnn
+
     from jeat_core.paper.paper_items import FigureSizes, fig3_histograms
 
     sizes = FigureSizes(hist_steps=2)
-    at = fig3_histograms(toy, None, method="at", sizes=sizes)
+    at = fig3_histograms(toy, tiny_cnn(), method="at", sizes=sizes)  # a trained model of another width
     std = fig3_histograms(toy, None, method="standard", sizes=sizes)
-    assert list(at["points"]) == ["fresh run, update 1", "fresh run, update 2"]
+    assert list(at["points"]) == ["fresh run, update 1", "fresh run, update 2", "trained model, one update (probe)"]
     for d in (at, std):
         for values in d["points"].values():
             assert {len(v) for v in values.values()} == {d["batch"]}

@@ -13,8 +13,9 @@ Fisher scores, contour grids, energy logs) live in :mod:`jeat_core.paper.experim
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from torch import Tensor
@@ -205,10 +206,13 @@ def fig3_histograms(train, trained=None, *, method: str = FIG3_MODEL, sizes: Fig
             train_step(state, x, y, cfg)
         state.step += 1
     if trained is not None:
+        model = copy.deepcopy(trained).to(device).train()  # the shipped weights in their own architecture
+        for param in model.parameters():
+            param.requires_grad_(True)
         probe = build_state(cfg, device, batches.total_steps(cfg))
-        probe.core.load_state_dict(trained.state_dict())
-        for g in probe.optimizer.param_groups:
-            g["lr"] = cfg.optim.lr
+        optimizer = type(probe.optimizer)(model.parameters(), **probe.optimizer.defaults)  # the recipe's, peak lr
+        probe = replace(probe, model=model, optimizer=optimizer,
+                        scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0))
         x, y = batches.get(steps, cfg, probe.generator)
         got = _one_update(probe, cfg, x, y)
         points["trained model, one update (probe)"] = {k: got[k].numpy() for k in keep}
