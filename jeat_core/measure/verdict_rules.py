@@ -64,13 +64,7 @@ def combine(verdicts: list[str]) -> str:
     is; not reproduced if any part is; otherwise inconclusive."""
     if not verdicts:
         raise ValueError("no verdicts to combine")
-    if NOT_MEASURABLE in verdicts:
-        return NOT_MEASURABLE
-    if all(v == "reproduced" for v in verdicts):
-        return "reproduced"
-    if "not reproduced" in verdicts:
-        return "not reproduced"
-    return "inconclusive"
+    return NOT_MEASURABLE if NOT_MEASURABLE in verdicts else all_or_any(verdicts)
 
 
 # ----------------------------------------------------------------------------- generation claims (across rulers)
@@ -152,22 +146,14 @@ def generation_claim_verdict(verdicts: list[str]) -> str:
 # ----------------------------------------------------------------------------- claims decided over training runs
 def interval_verdicts(ci, direction: int, runs: int) -> tuple[str, str]:
     """(verdict over runs, what the interval as it is says)."""
-    lo, hi = ci
-    side = 1 if lo > 0 else -1 if hi < 0 else 0
-    image = "reproduced" if side == direction else "not reproduced" if side == -direction else "inconclusive"
+    image = verdict_from_ci(ci, direction)
     return (image if runs >= 2 else ONE_RUN), image
 
 
 def over_runs_verdict(over_runs: list[str]) -> str:
     """A part decided over runs from its comparisons' verdicts: :data:`ONE_RUN` when a comparison has one
     run on a side, reproduced when every comparison is, not reproduced when one is, else inconclusive."""
-    if ONE_RUN in over_runs:
-        return ONE_RUN
-    if all(v == "reproduced" for v in over_runs):
-        return "reproduced"
-    if "not reproduced" in over_runs:
-        return "not reproduced"
-    return "inconclusive"
+    return ONE_RUN if ONE_RUN in over_runs else all_or_any(over_runs)
 
 
 def all_or_any(vs: list[str]) -> str:
@@ -179,10 +165,5 @@ def all_or_any(vs: list[str]) -> str:
 def runs_claim_verdict(parts: list[dict]) -> str:
     """A claim from its parts (as :func:`generation_claim_verdict`, without rulers)."""
     vs = [p["verdict"] for p in parts]
-    if all(v == "reproduced" for v in vs):
-        return "reproduced"
-    if "not reproduced" in vs:
-        return "not reproduced"
-    if all(v == ONE_RUN for v in vs):
-        return ONE_RUN
-    return "inconclusive"
+    verdict = all_or_any(vs)
+    return ONE_RUN if verdict == "inconclusive" and all(v == ONE_RUN for v in vs) else verdict
