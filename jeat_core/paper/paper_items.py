@@ -28,9 +28,8 @@ from jeat_core.measure.metrics import TrainIndex, nearest_by_ssim, robust_accura
 from jeat_core.measure.robustness import is_standard, masks_of
 from jeat_core.measure.stats import bootstrap_ci, shared_images_mean, wilson_interval
 from jeat_core.paper.experiments import TRAINING_SEEDS, Context, fisher_rows, read_energy_log, training_runs
-from jeat_core.train.methods import get_method, make_config
-from jeat_core.train.train_state import Batch, EnergyDynamics
-from jeat_core.train.training import Batches, apply_update, build_state, train_step
+from jeat_core.train.methods import make_config
+from jeat_core.train.training import Batches, build_state, train_step
 
 MODEL_LABELS = {"standard": "Normal", "at": "AT", "prejeat": "PreJEAT", "jeat": "JEAT", "jem": "JEM",
                 "noise-8": "σ = 8/255", "noise-16": "σ = 16/255", "noise-24": "σ = 24/255", "trades": "TRADES"}
@@ -171,14 +170,6 @@ def fig3_data(preset: str = "cifar10-cpu") -> dict:
                      f"{'s' if len(runs) > 1 else ''})"}
 
 
-def _one_update(state, cfg, x: Tensor, y: Tensor) -> dict[str, Tensor]:
-    """One training update of ``cfg.method`` on ``(x, y)``; the per-example Fig. 3 energies it measured."""
-    dyn = EnergyDynamics(state, cfg, x, y)
-    apply_update(state, cfg, get_method(cfg.method).loss(state, Batch(x, y, dyn), cfg).loss)
-    dyn.after()
-    return dyn.samples
-
-
 def fig3_histograms(train, trained=None, *, method: str = FIG3_MODEL, sizes: FigureSizes = PAPER_SIZES,
                     seed: int = 0) -> dict:
     """The ΔE histograms: per-example Δ_x E(x, y), Δ_θ E(x, y) and Δ_θ E(x) (Eq. 15) of single updates
@@ -199,11 +190,9 @@ def fig3_histograms(train, trained=None, *, method: str = FIG3_MODEL, sizes: Fig
     state = build_state(cfg, device, batches.total_steps(cfg))  # the whole recipe's schedule, stopped early
     for s in range(steps):
         x, y = batches.get(s, cfg, state.generator)
-        if s in (0, steps - 1):
-            got = _one_update(state, cfg, x, y)
+        got = train_step(state, x, y, cfg, log_dynamics=s in (0, steps - 1)).samples
+        if got:
             points[f"fresh run, update {s + 1}"] = {k: got[k].numpy() for k in keep}
-        else:
-            train_step(state, x, y, cfg)
         state.step += 1
     if trained is not None:
         model = copy.deepcopy(trained).to(device).train()  # the shipped weights in their own architecture
@@ -214,7 +203,7 @@ def fig3_histograms(train, trained=None, *, method: str = FIG3_MODEL, sizes: Fig
         probe = replace(probe, model=model, optimizer=optimizer,
                         scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0))
         x, y = batches.get(steps, cfg, probe.generator)
-        got = _one_update(probe, cfg, x, y)
+        got = train_step(probe, x, y, cfg, log_dynamics=True).samples
         points["trained model, one update (probe)"] = {k: got[k].numpy() for k in keep}
     return {"points": points, "method": method, "batch": len(next(iter(points.values()))["dxE_joint"])}
 

@@ -196,11 +196,13 @@ class LossResult:
 @dataclass
 class StepResult:
     """One applied update: the loss's result, the new learning rate and (at logging steps) the Fig. 3
-    energy dynamics. ``metrics`` is the logged record; the guard reads the typed fields."""
+    energy dynamics, as batch statistics (``dynamics``) and per example (``samples``, the ΔE histograms).
+    ``metrics`` is the logged record; the guard reads the typed fields."""
 
     loss: LossResult
     lr: float
     dynamics: dict[str, float] = field(default_factory=dict)
+    samples: dict[str, Tensor] = field(default_factory=dict)
 
     @property
     def ce(self) -> float:

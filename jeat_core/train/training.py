@@ -190,7 +190,9 @@ def train_step(state: TrainState, x: Tensor, y: Tensor, cfg: TrainConfig,
     dynamics = EnergyDynamics(state, cfg, x, y) if log_dynamics else None
     res = get_method(cfg.method).loss(state, Batch(x, y, dynamics), cfg)
     lr = apply_update(state, cfg, res.loss)
-    return StepResult(res, lr, dynamics.after() if dynamics is not None else {})
+    if dynamics is None:
+        return StepResult(res, lr)
+    return StepResult(res, lr, dynamics.after(), dynamics.samples)
 
 
 class Batches:
