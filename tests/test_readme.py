@@ -254,16 +254,6 @@ def test_figures_readme_trades_table_is_its_json():
     assert block == markdown(json.loads((REPO / "figures" / "trades_generation.json").read_text()))
 
 
-def test_figures_readme_generation_block_is_the_audit():
-    """figures/README.md's generation tables are verdicts.generation_markdown(audit.json), verbatim."""
-    from jeat_core.paper.verdicts import GEN_BLOCK, generation_markdown
-
-    text = (REPO / "figures" / "README.md").read_text()
-    block = text.split(GEN_BLOCK[0], 1)[1].split(GEN_BLOCK[1], 1)[0].strip()
-    report = json.loads((REPO / "figures" / "audit.json").read_text())
-    assert block == generation_markdown(report).strip()
-
-
 def test_front_page_counts_agree_with_the_audit():
     """The counts the front page states (claims, parts, rows of claims.png) are the audit's and the figure's."""
     from jeat_core.paper.claims import claim_effects

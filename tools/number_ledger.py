@@ -193,9 +193,10 @@ def problems(docs: dict[str, str] | None = None) -> list[str]:
     for path, raw in docs.items():
         text = prose(path, raw)
         covered: list[tuple[int, int]] = []
-        for quote in [e.text for e in entries if e.file == path] + [c["text"] for c in constants]:
+        own = [e.text for e in entries if e.file == path]
+        for quote in own + [c["text"] for c in constants]:
             start = text.find(quote)
-            if start < 0 and quote in [e.text for e in entries if e.file == path]:
+            if start < 0 and quote in own:
                 out.append(f"{path}: the ledger's quote {quote!r} is not in the text (changed? see docs/numbers.json)")
             while start >= 0:
                 covered.append((start, start + len(quote)))

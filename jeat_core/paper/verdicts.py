@@ -260,8 +260,8 @@ def _decided(c: dict, part: dict) -> str:
     runs = (f"runs {len(c['runs_a'])} / {len(c['runs_b'])}" if "runs_a" in c
             else f"{c.get('training_seeds', 1)} training run(s)")
     how = c.get("interval") or ("paired over seeds" if c.get("paired") else "")
-    return (f"{c['metric'].upper() if c['metric'] in ('kid', 'fid') else c['metric']}({a}) − "
-            f"{c['metric'].upper() if c['metric'] in ('kid', 'fid') else c['metric']}({b}) = {_signed(c['diff'])} "
+    metric = c["metric"].upper() if c["metric"] in ("kid", "fid") else c["metric"]
+    return (f"{metric}({a}) − {metric}({b}) = {_signed(c['diff'])} "
             f"[{_signed(c['ci'][0])}, {_signed(c['ci'][1])}] ({c['feature_space']}, {c['ci_level']:.1%} interval"
             f"{', ' + how if how else ''}, {runs}, n = {c['n']:,})")
 
@@ -272,10 +272,8 @@ def claim_markdown(report: dict, claim_id: int) -> str:
     generation claims) with its interval, level, runs per side and verdict. Numbers at three significant
     digits, as the audit tables give them."""
     rec = next(c for c in report["claims"] if c["id"] == claim_id)
-    head = f"*Audit, claim {claim_id} ({rec.get('source', 'paper')}'s claim) — **{rec['reproduced']}**.*"
-    if rec.get("source") == "added":
-        head = f"*Audit, claim {claim_id} (a check we added) — **{rec['reproduced']}**.*"
-    lines = [head]
+    whose = "a check we added" if rec.get("source") == "added" else "paper's claim"
+    lines = [f"*Audit, claim {claim_id} ({whose}) — **{rec['reproduced']}**.*"]
     for p in rec.get("parts", []):
         kid = [c for c in p["comparisons"] if c["metric"] == "kid"]
         shown = kid[:1] if kid else p["comparisons"]
