@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from jeat_core.explore.figures import PLOTS, make_all, nearest_by_ssim, ssim
-from jeat_core.paper.paper_items import PAPER_ITEMS
+from jeat_core.explore.figures import draw_function, make_all, nearest_by_ssim, ssim
+from jeat_core.paper.paper_items import IMAGE_ROWS, PAPER_ITEMS
 
 
 @pytest.mark.slow
@@ -18,7 +18,7 @@ def test_figures_smoke_writes_everything(tiny_zoo, tmp_path, monkeypatch, data_r
     assert list(report) == list(PAPER_ITEMS)
     for name, item in PAPER_ITEMS.items():
         assert report[name] == [str(tmp_path / f) for f in item.exports]
-        if item.plot == "table":
+        if item.is_table:
             assert json.loads((tmp_path / f"{name}.json").read_text())["rows"] and (tmp_path / f"{name}.md").is_file()
         else:
             assert (tmp_path / f"{name}.pdf").stat().st_size > 1000 and (tmp_path / f"{name}.png").is_file()
@@ -48,10 +48,24 @@ def test_each_paper_item_is_complete(item):
     from jeat_core.paper import paper_items
 
     assert getattr(paper_items, item.producer.__name__) is item.producer
-    assert item.plot == "table" or item.plot in PLOTS, item.plot
-    assert item.exports[0] == f"{item.id}.{'md' if item.plot == 'table' else 'pdf'}"
+    if not item.is_table:  # a figure names its own draw function, in the explore layer, taking the data alone
+        draw = draw_function(item)
+        assert draw.__module__.startswith("jeat_core.explore."), item.draw
+        params = [p for p in inspect.signature(draw).parameters.values() if p.default is inspect.Parameter.empty]
+        assert len(params) == 1, (item.draw, params)
+    assert item.exports[0] == f"{item.id}.{'md' if item.is_table else 'pdf'}"
     assert len(list((Path(__file__).resolve().parent.parent / "notebooks").glob(f"{item.notebook}_*.py"))) == 1
-    assert item.title and ("{n}" not in item.title or item.plot == "table")
+    assert item.title and ("{n}" not in item.title or item.is_table)
+
+
+def test_a_broken_draw_reference_is_a_clear_error():
+    from dataclasses import replace
+
+    item = replace(PAPER_ITEMS["fig2_energy_contours"], draw="jeat_core.explore.figures:no_such_function")
+    with pytest.raises(ValueError, match="fig2_energy_contours.*no_such_function"):
+        draw_function(item)
+    with pytest.raises(ValueError, match="is a table"):
+        draw_function(PAPER_ITEMS["table1_attacks"])
 
 
 def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path):
@@ -98,23 +112,12 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
         return producer
 
     made, sized = {}, {}
-    for name, item in PAPER_ITEMS.items():
+    for name, item in PAPER_ITEMS.items():  # every item's producer and draw function replaced by a recorder
         sized[name] = "sizes" in inspect.signature(item.producer).parameters
-        if item.plot == "image_rows":
-            made[name] = paper_items.ImageRows({f"{name} row": torch.rand(2, 3, 32, 32)}, nrow=2, title=name)
-        elif item.plot == "table":
-            made[name] = [{"model": name, "n": 4}]
-        elif item.plot == "delta_energy":
-            log = [name]
-            made[name] = {"log": log, "runs": {"at": log, "at-s1": ["seed 1"]}, "title": name}
-        else:
-            made[name] = {name: {}}
-        monkeypatch.setitem(PAPER_ITEMS, name, replace(item, producer=fake(name, made[name])))
+        made[name] = [{"model": name, "n": 4}] if item.is_table else object()
+        draw = None if item.is_table else (lambda data, name=name: ("drawn", name, data))
+        monkeypatch.setitem(PAPER_ITEMS, name, replace(item, producer=fake(name, made[name]), draw=draw))
     monkeypatch.setattr(ex, "Context", FakeContext)
-    monkeypatch.setattr(figures, "plot_image_rows", lambda rows: ("rows", rows))
-    monkeypatch.setattr(figures, "plot_contours", lambda data, title="", shared=False: ("contours", data))
-    monkeypatch.setattr(figures, "plot_delta_energy", lambda runs, title="", control=None: ("delta", runs, title))
-    monkeypatch.setattr(figures, "plot_delta_energy_hist", lambda data: ("hist", data))
     monkeypatch.setattr(figures, "save_figure", lambda fig, out, name: drawn.__setitem__(name, fig) or [name])
     monkeypatch.setattr(figures, "save_table", lambda rows, out, name, **kw: drawn.__setitem__(name, rows) or [name])
 
@@ -123,17 +126,10 @@ def test_make_all_plots_exactly_what_the_producers_return(monkeypatch, tmp_path)
     for name, item in PAPER_ITEMS.items():
         assert len(calls[name]) == 1, name
         assert calls[name][0].get("sizes") is (figures.SMOKE_SIZES if sized[name] else None), name
-        d = made[name]
-        if item.plot == "image_rows":
-            assert drawn[name] == ("rows", d) and drawn[name][1] is d  # the producer's ImageRows, layout and all
-        elif item.plot == "delta_energy":
-            assert drawn[name] == ("delta", d["runs"], d["title"]) and drawn[name][1] is d["runs"]
-        elif item.plot == "contours":
-            assert drawn[name] == ("contours", d)
-        elif item.plot == "delta_energy_hist":
-            assert drawn[name] == ("hist", d) and drawn[name][1] is d
-        else:
-            assert drawn[name] is d
+        if item.is_table:
+            assert drawn[name] is made[name]
+        else:  # the producer's data, unchanged, drawn by the item's own function
+            assert drawn[name] == ("drawn", name, made[name]) and drawn[name][2] is made[name]
     # generation figures get their models' manifests (tuned samplers) and the class-Gaussian seeds
     fig4 = calls["fig4_eq16_vs_eq17"][0]
     assert set(fig4["models"]) == set(paper_items.FIG4_MODELS) and fig4["manifests"]["at"] == {"name": "at"}
@@ -166,7 +162,7 @@ def test_each_notebook_calls_the_producer_of_its_paper_item(item):
                    and any(isinstance(tg, ast.Name) and tg.id == "SIZES" for tg in n.targets)]
         assert any(isinstance(a.value, ast.IfExp) and {getattr(a.value.body, "id", None),
                    getattr(a.value.orelse, "id", None)} == {"SMOKE_SIZES", "PAPER_SIZES"} for a in assigns), path.name
-    if item.plot == "image_rows":
+    if item.draw == IMAGE_ROWS:  # drawn with the producer's own layout
         var = producer.removesuffix("_rows")
         drawn = [c for c in calls if c.func.id == "plot_image_rows"]
         assert any(isinstance(c.args[0], ast.Name) and c.args[0].id == var for c in drawn if c.args), path.name

@@ -312,7 +312,7 @@ def item_pages(stage: Stage) -> list[str]:
         else:
             lines += ["No claim of the audit names this item."]
         lines += ["", "## What we get", ""]
-        if item.plot == "table":
+        if item.is_table:
             table = (REPO / "figures" / f"{item.id}.md")
             body = table.read_text() if table.is_file() else "*(not made yet: `make figures`)*"
             lines += [re.sub(r"^(#+) ", lambda m: "##" + m.group(1) + " ", body, flags=re.M)]  # H1 -> H3

@@ -9,8 +9,10 @@ turns them into a matplotlib figure. ``save_figure`` writes ``.pdf`` (vector) an
 
 from __future__ import annotations
 
+import importlib
 import json
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +47,7 @@ from jeat_core.paper.paper_items import (  # noqa: F401  (computed there; re-exp
     PAPER_SIZES,
     SMOKE_SIZES,
     ImageRows,
+    PaperItem,
     table1_rows,
     table2_fisher_rows,
     table3_rows,
@@ -387,30 +390,53 @@ def _panels_side_by_side(rows: dict[str, Tensor], *, nrow: int, title: str = "",
 # ----------------------------------------------------------------------------- SSIM neighbours (Fig. 7)
 from jeat_core.measure.metrics import TrainIndex, nearest_by_ssim, ssim  # noqa: E402,F401  (computed in metrics; re-exported)
 
+
 # ----------------------------------------------------------------------------- all figures (`jeat figures`)
-# How each kind of paper item is drawn from its producer's data (`PaperItem.plot`; "table": saved, not drawn)
-PLOTS = {"contours": lambda data: plot_contours(data, shared=True),  # Fig. 2: fig2_data's dict
-         "delta_energy": lambda data: plot_delta_energy(data["runs"], title=data["title"],  # Fig. 3: fig3_data
-                                                        control=data.get("control")),
-         "delta_energy_hist": lambda data: plot_delta_energy_hist(data),  # the ΔE histograms: fig3_histograms
-         "image_rows": lambda data: plot_image_rows(data)}  # ImageRows
+# The draw functions the paper items name (`PaperItem.draw`): each takes its producer's data unchanged
+def draw_fig2(data: dict):
+    """Fig. 2 from :func:`~jeat_core.paper.paper_items.fig2_data`: the contours, a colour scale per
+    panel and one shared row."""
+    return plot_contours(data, shared=True)
+
+
+def draw_fig3(data: dict):
+    """Fig. 3 from :func:`~jeat_core.paper.paper_items.fig3_data`: its runs' Δ-energy curves and the control."""
+    return plot_delta_energy(data["runs"], title=data["title"], control=data.get("control"))
+
+
+def draw_function(item: PaperItem) -> Callable:
+    """The draw function of figure ``item``: its ``draw`` callable, or the function its
+    ``"module:function"`` reference names (a clear error when the reference is broken)."""
+    if item.is_table:
+        raise ValueError(f"{item.id} is a table, not a figure: save it with save_paper_table")
+    if callable(item.draw):
+        return item.draw
+    module, _, name = item.draw.partition(":")
+    try:
+        fn = getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise ValueError(f"paper item {item.id}: its draw reference {item.draw!r} does not name a function "
+                         f"('module:function'): {e}") from e
+    if not callable(fn):
+        raise ValueError(f"paper item {item.id}: {item.draw!r} is not callable")
+    return fn
 
 
 def save_paper_table(rows: list[dict], out_dir: str | Path, name: str) -> list[Path]:
     """:func:`save_table` of a paper table (``name`` a table of :data:`PAPER_ITEMS`) under its title."""
     item = PAPER_ITEMS[name]
-    if item.plot != "table":
+    if not item.is_table:
         raise ValueError(f"{name} is a figure, not a table: save it with save_figure")
     return save_table(rows, out_dir, name, title=item.title.format(n=rows[0].get("n") if rows else 0))
 
 
 def save_paper_item(name: str, data, out_dir: str | Path) -> list[Path]:
-    """Draw (a figure, :data:`PLOTS`) or tabulate (a table) paper item ``name`` of :data:`PAPER_ITEMS`
-    from its producer's ``data`` and save it in ``out_dir`` as the item's files."""
+    """Draw (a figure, with the item's own draw function) or tabulate (a table) paper item ``name``
+    of :data:`PAPER_ITEMS` from its producer's ``data`` and save it in ``out_dir`` as the item's files."""
     item = PAPER_ITEMS[name]
-    if item.plot == "table":
+    if item.is_table:
         return save_paper_table(data, out_dir, name)
-    return save_figure(PLOTS[item.plot](data), out_dir, name)
+    return save_figure(draw_function(item)(data), out_dir, name)
 
 
 def make_all(out: str | Path = "figures", *, smoke: bool = False, data_root=None, only=None) -> dict:

@@ -399,21 +399,28 @@ class PaperItem:
     heading; ``{n}``: its rows' number of test images); ``producer``: the function of this module
     that computes its data, which its notebook calls too; ``inputs``: ``(ctx, sizes) -> keyword
     arguments`` of the producer from a :class:`Context` (how ``jeat figures`` calls it);
-    ``plot``: how :mod:`jeat_core.explore.figures` draws the data, a key of ``figures.PLOTS``, or
-    ``"table"`` (saved as Markdown and JSON); ``notebook``: the number of the notebook that
-    reproduces it (``"02"``: ``notebooks/02_*.py``)."""
+    ``draw``: its own draw function, ``data -> matplotlib Figure`` taking the producer's return
+    value unchanged, or ``None`` for a table (saved as Markdown and JSON). Drawing belongs to the
+    explore layer, which this one may not import, so the item names its function as
+    ``"module:function"`` (resolved when drawn, by :func:`jeat_core.explore.figures.draw_function`);
+    a callable works too (a notebook's or a test's own). ``notebook``: the number of the notebook
+    that reproduces it (``"02"``: ``notebooks/02_*.py``)."""
 
     id: str
     title: str
     producer: Callable
     inputs: Callable[[Context, FigureSizes], dict]
-    plot: str
+    draw: str | Callable | None
     notebook: str
+
+    @property
+    def is_table(self) -> bool:
+        return self.draw is None
 
     @property
     def exports(self) -> tuple[str, ...]:
         """Its file names: ``<id>.md`` and ``<id>.json`` for a table, ``<id>.pdf`` and ``<id>.png`` for a figure."""
-        return tuple(f"{self.id}.{ext}" for ext in (("md", "json") if self.plot == "table" else ("pdf", "png")))
+        return tuple(f"{self.id}.{ext}" for ext in (("md", "json") if self.is_table else ("pdf", "png")))
 
     def compute(self, ctx: Context, sizes: FigureSizes = PAPER_SIZES):
         """The producer's data on ``ctx``'s models and data at ``sizes`` (what ``jeat figures`` draws)."""
@@ -430,40 +437,44 @@ def _generators(ctx: Context, names) -> dict:
     return {"models": ctx.models(names), "manifests": ctx.manifests(names), "class_gaussian": ctx.class_gaussian()}
 
 
+# the draw functions the figures name (in the explore layer, which this one may not import)
+FIGURES = "jeat_core.explore.figures:"
+IMAGE_ROWS = FIGURES + "plot_image_rows"  # an ImageRows grid, with the producer's own layout
+
 # in the order `jeat figures` makes them
 PAPER_ITEMS: dict[str, PaperItem] = {item.id: item for item in (
     PaperItem("table1_attacks", "Tab. 1: CE vs energy attack, standard model (n={n})", table1_rows,
               lambda ctx, sizes: {"model": ctx.model(TABLE1_MODEL)[0], **_test_images(ctx), "sizes": sizes},
-              "table", "01"),
+              None, "01"),
     PaperItem("fig2_energy_contours",
               "Fig. 2: Δ log p(y | x') around a test image, a colour scale per panel and one shared",
               fig2_data,
               lambda ctx, sizes: {"models": ctx.models(FIG2_MODELS), **_test_images(ctx), "sizes": sizes},
-              "contours", "02"),
+              FIGURES + "draw_fig2", "02"),
     PaperItem("fig3_delta_energy", "Fig. 3: Δ_x E and Δ_θ E during adversarial training", fig3_data,
-              lambda ctx, sizes: {"preset": ctx.preset}, "delta_energy", "03"),
+              lambda ctx, sizes: {"preset": ctx.preset}, FIGURES + "draw_fig3", "03"),
     PaperItem("fig3_delta_energy_hist", "ΔE histograms: per-example Δ_x E and Δ_θ E of single updates (Eq. 15)",
               fig3_histograms,
               lambda ctx, sizes: {"train": ctx.train_split(), "trained": ctx.model(FIG3_MODEL)[0], "sizes": sizes},
-              "delta_energy_hist", "03"),
+              FIGURES + "plot_delta_energy_hist", "03"),
     PaperItem("fig4_eq16_vs_eq17", "Fig. 4: generation from AT with Eq. 16 and Eq. 17, and from PreJEAT", fig4_rows,
-              lambda ctx, sizes: {**_generators(ctx, FIG4_MODELS), "sizes": sizes}, "image_rows", "04"),
+              lambda ctx, sizes: {**_generators(ctx, FIG4_MODELS), "sizes": sizes}, IMAGE_ROWS, "04"),
     PaperItem("fig5_noise_generation", "Fig. 5: generation from noise-trained classifiers", fig5_rows,
-              lambda ctx, sizes: {**_generators(ctx, FIG5_MODELS), "sizes": sizes}, "image_rows", "05"),
+              lambda ctx, sizes: {**_generators(ctx, FIG5_MODELS), "sizes": sizes}, IMAGE_ROWS, "05"),
     PaperItem("fig6_generation_by_model", "Fig. 6: generation by AT, PreJEAT, JEM and JEAT, every class", fig6_rows,
-              lambda ctx, sizes: {**_generators(ctx, FIG6_MODELS), "sizes": sizes}, "image_rows", "06"),
+              lambda ctx, sizes: {**_generators(ctx, FIG6_MODELS), "sizes": sizes}, IMAGE_ROWS, "06"),
     PaperItem("fig7_nearest_neighbours", "Fig. 7: JEAT samples and their SSIM-nearest training images", fig7_rows,
               lambda ctx, sizes: {**_generators(ctx, [FIG7_MODEL]), "train_x": ctx.train_split().x[:sizes.n_train],
-                                  "sizes": sizes}, "image_rows", "09"),
+                                  "sizes": sizes}, IMAGE_ROWS, "09"),
     PaperItem("table2_fisher",
               "Tab. 2: Fisher scores, Eq. 23/24 as written and piecewise-linear (_pl), mean and SE (n={n})",
               table2_fisher_rows,
               lambda ctx, sizes: {"models": ctx.models(TABLE2_MODELS), **_test_images(ctx), "sizes": sizes},
-              "table", "07"),
+              None, "07"),
     PaperItem("table3_robustness",
               "Tab. 3: clean and PGD-20 accuracy (n={n}), and the recorded AutoAttack accuracy (its own n)",
               table3_rows,
               lambda ctx, sizes: {"models": ctx.models(TABLE3_MODELS), **_test_images(ctx), "sizes": sizes,
                                   "manifests": ctx.manifests(TABLE3_MODELS)},
-              "table", "08"),
+              None, "08"),
 )}
