@@ -376,11 +376,16 @@ def _audit(a: argparse.Namespace) -> int:
             only = {int(v) for v in a.only.split(",") if v.strip()}
         except ValueError:
             raise ValueError(f"--only: give claim numbers like 8,10; got {a.only!r}") from None
-        if a.out and Path(a.out).with_suffix(".json").is_file():
+    if a.out and Path(a.out).with_suffix(".json").is_file():  # the earlier report: the cache, and --only's base
+        try:
             previous = json.loads(Path(a.out).with_suffix(".json").read_text())
+        except json.JSONDecodeError as e:
+            if not a.fresh:
+                raise ValueError(f"--out: {Path(a.out).with_suffix('.json')} is not valid JSON ({e}); move it "
+                                 "away or give --fresh") from None
     report = run_audit(smoke=a.smoke, data_root=a.data_root, inception_weights=a.inception_weights,
                        progress=lambda msg: print(f"[audit] {msg}", file=sys.stderr, flush=True),
-                       only=only, previous=previous)
+                       only=only, previous=previous, fresh=a.fresh)
     md = to_markdown(report)
     if a.out:
         out = Path(a.out)
@@ -499,8 +504,11 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
     u.add_argument("--out", help="also write the Markdown here (and the JSON beside it), e.g. figures/audit.md")
     u.add_argument("--inception-weights", help="offline torch-fidelity Inception weights for real IS/FID")
-    u.add_argument("--only", help="re-measure only these claims (e.g. 8,10) and keep the others from the report "
-                                  "at --out")
+    u.add_argument("--only", help="re-measure these claims (e.g. 8,10) whatever the cache says; the others are "
+                                  "kept from the report at --out where their inputs are unchanged")
+    u.add_argument("--fresh", action="store_true",
+                   help="measure every claim; by default a claim whose inputs (code, settings, data, the "
+                        "checkpoints it read) are unchanged is kept from the report at --out")
     u.add_argument("--data-root")
     u.set_defaults(func=_audit)
 

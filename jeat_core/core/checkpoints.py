@@ -27,6 +27,8 @@ import json
 import os
 import struct
 import tempfile
+from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -53,17 +55,40 @@ def shipped_root() -> Path:
     return Path(env) if env else Path(__file__).resolve().parents[2] / "checkpoints"
 
 
+# Who is told of every checkpoint lookup (the audit's cache records what each measurement read): each
+# observer is called with the name looked up and its folder, or None when there is none
+_READ_OBSERVERS: list[Callable[[str, Path | None], None]] = []
+
+
+@contextmanager
+def observing_reads(observer: Callable[[str, Path | None], None]):
+    """Within the block, ``observer(name, folder or None)`` hears of every :func:`resolve` (nested
+    observers all hear it)."""
+    _READ_OBSERVERS.append(observer)
+    try:
+        yield observer
+    finally:
+        _READ_OBSERVERS.remove(observer)
+
+
+def notify_read(name: str, folder: Path | None) -> None:
+    """Tell the observers of a checkpoint read (:func:`resolve` does; a cache replaying its reads does)."""
+    for observer in list(_READ_OBSERVERS):
+        observer(name, folder)
+
+
 def resolve(name_or_dir: str | os.PathLike) -> Path:
     """Folder of a checkpoint given by path or by shipped name (``cifar10-cpu/jeat``)."""
     if not isinstance(name_or_dir, (str, os.PathLike)) or not str(name_or_dir).strip():
         raise CheckpointError(f"a model must be named by a folder or a shipped name such as 'cifar10-cpu/jeat'; "
                               f"got {name_or_dir!r}")
     p = Path(name_or_dir).expanduser()
-    if (p / WEIGHTS).is_file():
-        return p
+    for folder in (p, shipped_root() / str(name_or_dir)):
+        if (folder / WEIGHTS).is_file():
+            notify_read(str(name_or_dir), folder)
+            return folder
+    notify_read(str(name_or_dir), None)
     q = shipped_root() / str(name_or_dir)
-    if (q / WEIGHTS).is_file():
-        return q
     known = sorted(str(m.parent.relative_to(shipped_root())) for m in shipped_root().glob(f"*/*/{WEIGHTS}"))
     raise CheckpointError(
         f"no checkpoint at {str(name_or_dir)!r}: neither {p}/{WEIGHTS} nor {q}/{WEIGHTS} exists. "

@@ -30,7 +30,7 @@ from jeat_core.measure import rulers
 from jeat_core.measure.metrics import frechet_distance, inception_score, nearest_by_ssim, penultimate, robust_accuracy
 from jeat_core.measure.stats import bootstrap_ci, proportion_difference_ci, wilson_interval
 from jeat_core.measure.verdict_rules import VERDICTS, combine, equivalence_verdict, runs_claim_verdict, verdict_from_ci
-from jeat_core.paper import run_claims
+from jeat_core.paper import audit_cache, run_claims
 from jeat_core.paper.audit_generation import GEN_PARTS, _gen, _generation
 from jeat_core.paper.audit_robustness import _accuracy_record, _masking, _robustness, _tab3
 from jeat_core.paper.audit_sizes import Settings
@@ -59,11 +59,15 @@ class Claim:
     measure: Callable[[Context, Settings, tuple[str, ...]], dict]
     source: str = "paper"  # "paper": a claim the paper makes (in the tally); "added": a check of ours
 
-    def run(self, ctx: Context, settings: Settings) -> dict:
-        # a metric text may name the settings' sample sizes ({n} images, {pc} per class)
+    def prose(self, settings: Settings) -> dict:
+        """The claim's text fields as defined now (a metric text may name the settings' sample sizes:
+        ``{n}`` images, ``{pc}`` per class, ``{nl}`` landscape images)."""
         metric = self.metric.format(n=10 * settings.per_class if self.id in GEN_PARTS else settings.n_attack,
                                     pc=settings.per_class, nl=settings.n_land)
-        rec = {"id": self.id, "claim": self.claim, "paper": self.paper, "metric": metric, "source": self.source}
+        return {"id": self.id, "claim": self.claim, "paper": self.paper, "metric": metric, "source": self.source}
+
+    def run(self, ctx: Context, settings: Settings) -> dict:
+        rec = self.prose(settings)
         try:
             for m in self.models:
                 ctx.model(m)
@@ -284,38 +288,44 @@ class AuditError(ValueError):
 
 def run_audit(*, smoke: bool = False, data_root=None, inception_weights: str | None = None,
               progress: Callable[[str], None] | None = None, only: set[int] | None = None,
-              previous: dict | None = None) -> dict:
+              previous: dict | None = None, fresh: bool = False) -> dict:
     """Measure every claim of :data:`CLAIMS` on the shipped models. Returns ``{"claims": [...], ...}``.
 
-    ``only`` (claim ids) re-measures those claims and takes every other from ``previous``, an earlier
-    report of the same settings (e.g. after recording a new evaluation, claims 8 and 10, in minutes
-    instead of the whole audit). Its ``seconds`` then add the new claims' times to the others' old
-    ones, and ``reran`` lists what was re-measured and when."""
+    ``previous``, an earlier report, is a cache (:mod:`jeat_core.paper.audit_cache`): a claim whose
+    inputs (the measuring code, the settings, the data, every checkpoint it read) are unchanged is
+    taken from it, its prose refreshed, instead of measured again. ``fresh`` measures everything;
+    ``only`` (claim ids) measures those claims whatever the cache says (the others follow the cache).
+    The report's ``seconds`` add every claim's measuring time (the cost of a fresh audit); ``reran``
+    lists which claims a run measured, and when, while others came from the cache."""
     say = progress or (lambda _msg: None)
-    t0 = time.time()
     st = Settings.smoke_run() if smoke else Settings()
     if inception_weights:
         st = Settings(**{**st.__dict__, "inception_weights": inception_weights})
     settings = {k: v for k, v in st.__dict__.items() if k != "inception_weights"}
     if only is not None:
         _check_rerun(only, previous, smoke, settings)
+    old = {c.get("id"): c for c in (previous or {}).get("claims", [])} if previous and not fresh else {}
     ctx = Context(data_root=data_root)
-    claims = []
+    claims, measured = [], []
     for c in CLAIMS:
-        if only is not None and c.id not in only:  # kept from the earlier report (its source as defined now)
-            claims.append({**next(old for old in previous["claims"] if old["id"] == c.id), "source": c.source})
+        key = audit_cache.claim_key(c.id, c.models, {**settings, "smoke": smoke}, data_root)
+        if (only is None or c.id not in only) and audit_cache.reusable(old.get(c.id), key):
+            say(f"claim {c.id}: unchanged inputs, kept from the earlier report")
+            claims.append({**old[c.id], **c.prose(st)})
             continue
         say(f"claim {c.id}: {c.claim}")
         t = time.time()
-        claims.append(c.run(ctx, st))
+        with audit_cache.ReadLog() as log:
+            claims.append(c.run(ctx, st))
         claims[-1]["seconds"] = round(time.time() - t, 1)
-    seconds = round(time.time() - t0, 1)
+        claims[-1]["inputs"] = {"key": key, "reads": dict(sorted(log.reads.items()))}
+        measured.append(c.id)
     extra = {}
-    if only is not None:
-        seconds = round(sum(c["seconds"] for c in claims), 1)
-        entry = {"claims": sorted(only), "date": time.strftime("%Y-%m-%d")}
-        extra["reran"] = [*(r for r in previous.get("reran", []) if r != entry), entry]  # once per day and claims
-    return {"claims": claims, "smoke": smoke, "seconds": seconds, **extra, "settings": settings,
+    if len(measured) < len(CLAIMS):
+        entry = {"claims": measured, "date": time.strftime("%Y-%m-%d")}
+        extra["reran"] = [*(r for r in (previous or {}).get("reran", []) if r != entry), entry]
+    return {"claims": claims, "smoke": smoke, "seconds": round(sum(c["seconds"] for c in claims), 1), **extra,
+            "settings": settings,
             "feature_spaces": {n: {"role": sp.role, "evaluator": sp.evaluator, "description": sp.description}
                                for n, sp in rulers.FEATURE_SPACES.items()},
             "tally": tally({"claims": claims}), "tally_added": tally({"claims": claims}, "added"),
@@ -332,10 +342,6 @@ def _check_rerun(only: set[int], previous: dict | None, smoke: bool, settings: d
     if previous.get("smoke") != smoke or previous.get("settings") != json_round_trip(settings):
         raise AuditError("--only: the earlier report was made with other settings (or smoke flag); run the whole "
                          "audit instead")
-    missing = ids - {c.get("id") for c in previous.get("claims", [])} - only
-    if missing:
-        raise AuditError(f"--only: the earlier report lacks claims {', '.join(map(str, sorted(missing)))}; "
-                         "re-measure them too (--only) or run the whole audit")
 
 
 def json_round_trip(v):

@@ -33,7 +33,16 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from jeat_core.core.checkpoints import MANIFEST, CheckpointError, load_model, read_manifest, resolve, write_json
+from jeat_core.core.checkpoints import (
+    MANIFEST,
+    CheckpointError,
+    load_model,
+    notify_read,
+    observing_reads,
+    read_manifest,
+    resolve,
+    write_json,
+)
 from jeat_core.core.data import load_split
 from jeat_core.core.energy import energy_of
 from jeat_core.core.landscape import energy_grid, landscape_stats, random_directions
@@ -122,11 +131,22 @@ class Context:
     preset: str = "cifar10-cpu"
     paths: dict = field(default_factory=dict)  # name -> checkpoint folder (candidates not shipped yet)
     _cache: dict = field(default_factory=dict, repr=False)
+    _reads: dict = field(default_factory=dict, repr=False)  # key -> the checkpoint reads of its make()
 
     def cached(self, key, make: Callable[[], Any]):
-        """``make()``, computed once per ``key`` (hashable) for the life of this context."""
+        """``make()``, computed once per ``key`` (hashable) for the life of this context.
+
+        The checkpoints ``make()`` read are remembered and told again to the read observers on every
+        later use (:func:`~jeat_core.core.checkpoints.notify_read`), so a measurement that takes a
+        cached value still shows what it depends on (the audit's cache, :mod:`jeat_core.paper.audit_cache`)."""
         if key not in self._cache:
-            self._cache[key] = make()
+            reads: list = []
+            with observing_reads(lambda name, folder: reads.append((name, folder))):
+                self._cache[key] = make()
+            self._reads[key] = reads
+        else:
+            for name, folder in self._reads.get(key, ()):
+                notify_read(name, folder)
         return self._cache[key]
 
     def model(self, name: str):
