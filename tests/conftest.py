@@ -1,7 +1,10 @@
 """Shared fixtures: the procedural toy set, real CIFAR-10 when present, tiny models and a tiny trained zoo
 (shipped-format checkpoints with recorded evals) that the tests of every layer build on."""
 
+import importlib.util
 import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -70,15 +73,39 @@ ZOO = {
 
 
 @pytest.fixture(scope="session")
-def tiny_zoo(tmp_path_factory):
+def tiny_zoo(tmp_path_factory, request):
     """All the zoo names as tiny models trained for 2 steps on a toy set: exercises every code
-    path that loads `cifar10-cpu/<name>` (figures, notebooks) in seconds."""
+    path that loads `cifar10-cpu/<name>` (figures, the audit) in seconds.
+
+    Cached by content in pytest's cache (``jeat_tiny_zoo/<key>``): the key hashes the code of the
+    layers that train and evaluate (core, train, measure; prose-blind, as the audit's cache) and this
+    file, so any change to them trains the zoo again; each session gets its own copy."""
+    import hashlib
+    import shutil
+
+    from jeat_core.paper.audit_cache import PACKAGE, source_version
+
+    code = [p for layer in ("core", "train", "measure") for p in (PACKAGE / layer).rglob("*.py")]
+    key = hashlib.sha256((source_version(code, PACKAGE) + Path(__file__).read_text()).encode()).hexdigest()[:16]
+    root = tmp_path_factory.mktemp("zoo")
+    if getattr(request.config, "cache", None) is None:  # pytest's cache is off (-p no:cacheprovider)
+        _train_tiny_zoo(root)
+        return root
+    cached = Path(request.config.cache.mkdir("jeat_tiny_zoo")) / key
+    if not (cached / "complete").is_file():
+        shutil.rmtree(cached, ignore_errors=True)
+        _train_tiny_zoo(cached)
+        (cached / "complete").write_text(key)
+    shutil.copytree(cached, root, dirs_exist_ok=True)
+    return root
+
+
+def _train_tiny_zoo(root: Path) -> None:
     from jeat_core.core.checkpoints import MANIFEST, load_model, read_manifest, record_eval, write_json
     from jeat_core.measure.metrics import robust_accuracy
     from jeat_core.measure.robustness import autoattack
     from jeat_core.train.training import fit, make_config
 
-    root = tmp_path_factory.mktemp("zoo")
     data, test = procedural(256, seed=0), procedural(64, seed=1)
     for name, (method, kw) in ZOO.items():
         cfg = make_config(method, "cpu", max_steps=2, log_every=1, checkpoint_every=0, eval_n=0,
@@ -99,7 +126,6 @@ def tiny_zoo(tmp_path_factory):
         assert read_manifest(out)["evals"]
     tiny_evaluator(root / "cifar10-cpu" / "evaluator")
     tiny_evaluator(root / "cifar10-cpu" / "evaluator-b", arch="eval_vgg")
-    return root
 
 
 def tiny_evaluator(out: Path, arch: str = "eval_resnet") -> None:
@@ -126,3 +152,21 @@ def device() -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         pytest.fail("JEAT_TEST_DEVICE asks for cuda but CUDA is not available")
     return dev
+
+
+@pytest.fixture(scope="session")
+def executed_notebooks(data_root) -> dict:
+    """Every notebook executed once per test session, at smoke sizes on the shipped models, by the site
+    build's executor (``docs/site/build.py --smoke --execute-only``) into ``build/site-smoke``'s
+    jupyter-cache: ``{"notebooks": {stem: executed notebook}, "figures": the folder they export to}``.
+    The notebook test, the JupyterLab test and the site test all read this one execution (a notebook
+    whose code, library or models are unchanged since an earlier session is not executed again)."""
+    out = REPO / "build" / "site-smoke"
+    proc = subprocess.run([sys.executable, str(REPO / "docs" / "site" / "build.py"), "--smoke", "--execute-only"],
+                          env={**os.environ, "JEAT_DATA": data_root}, capture_output=True, text=True, timeout=3000)
+    print(proc.stdout[-2000:])
+    assert proc.returncode == 0, f"executing the notebooks failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
+    spec = importlib.util.spec_from_file_location("site_build", REPO / "docs" / "site" / "build.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    return {"notebooks": build.executed_notebooks(out), "figures": out / "figures-local"}

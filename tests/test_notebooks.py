@@ -1,9 +1,10 @@
 """Every notebook executes headless (jupytext -> nbclient) in smoke mode with no error output,
 and every cell that makes a figure shows it as a picture.
 
-The notebooks load `cifar10-cpu/<name>`; here those names resolve to the tiny throw-away zoo
-(``JEAT_CHECKPOINTS``) so the test covers every notebook whether or not a model is shipped yet,
-on real CIFAR-10 data. Each notebook's last cell exports its figure into a temporary folder.
+The notebooks run once per session, at smoke sizes on the shipped models and real CIFAR-10, by the
+site build's executor (the ``executed_notebooks`` fixture of conftest.py); this test, the JupyterLab
+test and the site test read that one execution. Each notebook's last cell exports its figure into the
+build's ``figures-local``.
 
 A cell that makes a figure carries the tag ``figure`` (``# %% tags=["figure"]``); such a cell must
 output at least one image (PNG or SVG), and no output may be matplotlib's bare text repr
@@ -59,17 +60,11 @@ def _images(cell) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes(path, tiny_zoo, data_root, tmp_path, monkeypatch):
-    import jupytext
-    from nbclient import NotebookClient
-
-    monkeypatch.setenv("JEAT_SMOKE", "1")
-    monkeypatch.setenv("JEAT_DATA", data_root)
-    monkeypatch.setenv("JEAT_CHECKPOINTS", str(tiny_zoo))
-    monkeypatch.setenv("JEAT_FIGURES", str(tmp_path))
-    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "2"))
-    nb = jupytext.read(path)
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+def test_notebook_executes(path, executed_notebooks):
+    """The notebook as the site build executed it (its cells, plus the site's hidden set-up and gallery
+    cells), once per session and shared with the JupyterLab and site tests (conftest.executed_notebooks)."""
+    nb = executed_notebooks["notebooks"].get(path.stem)
+    assert nb is not None, f"{path.stem} was not executed (see the executor's output above)"
     problems = []
     for i, cell in enumerate(nb.cells):
         for out in cell.get("outputs", []):
@@ -85,4 +80,5 @@ def test_notebook_executes(path, tiny_zoo, data_root, tmp_path, monkeypatch):
             problems.append(f"cell {i} makes a figure but shows no image: {cell.source.splitlines()[0]!r}")
     assert not problems, "\n".join(problems)
     files = EXPORTS.get(path.name[:2]) or ILLUSTRATIONS[path.name[:2]]
-    assert all((tmp_path / f).is_file() for f in files), sorted(os.listdir(tmp_path))
+    figures = executed_notebooks["figures"]
+    assert all((figures / f).is_file() for f in files), sorted(os.listdir(figures))

@@ -1,7 +1,8 @@
 """The static site (`make site-smoke`) in a real browser: headless Chromium driven by Playwright.
 
-Builds the site at smoke sizes (``docs/site/build.py --smoke`` -> ``build/site-smoke``; notebook
-runs are cached there, so a second run of this test executes nothing), serves it on localhost and
+Builds the site at smoke sizes (``docs/site/build.py --smoke`` -> ``build/site-smoke``) from the
+session's one execution of the notebooks (conftest's ``executed_notebooks``, the same jupyter-cache), so
+the build only stages and renders, serves it on localhost and
 opens every page: no console error, no failed request and nothing fetched from another host;
 every ``<img>`` decoded with a non-zero natural size; every internal link and anchor resolves;
 every maths element typeset by MathJax; each notebook page shows its figures, and each explorer a
@@ -37,10 +38,11 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-c
 
 
 @pytest.fixture(scope="module")
-def html_dir(data_root) -> Path:
+def html_dir(data_root, request) -> Path:
     given = os.environ.get("JEAT_SITE_HTML")
     if given:
         return Path(given)
+    request.getfixturevalue("executed_notebooks")  # the session's one execution: the build below only renders
     if not (REPO / "node_modules" / "mathjax").is_dir() and not shutil.which("npm"):
         msg = "the site's MathJax comes from npm (package.json), and npm was not found"
         if os.environ.get("CI"):

@@ -68,6 +68,8 @@ def test_generation_explorer_uses_tuned_sampler_and_hides_the_evaluator(setup):
     e = generation_explorer({**models, "evaluator": models["at"]}, cg, manifests=manifests, n_images=2,
                             max_steps=20, judge=_judge(models))
     assert "evaluator" not in e.controls["model"].options
+    labels = [o[0] if isinstance(o, tuple) else o for o in e.controls["label"].options]  # (text, value) pairs
+    assert {"airplane", "ship", "cat"} <= set(labels), labels  # the label dropdown names the classes
     # `at` has no tuned settings: GenerationConfig's, its K capped at max_steps
     assert not e.last["tuned"] and (e.values()["steps"], e.values()["step_size"]) == (20, GenerationConfig().step_size)
     n = len(e.timings)

@@ -287,6 +287,24 @@ def execute(notebooks: list[Path], cache_dir: Path, jobs: int, timeout: int) -> 
     return done
 
 
+def executed_notebooks(out: Path) -> dict:
+    """``{notebook stem: executed notebook}`` from the jupyter-cache of a build in ``out`` (one execution
+    of each staged notebook, shared by the site, ``tests/test_notebooks.py`` and the JupyterLab test);
+    a notebook the cache does not hold for its current code is missing from the result."""
+    import nbformat
+    from jupyter_cache import get_cache
+
+    cache = get_cache(str(out / "jupyter_cache"))
+    found = {}
+    for p in sorted((out / "src" / NOTEBOOKS).glob("[0-9][0-9]_*.ipynb")):
+        try:
+            record = cache.match_cache_notebook(nbformat.read(p, as_version=4))
+        except KeyError:
+            continue
+        found[p.stem] = cache.get_cache_bundle(record.pk).nb
+    return found
+
+
 # ----------------------------------------------------------------------------- paper items
 def item_pages(stage: Stage) -> list[str]:
     """One page per paper figure/table: the paper's claim and evidence (audit), our figure or table, the verdict."""
@@ -418,6 +436,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--timeout", type=int, default=3600, help="seconds one cell may run")
     ap.add_argument("--strict", action="store_true", help="Sphinx warnings are errors")
     ap.add_argument("--stage-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--execute-only", action="store_true",
+                    help="stage and execute the notebooks into the cache, no Sphinx (the tests read them there)")
     args = ap.parse_args(argv)
     out = (args.out or REPO / "build" / ("site-smoke" if args.smoke else "site")).resolve()
     t0 = time.perf_counter()
@@ -446,6 +466,10 @@ def main(argv: list[str] | None = None) -> int:
     t1 = time.perf_counter()
     executed = execute(notebooks, out / "jupyter_cache", args.jobs, args.timeout)
     times["execute"] = time.perf_counter() - t1
+    if args.execute_only:
+        log(f"[site] executed {len(executed)} of {len(notebooks)} notebooks in {times['execute']:.0f} s "
+            f"(the others were cached) -> {out / 'jupyter_cache'}")
+        return 0
 
     t2 = time.perf_counter()
     env = {**os.environ, "JEAT_SITE_OUT": str(out), "JEAT_SITE_SMOKE": "1" if args.smoke else "0"}
