@@ -325,7 +325,9 @@ print(*save_figure(fig, FIGURES, "fig4_eq16_vs_eq17"), sep="\n")
 #   large even between two sets of real images. The **primary ruler** therefore standardises each
 #   feature by the mean and SD of the real reference images first (`eval-A/std`);
 #   `eval-B/std` and eval-A's middle layer (`eval-A/mid/std`) are the two **check rulers**, and raw
-#   eval-A only a diagnostic. The cell below shows the effect on 200 real images and 200 seeds.
+#   eval-A only a diagnostic, beside a ruler no network learned (`pixels/8x8/std`: the images
+#   average-pooled to 8 × 8 per channel, standardised). The cell below shows the effect on 200 real
+#   images and 200 seeds, in every diagnostic ruler and the primary one.
 # * **Paired intervals.** Every set is generated from the same seeds with the same Langevin noise,
 #   so `KID(a) − KID(b)` is resampled by seed index: the seeds' own variance cancels.
 # * **Over training runs.** A claim about *methods* is decided over their training runs: each
@@ -348,7 +350,7 @@ ctx = Context()
 x_test, _ = ctx.test()
 real_small, (seed_small, _) = x_test[:200], ctx.seeds(20, 0)
 rows = []
-for space in (rulers.FEATURE_SPACES["eval-A/raw"], rulers.FEATURE_SPACES["eval-A/std"]):
+for space in (*rulers.available(ctx, ("diagnostic",)), rulers.primary()):  # every diagnostic ruler, then the primary
     f_real, f_seed = (rulers.features(ctx, space, im) for im in (real_small, seed_small))
     rows.append({"ruler": space.name, "feature norm (real)": float(f_real.norm(dim=1).mean()),
                  "feature norm (seeds)": float(f_seed.norm(dim=1).mean()),

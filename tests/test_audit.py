@@ -8,7 +8,7 @@ import pytest
 import torch
 from conftest import tiny_cnn
 
-from jeat_core.measure import stats
+from jeat_core.measure import rulers, stats
 from jeat_core.measure.verdict_rules import ONE_RUN
 from jeat_core.paper.audit import VERDICTS, frechet_distance, inception_score, penultimate
 
@@ -71,9 +71,12 @@ def test_audit_smoke_json(tiny_zoo, data_root, monkeypatch, capsys, tmp_path):
     assert len(gen) == 3
     for c in gen:  # the contract of docs/evaluation.md (checked on the committed audit.json by test_audit_contract)
         check_generation_contract(c, min_boot=200, min_fid_boot=20)
-        sets = c["ours"]["sets"]  # real and seed baselines beside every set, in every space (raw as a diagnostic)
+        sets = c["ours"]["sets"]  # real and seed baselines beside every set, in every ruler (diagnostics too)
         assert {"real test images [0, n)", "class-Gaussian seeds"} <= set(sets)
-        assert all({"eval-A/std", "eval-B/std", "eval-A/mid/std", "eval-A/raw"} <= set(r) for r in sets.values())
+        assert all(set(rulers.RULERS) <= set(r) for r in sets.values())  # the tiny zoo ships every evaluator
+        assert set(c["ours"]["diagnostic_kid"]) == {p["name"] for p in c["parts"]}
+        assert all([x["feature_space"] for x in v] == [s.name for s in rulers.of_role("diagnostic")]
+                   for v in c["ours"]["diagnostic_kid"].values())
         assert all("eval_acc_ci" in r["eval-A/std"] and "density" in r["eval-A/std"] for r in sets.values())
     six = next(c for c in gen if c["id"] == 6)
     by = {p["name"]: p for p in six["parts"]}  # the tiny zoo ships at-s1 and jeat-s1, not prejeat-s1
@@ -108,7 +111,8 @@ def check_generation_contract(c: dict, *, min_boot: int = 2000, min_fid_boot: in
         kids = [x for x in p["comparisons"] if x["metric"] == "kid"]
         assert kids[0] is p["comparisons"][0] and kids[0]["feature_space"] == "eval-A/std"  # primary first
         assert len({x["feature_space"] for x in kids}) >= min_spaces
-        assert "eval-A/raw" not in {x["feature_space"] for x in p["comparisons"]}  # a diagnostic, never a verdict
+        diagnostic = {s.name for s in rulers.of_role("diagnostic")}  # shown, never a verdict
+        assert diagnostic.isdisjoint(x["feature_space"] for x in p["comparisons"])
         for x in p["comparisons"]:
             assert {"feature_space", "metric", "diff", "ci", "n", "paired", "n_boot", "training_seeds"} <= set(x)
             assert x["paired"] is True and x["ci"][0] <= x["ci"][1] and x["n"] > 0 and x["training_seeds"] >= 1

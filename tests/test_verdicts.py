@@ -163,6 +163,7 @@ def test_claim_effects_orient_every_part_and_keep_its_verdict(tmp_path):
 
 
 def test_generation_markdown_lists_every_space_and_set():
+    from jeat_core.measure import rulers
     from jeat_core.paper.verdicts import generation_markdown
 
     cmp = [{"feature_space": s, "metric": m, "diff": d, "ci": [d - 0.01, d + 0.01], "ci_level": 0.975, "n": 10,
@@ -178,8 +179,10 @@ def test_generation_markdown_lists_every_space_and_set():
     md = generation_markdown(report)
     assert "| **6a** | jeat vs at | **depends on the ruler** | eval-A/std | -0.05 [-0.06, -0.04] |" in md
     assert "| eval-B/std | +0.02 [+0.01, +0.03] | +0.02 [+0.01, +0.03] | 97.50% | 3 |" in md
+    diagnostic = [s.name for s in rulers.of_role("diagnostic")]  # one column each, "—" where not measured
+    assert "| evaluator acc. [95% CI] | " + " | ".join(f"KID {d} (diagnostic)" for d in diagnostic) + " |" in md
     assert "| jeat (Eq. 17) (10) | Langevin η 1, K 20, s 0.001 | 0.2 | 3 | 0.500 | 0.400 | 0.300 | 0.200 | " \
-           "90.0% [80.0%, 95.0%] | 14 |" in md
+           "90.0% [80.0%, 95.0%] | " + " | ".join("14" if d == "eval-A/raw" else "—" for d in diagnostic) + " |" in md
 
 
 def test_every_number_in_a_verdict_table_lies_in_its_own_interval():

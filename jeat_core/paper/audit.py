@@ -61,9 +61,9 @@ class Claim:
 
     def prose(self, settings: Settings) -> dict:
         """The claim's text fields as defined now (a metric text may name the settings' sample sizes:
-        ``{n}`` images, ``{pc}`` per class, ``{nl}`` landscape images)."""
+        ``{n}`` images, ``{pc}`` per class, ``{nl}`` landscape images; and ``{rulers}``, the registry's rulers)."""
         metric = self.metric.format(n=10 * settings.per_class if self.id in GEN_PARTS else settings.n_attack,
-                                    pc=settings.per_class, nl=settings.n_land)
+                                    pc=settings.per_class, nl=settings.n_land, rulers=ruler_names())
         return {"id": self.id, "claim": self.claim, "paper": self.paper, "metric": metric, "source": self.source}
 
     def run(self, ctx: Context, settings: Settings) -> dict:
@@ -214,13 +214,20 @@ def _fig7(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
             "note": "reproduced when no sample reaches SSIM 0.9 with its nearest training image"}
 
 
+def ruler_names() -> str:
+    """The registered rulers as the generation claims' metric text names them (:data:`rulers.RULERS`)."""
+    verdict = ", ".join(s.name + (" (primary)" if s.role == "primary" else "")
+                        for s in rulers.of_role("primary", "check"))
+    diagnostic = ", ".join(s.name for s in rulers.of_role("diagnostic"))
+    return f"{verdict} (diagnostics only: {diagnostic})" if diagnostic else verdict
+
+
 GEN_METRIC = ("the protocol of docs/evaluation.md: {n} generated images per set ({pc} per class) from the same "
               "fresh class-Gaussian seeds and Langevin noise for every set, each model with its own sampler "
               "tuned under the primary ruler; unbiased KID (cubic kernel) and FID against 5,000 real test images "
-              "in several feature spaces of two independent CIFAR-trained evaluators (not Inception): eval-A/std "
-              "(primary), eval-B/std, eval-A/mid/std (raw features as a diagnostic only); paired bootstrap "
-              "differences over seed indices (and training runs, two-level, where a method ships several), "
-              "Holm across a claim's parts; precision/recall/density/coverage and evaluator accuracy per set")
+              "in several feature spaces of two independent CIFAR-trained evaluators (not Inception): {rulers}; "
+              "paired bootstrap differences over seed indices (and training runs, two-level, where a method ships "
+              "several), Holm across a claim's parts; precision/recall/density/coverage and evaluator accuracy per set")
 
 CLAIMS: tuple[Claim, ...] = (
     Claim(1, "Tab. 1: the energy attack (Eq. 18) is as effective as the CE attack (Eq. 14) on a normal classifier",
@@ -327,7 +334,7 @@ def run_audit(*, smoke: bool = False, data_root=None, inception_weights: str | N
     return {"claims": claims, "smoke": smoke, "seconds": round(sum(c["seconds"] for c in claims), 1), **extra,
             "settings": settings,
             "feature_spaces": {n: {"role": sp.role, "evaluator": sp.evaluator, "description": sp.description}
-                               for n, sp in rulers.FEATURE_SPACES.items()},
+                               for n, sp in rulers.RULERS.items()},
             "tally": tally({"claims": claims}), "tally_added": tally({"claims": claims}, "added"),
             "generation_claims": sorted(GEN_PARTS)}
 

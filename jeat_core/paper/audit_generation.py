@@ -75,7 +75,8 @@ GRADIENT_DESCENT = "gradient descent from class-Gaussian seeds"
 def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...], family: str = "tuned") -> dict:
     """Claim parts scored by the protocol of ``docs/evaluation.md``: paired KID and FID differences in
     every verdict space (primary first), Holm across the parts, the rule of :func:`verdict_rules.part_verdict`;
-    per-set metrics in every space (raw features as a diagnostic) beside the seed and real baselines.
+    per-set metrics in every space (the diagnostic rulers too) beside the seed and real baselines, and
+    each part's KID difference in every diagnostic ruler (``diagnostic_kid``, never in the verdict).
     ``family``: the samplers generating (each run's tuned one, or its tuned one of Eq. 9 as written).
     A part whose every sampler is near-noiseless says so (``sampler_kind``)."""
     spaces = rulers.available(ctx)
@@ -88,7 +89,7 @@ def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...], famil
             gen[run, energy] = _gen(ctx, st, run, energy, family)
         return gen[run, energy]["images"]
 
-    built, raw = [], {}
+    built, diagnostic_kid = [], {}
     for p in parts:
         runs_a = ctx.training_runs(p.a) if p.seeds else [p.a]
         runs_b = ctx.training_runs(p.b) if p.seeds else [p.b]
@@ -97,8 +98,8 @@ def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...], famil
                       "comparisons": rulers.compare(ctx, xa, xb, spaces=spaces, n_boot_kid=st.kid_boot,
                                                     n_boot_fid=st.fid_boot, run_pairing=p.run_pairing),
                       "runs": {"a": runs_a, "b": runs_b}})
-        raw[p.name] = [c.record() for c in rulers.compare(ctx, xa, xb, spaces=diagnostic, n_boot_kid=st.kid_boot,
-                                                           fid=False)]
+        diagnostic_kid[p.name] = [c.record() for c in rulers.compare(ctx, xa, xb, spaces=diagnostic,
+                                                                     n_boot_kid=st.kid_boot, fid=False)]
     records = gen_eval.claim_parts(built)
     for rec, b, p in zip(records, built, parts):
         rec["runs"] = b["runs"]
@@ -113,7 +114,7 @@ def _generation_parts(ctx: Context, st: Settings, parts: tuple[Part, ...], famil
         sets[f"{run} ({ENERGY_LABEL[energy]})"] = {"sampler": describe_sampler(g["sampler"]),
                                                    "l2_moved": float(f"{g['l2_moved']:.4g}"),
                                                    **_set_row(ctx, g["images"], labels, spaces + diagnostic)}
-    ours = {"sets": sets, "diagnostic_raw_kid": raw, "spaces": [s.name for s in spaces],
+    ours = {"sets": sets, "diagnostic_kid": diagnostic_kid, "spaces": [s.name for s in spaces],
             "diagnostic_spaces": [s.name for s in diagnostic], "missing_spaces": rulers.missing(ctx)}
     note = "; ".join(f"{r['name']} {r['a']} vs {r['b']}: {r['verdict']}" for r in records)
     if ours["missing_spaces"]:

@@ -18,6 +18,7 @@ import json
 import re
 from pathlib import Path
 
+from jeat_core.measure import rulers
 from jeat_core.paper.claims import AUDIT
 from jeat_core.paper.paper_items import PAPER_ITEMS
 
@@ -212,8 +213,10 @@ def _cell(x: dict | None) -> str:
 def generation_markdown(report: dict) -> str:
     """The generation claims of an audit report as Markdown: each part's paired differences in every
     feature space (interval at its Holm level, training runs per side), then each set's metrics in the
-    primary space beside its raw-feature KID (a diagnostic). ``figures/README.md`` embeds it between
-    :data:`GEN_BLOCK`'s markers (a test keeps the two equal)."""
+    primary space beside its KID in every diagnostic ruler of :data:`rulers.RULERS` ("—" where the
+    report has not measured one). ``figures/README.md`` embeds it between :data:`GEN_BLOCK`'s markers
+    (a test keeps the two equal)."""
+    diagnostic = [s.name for s in rulers.of_role("diagnostic")]
     gen = [c for c in report["claims"] if c["id"] in report.get("generation_claims", (4, 5, 6))]
     lines = ["| part | a vs b | verdict | space | ΔKID [interval] | ΔFID [interval] | level | runs per side |",
              "|---|---|---|---|---|---|---|---|"]
@@ -227,8 +230,9 @@ def generation_markdown(report: dict) -> str:
                 head = (f"**{p['name']}**", f"{p['a']} vs {p['b']}", f"**{p['verdict']}**") if i == 0 else ("", "", "")
                 lines.append(f"| {' | '.join(head)} | {space} | {_cell(k)} | {_cell(f)} | {k['ci_level']:.2%} | "
                              f"{k['training_seeds']} |")
-    lines += ["", "| set (n per set) | sampler | KID | FID | precision | recall | density | coverage | "
-                  "evaluator acc. [95% CI] | raw KID (diagnostic) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    columns = ["set (n per set)", "sampler", "KID", "FID", "precision", "recall", "density", "coverage",
+               "evaluator acc. [95% CI]", *(f"KID {d} (diagnostic)" for d in diagnostic)]
+    lines += ["", f"| {' | '.join(columns)} |", "|---" * len(columns) + "|"]
     seen = set()
     for c in gen:
         n = c["n"]
@@ -237,11 +241,12 @@ def generation_markdown(report: dict) -> str:
             if name in seen:
                 continue
             seen.add(name)
-            s, raw = r[primary], r.get("eval-A/raw", {})
+            s = r[primary]
             acc = f"{s['eval_acc']:.1%} [{s['eval_acc_ci'][0]:.1%}, {s['eval_acc_ci'][1]:.1%}]"
             prdc = " | ".join(f"{s[k]:.3f}" for k in ("precision", "recall", "density", "coverage"))
+            diag = "".join(f" {r[d]['kid']:.4g} |" if d in r else " — |" for d in diagnostic)
             lines.append(f"| {name} ({n}) | {r.get('sampler', '—')} | {s['kid']:.4g} | {s['fid']:.4g} | {prdc} | "
-                         f"{acc} | {raw.get('kid', float('nan')):.4g} |")
+                         f"{acc} |{diag}")
     return "\n".join(lines)
 
 
