@@ -1,4 +1,4 @@
-"""Protects the training queue (tools/queue.py): every step is skipped when its result exists, so an
+"""Protects the training queue (tools/train_queue.py): every step is skipped when its result exists, so an
 interrupted queue resumes where it stopped and never loses or redoes a finished run; a diverged run is
 shipped without evaluations; a probe is never shipped."""
 
@@ -13,7 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture
 def queue(tmp_path, monkeypatch):
-    spec = importlib.util.spec_from_file_location("jeat_queue", REPO / "tools" / "queue.py")
+    spec = importlib.util.spec_from_file_location("jeat_queue", REPO / "tools" / "train_queue.py")
     q = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(q)
     monkeypatch.setattr(q, "RUNS", tmp_path / "runs")

@@ -1,6 +1,6 @@
 """A training queue that resumes: train each run, ship it, record its evaluations, tune its sampler.
 
-    python tools/queue.py tools/queues/robust.txt        # one thread (OMP_NUM_THREADS=1), resumable
+    python tools/train_queue.py tools/queues/robust.txt        # one thread (OMP_NUM_THREADS=1), resumable
 
 Each line of a queue file is ``NAME  jeat-train-arguments`` (``#`` starts a comment). For each run,
 every step is skipped when its result already exists, so the same command after an interruption
@@ -124,5 +124,5 @@ def main(queue: str) -> int:
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:
-        sys.exit("usage: python tools/queue.py QUEUE_FILE")
+        sys.exit("usage: python tools/train_queue.py QUEUE_FILE")
     sys.exit(main(sys.argv[1]))
