@@ -18,7 +18,8 @@ def jeat_step_parts(state, cfg, x, y) -> dict[str, Callable[[], object]]:
 
     def update():
         fwd = methods.forward(state, cfg, batch, x_adv, negatives=neg)
-        return apply_update(state, cfg, methods.with_px_term(methods.classification(fwd, y), fwd, cfg).loss)
+        res = methods.classification(fwd["train"], y, max_abs=fwd.max_abs)
+        return apply_update(state, cfg, methods.with_px_term(res, fwd["train"], fwd["negatives"], cfg).loss)
 
     return {"attack": lambda: methods.attack_examples(state, cfg, x, y),
             "sgld": lambda: methods.sgld_negatives(state, cfg), "update": update}

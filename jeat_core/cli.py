@@ -39,6 +39,7 @@ from jeat_core.core.configs import (
     UNIT,
     Range,
     get_path,
+    merge_flags,
     set_path,
 )
 from jeat_core.core.data import CIFAR10_CLASSES, DataNotFoundError, load_split, to_uint8
@@ -129,31 +130,37 @@ def parse_labels(text: str, n_classes: int = 10) -> list[int]:
 
 
 # ----------------------------------------------------------------------------- train
-# Every `jeat train` option that sets a config field is declared once, as an Option beside the
-# config it sets (jeat_core.core.configs, and each method's config in jeat_core.train.methods): the flags, the
+# Every `jeat train` option that sets a config field is declared once, on the field it sets
+# (jeat_core.core.configs.option; each method's config in jeat_core.train.methods): the flags, the
 # "does not apply to this method" errors and the --resume comparison below all read those.
 def train_options() -> dict[str, tuple]:
-    """``dest -> (Option, the methods that accept it)`` over every method of the registry."""
+    """``dest -> (Option, the methods that accept it)`` over every method of the registry. A flag
+    several methods declare with the same meaning is one flag (:func:`~jeat_core.core.configs.
+    merge_flags`); the Option's ``help`` is the flag's help text: its text and the methods that take
+    it (when not all do), or each method's own text when their texts differ."""
     out: dict[str, tuple] = {}
-    for name, m in registry.METHODS.items():
-        for o in m.config.all_options():
-            prev = out.get(o.dest)
-            if prev is not None and prev[0] != o:
-                raise RuntimeError(f"option {o.flag} is declared twice with different meanings")
-            out[o.dest] = (o, (*(prev[1] if prev else ()), name))
+    for dest, decls in merge_flags((n, m.config.all_options()) for n, m in registry.METHODS.items()).items():
+        methods = tuple(n for n, _ in decls)
+        texts: dict[str, list[str]] = {}
+        for n, o in decls:
+            texts.setdefault(o.help, []).append(n)
+        if len(texts) > 1:
+            shown = "; ".join(f"{t} ({', '.join(ms)})".strip() for t, ms in texts.items())
+        else:
+            shown = decls[0][1].help + ("" if len(methods) == len(registry.METHODS) else f" ({', '.join(methods)})")
+        out[dest] = (replace(decls[0][1], help=shown.strip()), methods)
     return out
 
 
-def _add_option(parser: argparse.ArgumentParser, o, methods: tuple) -> None:
-    where = "" if len(methods) == len(registry.METHODS) else f" ({', '.join(methods)})"
+def _add_option(parser: argparse.ArgumentParser, o) -> None:
     if o.kind == "switch":
-        parser.add_argument(o.flag, action="store_true", help=(o.help + where).strip() or None)
+        parser.add_argument(o.flag, action="store_true", help=o.help or None)
     elif o.kind == "text":
-        parser.add_argument(o.flag, help=(o.help + where).strip() or None)
+        parser.add_argument(o.flag, help=o.help or None)
     elif isinstance(o.kind, tuple):
-        parser.add_argument(o.flag, choices=o.kind, help=(o.help + where).strip() or None)
+        parser.add_argument(o.flag, choices=o.kind, help=o.help or None)
     else:
-        parser.add_argument(o.flag, type=range_arg(o.kind), help=(o.help + where).strip() or None)
+        parser.add_argument(o.flag, type=range_arg(o.kind), help=o.help or None)
 
 
 def _given(a: argparse.Namespace, o) -> bool:
@@ -443,8 +450,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--overwrite", action="store_true", help="replace a previous run in OUT")
     t.add_argument("--device", type=device_arg, help="cpu, cuda, cuda:1 (default: cuda when available)")
     t.add_argument("--no-progress", action="store_true")
-    for o, methods in train_options().values():  # the config fields, from the method registry
-        _add_option(t, o, methods)
+    for o, _ in train_options().values():  # the config fields, from the method registry
+        _add_option(t, o)
     t.set_defaults(func=_train)
 
     e = sub.add_parser("eval", help="clean and robust accuracy of a checkpoint")

@@ -5,11 +5,14 @@ same way from the Python API (``make_config``, ``dataclasses.replace``) and from
 The limits are :class:`Range` objects that the configs *check* and the ``jeat`` command *parses*
 with (:meth:`Range.parse` reads ``8/255`` too), so the two cannot disagree.
 
-A config field that the command line sets is declared once as an :class:`Option` (flag, the field's
-dotted path, its range or choices): the shared ones in :data:`COMMON_OPTIONS`, :data:`ATTACK_OPTIONS`
-and :data:`SGLD_OPTIONS`, the method-specific ones on the method's config class
-(``options`` class attribute, see :mod:`jeat_core.train.methods`). ``jeat train`` builds its flags, the
-"does not apply to this method" errors and the ``--resume`` comparison from these declarations.
+A config field that the command line sets is declared once, on the field itself, with :func:`option`
+(its default, flag, range or choices and help: ``sigma: float = option(16 / 255, "--sigma", Range(...),
+"noise std")``). The declared range or choices also validate the field (:func:`check_options`, called
+by each config's ``__post_init__``), so one declaration serves parsing and validation.
+:meth:`TrainConfig.all_options` walks a config's fields (into sub-configs such as ``optim``, ``attack``
+and ``sgld``, as dotted paths like ``sgld.n_steps``); ``jeat train`` builds its flags, the "does not
+apply to this method" errors and the ``--resume`` comparison from it, and :func:`merge_flags` joins the
+declarations of one flag by several methods (an error naming both methods when they differ in meaning).
 
 The method configs themselves (one per method, beside its loss) live in :mod:`jeat_core.train.methods`.
 """
@@ -138,25 +141,133 @@ WEIGHT = Range(0.0, 1e6)  # a loss weight or clipping norm
 
 
 # ============================================================================ command-line options
+OPTION = "option"  # the key of a field's metadata that holds its Option
+KINDS = ("switch", "text")  # the kinds that are neither a Range nor a tuple of choices
+# the flags of `jeat train` itself (jeat_core/cli.py; tests/test_registry.py checks the list), which no
+# config field may declare
+TRAIN_FLAGS = ("--help", "--method", "--data-root", "--out", "--resume", "--overwrite", "--device", "--no-progress")
+
+
 @dataclass(frozen=True)
 class Option:
-    """A config field the command line sets.
+    """How the command line sets a config field, and the limits the field is validated with.
 
-    ``flag`` (``--sgld-steps``) sets ``path`` (``sgld.n_steps``, dotted into sub-configs); ``kind`` is
-    a :class:`Range` (a number), a tuple (a choice), or ``"switch"`` (a flag without value that sets
-    the field to ``not invert``). ``compare`` is the attribute ``--resume`` compares with the stored
-    run (default ``path``; e.g. the resolved attack step count)."""
+    Declared on the field with :func:`option`. ``flag`` (``--sgld-steps``) sets the field; ``kind`` is
+    a :class:`Range` (a number), a tuple (a choice), ``"switch"`` (a flag without value that sets the
+    field to ``not invert``) or ``"text"`` (a string, checked by the config itself). ``compare`` is the
+    attribute ``--resume`` compares with the stored run (default: the field; e.g. the resolved attack
+    step count ``resolved_n_steps``), relative to the config the field is on. ``label`` names the field
+    in validation messages (default: its name), ``optional`` lets it be ``None``. ``path`` is the
+    field's dotted path from the training config (``sgld.n_steps``), filled in by
+    :meth:`TrainConfig.all_options`."""
 
     flag: str
-    path: str
     kind: Range | tuple | str
     help: str = ""
     invert: bool = False
     compare: str | None = None
+    label: str | None = None
+    optional: bool = False
+    path: str = ""
+
+    def __post_init__(self):
+        if not (isinstance(self.flag, str) and re.fullmatch(r"--[a-z0-9][a-z0-9-]*", self.flag)):
+            raise ValueError(f"an option's flag is '--' and lower-case words joined by '-' (e.g. --sgld-steps); "
+                             f"got {self.flag!r}")
+        if self.flag in TRAIN_FLAGS:
+            raise ValueError(f"{self.flag} is a flag of `jeat train` itself; give the option another flag")
+        if not (isinstance(self.kind, (Range, tuple)) or self.kind in KINDS):
+            raise ValueError(f"option {self.flag}: kind must be a Range, a tuple of choices or one of "
+                             f"{', '.join(KINDS)}; got {self.kind!r}")
 
     @property
     def dest(self) -> str:
         return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def meaning(self) -> tuple:
+        """What the flag does: the field it sets and how (two declarations with equal meanings are one
+        flag; their help texts may differ)."""
+        return self.path, self.kind, self.invert, self.compare
+
+    def check(self, v, name: str | None = None) -> None:
+        """Raise ``ValueError`` unless ``v`` lies in the declared range or choices."""
+        what = self.label or name or self.path
+        if isinstance(self.kind, Range):
+            self.kind.check(what, v, optional=self.optional)
+        elif isinstance(self.kind, tuple):
+            check_choice(what, v, self.kind)
+
+
+def option(default, flag: str, kind: Range | tuple | str, help: str = "", *, label: str | None = None,
+           optional: bool = False, invert: bool = False, compare: str | None = None):
+    """A config field the command line sets: ``sigma: float = option(16 / 255, "--sigma", Range(0.0, 1.0,
+    lo_open=True), "noise std")``. The declaration (an :class:`Option` in the field's metadata) gives
+    the flag, the range or choices that both the command line parses with and the config validates
+    with (:func:`check_options`), and the help text; the default is checked against it now."""
+    o = Option(flag, kind, help, invert, compare, label, optional)
+    o.check(default, flag.lstrip("-"))
+    return field(default=default, metadata={OPTION: o})
+
+
+def check_options(cfg) -> None:
+    """Validate each field of the config ``cfg`` declared with :func:`option` against its range or
+    choices (a sub-config validates its own fields when it is built)."""
+    for f in dataclasses.fields(cfg):
+        o = f.metadata.get(OPTION)
+        if o is not None:
+            o.check(getattr(cfg, f.name), f.name)
+
+
+def options_of(cls, prefix: str = "") -> tuple[Option, ...]:
+    """The :class:`Option` of every declared field of the config class ``cls``, with its dotted
+    ``path`` (``prefix`` + name) and ``compare``. Order: class by class from the base (so the flags
+    every method shares come before a method's own), each class's own fields before its sub-configs'
+    (a field whose default is a config is a sub-config: ``optim``, ``attack``, ``sgld``)."""
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    out, seen = [], set()
+    for c in reversed(cls.__mro__):
+        added = [n for n in getattr(c, "__dataclass_fields__", {}) if n in fields and n not in seen]
+        seen.update(added)
+        nested = []
+        for name in added:
+            f = fields[name]
+            o = f.metadata.get(OPTION)
+            if o is not None:
+                out.append(dataclasses.replace(o, path=prefix + name, compare=o.compare and prefix + o.compare))
+                continue
+            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            if dataclasses.is_dataclass(default) and not isinstance(default, type):
+                nested += options_of(type(default), f"{prefix}{name}.")
+        out += nested
+    return tuple(out)
+
+
+def merge_flags(declared) -> dict[str, list[tuple[str, Option]]]:
+    """``dest -> [(method, Option), ...]`` from ``declared``, pairs ``(method, its options)``.
+
+    A flag that several methods declare is one flag when the declarations mean the same
+    (:attr:`Option.meaning`: the same field, range or choices; the help texts may differ). Two
+    declarations of one flag that differ in meaning, within a method or between two, are a
+    ``ValueError`` naming both methods."""
+    out: dict[str, list[tuple[str, Option]]] = {}
+    for method, options in declared:
+        for o in options:
+            prev = out.setdefault(o.dest, [])
+            for other, p in prev:
+                if p.meaning != o.meaning:
+                    raise ValueError(
+                        f"flag {o.flag} is declared twice with different meanings: by method {other!r} "
+                        f"({_means(p)}) and by method {method!r} ({_means(o)}); declare a shared flag once "
+                        f"(functools.partial(option, ...)) or give one of them another flag")
+            prev.append((method, o))
+    return out
+
+
+def _means(o: Option) -> str:
+    kind = o.kind.span() if isinstance(o.kind, Range) else o.kind
+    return f"sets {o.path} to {kind}" + (" inverted" if o.invert else "") + (
+        f", --resume compares {o.compare}" if o.compare else "")
 
 
 def get_path(cfg, path: str):
@@ -189,28 +300,25 @@ class OptimConfig:
     over ``warmup_steps``; ``step`` multiplies by ``gamma`` at each fraction in ``milestones``."""
 
     name: str = "adam"  # adam | sgd
-    lr: float = 1e-3
+    lr: float = option(1e-3, "--lr", POSITIVE)
     weight_decay: float = 0.0
     momentum: float = 0.9
-    batch_size: int = 128
-    warmup_steps: int = 200
+    batch_size: int = option(128, "--batch-size", BATCH)
+    warmup_steps: int = option(200, "--warmup-steps", NONNEG_INT, "linear learning-rate warm-up steps")
     schedule: str = "cosine"  # cosine | constant | step
     milestones: tuple = (0.5, 0.75)
     gamma: float = 0.1
-    grad_clip: float = 0.0  # 0 = off
+    grad_clip: float = option(0.0, "--grad-clip", WEIGHT, "clip the gradient norm to this (0 = off)")
 
     def __post_init__(self):
         check_choice("optimiser", self.name, OPTIMISERS)
         check_choice("schedule", self.schedule, SCHEDULES)
-        POSITIVE.check("lr", self.lr)
+        check_options(self)
         NONNEG.check("weight_decay", self.weight_decay)
         Range(0.0, 1.0, hi_open=True).check("momentum", self.momentum)
-        BATCH.check("batch_size", self.batch_size)
-        NONNEG_INT.check("warmup_steps", self.warmup_steps)
         for m in self.milestones:
             UNIT.check("milestones", m)
         POSITIVE.check("gamma", self.gamma)
-        WEIGHT.check("grad_clip", self.grad_clip)
 
 
 @dataclass(frozen=True)
@@ -227,22 +335,22 @@ class AttackConfig:
     are :attr:`resolved_step_size` and :attr:`resolved_n_steps` (so ``replace(cfg, kind="pgd")``
     gets PGD's defaults, not FGSM's)."""
 
-    kind: str = "fgsm_rs"  # fgsm_rs | pgd
+    kind: str = option("fgsm_rs", "--attack", ATTACK_KINDS, "training attack", label="attack kind")
     objective: str = "ce"  # ce (Eq. 14) | energy (Eq. 18) | kl (TRADES)
-    eps: float = 8 / 255
-    step_size: float | None = None  # None -> eps (fgsm_rs) or 2/255 (pgd)
-    n_steps: int | None = None  # None -> 1 (fgsm_rs) or 10 (pgd)
+    eps: float = option(8 / 255, "--eps", UNIT, "attack radius in [0, 1], e.g. 8/255", label="attack eps")
+    step_size: float | None = option(  # None -> eps (fgsm_rs) or 2/255 (pgd)
+        None, "--attack-step-size", Range(0.0, 1.0, lo_open=True), label="attack step_size", optional=True,
+        compare="resolved_step_size")
+    n_steps: int | None = option(  # None -> 1 (fgsm_rs) or 10 (pgd)
+        None, "--attack-steps", STEPS, label="attack n_steps", optional=True, compare="resolved_n_steps")
     grad_at: str = "perturbed"
 
     def __post_init__(self):
-        check_choice("attack kind", self.kind, ATTACK_KINDS)
+        check_options(self)
         check_choice("attack objective", self.objective, OBJECTIVES)
         check_choice("grad_at", self.grad_at, ("perturbed", "clean"))
         if self.objective == "kl" and self.grad_at == "clean" and self.kind == "fgsm_rs":
             raise ValueError("the kl objective's gradient at the clean point is 0; use grad_at='perturbed'")
-        UNIT.check("attack eps", self.eps)
-        Range(0.0, 1.0, lo_open=True).check("attack step_size", self.step_size, optional=True)
-        STEPS.check("attack n_steps", self.n_steps, optional=True)
 
     @property
     def resolved_step_size(self) -> float:
@@ -274,59 +382,60 @@ class SGLDConfig:
     (``batch_size × steps_with_p(x) / buffer_size ≳ 1/ρ``).
     """
 
-    step_size: float = 2.0
-    noise_std: float | None = 0.01
-    n_steps: int = 10
-    buffer_size: int = 10000
-    reinit_prob: float = 0.05
-    batch_size: int = 64
+    step_size: float = option(2.0, "--sgld-step-size", Range(0.0, 1e6, lo_open=True), "η: drift is -(η/2)∇E",
+                              label="SGLD step_size")
+    noise_std: float | None = option(0.01, "--sgld-noise", Range(0.0, 10.0), "noise std s (sqrt(η) is exact Langevin)",
+                                     label="SGLD noise_std", optional=True)
+    n_steps: int = option(10, "--sgld-steps", STEPS, "K in Algorithm 1", label="SGLD n_steps")
+    buffer_size: int = option(10000, "--buffer-size", BUFFER, label="SGLD buffer_size")
+    reinit_prob: float = option(0.05, "--reinit-prob", UNIT, "ρ in Algorithm 1")
+    batch_size: int = option(64, "--sgld-batch", BATCH, "SGLD negatives per step", label="SGLD batch_size")
     clamp: bool = True
-    init: str = "uniform"  # uniform | class_gaussian (buffer init and re-init)
+    init: str = option(  # uniform | class_gaussian (buffer init and re-init)
+        "uniform", "--buffer-init", BUFFER_INITS,
+        "replay-buffer init and re-init: uniform (JEM) or class_gaussian (Santurkar's seeds)", label="SGLD buffer init")
 
     def __post_init__(self):
-        check_choice("SGLD buffer init", self.init, BUFFER_INITS)
-        STEPS.check("SGLD n_steps", self.n_steps)
-        Range(0.0, 1e6, lo_open=True).check("SGLD step_size", self.step_size)
-        Range(0.0, 10.0).check("SGLD noise_std", self.noise_std, optional=True)
-        BUFFER.check("SGLD buffer_size", self.buffer_size)
-        BATCH.check("SGLD batch_size", self.batch_size)
-        UNIT.check("reinit_prob", self.reinit_prob)
+        check_options(self)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Fields shared by every method (the method configs of :mod:`jeat_core.train.methods` add their own).
 
-    Class attributes (not fields, so not in manifests) give a method's budget at each preset:
-    ``cpu_epochs`` and ``paper_epochs``; ``options``, its method-specific command-line options; and
-    ``update_inputs``, how many copies of the batch its update's forward pass sees (2 when CE and
-    another term are taken on different inputs)."""
+    A field the command line sets is declared with :func:`option` (its flag, range or choices and help
+    on the field; they validate it too). Class attributes (not fields, so not in manifests) give a
+    method's budget at each preset, ``cpu_epochs`` and ``paper_epochs``, and ``update_inputs``, how
+    many copies of the batch its update's forward pass sees (2 when CE and another term are taken on
+    different inputs)."""
 
     cpu_epochs: ClassVar[float] = 10.0
     paper_epochs: ClassVar[float] = 100.0
-    options: ClassVar[tuple[Option, ...]] = ()
     update_inputs: ClassVar[int] = 1  # copies of the batch in the update's forward pass (benchmarks count it)
 
     method: str = "standard"
-    preset: str = "cpu"
+    preset: str = option("cpu", "--preset", PRESETS, "cpu (default) or paper")
     model: ModelConfig = ModelConfig()
     optim: OptimConfig = OptimConfig()
-    dataset: str = "cifar10"
-    epochs: float = 10.0
-    max_steps: int | None = None  # stop after this many steps (smoke runs); None = epochs
-    seed: int = 0
+    dataset: str = option("cifar10", "--dataset", DATASETS)
+    epochs: float = option(10.0, "--epochs", EPOCHS)
+    max_steps: int | None = option(  # stop after this many steps (smoke runs); None = epochs
+        None, "--max-steps", POSITIVE_INT, "stop after N steps (smoke runs)", optional=True)
+    seed: int = option(0, "--seed", SEED)
     augment: bool = True
-    log_every: int = 50  # energy-dynamics log and metrics
-    checkpoint_every: int = 500  # resumable state
-    eval_n: int = 1000  # test images for the end-of-training clean accuracy
-    deterministic: bool = False
-    amp: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    log_every: int = option(50, "--log-every", NONNEG_INT)  # energy-dynamics log and metrics
+    checkpoint_every: int = option(500, "--checkpoint-every", NONNEG_INT)  # resumable state
+    eval_n: int = option(  # test images for the end-of-training clean accuracy
+        1000, "--eval-n", TEST_IMAGES, "test images for the final clean accuracy")
+    deterministic: bool = option(False, "--deterministic", "switch")
+    amp: bool = option(True, "--no-amp", "switch", invert=True)  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True
-    compile: bool = False
+    compile: bool = option(False, "--compile", "switch")
     # fine-tuning: start from the weights of this trained model (a shipped name such as
     # "cifar10-cpu/prejeat" or a run folder); its architecture must equal ``model``. The manifest
     # records it, so the total budget is the parent's plus this run's.
-    init_from: str | None = None
+    init_from: str | None = option(None, "--init-from", "text",
+                                   "start from this trained model's weights (fine-tune; same architecture)")
     # divergence guard (see :func:`jeat_core.train.guard.why_bad`): every update is checked (finite loss,
     # metrics and parameters; max |logit| against an absolute ceiling and a relative rule), and the
     # logits of the updated model are probed before anything is saved
@@ -337,18 +446,17 @@ class TrainConfig:
     max_retries: int = 3  # roll-backs in a row before giving up (reset after a recovery)
     lr_backoff: float = 0.5
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "options" in vars(cls):
+            raise TypeError(f"{cls.__name__}.options: a method's flags are declared on their fields, e.g. "
+                            f"`beta: float = option(6.0, \"--beta\", WEIGHT, \"help\")` (docs/methods.md)")
+
     def __post_init__(self):
         own = type(self).__dataclass_fields__["method"].default
         if self.method != own:
             raise ValueError(f"{type(self).__name__} is the config of method {own!r}; got method={self.method!r}")
-        check_choice("preset", self.preset, PRESETS)
-        check_choice("dataset", self.dataset, DATASETS)
-        EPOCHS.check("epochs", self.epochs)
-        POSITIVE_INT.check("max_steps", self.max_steps, optional=True)
-        SEED.check("seed", self.seed)
-        NONNEG_INT.check("log_every", self.log_every)
-        NONNEG_INT.check("checkpoint_every", self.checkpoint_every)
-        TEST_IMAGES.check("eval_n", self.eval_n)
+        check_options(self)  # the declared fields, the method's own included
         if self.init_from is not None and not (isinstance(self.init_from, str) and self.init_from):
             raise ValueError(f"init_from must be a model name or folder; got {self.init_from!r}")
         POSITIVE.check("max_abs_energy", self.max_abs_energy)
@@ -374,66 +482,10 @@ class TrainConfig:
 
     @classmethod
     def all_options(cls) -> tuple[Option, ...]:
-        """Every command-line option this config accepts: the common ones, the attack's or SGLD's
-        when it has those sub-configs, and its own (``options``)."""
-        out = list(COMMON_OPTIONS)
-        if cls.has_field("attack"):
-            out += ATTACK_OPTIONS
-        if cls.has_field("sgld"):
-            out += SGLD_OPTIONS
-        return tuple(out) + tuple(cls.options)
-
-
-COMMON_OPTIONS: tuple[Option, ...] = (
-    Option("--preset", "preset", PRESETS, "cpu (default) or paper"),
-    Option("--dataset", "dataset", DATASETS),
-    Option("--epochs", "epochs", EPOCHS),
-    Option("--max-steps", "max_steps", POSITIVE_INT, "stop after N steps (smoke runs)"),
-    Option("--seed", "seed", SEED),
-    Option("--lr", "optim.lr", POSITIVE),
-    Option("--batch-size", "optim.batch_size", BATCH),
-    Option("--grad-clip", "optim.grad_clip", WEIGHT, "clip the gradient norm to this (0 = off)"),
-    Option("--warmup-steps", "optim.warmup_steps", NONNEG_INT, "linear learning-rate warm-up steps"),
-    Option("--init-from", "init_from", "text",
-           "start from this trained model's weights (fine-tune; same architecture)"),
-    Option("--log-every", "log_every", NONNEG_INT),
-    Option("--checkpoint-every", "checkpoint_every", NONNEG_INT),
-    Option("--eval-n", "eval_n", TEST_IMAGES, "test images for the final clean accuracy"),
-    Option("--deterministic", "deterministic", "switch"),
-    Option("--no-amp", "amp", "switch", invert=True),
-    Option("--compile", "compile", "switch"),
-)
-ATTACK_OPTIONS: tuple[Option, ...] = (
-    Option("--attack", "attack.kind", ATTACK_KINDS, "training attack"),
-    Option("--eps", "attack.eps", UNIT, "attack radius in [0, 1], e.g. 8/255"),
-    Option("--attack-steps", "attack.n_steps", STEPS, compare="attack.resolved_n_steps"),
-    Option("--attack-step-size", "attack.step_size", Range(0.0, 1.0, lo_open=True),
-           compare="attack.resolved_step_size"),
-)
-SGLD_OPTIONS: tuple[Option, ...] = (
-    Option("--sgld-steps", "sgld.n_steps", STEPS, "K in Algorithm 1"),
-    Option("--sgld-step-size", "sgld.step_size", Range(0.0, 1e6, lo_open=True), "η: drift is -(η/2)∇E"),
-    Option("--sgld-noise", "sgld.noise_std", Range(0.0, 10.0), "noise std s (sqrt(η) is exact Langevin)"),
-    Option("--buffer-size", "sgld.buffer_size", BUFFER),
-    Option("--reinit-prob", "sgld.reinit_prob", UNIT, "ρ in Algorithm 1"),
-    Option("--buffer-init", "sgld.init", BUFFER_INITS,
-           "replay-buffer init and re-init: uniform (JEM) or class_gaussian (Santurkar's seeds)"),
-    Option("--sgld-batch", "sgld.batch_size", BATCH, "SGLD negatives per step"),
-)
-# the p(x) term of the SGLD methods (Eq. 19/20), declared by jeat and jem
-PX_OPTIONS: tuple[Option, ...] = (
-    Option("--energy-l2", "energy_l2", WEIGHT, "L2 penalty on energies (JEM stabiliser)"),
-    Option("--gen-weight", "gen_weight", WEIGHT, "weight of the p(x) term (1 = paper)"),
-    Option("--gen-start", "gen_start", UNIT_HALF_OPEN,
-           "fraction of training before the p(x) term starts (a warm-up without it)"),
-)
-
-
-def check_px_term(cfg) -> None:
-    """The fields of the p(x) term (``energy_l2``, ``gen_weight``, ``gen_start``)."""
-    WEIGHT.check("energy_l2", cfg.energy_l2)
-    WEIGHT.check("gen_weight", cfg.gen_weight)
-    UNIT_HALF_OPEN.check("gen_start", cfg.gen_start)
+        """Every command-line option this config accepts: its fields declared with :func:`option`
+        and its sub-configs' (``optim``, and ``attack`` or ``sgld`` when it has those), by
+        :func:`options_of`."""
+        return options_of(cls)
 
 
 def config_to_dict(cfg: TrainConfig) -> dict:

@@ -16,17 +16,22 @@ trades     Zhang et al. 2019 (not in the paper; a robust classifier of another o
 
 A loss is ``loss(state, batch, cfg) -> LossResult``, built from the shared pieces below:
 :func:`attack_examples` (the config's training attack), :func:`sgld_negatives` (Algorithm 1's inner
-loop), :func:`forward` (one forward pass over every input of the step), :func:`classification` (mean
-CE) and :func:`with_px_term` (the p(x) term of Eq. 19/20). A method's budget per preset
-(``cpu_epochs``, ``paper_epochs``) and its own command-line options (``options``) are class
-attributes of its config. The command line, ``--resume``, the presets, the benchmarks, the widgets
-and the tests read :data:`METHODS`; adding a method is a config, a loss and a :func:`register` call.
+loop), :func:`forward` (one forward pass over the step's named inputs: ``forward(state, cfg, batch,
+x_adv, clean=batch.x)`` gives ``fwd["train"]`` and ``fwd["clean"]``), :func:`classification` (mean CE
+of given logits), :func:`with_px_term` (the p(x) term of Eq. 19/20) and :func:`with_kl_term`
+(TRADES' KL). A method's budget per preset (``cpu_epochs``, ``paper_epochs``) is a class attribute of
+its config; its own command-line flags are declared on its fields with
+:func:`~jeat_core.core.configs.option` (the p(x) term's, shared by jeat and jem, by
+:data:`ENERGY_L2`, :data:`GEN_WEIGHT` and :data:`GEN_START`). The command line, ``--resume``, the
+presets, the benchmarks, the widgets and the tests read :data:`METHODS`; adding a method is a config,
+a loss and a :func:`register` call (docs/methods.md walks through one).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import Any, ClassVar
 
 import torch
@@ -36,16 +41,17 @@ from jeat_core.core import rng
 from jeat_core.core.attacks import fgsm_rs, frozen, pgd
 from jeat_core.core.configs import (
     PRESETS,
-    PX_OPTIONS,
+    UNIT_HALF_OPEN,
+    WEIGHT,
     AttackConfig,
     ModelConfig,
     OptimConfig,
-    Option,
     Range,
     SGLDConfig,
     TrainConfig,
     check_choice,
-    check_px_term,
+    merge_flags,
+    option,
 )
 from jeat_core.core.energy import cross_entropy, marginal_energy
 from jeat_core.core.sampling import langevin
@@ -95,46 +101,69 @@ def px_term_on(state: TrainState, cfg) -> bool:
     return state.step >= cfg.gen_start * state.total_steps
 
 
+# the p(x) term's fields (Eq. 19/20), declared once and shared by jeat and jem: a config writes
+# ``energy_l2: float = ENERGY_L2()`` (each call is a fresh field with the same declaration)
+ENERGY_L2 = partial(option, 0.0, "--energy-l2", WEIGHT, "L2 penalty on energies (JEM stabiliser)")
+GEN_WEIGHT = partial(option, 1.0, "--gen-weight", WEIGHT, "weight of the p(x) term (1 = paper)")
+GEN_START = partial(option, 0.0, "--gen-start", UNIT_HALF_OPEN,
+                    "fraction of training before the p(x) term starts (a warm-up without it)")
+
+
 @dataclass
 class Forward:
-    """The logits of one forward pass of the (possibly DDP) model over a step's inputs: ``inputs``
-    (the training input ``x_in``), ``ce`` (the input CE is taken on; ``x_in`` unless the loss asked
-    for another) and ``negatives`` (SGLD samples, or ``None``)."""
+    """The logits of one forward pass of the (possibly DDP) model over a step's named inputs:
+    ``fwd[name]`` is the ``(B_name, K)`` logits of the input passed as ``name`` to :func:`forward`
+    (``"train"``: the training input); ``logits`` is every row, in the order the inputs were given."""
 
     logits: Tensor  # every part, for the guard's max |logit|
-    inputs: Tensor
-    ce: Tensor
-    negatives: Tensor | None
+    parts: dict[str, Tensor]
+
+    def __getitem__(self, name: str) -> Tensor:
+        if name not in self.parts:
+            raise KeyError(f"this forward pass has no input named {name!r}; it has {', '.join(self.parts)} "
+                           f"(pass it to forward(), e.g. forward(state, cfg, batch, x, {name}=...))")
+        return self.parts[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.parts
 
     @property
     def max_abs(self) -> float:
+        """max |logit| over every input of the pass (what the divergence guard reads)."""
         return float(self.logits.detach().abs().max()) if self.logits.numel() else 0.0
 
 
-def forward(state: TrainState, cfg, batch: Batch, x_in: Tensor, *, ce_on: Tensor | None = None,
-            negatives: Tensor | None = None) -> Forward:
-    """One forward pass over ``x_in`` (the training input, where the Fig. 3 dynamics are measured),
-    ``ce_on`` (when CE is taken on another input) and ``negatives``, concatenated."""
+def forward(state: TrainState, cfg, batch: Batch, train: Tensor, **inputs: Tensor | None) -> Forward:
+    """One forward pass over the step's inputs, concatenated in the order given: ``train`` (the
+    training input, where the Fig. 3 energy dynamics are measured), then each named input of
+    ``inputs`` (``clean=batch.x``, ``negatives=x̃``; one given as ``None`` is left out). One pass, not
+    one per input, so batch-norm statistics, DDP's gradient sync and the speed are those of one
+    batch; the order is part of the numbers (the golden fingerprints pin it). ``fwd[name]`` gives
+    each input's logits."""
+    named = {"train": train, **{k: v for k, v in inputs.items() if v is not None}}
+    for k, v in named.items():
+        if not isinstance(v, Tensor):
+            raise ValueError(f"forward(): input {k!r} must be a tensor of images; got {type(v).__name__}")
     if batch.dynamics is not None:
-        batch.dynamics.before(x_in)
-    parts = [x_in] + ([ce_on] if ce_on is not None else []) + ([negatives] if negatives is not None else [])
+        batch.dynamics.before(train)
+    parts = list(named.values())
     with autocast(state, cfg):
         logits = state.model(torch.cat(parts)).float()  # (sum of the parts' B, K)
-    chunks = list(torch.split(logits, [len(p) for p in parts]))
-    l_in = chunks.pop(0)
-    l_ce = chunks.pop(0) if ce_on is not None else l_in
-    return Forward(logits, l_in, l_ce, chunks.pop(0) if negatives is not None else None)
+    return Forward(logits, dict(zip(named, torch.split(logits, [len(p) for p in parts]))))
 
 
-def classification(fwd: Forward, y: Tensor) -> LossResult:
-    """Mean cross-entropy ``E(x, y) − E(x)`` (Eq. 13) on ``fwd.ce``."""
-    ce = cross_entropy(fwd.ce, y).mean()
-    return LossResult(ce, float(ce.detach()), float((fwd.ce.argmax(1) == y).float().mean()), fwd.max_abs)
+def classification(logits: Tensor, y: Tensor, *, max_abs: float) -> LossResult:
+    """Mean cross-entropy ``E(x, y) − E(x)`` (Eq. 13) of ``logits`` (e.g. ``fwd["clean"]``) against
+    ``y``, with the pass's ``max_abs`` (``fwd.max_abs``) for the guard."""
+    ce = cross_entropy(logits, y).mean()
+    return LossResult(ce, float(ce.detach()), float((logits.argmax(1) == y).float().mean()), max_abs)
 
 
-def with_px_term(res: LossResult, fwd: Forward, cfg) -> LossResult:
-    """``res`` plus ``gen_weight·[mean E(x_in) − mean E(x̃)] + energy_l2·(E(x_in)² + E(x̃)²)`` (Eq. 19/20)."""
-    e_pos, e_neg = marginal_energy(fwd.inputs), marginal_energy(fwd.negatives)
+def with_px_term(res: LossResult, positives: Tensor, negatives: Tensor, cfg) -> LossResult:
+    """``res`` plus ``gen_weight·[mean E(x⁺) − mean E(x̃)] + energy_l2·(E(x⁺)² + E(x̃)²)`` (Eq. 19/20),
+    from the logits of the data ``positives`` (x⁺: x_adv in JEAT, x̂ in JEM) and of the SGLD
+    ``negatives`` x̃."""
+    e_pos, e_neg = marginal_energy(positives), marginal_energy(negatives)
     gen = e_pos.mean() - e_neg.mean()
     loss = res.loss + cfg.gen_weight * gen
     if cfg.energy_l2:
@@ -143,10 +172,10 @@ def with_px_term(res: LossResult, fwd: Forward, cfg) -> LossResult:
                                           "e_pos": float(e_pos.mean().detach()), "e_neg": float(e_neg.mean().detach())})
 
 
-def with_kl_term(res: LossResult, fwd: Forward, beta: float) -> LossResult:
-    """``res`` plus ``β·mean_i KL(p(·|x_i) ‖ p(·|x_in,i))`` between the CE input's and the training
-    input's predictions (TRADES), gradients through both."""
-    log_p, log_q = torch.log_softmax(fwd.ce, 1), torch.log_softmax(fwd.inputs, 1)
+def with_kl_term(res: LossResult, p_logits: Tensor, q_logits: Tensor, beta: float) -> LossResult:
+    """``res`` plus ``β·mean_i KL(p_i ‖ q_i)`` between the predictions of ``p_logits`` (TRADES: the
+    clean input's) and ``q_logits`` (the attack example's), gradients through both."""
+    log_p, log_q = torch.log_softmax(p_logits, 1), torch.log_softmax(q_logits, 1)
     kl = (log_p.exp() * (log_p - log_q)).sum(1).mean()
     return replace(res, loss=res.loss + beta * kl, terms={**res.terms, "kl": float(kl.detach())})
 
@@ -174,10 +203,13 @@ METHODS: dict[str, Method] = {}
 
 
 def register(config: type[TrainConfig], loss: Callable, summary: str) -> Method:
-    """Add a method to :data:`METHODS` (its name is the config's ``method`` default)."""
+    """Add a method to :data:`METHODS` (its name is the config's ``method`` default). A flag it
+    declares that another method declares with another meaning is an error now, naming both
+    (:func:`~jeat_core.core.configs.merge_flags`)."""
     name = config.__dataclass_fields__["method"].default
     if name in METHODS:
         raise ValueError(f"method {name!r} is registered twice")
+    merge_flags([*((n, m.config.all_options()) for n, m in METHODS.items()), (name, config.all_options())])
     METHODS[name] = Method(name, config, loss, summary)
     return METHODS[name]
 
@@ -197,7 +229,8 @@ class StandardConfig(TrainConfig):
 
 def standard_loss(state: TrainState, batch: Batch, cfg: StandardConfig) -> LossResult:
     """CE on the clean images."""
-    return classification(forward(state, cfg, batch, batch.x), batch.y)
+    fwd = forward(state, cfg, batch, batch.x)
+    return classification(fwd["train"], batch.y, max_abs=fwd.max_abs)
 
 
 @dataclass(frozen=True)
@@ -205,15 +238,9 @@ class NoiseConfig(TrainConfig):
     """Gaussian noise injection, ``δ ~ N(0, σ²)`` with σ in {8, 16, 24}/255 in the paper."""
 
     cpu_epochs: ClassVar[float] = 10.0
-    options: ClassVar[tuple[Option, ...]] = (
-        Option("--sigma", "sigma", Range(0.0, 1.0, lo_open=True), "noise std (e.g. 16/255)"),)
     method: str = "noise"
-    sigma: float = 16 / 255
+    sigma: float = option(16 / 255, "--sigma", Range(0.0, 1.0, lo_open=True), "noise std (e.g. 16/255)")
     clip: bool = True  # clip x + δ to [0, 1]
-
-    def __post_init__(self):
-        super().__post_init__()
-        self.options[0].kind.check("sigma", self.sigma)
 
 
 def noise_loss(state: TrainState, batch: Batch, cfg: NoiseConfig) -> LossResult:
@@ -221,7 +248,8 @@ def noise_loss(state: TrainState, batch: Batch, cfg: NoiseConfig) -> LossResult:
     xn = batch.x + cfg.sigma * rng.randn_like(batch.x, generator=state.generator)
     if cfg.clip:
         xn = xn.clamp(0, 1)
-    return classification(forward(state, cfg, batch, xn), batch.y)
+    fwd = forward(state, cfg, batch, xn)
+    return classification(fwd["train"], batch.y, max_abs=fwd.max_abs)
 
 
 @dataclass(frozen=True)
@@ -233,7 +261,8 @@ class ATConfig(TrainConfig):
 
 def at_loss(state: TrainState, batch: Batch, cfg: ATConfig) -> LossResult:
     """CE on the attack example of ``cfg.attack`` (Eq. 1/14 for ``at``, Eq. 18 for ``prejeat``)."""
-    return classification(forward(state, cfg, batch, attack_examples(state, cfg, batch.x, batch.y)), batch.y)
+    fwd = forward(state, cfg, batch, attack_examples(state, cfg, batch.x, batch.y))
+    return classification(fwd["train"], batch.y, max_abs=fwd.max_abs)
 
 
 @dataclass(frozen=True)
@@ -253,27 +282,23 @@ class JEATConfig(TrainConfig):
 
     cpu_epochs: ClassVar[float] = 4.0
     paper_epochs: ClassVar[float] = 150.0
-    options: ClassVar[tuple[Option, ...]] = PX_OPTIONS
     method: str = "jeat"
     attack: AttackConfig = AttackConfig(objective="energy")
     sgld: SGLDConfig = SGLDConfig()
-    energy_l2: float = 0.0
-    gen_weight: float = 1.0  # weight of the p(x) term E(x_adv) − E(x̃); 1 is Algorithm 1
-    gen_start: float = 0.0  # fraction of training run as PreJEAT before the p(x) term is switched on
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_px_term(self)
+    energy_l2: float = ENERGY_L2()
+    gen_weight: float = GEN_WEIGHT()  # weight of the p(x) term E(x_adv) − E(x̃); 1 is Algorithm 1
+    gen_start: float = GEN_START()  # fraction of training run as PreJEAT before the p(x) term is switched on
 
 
 def jeat_loss(state: TrainState, batch: Batch, cfg: JEATConfig) -> LossResult:
     """Algorithm 1: CE + ``gen_weight·[E(x_adv) − E(x̃)]`` on the energy-attack example (Eq. 18)."""
     x_adv = attack_examples(state, cfg, batch.x, batch.y)
     if not px_term_on(state, cfg):  # warm-up: PreJEAT
-        return classification(forward(state, cfg, batch, x_adv), batch.y)
-    neg = sgld_negatives(state, cfg)
-    fwd = forward(state, cfg, batch, x_adv, negatives=neg)
-    return replace(with_px_term(classification(fwd, batch.y), fwd, cfg), chain_steps=chain_steps(state, cfg))
+        fwd = forward(state, cfg, batch, x_adv)
+        return classification(fwd["train"], batch.y, max_abs=fwd.max_abs)
+    fwd = forward(state, cfg, batch, x_adv, negatives=sgld_negatives(state, cfg))
+    res = classification(fwd["train"], batch.y, max_abs=fwd.max_abs)
+    return replace(with_px_term(res, fwd["train"], fwd["negatives"], cfg), chain_steps=chain_steps(state, cfg))
 
 
 @dataclass(frozen=True)
@@ -282,30 +307,30 @@ class JEMConfig(TrainConfig):
 
     cpu_epochs: ClassVar[float] = 4.0
     paper_epochs: ClassVar[float] = 150.0
-    options: ClassVar[tuple[Option, ...]] = PX_OPTIONS
     update_inputs: ClassVar[int] = 2  # CE on x, the p(x) term on x + noise
     method: str = "jem"
     sgld: SGLDConfig = SGLDConfig()
     data_noise: float = 0.03
-    energy_l2: float = 0.0
-    gen_weight: float = 1.0  # weight of the p(x) term E(x̂) − E(x̃)
-    gen_start: float = 0.0  # fraction of training run as a plain classifier before the p(x) term
+    energy_l2: float = ENERGY_L2()
+    gen_weight: float = GEN_WEIGHT()  # weight of the p(x) term E(x̂) − E(x̃)
+    gen_start: float = GEN_START()  # fraction of training run as a plain classifier before the p(x) term
 
     def __post_init__(self):
         super().__post_init__()
         Range(0.0).check("data_noise", self.data_noise)
-        check_px_term(self)
 
 
 def jem_loss(state: TrainState, batch: Batch, cfg: JEMConfig) -> LossResult:
     """JEM: CE on the clean images + ``gen_weight·[E(x̂) − E(x̃)]`` with ``x̂ = x + N(0, data_noise²)``."""
     if not px_term_on(state, cfg):  # warm-up: a plain classifier
-        return classification(forward(state, cfg, batch, batch.x), batch.y)
+        fwd = forward(state, cfg, batch, batch.x)
+        return classification(fwd["train"], batch.y, max_abs=fwd.max_abs)
     xn = (batch.x + cfg.data_noise * rng.randn_like(batch.x, generator=state.generator)).clamp(0, 1)
     neg = sgld_negatives(state, cfg)
     # p(x) term on the noisy data, CE on the clean data (JEM); Δ-energies measured at x̂
-    fwd = forward(state, cfg, batch, xn, ce_on=batch.x, negatives=neg)
-    return replace(with_px_term(classification(fwd, batch.y), fwd, cfg), chain_steps=chain_steps(state, cfg))
+    fwd = forward(state, cfg, batch, xn, clean=batch.x, negatives=neg)
+    res = classification(fwd["clean"], batch.y, max_abs=fwd.max_abs)
+    return replace(with_px_term(res, fwd["train"], fwd["negatives"], cfg), chain_steps=chain_steps(state, cfg))
 
 
 @dataclass(frozen=True)
@@ -321,16 +346,10 @@ class TRADESConfig(TrainConfig):
     over the batch. The Fig. 3 energy dynamics are measured at ``x_adv``."""
 
     cpu_epochs: ClassVar[float] = 6.0
-    options: ClassVar[tuple[Option, ...]] = (
-        Option("--beta", "beta", Range(0.0, 1e6), "weight β of the KL term (6 in Zhang et al.)"),)
     update_inputs: ClassVar[int] = 2  # CE on x, the KL between x and x_adv
     method: str = "trades"
     attack: AttackConfig = AttackConfig(objective="kl")
-    beta: float = 6.0
-
-    def __post_init__(self):
-        super().__post_init__()
-        self.options[0].kind.check("beta", self.beta)
+    beta: float = option(6.0, "--beta", WEIGHT, "weight β of the KL term (6 in Zhang et al.)")
 
 
 def trades_loss(state: TrainState, batch: Batch, cfg: TRADESConfig) -> LossResult:
@@ -338,8 +357,9 @@ def trades_loss(state: TrainState, batch: Batch, cfg: TRADESConfig) -> LossResul
     with torch.no_grad(), evaluating(state.core) as m, autocast(state, cfg):
         clean = m(batch.x).float()
     x_adv = attack_examples(state, cfg, batch.x, batch.y, reference=clean)
-    fwd = forward(state, cfg, batch, x_adv, ce_on=batch.x)
-    return with_kl_term(classification(fwd, batch.y), fwd, cfg.beta)
+    fwd = forward(state, cfg, batch, x_adv, clean=batch.x)
+    res = classification(fwd["clean"], batch.y, max_abs=fwd.max_abs)
+    return with_kl_term(res, fwd["clean"], fwd["train"], cfg.beta)
 
 
 register(StandardConfig, standard_loss, "CE on clean images")
