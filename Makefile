@@ -38,11 +38,13 @@ audit: setup
 	# each claim of the paper measured on the shipped models -> figures/audit.md (+ .json)
 	$(BIN)/jeat audit --out figures/audit.md
 
+# two workers (pytest-xdist); the tests that share the one execution of the notebooks (or the tiny zoo)
+# run on one worker (xdist_group marks), so each session fixture is made once
 test: setup
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 test-fast: setup
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
 
 lint: setup
 	$(BIN)/ruff check .

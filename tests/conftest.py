@@ -13,7 +13,8 @@ import torch
 
 from jeat_core.core.data import load_split, procedural
 
-torch.set_num_threads(min(2, os.cpu_count() or 1))
+# one thread per worker when pytest-xdist runs the tests in parallel (`make test`: two workers on two cores)
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1))
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -92,10 +93,16 @@ def tiny_zoo(tmp_path_factory, request):
         _train_tiny_zoo(root)
         return root
     cached = Path(request.config.cache.mkdir("jeat_tiny_zoo")) / key
-    if not (cached / "complete").is_file():
+    if not (cached / "complete").is_file():  # trained aside, then renamed: a reader never sees half a zoo
+        fresh = cached.with_name(f"{key}.{os.getpid()}.tmp")
+        shutil.rmtree(fresh, ignore_errors=True)
+        _train_tiny_zoo(fresh)
+        (fresh / "complete").write_text(key)
         shutil.rmtree(cached, ignore_errors=True)
-        _train_tiny_zoo(cached)
-        (cached / "complete").write_text(key)
+        try:
+            fresh.rename(cached)
+        except OSError:  # another worker renamed its copy first: use that one
+            shutil.rmtree(fresh, ignore_errors=True)
     shutil.copytree(cached, root, dirs_exist_ok=True)
     return root
 

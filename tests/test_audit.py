@@ -10,7 +10,7 @@ from conftest import tiny_cnn
 
 from jeat_core.measure import rulers, stats
 from jeat_core.measure.verdict_rules import ONE_RUN
-from jeat_core.paper.audit import VERDICTS, frechet_distance, inception_score, penultimate
+from jeat_core.paper.audit import CLAIMS, VERDICTS, frechet_distance, inception_score, penultimate
 
 
 def test_fid_of_a_set_with_itself_is_zero_and_matches_scipy():
@@ -47,6 +47,7 @@ def test_penultimate_is_the_input_of_the_last_linear_layer():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_zoo")  # the tiny zoo is trained once, on one worker
 def test_audit_smoke_json(tiny_zoo, data_root, monkeypatch, capsys, tmp_path):
     from jeat_core.cli import main
 
@@ -57,10 +58,13 @@ def test_audit_smoke_json(tiny_zoo, data_root, monkeypatch, capsys, tmp_path):
     assert len(claims) >= 9 and [c["id"] for c in claims] == list(range(1, len(claims) + 1))
     gen_ids = set(report["generation_claims"])
     for c in claims:
-        keys = {"id", "claim", "paper", "ours", "metric", "n", "reproduced", "note", "seconds", "source"}
+        keys = {"id", "claim", "paper", "ours", "metric", "n", "reproduced", "note", "seconds", "source", "inputs"}
         assert set(c) == keys | ({"parts"} if c["id"] in gen_ids | {3, 11} else set()) | (
             {"training_seeds"} if c["id"] == 2 else set()), c
         assert c["source"] == ("added" if c["id"] == 10 else "paper")
+        # the cache's record of what was read: every model the claim names, by its shipped name, hashed
+        assert {f"cifar10-cpu/{m}" for m in next(k.models for k in CLAIMS if k.id == c["id"])} <= set(
+            name for name, h in c["inputs"]["reads"].items() if h != "absent"), c["inputs"]
         assert c["reproduced"] in VERDICTS and c["claim"] and c["paper"] and c["metric"]
         assert "{" not in c["metric"], c["metric"]  # sample sizes filled in, no template left
         # every model exists in the tiny zoo, so every claim is measured

@@ -11,6 +11,7 @@ from jeat_core.paper.paper_items import IMAGE_ROWS, PAPER_ITEMS
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("tiny_zoo")  # the tiny zoo is trained once, on one worker
 def test_figures_smoke_writes_everything(tiny_zoo, tmp_path, monkeypatch, data_root):
     monkeypatch.setenv("JEAT_CHECKPOINTS", str(tiny_zoo))
     report = make_all(tmp_path, smoke=True, data_root=data_root)

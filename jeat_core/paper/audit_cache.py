@@ -105,6 +105,8 @@ def claim_key(claim_id: int, models: tuple[str, ...], settings: dict, data_root:
 
 def _shipped_name(name: str) -> str:
     """A read's name as ``audit.json`` stores it: relative to the shipped checkpoints where it is one."""
+    if not Path(name).is_absolute():
+        return name
     try:
         return Path(name).resolve().relative_to(shipped_root().resolve()).as_posix()
     except ValueError:
