@@ -36,6 +36,28 @@ def toy():
     return procedural(512, seed=3)
 
 
+TINY_MODEL = {"widths": [8, 16], "hidden": 32}  # a SmallCNN of a few thousand weights
+
+
+def tiny_config(method: str, *, tiny_model: bool = True, batch_size: int = 32, warmup_steps: int | None = 0,
+                sgld: tuple[int, int, int] = (3, 16, 100), **overrides):
+    """The config of a few-step test run of ``method`` (the one builder the tests share): the cpu preset
+    with :data:`TINY_MODEL` (``tiny_model=False``: the preset's SmallCNN), ``batch_size``, ``warmup_steps``
+    (``None``: the preset's), SGLD ``(n_steps, batch_size, buffer_size)`` for the SGLD methods, and
+    ``overrides`` of the top-level fields (default ``eval_n=64, checkpoint_every=0, log_every=0``)."""
+    from jeat_core.train.training import make_config
+
+    if tiny_model:
+        overrides.setdefault("model", replace(make_config(method).model, kwargs=dict(TINY_MODEL)))
+    cfg = make_config(method, "cpu", **{"eval_n": 64, "checkpoint_every": 0, "log_every": 0, **overrides})
+    optim = {"batch_size": batch_size} | ({} if warmup_steps is None else {"warmup_steps": warmup_steps})
+    cfg = replace(cfg, optim=replace(cfg.optim, **optim))
+    if cfg.uses_sgld:
+        n_steps, chains, size = sgld
+        cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=n_steps, batch_size=chains, buffer_size=size))
+    return cfg
+
+
 def tiny_cnn(seed: int = 0) -> torch.nn.Module:
     from jeat_core.core.models import SmallCNN
 
@@ -111,15 +133,11 @@ def _train_tiny_zoo(root: Path) -> None:
     from jeat_core.core.checkpoints import MANIFEST, load_model, read_manifest, record_eval, write_json
     from jeat_core.measure.metrics import robust_accuracy
     from jeat_core.measure.robustness import autoattack
-    from jeat_core.train.training import fit, make_config
+    from jeat_core.train.training import fit
 
     data, test = procedural(256, seed=0), procedural(64, seed=1)
     for name, (method, kw) in ZOO.items():
-        cfg = make_config(method, "cpu", max_steps=2, log_every=1, checkpoint_every=0, eval_n=0,
-                          model=replace(make_config(method).model, kwargs={"widths": [8, 16], "hidden": 32}), **kw)
-        cfg = replace(cfg, optim=replace(cfg.optim, batch_size=32))
-        if cfg.uses_sgld:
-            cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=2, batch_size=8, buffer_size=50))
+        cfg = tiny_config(method, warmup_steps=None, sgld=(2, 8, 50), max_steps=2, log_every=1, eval_n=0, **kw)
         out = root / "cifar10-cpu" / name
         fit(cfg, out=out, train_data=data, test_data=test, progress=False, device="cpu")
         # evaluation records as `jeat eval --record` writes them (a list; see checkpoints/README.md)

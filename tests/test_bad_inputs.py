@@ -19,13 +19,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY_MODEL
 
 from jeat_core.cli import main
 from jeat_core.core.checkpoints import commit_checkpoint, load_state, save_state, save_weights, write_json
 from jeat_core.core.models import SmallCNN
 
 CUDA = torch.cuda.is_available()
-TINY = {"widths": [8, 16], "hidden": 32}
+TINY = TINY_MODEL
 
 
 # ----------------------------------------------------------------------------- inputs

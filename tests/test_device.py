@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_cnn
+from conftest import TINY_MODEL, tiny_cnn, tiny_config
 
 from jeat_core.core import rng
 from jeat_core.core.attacks import fgsm_rs, pgd
@@ -108,12 +108,9 @@ def test_generation_and_fisher_on_device(device):
 
 
 def _tiny(method, **kw):
-    cfg = training.make_config(method, "cpu", eval_n=32, checkpoint_every=0, log_every=1, max_steps=2,
-                               model=training.ModelConfig("small_cnn", {"widths": [8, 16], "hidden": 32}), **kw)
-    cfg = replace(cfg, optim=replace(cfg.optim, batch_size=16, warmup_steps=0))
-    if cfg.uses_sgld:
-        cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=2, batch_size=8, buffer_size=32))
-    return cfg
+    model = training.ModelConfig("small_cnn", TINY_MODEL)
+    return tiny_config(method, batch_size=16, sgld=(2, 8, 32),
+                       **{"eval_n": 32, "log_every": 1, "max_steps": 2, "model": model, **kw})
 
 
 @pytest.mark.parametrize("method", training.METHODS)

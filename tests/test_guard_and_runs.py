@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TINY_MODEL, tiny_config
 
 from jeat_core.cli import main
 from jeat_core.core.checkpoints import (
@@ -34,16 +35,10 @@ from jeat_core.train.methods import METHODS
 from jeat_core.train.training import TrainingDiverged, fit, make_config
 
 TOY_TRAIN, TOY_TEST = procedural(512, seed=0), procedural(128, seed=1)
-TINY = {"widths": [8, 16], "hidden": 32}
+TINY = TINY_MODEL
 
 
-def small(method, **kw):
-    cfg = make_config(method, "cpu", eval_n=64, checkpoint_every=0, log_every=0,
-                      model=replace(make_config(method).model, kwargs=dict(TINY)), **kw)
-    cfg = replace(cfg, optim=replace(cfg.optim, batch_size=32, warmup_steps=0))
-    if cfg.uses_sgld:
-        cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=3, batch_size=16, buffer_size=100))
-    return cfg
+small = tiny_config  # a few-step run of a tiny CNN (conftest.tiny_config)
 
 
 def _fit(cfg, out, **kw):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import tiny_config
 from safetensors.torch import load_file
 
 from jeat_core.core.checkpoints import load_model, read_manifest
@@ -30,11 +31,8 @@ def with_nan_loss(step: training.StepResult) -> training.StepResult:
 
 
 def small(method, **kw):
-    cfg = make_config(method, "cpu", eval_n=64, checkpoint_every=0, log_every=2, **kw)
-    cfg = replace(cfg, optim=replace(cfg.optim, batch_size=32, warmup_steps=0))
-    if cfg.uses_sgld:
-        cfg = replace(cfg, sgld=replace(cfg.sgld, n_steps=3, batch_size=16, buffer_size=100))
-    return cfg
+    """A few-step run of the preset's SmallCNN (conftest.tiny_config), logging every 2 steps."""
+    return tiny_config(method, tiny_model=False, **{"log_every": 2, **kw})
 
 
 @pytest.mark.parametrize("method", METHODS)
