@@ -6,11 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from jeat_core.train.training import METHODS
 
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow  # over 15 s: `make test` runs it, the inner loop (`make test-fast`) does not
 def test_gpu_check_dry_run(tmp_path):
     out = tmp_path / "gpu_check.json"
     p = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py"), "--dry-run", "--out", str(out)],

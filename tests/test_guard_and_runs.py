@@ -88,6 +88,7 @@ def test_nan_from_the_last_update_is_caught_before_saving(tmp_path, capsys, log_
     assert torch.isfinite(model(TOY_TEST.tensors(8)[0])).all()
 
 
+@pytest.mark.slow  # over 15 s: `make test` runs it, the inner loop (`make test-fast`) does not
 def test_energy_blow_up_trips_the_relative_rule_and_recovers(tmp_path, monkeypatch):
     """Logits that jump far above anything the run reached (finite, below the absolute ceiling of
     1e4) are rolled back; the event names the true step."""
@@ -171,6 +172,7 @@ def _cmd(out, *extra, steps=150):
             "--batch-size", "16", "--eval-n", "10", "--no-progress", "--out", str(out), *extra]
 
 
+@pytest.mark.slow  # over 15 s: `make test` runs it, the inner loop (`make test-fast`) does not
 def test_two_writers_into_one_folder(tmp_path, capsys):
     """Process a trains; this process tries to write into the same folder three ways and is refused."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -110,6 +110,7 @@ def test_autoattack_agrees_with_pgd_on_an_undefended_model(standard_model, image
     check_record(aa)
 
 
+@pytest.mark.slow  # over 15 s: `make test` runs it, the inner loop (`make test-fast`) does not
 def test_stage_invariants_where_every_stage_matters(masked_runs):
     aa, _ = masked_runs["masked"]
     check_record(aa)
@@ -240,6 +241,7 @@ def test_claim_8_quotes_the_recorded_autoattack_beside_pgd(monkeypatch, toy):
     assert "recorded AutoAttack (standard): AT 25.7% [23.1, 28.5] (n = 1,000)" in res["note"], res["note"]
 
 
+@pytest.mark.slow  # over 15 s: `make test` runs it, the inner loop (`make test-fast`) does not
 def test_cli_records_autoattack_and_pgd_restarts(tmp_path, monkeypatch, capsys):
     from dataclasses import replace
 
@@ -271,6 +273,7 @@ def test_cli_records_autoattack_and_pgd_restarts(tmp_path, monkeypatch, capsys):
     assert list((tmp_path / "cache" / "evals").iterdir()) == []  # the partial results are gone once recorded
 
 
+@pytest.mark.slow  # over 15 s: `make test` runs it, the inner loop (`make test-fast`) does not
 def test_masking_claim_reads_recorded_evals(toy):
     """Claim 10 uses the AutoAttack records in the manifests: without one a model is not measurable
     (and the command to record it is given); with them every model gets a masking verdict."""

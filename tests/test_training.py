@@ -136,6 +136,7 @@ def _assert_group_agrees(folder: Path) -> None:
     load_model(folder)
 
 
+@pytest.mark.slow  # over 15 s: `make test` runs it, the inner loop (`make test-fast`) does not
 def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     full, cut = tmp_path / "full", tmp_path / "cut"
@@ -172,6 +173,7 @@ def test_resume_without_state_is_a_clear_error(tmp_path):
             test_data=TOY_TEST, progress=False)
 
 
+@pytest.mark.slow  # over 15 s: `make test` runs it, the inner loop (`make test-fast`) does not
 @pytest.mark.parametrize("method", ["jeat"])
 def test_ddp_two_ranks_end_identical(tmp_path, method):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
