@@ -31,6 +31,8 @@ import sys
 import time
 from pathlib import Path
 
+from jeat_core.paper.experiments import SAMPLER_FAMILIES, sampler_key  # where a tuned sampler is stored
+
 ROOT = Path(__file__).resolve().parents[1]
 ZOO = ROOT / "checkpoints" / "cifar10-cpu"
 # run folders live outside the work tree when JEAT_QUEUE_RUNS says so (they then outlive a fresh checkout)
@@ -99,9 +101,9 @@ def run_one(name: str, train_args: list[str]) -> None:
         if not has_eval(manifest(ship), attack, n):
             sh(name, f"eval {attack}", [*JEAT, "eval", "--model", f"cifar10-cpu/{name}", "--attack", attack,
                                         *(["--n", str(n)] if n else []), "--json", "--record"])
-    for family in ("tuned", "as-written"):  # the frozen protocol's grid, then Eq. 9 as written (noise √η)
+    for family in SAMPLER_FAMILIES:  # the frozen protocol's grid, then Eq. 9 as written (noise √η)
         for energy in ("joint", "ce") if method == "at" else ("joint",) if method != "standard" else ():
-            key = energy if family == "tuned" else f"{energy}/{family}"  # experiments.sampler_key
+            key = sampler_key(energy, family)
             if key not in manifest(ship).get("sampler", {}):  # AT's Eq. 16 sampler too (claim 4 over runs)
                 sh(name, f"tune-samplers {key}",
                    [*JEAT, "tune-samplers", "--only", name, "--energy", energy, "--family", family])
