@@ -57,18 +57,16 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 
 # %%
 
-from jeat_core.core.checkpoints import load_model
-from jeat_core.core.data import load_split
-from jeat_core.core.sampling import ClassGaussian, generate_snapshots
+from jeat_core.core.sampling import generate_snapshots
 from jeat_core.explore.figures import GENERATION_FORMATS, image_rows_table, plot_image_rows
 from jeat_core.explore.plotting import Table, save_figure
+from jeat_core.paper.experiments import Context
 from jeat_core.paper.paper_items import fig4_rows
 
-models, manifests = {}, {}
-for name in MODELS:
-    models[name], manifests[name] = load_model(f"cifar10-cpu/{name}")
-train = load_split("train")
-class_gaussian = ClassGaussian(train.x, train.y)  # N(mu_y, Sigma_y + 1e-4 I), full 3072-d
+ctx = Context()  # the shipped models, the data and the seeds' Gaussians, loaded once (the audit's own)
+models, manifests = ctx.models(MODELS), ctx.manifests(MODELS)
+train = ctx.train_split()
+class_gaussian = ctx.class_gaussian()  # N(mu_y, Sigma_y + 1e-4 I), full 3072-d
 
 # your own classifier (docs/lens.md): JEAT_USER_MODEL=path/to/models.py:build, JEAT_USER_WEIGHTS=weights.pt
 # (JEAT_USER_NORMALIZE=cifar10 if it expects normalised inputs; JEAT_USER_REPORT=a `jeat lens` report folder
@@ -133,9 +131,8 @@ Table(tuned_rows, formats={"η": "{:g}", "noise s": "{:g}", "exact Langevin √�
 # %%
 import torch
 
-from jeat_core.core.data import load_split as _load
-
-x4, y4 = _load("test").tensors(4)
+x_all, y_all = ctx.test()
+x4, y4 = x_all[:4], y_all[:4]
 at_model = models["at"]
 x4 = x4.clone().requires_grad_(True)
 logits = at_model(x4)
@@ -343,10 +340,8 @@ print(*save_figure(fig, FIGURES, "fig4_eq16_vs_eq17"), sep="\n")
 
 # %%
 from jeat_core.measure import rulers, stats
-from jeat_core.paper.experiments import Context
 from jeat_core.paper.prose import audit_claim
 
-ctx = Context()
 x_test, _ = ctx.test()
 real_small, (seed_small, _) = x_test[:200], ctx.seeds(20, 0)
 rows = []

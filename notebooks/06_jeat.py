@@ -83,20 +83,19 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 import torch
 
 from jeat_core.core.attacks import fgsm_rs
-from jeat_core.core.checkpoints import load_model
 from jeat_core.core.data import CIFAR10_CLASSES, load_split
 from jeat_core.core.energy import joint_energy, marginal_energy
-from jeat_core.core.sampling import ClassGaussian, ReplayBuffer, langevin
+from jeat_core.core.sampling import ReplayBuffer, langevin
 from jeat_core.explore.figures import GENERATION_FORMATS, image_rows_table, plot_image_rows
 from jeat_core.explore.plotting import Table, save_figure
+from jeat_core.paper.experiments import Context
 from jeat_core.paper.paper_items import fig6_rows
 from jeat_core.paper.prose import say
 
-models, manifests = {}, {}
-for name in MODELS:
-    models[name], manifests[name] = load_model(f"cifar10-cpu/{name}")
-train, test = load_split("train"), load_split("test")
-class_gaussian = ClassGaussian(train.x, train.y)
+ctx = Context()  # the shipped models and the seeds' Gaussians, loaded once (the audit's own)
+models, manifests = ctx.models(MODELS), ctx.manifests(MODELS)
+train, test = ctx.train_split(), load_split("test")
+class_gaussian = ctx.class_gaussian()
 model = models[WALK_MODEL]
 cfg = manifests[WALK_MODEL]["config"]
 print(f"{WALK_MODEL}: attack {cfg['attack']}, SGLD {cfg['sgld']}")

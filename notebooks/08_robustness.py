@@ -42,15 +42,13 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # ## Setup: the models and the test images
 
 # %%
-from jeat_core.core.checkpoints import load_model
-from jeat_core.core.data import load_split
 from jeat_core.explore.figures import save_paper_table
+from jeat_core.paper.experiments import Context
 from jeat_core.paper.paper_items import table3_rows
 
-models, manifests = {}, {}
-for name in MODELS:
-    models[name], manifests[name] = load_model(f"cifar10-cpu/{name}")
-x, y = load_split("test").tensors(N)
+ctx = Context()  # the shipped models and the test images, loaded once (the audit's own)
+models, manifests = ctx.models(MODELS), ctx.manifests(MODELS)
+x, y = (t[:N] for t in ctx.test())
 
 # %% [markdown]
 # ## What the manifests record (full test set for clean accuracy)

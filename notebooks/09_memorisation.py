@@ -36,19 +36,17 @@ FIGURES = os.environ.get("JEAT_FIGURES", "../figures-local")  # git-ignored; `ma
 # ## Setup: models, class-Gaussian seeds and the search index of training images
 
 # %%
-from jeat_core.core.checkpoints import load_model
-from jeat_core.core.data import CIFAR10_CLASSES, load_split
-from jeat_core.core.sampling import ClassGaussian
+from jeat_core.core.data import CIFAR10_CLASSES
 from jeat_core.explore.figures import TrainIndex, nearest_by_ssim, plot_image_rows
 from jeat_core.explore.plotting import Table, save_figure
+from jeat_core.paper.experiments import Context
 from jeat_core.paper.paper_items import fig7_rows
 
-models, manifests = {}, {}
-for name in MODELS:
-    models[name], manifests[name] = load_model(f"cifar10-cpu/{name}")
-train = load_split("train")
+ctx = Context()  # the shipped models, the data and the seeds' Gaussians, loaded once (the audit's own)
+models, manifests = ctx.models(MODELS), ctx.manifests(MODELS)
+train = ctx.train_split()
 train_x = train.x if N_TRAIN is None else train.x[:N_TRAIN]
-class_gaussian = ClassGaussian(train.x, train.y)
+class_gaussian = ctx.class_gaussian()
 train_index = TrainIndex(train_x)  # float32 copy (614 MB for 50,000 images): each search then takes ~0.1 s
 print(f"searching {len(train_x):,} training images")
 
@@ -72,7 +70,7 @@ fig
 # tells what "similar but not a copy" looks like on CIFAR-10.
 
 # %%
-xt, _ = load_split("test").tensors(len(labels))
+xt = ctx.test()[0][:len(labels)]
 _, sim_test = nearest_by_ssim(xt, train_index, k=1)
 Table([{"": "generated (label)", **{CIFAR10_CLASSES[int(lb)]: float(sim[i, 0]) for i, lb in enumerate(labels)}},
        {"": "real test image", **{CIFAR10_CLASSES[int(lb)]: float(sim_test[i, 0]) for i, lb in enumerate(labels)}}],
