@@ -83,6 +83,9 @@ def test_audit_smoke_json(tiny_zoo, data_root, monkeypatch, capsys, tmp_path):
                    for v in c["ours"]["diagnostic_kid"].values())
         assert all("eval_acc_ci" in r["eval-A/std"] and "density" in r["eval-A/std"] for r in sets.values())
     six = next(c for c in gen if c["id"] == 6)
+    from jeat_core.paper.audit_generation import UNIFORM  # Algorithm 1's U(0, 1) starts, scored beside the seeds
+    assert UNIFORM in six["ours"]["sets"] and all(f"{m} (Eq. 17) from {UNIFORM}" in six["ours"]["sets"]
+                                                  for m in ("at", "prejeat", "jeat"))
     by = {p["name"]: p for p in six["parts"]}  # the tiny zoo ships at-s1 and jeat-s1, not prejeat-s1
     assert by["6a"]["runs"] == {"a": ["jeat", "jeat-s1"], "b": ["at", "at-s1"]}
     assert by["6a"]["comparisons"][0]["training_seeds"] == 2 and by["6b"]["comparisons"][0]["training_seeds"] == 1

@@ -82,6 +82,12 @@ def test_each_kind_of_input_measures_again_exactly_what_read_it(lab, monkeypatch
     monkeypatch.setattr(audit_cache, "code_version", lambda: "another version")  # the measuring code
     assert run() == [1, 2, 3]
     assert run() == []
+    monkeypatch.setattr(audit_cache, "peer_versions", lambda: {"torchattacks": None})  # a peer library
+    assert run() == [1, 2, 3]
+    weights = lab["data"] / "inception.pt"  # Inception weights given
+    weights.write_bytes(b"weights")
+    assert run(inception_weights=str(weights)) == [1, 2, 3]
+    assert run(inception_weights=str(weights)) == []
 
 
 def test_the_code_version_ignores_prose_and_sees_code(tmp_path):

@@ -315,7 +315,7 @@ def run_audit(*, smoke: bool = False, data_root=None, inception_weights: str | N
     ctx = Context(data_root=data_root)
     claims, measured = [], []
     for c in CLAIMS:
-        key = audit_cache.claim_key(c.id, c.models, {**settings, "smoke": smoke}, data_root)
+        key = audit_cache.claim_key(c.id, c.models, {**settings, "smoke": smoke}, data_root, inception_weights)
         if (only is None or c.id not in only) and audit_cache.reusable(old.get(c.id), key):
             say(f"claim {c.id}: unchanged inputs, kept from the earlier report")
             claims.append({**old[c.id], **c.prose(st)})

@@ -3,7 +3,8 @@
 A claim's record in ``audit.json`` carries its ``inputs``:
 
 * ``key`` — a hash of what every claim shares: the measuring code's version (:func:`code_version`), the
-  audit's settings, the data files' content and the torch version, and the claim's id and models;
+  audit's settings, the data files' content, the versions of torch and of the optional libraries
+  (:data:`PEERS`), the Inception weights' content when given, and the claim's id and models;
 * ``reads`` — every checkpoint the measurement looked up, by name, with the hash of its folder's files
   (:func:`folder_hash`), or ``"absent"`` for a name looked up and not found (a training run that
   did not exist yet: when it appears, the claims that looked for it are measured again).
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib.metadata
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -96,10 +98,29 @@ def data_hash(data_root: str | None) -> str:
     return hashlib.sha256("".join(file_sha256(f) if f.is_file() else ABSENT for f in files).encode()).hexdigest()
 
 
-def claim_key(claim_id: int, models: tuple[str, ...], settings: dict, data_root: str | None) -> str:
-    """The part of a claim's inputs every claim shares, with its id and models (see the module doc)."""
+PEERS = ("torchattacks", "torch-fidelity")  # optional libraries some measurements use (absent: not measured)
+
+
+def peer_versions() -> dict[str, str | None]:
+    """The installed version of each optional library of :data:`PEERS` (``None`` when it is missing), so
+    that installing or upgrading one measures again what it may change."""
+    out = {}
+    for name in PEERS:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def claim_key(claim_id: int, models: tuple[str, ...], settings: dict, data_root: str | None,
+              inception_weights: str | None = None) -> str:
+    """The part of a claim's inputs every claim shares, with its id and models (see the module doc):
+    also the torch and optional libraries' versions and the Inception weights' content, when given."""
+    weights = file_sha256(inception_weights) if inception_weights else None
     parts = {"claim": claim_id, "models": list(models), "settings": settings, "code": code_version(),
-             "data": data_hash(data_root), "torch": torch.__version__.split("+")[0]}
+             "data": data_hash(data_root), "torch": torch.__version__.split("+")[0], "peers": peer_versions(),
+             "inception_weights": weights}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
 
 

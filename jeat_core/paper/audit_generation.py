@@ -16,7 +16,15 @@ from jeat_core.core.sampling import GenerationConfig
 from jeat_core.measure import gen_eval, rulers
 from jeat_core.measure.verdict_rules import generation_claim_verdict
 from jeat_core.paper.audit_sizes import Settings
-from jeat_core.paper.experiments import TEST_SEED, Context, describe, generation_set, public, sampler_key
+from jeat_core.paper.experiments import (
+    TEST_SEED,
+    Context,
+    describe,
+    generation_set,
+    public,
+    sampler_key,
+    start_images,
+)
 
 
 def describe_sampler(rec: dict) -> str:
@@ -146,14 +154,33 @@ def _as_written(ctx: Context, st: Settings, claim: int) -> dict:
                         "sampler_kind": p["sampler_kind"]} for p in res["parts"]}
 
 
+UNIFORM = "U(0, 1) noise"  # the sets row of Algorithm 1's "random sample" starts
+
+
+def _uniform_rows(ctx: Context, st: Settings, models: tuple[str, ...]) -> dict:
+    """Sets rows of generation from U(0, 1) noise (Algorithm 1's "random sample"), beside the class-Gaussian
+    seeds: the noise itself, and each of ``models`` (their shipped runs) with its tuned sampler from it."""
+    spaces = rulers.available(ctx) + rulers.available(ctx, ("diagnostic",))
+    starts, labels = start_images(ctx, st.per_class, "uniform")
+    rows = {UNIFORM: _set_row(ctx, starts, labels, spaces)}
+    for name in models:
+        g = generation_set(ctx, name, per_class=st.per_class, max_steps=st.max_gen_steps, start="uniform")
+        rows[f"{name} ({ENERGY_LABEL['joint']}) from {UNIFORM}"] = {
+            "sampler": describe_sampler(g["sampler"]), "l2_moved": float(f"{g['l2_moved']:.4g}"),
+            **_set_row(ctx, g["images"], labels, spaces)}
+    return rows
+
+
 def _generation(ctx: Context, st: Settings, models: tuple[str, ...], *, claim: int) -> dict:
-    """Claim ``claim`` (4, 5 or 6) scored in its parts (:data:`GEN_PARTS`); claim 6 also gets Inception
-    IS/FID of its sets when ``--inception-weights`` names the weights."""
+    """Claim ``claim`` (4, 5 or 6) scored in its parts (:data:`GEN_PARTS`); claim 6's sets also hold its
+    models' generation from U(0, 1) noise (:func:`_uniform_rows`, beside the verdicts, not in them) and
+    Inception IS/FID when ``--inception-weights`` names the weights."""
     res = _generation_parts(ctx, st, GEN_PARTS[claim])
     res["ours"]["sampler_as_written"] = _as_written(ctx, st, claim)
     images = res.pop("images")
     if claim != 6:
         return res
+    res["ours"]["sets"].update(_uniform_rows(ctx, st, models))
     if st.inception_weights:
         x, _ = ctx.test()
         res["ours"]["inception"] = {n: _fidelity(im, x[:1000], st.inception_weights) for n, im in images.items()}

@@ -53,6 +53,7 @@ from jeat_core.core.sampling import (
     generate_snapshots,
     generation_energy,
     sampler_for,
+    uniform_init,
 )
 from jeat_core.measure import rulers
 from jeat_core.measure.evaluator import EVALUATOR
@@ -274,21 +275,38 @@ def tune_sampler(ctx: Context, name: str, energy: str, *, per_class: int = 10, r
             "space": space.name}
 
 
+STARTS = ("class_gaussian", "uniform")  # where generation chains start: the paper's seeds, or Algorithm 1's U(0, 1)
+
+
+def start_images(ctx: Context, per_class: int, start: str = "class_gaussian") -> tuple[Tensor, Tensor]:
+    """``(x₀, labels)`` of a generation set: the class-Gaussian seeds of stream ``TEST_SEED``, or
+    ``"uniform"``: U(0, 1) noise (Algorithm 1's "random sample"), from the same stream, same labels."""
+    if start not in STARTS:
+        raise ValueError(f"unknown start {start!r}; choose one of {', '.join(STARTS)}")
+    seeds, labels = ctx.seeds(per_class, TEST_SEED)
+    if start == "uniform":
+        seeds = ctx.cached(("uniform-starts", per_class), lambda: uniform_init(
+            len(labels), generator=torch.Generator().manual_seed(TEST_SEED)))
+    return seeds, labels
+
+
 def generation_set(ctx: Context, name: str, energy: str = "joint", *, per_class: int = 100,
-                   max_steps: int | None = None, family: str = "tuned") -> dict:
+                   max_steps: int | None = None, family: str = "tuned", start: str = "class_gaussian") -> dict:
     """Generate ``per_class`` images per class on fresh seeds with the model's own best sampler of
     ``family`` (``manifest["sampler"][sampler_key(energy, family)]``, else the defaults; ``max_steps``
-    caps K for smoke runs) and score them against the reference test images [5000, 10000)."""
+    caps K for smoke runs) and score them against the reference test images [5000, 10000). ``start``:
+    the chains start from class-Gaussian seeds, or from U(0, 1) noise (:func:`start_images`)."""
     def make():
         model, manifest = ctx.model(name)
         cfg = sampler_for(manifest, energy, max_steps=max_steps, key=sampler_key(energy, family))
-        seeds, labels = ctx.seeds(per_class, TEST_SEED)
+        seeds, labels = start_images(ctx, per_class, start)
         images = generate(model, labels, seeds, cfg, seed=TEST_SEED)
         rec = score_images(ctx, images, labels, ctx.reference(5000, 10000), seeds)
-        rec.update(sampler=sampler_record(cfg), model=name, energy=energy, images=images)
+        rec.update(sampler=sampler_record(cfg), model=name, energy=energy, images=images, start=start)
         return rec
 
-    return ctx.cached(("gen", name, energy, per_class, max_steps, family), make)
+    key = ("gen", name, energy, per_class, max_steps, family) + (() if start == "class_gaussian" else (start,))
+    return ctx.cached(key, make)
 
 
 def baselines(ctx: Context, *, per_class: int = 100) -> dict:
