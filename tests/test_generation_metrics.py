@@ -38,6 +38,21 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_for_two():
     assert abs(kid(large, large)) < 0.01 * kid(large + 0.5, large)
 
 
+def test_a_reference_shared_by_many_sets_gives_the_same_numbers_computed_once():
+    """KID's within-reference term and PRDC's real radii, computed once and passed in (the rulers cache
+    them per reference), give bit-identical numbers to recomputing them for every set."""
+    from jeat_core.measure.gen_eval import knn_radii, prdc
+    from jeat_core.measure.metrics import self_kernel_mean
+
+    g = torch.Generator().manual_seed(0)
+    real = torch.randn(300, 16, generator=g)
+    yy, radii = self_kernel_mean(real), knn_radii(real, 5)
+    for shift in (0.0, 0.3, 1.0):
+        fake = torch.randn(80, 16, generator=g) + shift
+        assert kid(fake, real, yy=yy) == kid(fake, real)
+        assert prdc(real, fake, real_radii=radii) == prdc(real, fake)
+
+
 def test_bootstrap_interval_covers_the_true_mean():
     g = torch.Generator().manual_seed(1)
     hits = 0

@@ -52,9 +52,10 @@ class Standardizer:
         return ((f.double() - self.mean) / self.sd)[:, self.keep]
 
 
-def kid_point(fx: Tensor, fy: Tensor) -> float:
-    """Unbiased KID (cubic kernel) of two feature sets (the same estimator as :func:`metrics.kid`)."""
-    return kid(fx, fy)
+def kid_point(fx: Tensor, fy: Tensor, *, yy: Tensor | None = None) -> float:
+    """Unbiased KID (cubic kernel) of two feature sets (the same estimator as :func:`metrics.kid`;
+    ``yy``: the reference's within-set term, :func:`metrics.self_kernel_mean`, when already computed)."""
+    return kid(fx, fy, yy=yy)
 
 
 # ============================================================================ paired bootstrap
@@ -219,19 +220,26 @@ def independent_kid_difference(fa: Tensor, fb: Tensor, real: Tensor, *, n_boot: 
 
 
 # ============================================================================ PRDC
-def prdc(real: Tensor, fake: Tensor, *, k: int = 5) -> dict:
+def knn_radii(f: Tensor, k: int = 5) -> Tensor:
+    """Each row's distance to its k-th nearest *other* row of ``f`` (float64): the radii of PRDC's balls."""
+    f = f.double()
+    return torch.cdist(f, f).kthvalue(k + 1, dim=1).values  # +1: the point itself is at 0
+
+
+def prdc(real: Tensor, fake: Tensor, *, k: int = 5, real_radii: Tensor | None = None) -> dict:
     """Precision and recall (Kynkäänniemi et al. 2019) and density and coverage (Naeem et al. 2020)
     with k-nearest-neighbour balls: a real image's ball has the radius to its k-th nearest other real
     image (a fake one's, to its k-th nearest other fake image).
 
     precision: share of fakes inside some real ball; recall: share of reals inside some fake ball;
     density: mean over fakes of the number of real balls containing it, divided by k; coverage: share
-    of real balls that contain at least one fake."""
+    of real balls that contain at least one fake. ``real_radii``: :func:`knn_radii` of ``real`` with
+    this ``k``, when already computed (a reference shared by many sets)."""
     real, fake = real.double(), fake.double()
     if min(len(real), len(fake)) <= k:
         raise ValueError(f"PRDC with k = {k} needs more than {k} images per set")
-    r_rad = torch.cdist(real, real).kthvalue(k + 1, dim=1).values  # +1: the point itself is at 0
-    f_rad = torch.cdist(fake, fake).kthvalue(k + 1, dim=1).values
+    r_rad = knn_radii(real, k) if real_radii is None else real_radii
+    f_rad = knn_radii(fake, k)
     d = torch.cdist(real, fake)  # (N_real, N_fake)
     inside_real = d <= r_rad[:, None]  # fake j in real ball i
     return {"precision": float(inside_real.any(0).double().mean()),

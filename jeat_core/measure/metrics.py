@@ -223,19 +223,32 @@ def polynomial_kernel(a: Tensor, b: Tensor) -> Tensor:
     return (a.double() @ b.double().T / a.shape[1] + 1) ** 3
 
 
+def _offdiag_mean(k: Tensor) -> Tensor:
+    """Mean of a (batch of) square kernel matrices over distinct pairs (the diagonal excluded)."""
+    n = k.shape[-1]
+    return (k.sum((-2, -1)) - k.diagonal(dim1=-2, dim2=-1).sum(-1)) / (n * (n - 1))
+
+
 def _kid_from_kernels(kxx: Tensor, kyy: Tensor, kxy: Tensor) -> Tensor:
-    m, n = kxx.shape[-1], kyy.shape[-1]
-    sxx = (kxx.sum((-2, -1)) - kxx.diagonal(dim1=-2, dim2=-1).sum(-1)) / (m * (m - 1))
-    syy = (kyy.sum((-2, -1)) - kyy.diagonal(dim1=-2, dim2=-1).sum(-1)) / (n * (n - 1))
-    return sxx + syy - 2 * kxy.mean((-2, -1))
+    return _offdiag_mean(kxx) + _offdiag_mean(kyy) - 2 * kxy.mean((-2, -1))
 
 
-def kid(fx: Tensor, fy: Tensor) -> float:
+def self_kernel_mean(f: Tensor) -> Tensor:
+    """KID's within-set term of ``f (N, D)``: the mean cubic kernel over distinct pairs (float64, 0-d).
+    A reference set's term is the same for every set scored against it: compute it once and pass it to
+    :func:`kid` as ``yy``."""
+    return _offdiag_mean(polynomial_kernel(f, f))
+
+
+def kid(fx: Tensor, fy: Tensor, *, yy: Tensor | None = None) -> float:
     """Unbiased kernel inception distance (squared MMD, cubic polynomial kernel) between feature sets
-    ``fx (M, D)`` and ``fy (N, D)``; its expectation is 0 when both come from one distribution."""
+    ``fx (M, D)`` and ``fy (N, D)``; its expectation is 0 when both come from one distribution.
+    ``yy``: ``fy``'s :func:`self_kernel_mean`, when already computed (the same number, without the
+    ``N × N`` kernel)."""
     if len(fx) < 2 or len(fy) < 2:
         raise ValueError("KID needs at least 2 samples per set")
-    return float(_kid_from_kernels(polynomial_kernel(fx, fx), polynomial_kernel(fy, fy), polynomial_kernel(fx, fy)))
+    syy = self_kernel_mean(fy) if yy is None else yy
+    return float(self_kernel_mean(fx) + syy - 2 * polynomial_kernel(fx, fy).mean((-2, -1)))
 
 
 def within_mean(k: Tensor, c: Tensor) -> Tensor:

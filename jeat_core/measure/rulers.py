@@ -38,9 +38,10 @@ from jeat_core.measure.gen_eval import (
     kernel_argument,
     kid_difference,
     kid_point,
+    knn_radii,
     prdc,
 )
-from jeat_core.measure.metrics import frechet_distance, penultimate
+from jeat_core.measure.metrics import frechet_distance, penultimate, self_kernel_mean
 from jeat_core.measure.stats import wilson_interval
 
 
@@ -227,19 +228,37 @@ def reference(ctx: Context, space: Ruler, ref: tuple[int, int] = REFERENCE) -> T
                       lambda: _standardizer(ctx, space, ref)(real_features(ctx, space, ref)))
 
 
+PRDC_K = 5  # PRDC's neighbourhood size
+
+
+def reference_terms(ctx: Context, space: Ruler, ref: tuple[int, int] = REFERENCE) -> dict[str, Tensor]:
+    """What every set scored against the real images ``ref`` shares, computed once per context: KID's
+    within-reference term (``"yy"``) and PRDC's real ball radii (``"radii"``, k = :data:`PRDC_K`). The
+    same numbers as recomputing them per set, without an ``N × N`` kernel and distance matrix each time."""
+    def make() -> dict[str, Tensor]:
+        real = reference(ctx, space, ref)
+        return {"yy": self_kernel_mean(real), "radii": knn_radii(real, PRDC_K)}
+    return ctx.cached(("reference-terms", space.name, ref), make)
+
+
 def kid(ctx: Context, space: Ruler, images: Tensor, ref: tuple[int, int] = REFERENCE) -> float:
     """Unbiased KID of ``images`` against the real images ``ref`` in ``space`` (a point, no interval:
     sampler tuning ranks cells by it)."""
-    return kid_point(features(ctx, space, images, ref), reference(ctx, space, ref))
+    return kid_point(features(ctx, space, images, ref), reference(ctx, space, ref),
+                     yy=reference_terms(ctx, space, ref)["yy"])
 
 
-def set_metrics(ctx: Context, space: Ruler, images: Tensor, labels: Tensor | None = None) -> dict:
+def set_metrics(ctx: Context, space: Ruler, images: Tensor, labels: Tensor | None = None,
+                ref: tuple[int, int] = REFERENCE) -> dict:
     """KID, FID, precision/recall/density/coverage (k = 5) and the kernel argument of one set in
     ``space`` against the reference; given the intended ``labels`` and a ruler with an evaluator,
-    also that evaluator's accuracy on them (with its Wilson 95% interval)."""
-    f, real = features(ctx, space, images), reference(ctx, space)
-    out = {"space": space.name, "n": len(f), "kid": kid_point(f, real), "fid": frechet_distance(f, real),
-           **{k: v for k, v in prdc(real, f).items() if k != "k"}, "kernel_argument": kernel_argument(f)}
+    also that evaluator's accuracy on them (with its Wilson 95% interval). ``ref``: the real test images
+    ``[lo, hi)`` scored against (default :data:`REFERENCE`)."""
+    f, real, terms = features(ctx, space, images, ref), reference(ctx, space, ref), reference_terms(ctx, space, ref)
+    out = {"space": space.name, "n": len(f), "kid": kid_point(f, real, yy=terms["yy"]),
+           "fid": frechet_distance(f, real),
+           **{k: v for k, v in prdc(real, f, k=PRDC_K, real_radii=terms["radii"]).items() if k != "k"},
+           "kernel_argument": kernel_argument(f)}
     if labels is not None and space.evaluator is not None:
         hits = int((evaluator_predictions(ctx, space, images) == labels).sum())
         out["eval_acc"], out["eval_acc_ci"] = hits / len(labels), list(wilson_interval(hits, len(labels)))
@@ -259,13 +278,15 @@ def evaluator_predictions(ctx: Context, space: Ruler, images: Tensor, batch: int
 
 def compare(ctx: Context, a: list[Tensor], b: list[Tensor], *, spaces: list[Ruler] | None = None,
             n_boot_kid: int = KID_BOOT, n_boot_fid: int = FID_BOOT, fid: bool = True,
-            run_pairing: str = "welch") -> list[Comparison]:
+            run_pairing: str = "welch", ref: tuple[int, int] = REFERENCE) -> list[Comparison]:
     """Paired differences ``metric(a) − metric(b)`` in each space: KID in every space first (the
     primary one leading), then FID. ``a``/``b`` are the image sets of one or more training runs per
     side, image i of every set generated from seed i (with the same Langevin noise); ``run_pairing``
-    ``"paired"`` when run r of ``a`` and of ``b`` are one training run measured two ways."""
+    ``"paired"`` when run r of ``a`` and of ``b`` are one training run measured two ways; ``ref`` the
+    real test images ``[lo, hi)`` (default :data:`REFERENCE`)."""
     spaces = available(ctx) if spaces is None else spaces
-    feats = {s.name: ([features(ctx, s, x) for x in a], [features(ctx, s, x) for x in b], reference(ctx, s))
+    feats = {s.name: ([features(ctx, s, x, ref) for x in a], [features(ctx, s, x, ref) for x in b],
+                      reference(ctx, s, ref))
              for s in spaces}
     out = [kid_difference(fa, fb, real, space=name, n_boot=n_boot_kid, run_pairing=run_pairing)
            for name, (fa, fb, real) in feats.items()]
