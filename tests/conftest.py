@@ -16,6 +16,10 @@ from jeat_core.core.data import load_split, procedural
 # one thread per worker when pytest-xdist runs the tests in parallel (`make test`: two workers on two cores)
 torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else min(2, os.cpu_count() or 1))
 REPO = Path(__file__).resolve().parent.parent
+# real reference images' features, computed by the first process that needs them (a test, a notebook's kernel)
+# and read by the others (keyed by content: see jeat_core.measure.rulers.stored_raw_features); inside build/,
+# so a fresh clone starts without it
+os.environ.setdefault("JEAT_FEATURE_CACHE", str(REPO / "build" / "feature-cache"))
 
 
 @pytest.fixture(scope="session")
@@ -185,10 +189,18 @@ def executed_notebooks(data_root) -> dict:
     build's executor (``docs/site/build.py --smoke --execute-only``) into ``build/site-smoke``'s
     jupyter-cache: ``{"notebooks": {stem: executed notebook}, "figures": the folder they export to}``.
     The notebook test, the JupyterLab test and the site test all read this one execution (a notebook
-    whose code, library or models are unchanged since an earlier session is not executed again)."""
+    whose code, library or models are unchanged since an earlier session is not executed again); a lock
+    file lets them run on different workers (the first executes, the others wait and read its cache)."""
+    import fcntl
+
     out = REPO / "build" / "site-smoke"
-    proc = subprocess.run([sys.executable, str(REPO / "docs" / "site" / "build.py"), "--smoke", "--execute-only"],
-                          env={**os.environ, "JEAT_DATA": data_root}, capture_output=True, text=True, timeout=3000)
+    out.mkdir(parents=True, exist_ok=True)
+    with open(out.parent / "site-smoke.lock", "w") as lock:
+        # one worker executes; another asking meanwhile waits here, then finds every notebook in the cache
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        proc = subprocess.run([sys.executable, str(REPO / "docs" / "site" / "build.py"), "--smoke", "--execute-only"],
+                              env={**os.environ, "JEAT_DATA": data_root}, capture_output=True, text=True,
+                              timeout=3000)
     print(proc.stdout[-2000:])
     assert proc.returncode == 0, f"executing the notebooks failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
     spec = importlib.util.spec_from_file_location("site_build", REPO / "docs" / "site" / "build.py")

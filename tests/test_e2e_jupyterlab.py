@@ -26,7 +26,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("notebooks")]  # one execution, one worker
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("notebooks-lab")]  # JupyterLab on one worker
 REPO = Path(__file__).resolve().parent.parent
 NEEDED = ["at", "prejeat", "jeat", "standard"]
 

@@ -59,7 +59,7 @@ def _images(cell) -> int:
 
 
 @pytest.mark.slow
-@pytest.mark.xdist_group("notebooks")  # the one execution is made once, on one worker
+@pytest.mark.xdist_group("notebooks-site")  # beside the site tests (the execution itself: conftest, under a lock)
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes(path, executed_notebooks):
     """The notebook as the site build executed it (its cells, plus the site's hidden set-up and gallery

@@ -61,6 +61,34 @@ def _report(sets: dict) -> dict:
                                  "sets": {n: {"eval-A/std": primary, **row} for n, row in sets.items()}}}]}
 
 
+def test_the_feature_store_serves_only_what_it_was_given(tmp_path, monkeypatch, throwaway):
+    """With ``$JEAT_FEATURE_CACHE`` set, a second process reads the reference features the first kept
+    (here: a second context, with the computation made to fail); other images or another feature
+    function are another entry; a ruler whose feature function lives outside the library is never kept."""
+    pixel = rulers.ruler("pixels/8x8/std")
+    ctx = NoEvaluatorContext()
+    plain = rulers.real_features(ctx, pixel)  # no store set: computed
+    monkeypatch.setenv(rulers.FEATURE_STORE, str(tmp_path))
+    first = rulers.real_features(NoEvaluatorContext(), pixel)
+    assert torch.equal(first, plain) and len(list(tmp_path.iterdir())) == 1
+
+    def fail(*_):
+        raise AssertionError("computed again although the store holds it")
+
+    with monkeypatch.context() as m:
+        m.setattr(rulers, "raw_features", fail)
+        assert torch.equal(rulers.real_features(NoEvaluatorContext(), pixel), plain)  # read, not computed
+    other = NoEvaluatorContext()
+    other.x = other.x.flip(0)
+    assert not torch.equal(rulers.real_features(other, pixel), plain)  # other images: computed, a new entry
+    coarse = rulers.Ruler("test/pixels-4", rulers.PixelFeatures(4), standardise=True, role="diagnostic",
+                          description="")
+    assert rulers.real_features(NoEvaluatorContext(), coarse).shape[1] == 3 * 4 * 4
+    assert len(list(tmp_path.iterdir())) == 3
+    rulers.real_features(NoEvaluatorContext(), throwaway)  # the test's own function: never kept
+    assert len(list(tmp_path.iterdir())) == 3
+
+
 def test_one_registration_is_scored_compared_recorded_and_shown(throwaway):
     ctx = NoEvaluatorContext()
     diagnostic = rulers.available(ctx, ("diagnostic",))

@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 from test_e2e_jupyterlab import _chromium
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("notebooks")]  # one execution, one worker
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("notebooks-site")]  # the site on one worker
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = sorted(p.stem for p in (REPO / "notebooks").glob("[0-9][0-9]_*.py"))
 # the browser reaches nothing but the site (the machine's closed network would fail such requests anyway)

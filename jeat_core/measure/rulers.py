@@ -19,15 +19,22 @@ skipped, and the records say so (:func:`missing`). A feature function without on
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load as load_tensors
+from safetensors.torch import save as save_tensors
 from torch import Tensor
 
-from jeat_core.core.checkpoints import CheckpointError, load_model
+from jeat_core.core.checkpoints import CheckpointError, atomic_write_bytes, load_model
+from jeat_core.core.user_model import model_hash
 from jeat_core.measure.evaluator import EVALUATOR, EVALUATOR_B
 from jeat_core.measure.gen_eval import (
     FID_BOOT,
@@ -203,11 +210,58 @@ def primary() -> Ruler:
     return found[0]
 
 
+FEATURE_STORE = "JEAT_FEATURE_CACHE"  # a folder: real images' features kept across processes (off when unset)
+
+
+@functools.lru_cache(maxsize=1)
+def _feature_code_version() -> str:
+    """sha256 of the code that turns images into features: this module, the evaluators and the models."""
+    here = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for f in (here / "rulers.py", here / "metrics.py", here / "evaluator.py", here.parent / "core" / "models.py"):
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def _store_path(ctx: Context, space: Ruler, images: Tensor) -> Path | None:
+    """Where ``space``'s features of ``images`` are kept under ``$JEAT_FEATURE_CACHE``, or ``None`` (no
+    store set, or a feature function from outside this library, whose code the key cannot see). The key
+    is the content of everything the features depend on: the ruler's name and feature function, the
+    feature code, torch's version, the evaluator's weights and the images themselves."""
+    root = os.environ.get(FEATURE_STORE)
+    if not root or not type(space.features).__module__.startswith("jeat_core."):
+        return None
+    h = hashlib.sha256()
+    for part in (space.name, repr(space.features), _feature_code_version(), torch.__version__,
+                 str(images.dtype), str(tuple(images.shape))):
+        h.update(part.encode() + b"\0")
+    if space.evaluator is not None:
+        h.update(model_hash(_evaluator(ctx, space.evaluator)).encode())
+    h.update(images.detach().cpu().contiguous().numpy().tobytes())
+    return Path(root) / f"{h.hexdigest()[:32]}.safetensors"
+
+
+def stored_raw_features(ctx: Context, space: Ruler, images: Tensor) -> Tensor:
+    """:func:`raw_features`, read from ``$JEAT_FEATURE_CACHE`` when an earlier process computed them for
+    the same content (else computed and kept there). With the variable unset, exactly :func:`raw_features`.
+    The test suite sets it (inside ``build/``): each notebook kernel and test process would otherwise
+    compute the 5,000 reference images' features of every ruler again."""
+    path = _store_path(ctx, space, images)
+    if path is not None and path.is_file():
+        return load_tensors(path.read_bytes())["features"]
+    f = raw_features(ctx, space, images)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(path, save_tensors({"features": f.contiguous()}))
+    return f
+
+
 def real_features(ctx: Context, space: Ruler, ref: tuple[int, int] = REFERENCE) -> Tensor:
-    """Raw features of the real test images ``ref`` (``[lo, hi)``) in ``space`` (computed once per context)."""
+    """Raw features of the real test images ``ref`` (``[lo, hi)``) in ``space`` (computed once per context;
+    across processes too with ``$JEAT_FEATURE_CACHE``, :func:`stored_raw_features`)."""
     lo, hi = ref
     return ctx.cached(("real-features", space.name, ref),
-                      lambda: raw_features(ctx, space, ctx.test()[0][lo:hi]))
+                      lambda: stored_raw_features(ctx, space, ctx.test()[0][lo:hi]))
 
 
 def _standardizer(ctx: Context, space: Ruler, ref: tuple[int, int]) -> Standardizer:
