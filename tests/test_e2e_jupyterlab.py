@@ -21,6 +21,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -168,12 +169,25 @@ def _dismiss_file_changed(page) -> None:
 
 
 def _shutdown_kernels(base: str, token: str) -> None:
-    """Stop the notebook's kernel (each page starts one; nine at once would hold several GB)."""
-    with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as r:
-        kernels = json.loads(r.read())
+    """Stop the notebook's kernel (each page starts one; nine at once would hold several GB). The server can
+    answer 500 to the listing while a kernel is still starting or already dying (seen on a loaded machine):
+    the listing is asked again, and a kernel that went away meanwhile (404) is already stopped."""
+    for attempt in range(5):
+        try:
+            with urllib.request.urlopen(f"{base}/api/kernels?token={token}", timeout=10) as r:
+                kernels = json.loads(r.read())
+            break
+        except urllib.error.HTTPError as e:
+            if e.code < 500 or attempt == 4:
+                raise
+            time.sleep(2)
     for k in kernels:
         req = urllib.request.Request(f"{base}/api/kernels/{k['id']}?token={token}", method="DELETE")
-        urllib.request.urlopen(req, timeout=30).close()
+        try:
+            urllib.request.urlopen(req, timeout=30).close()
+        except urllib.error.HTTPError as e:
+            if e.code != 404:
+                raise
 
 
 def _git_status() -> set[str]:

@@ -12,8 +12,11 @@ SHIPPED = sorted(p.parent.name for p in (shipped_root() / "cifar10-cpu").glob("*
 def test_some_models_are_shipped():
     assert "standard" in SHIPPED, SHIPPED
     total = sum(f.stat().st_size for f in (shipped_root() / "cifar10-cpu").rglob("*") if f.is_file())
-    # budget: ten generators (~3.3 MB each), the extra training seeds of at/prejeat/jeat, and two evaluators
-    assert total <= 72 * 2 ** 20, f"shipped checkpoints take {total / 2 ** 20:.1f} MB (budget 72 MB)"
+    # budget: 3.5 MB per generator (weights ~3.3 MB, manifest, energy log) and 20 MB for the two evaluators;
+    # the five-run protocol's zoo (about forty generators) stays near 160 MB
+    generators = len([n for n in SHIPPED if not n.startswith("evaluator")])
+    budget = 3.5 * generators + 20
+    assert total <= budget * 2 ** 20, f"shipped checkpoints take {total / 2 ** 20:.1f} MB (budget {budget:.0f} MB)"
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -27,8 +30,10 @@ def test_shipped_model_matches_its_manifest(name, cifar_test):
     # cpu-preset runs stay within the 90-minute limit per run (wall-clock; cores are often shared,
     # so these are upper bounds: see checkpoints/README.md)
     # jeat-s1 is the one exception: 157 min wall-clock on one thread beside three other jobs and a
-    # pause (checkpoints/README.md); jeat-s2, the same recipe, took 46 min
-    assert manifest["train_seconds"] <= (3 * 3600 if name == "jeat-s1" else 5400), manifest["train_seconds"]
+    # pause (checkpoints/README.md); jeat-s2, the same recipe, took 46 min. The five-run protocol's queue runs
+    # (-s3, -s4) train on one thread beside the second queue and other work: two hours
+    budget = 3 * 3600 if name == "jeat-s1" else 2 * 3600 if name.endswith(("-s3", "-s4")) else 5400
+    assert manifest["train_seconds"] <= budget, manifest["train_seconds"]
     if manifest["method"] != "evaluator":  # an evaluator is a plain classifier, not trained by `fit`
         assert (folder / "energy_log.jsonl").is_file()
     model, _ = load_model(f"cifar10-cpu/{name}")
@@ -96,7 +101,8 @@ def test_training_runs_lists_what_is_shipped_and_skips_what_is_not(tmp_path):
     shipped run, then its shipped -s1/-s2 runs; a seed whose folder has no weights is skipped."""
     from jeat_core.paper.experiments import training_runs
 
-    assert training_runs("at") == ["at", "at-s1", "at-s2"]
+    shipped = [r for r in TRAINING_SEEDS["at"] if r in SHIPPED]
+    assert training_runs("at") == shipped and shipped[:3] == ["at", "at-s1", "at-s2"]
     assert training_runs("jem") == ["jem"]  # no extra seeds: its one run
     assert training_runs("no-such-method") == []
     assert training_runs("jeat", paths={"jeat-s1": str(tmp_path)}) == ["jeat", "jeat-s2"]  # an empty folder
