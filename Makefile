@@ -11,13 +11,12 @@ export JEAT_DATA ?= $(abspath ../shared/data/cifar10)
 $(BIN)/jeat: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
-	$(BIN)/pip install --quiet -e '.[dev]'
+	# one resolver run: torch pinned (this machine has these wheels on disk), the package with its dev
+	# tools and the static site's tools (`make site`; its browser test, tests/test_site.py, is part of `make test`)
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1 -e '.[dev,site]'
 	# peer library for cross-checks and AutoAttack: the `attacks` extra of pyproject.toml, installed here with
 	# --no-deps because it pins an old `requests` (its scipy comes from the dev extra)
 	$(BIN)/pip install --quiet --no-deps torchattacks==3.5.1
-	# the static site's tools (`make site`; its browser test, tests/test_site.py, is part of `make test`)
-	$(BIN)/pip install --quiet -e '.[site]'
 	touch $(BIN)/jeat
 
 setup: $(BIN)/jeat

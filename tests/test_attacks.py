@@ -177,11 +177,12 @@ def test_table1_in_miniature(standard_model, cifar_test):
 
 @pytest.mark.slow
 def test_pgd_agrees_with_torchattacks(standard_model, cifar_test):
-    """Our PGD and torchattacks' PGD give the same adversarial accuracy (within 1 point on 1000
-    real test images) at a radius where accuracy is neither 0 nor clean."""
+    """Our PGD and torchattacks' PGD give the same adversarial accuracy (within 1 point on 500
+    real test images) at a radius where accuracy is neither 0 nor clean (on the shipped standard
+    model they agree image for image on the first 1,000)."""
     import torchattacks
 
-    x, y = cifar_test.tensors(1000)
+    x, y = cifar_test.tensors(500)
     eps, alpha, steps = 1 / 255, 0.25 / 255, 10
     torch.manual_seed(0)
     peer = torchattacks.PGD(standard_model, eps=eps, alpha=alpha, steps=steps, random_start=True)

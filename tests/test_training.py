@@ -112,7 +112,7 @@ def test_divergence_guard_gives_up_with_a_message(tmp_path, monkeypatch):
 
 def _train_cmd(out, extra=()):
     return [sys.executable, "-m", "jeat_core", "train", "--method", "jeat", "--dataset", "procedural",
-            "--max-steps", "24", "--batch-size", "16", "--sgld-steps", "3", "--buffer-size", "200",
+            "--max-steps", "15", "--batch-size", "16", "--sgld-steps", "3", "--buffer-size", "200",
             "--checkpoint-every", "3", "--log-every", "3", "--deterministic", "--eval-n", "64",
             "--no-progress", "--out", str(out), *extra]
 
@@ -145,13 +145,13 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     deadline = time.time() + 300
     while time.time() < deadline:
         mf = cut / "manifest.json"
-        if mf.exists() and json.loads(mf.read_text())["steps"] >= 9:
+        if mf.exists() and json.loads(mf.read_text())["steps"] >= 6:
             break
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     killed_at = json.loads((cut / "manifest.json").read_text())["steps"]
-    assert 9 <= killed_at < 24, f"run was not interrupted mid-way (step {killed_at})"
+    assert 6 <= killed_at < 15, f"run was not interrupted mid-way (step {killed_at})"
     _assert_group_agrees(cut)  # the kill left manifest, weights and state of one step (or says it did not)
     subprocess.run(_train_cmd(cut, ["--resume"]), check=True, env=env, capture_output=True, timeout=600)
     _assert_group_agrees(cut)
@@ -161,8 +161,8 @@ def test_resume_after_kill_matches_uninterrupted_run(tmp_path):
     for k in a:
         assert torch.equal(a[k], b[k]), k
     steps = [json.loads(line)["step"] for line in (cut / "energy_log.jsonl").read_text().splitlines()]
-    assert steps == list(range(0, 24, 3))
-    assert read_manifest(cut)["steps"] == 24
+    assert steps == list(range(0, 15, 3))
+    assert read_manifest(cut)["steps"] == 15
 
 
 def test_resume_without_state_is_a_clear_error(tmp_path):
