@@ -256,6 +256,7 @@ def execute(notebooks: list[Path], cache_dir: Path, jobs: int, timeout: int) -> 
     for record in cache.list_cache_records():  # outputs of code that no longer exists
         if record.hashkey not in current:
             cache.remove_cache(record.pk)
+    todo.sort(key=lambda p: -p.stat().st_size)  # the longest first (size as the proxy): the jobs end together
     log(f"[execute] {len(notebooks) - len(todo)} of {len(notebooks)} notebooks cached; executing {len(todo)} "
         f"({jobs} at a time)" + (": " + ", ".join(p.stem for p in todo) if todo else ""))
     done, failed = {}, []
