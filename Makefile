@@ -13,10 +13,10 @@ $(BIN)/jeat: pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# one resolver run: torch pinned (this machine has these wheels on disk), the package with its dev
 	# tools and the static site's tools (`make site`; its browser test, tests/test_site.py, is part of `make test`)
-	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1 -e '.[dev,site]'
+	$(BIN)/pip install --quiet --no-compile torch==2.14.1 torchvision==0.29.1 -e '.[dev,site]'
 	# peer library for cross-checks and AutoAttack: the `attacks` extra of pyproject.toml, installed here with
 	# --no-deps because it pins an old `requests` (its scipy comes from the dev extra)
-	$(BIN)/pip install --quiet --no-deps torchattacks==3.5.1
+	$(BIN)/pip install --quiet --no-compile --no-deps torchattacks==3.5.1
 	touch $(BIN)/jeat
 
 setup: $(BIN)/jeat
@@ -37,10 +37,11 @@ audit: setup
 	# each claim of the paper measured on the shipped models -> figures/audit.md (+ .json)
 	$(BIN)/jeat audit --out figures/audit.md
 
-# two workers (pytest-xdist); the tests that share the one execution of the notebooks (or the tiny zoo)
-# run on one worker (xdist_group marks), so each session fixture is made once
+# three workers (pytest-xdist) on two cores: the browser tests wait on Chromium and JupyterLab much of the
+# time, and the third worker fills those waits; the tests that share the one execution of the notebooks
+# (or the tiny zoo) run on one worker each (xdist_group marks), so each session fixture is made once
 test: setup
-	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 3 --dist loadgroup
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
