@@ -35,5 +35,5 @@ def test_the_peer_library_is_declared_once_pinned():
 
     pp = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     assert pp["optional-dependencies"]["attacks"] == [PEER]
-    assert f"pip install --quiet --no-deps {PEER}" in (REPO / "Makefile").read_text()
+    assert f"--no-deps {PEER}" in (REPO / "Makefile").read_text()
     assert INSTALL_PEER == f"pip install --no-deps {PEER}"
