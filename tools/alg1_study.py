@@ -25,6 +25,22 @@ QUEUE = ROOT / "tools" / "queues" / "alg1.txt"
 CE_TRAINS = 2.0
 CONTRAST_BOUND = 10.0
 NOT_STABILISERS = ("--max-steps", "--epochs", "--seed")  # the probe's length and seed
+# the yardstick beside each run's CE: from-scratch FGSM-RS AT (the shipped seeds logged every 10 steps) over
+# the same steps; AT's CE is on x_adv as JEAT's is (its schedule spans 6 epochs where these span 7)
+AT_RUNS = ("at-s1", "at-s2", "at-s3", "at-s4")
+
+
+def at_ce(lo: int, hi: int) -> float | None:
+    """The mean over the shipped AT runs of each run's mean logged CE for steps ``lo`` … ``hi``."""
+    means = []
+    for run in AT_RUNS:
+        log = ROOT / "checkpoints" / "cifar10-cpu" / run / "energy_log.jsonl"
+        if log.is_file():
+            ce = [r["ce"] for r in map(json.loads, filter(str.strip, log.read_text().splitlines()))
+                  if lo <= r["step"] <= hi]
+            if ce:
+                means.append(sum(ce) / len(ce))
+    return sum(means) / len(means) if means else None
 
 
 def queue_lines() -> dict[str, list[str]]:
@@ -74,7 +90,8 @@ def summarise(folder: Path, added: list[str]) -> dict | None:
     return {"run": folder.name, "method": m["method"], "added": added, "steps": m["steps"],
             "total_steps": m["total_steps"], "max_steps": m["config"].get("max_steps"), "gave_up": gave_up,
             "rollbacks": len(events), "first_rollback_step": events[0].get("step") if events else None,
-            "ce_last10": ce, "acc_last10": mean("acc"), "e_pos_last10": e_pos, "e_neg_last10": e_neg,
+            "ce_last10": ce, "at_ce_same_steps": at_ce(tail[0]["step"], tail[-1]["step"]) if tail else None,
+            "acc_last10": mean("acc"), "e_pos_last10": e_pos, "e_neg_last10": e_neg,
             "contrast_last10": contrast, "max_abs_logit_last10": mean("max_abs_energy"),
             "train_minutes": round(m.get("train_seconds", 0) / 60, 1), "trains": trains}
 
@@ -86,13 +103,18 @@ def to_markdown(rows: list[dict]) -> str:
     out = ["# The Algorithm-1 study (`python tools/alg1_study.py`)", "",
            "Each run of `tools/queues/alg1.txt`: what it adds to Algorithm 1 as written, how far it got, and "
            f"whether it trains (CE below {CE_TRAINS}, |E(x̃) − E(x⁺)| below {CONTRAST_BOUND:g} nats, the guard never "
-           "gave up), over the last 10% of its logged steps.", "",
-           "| run | settings added to Algorithm 1 as written | steps | roll-backs (first at) | CE | batch acc | "
-           "E(x⁺) | E(x̃) | E(x̃) − E(x⁺) | max abs logit | minutes | trains |", "|" + "---|" * 12]
+           "gave up), over the last 10% of its logged steps. Beside its CE, plain FGSM-RS adversarial training's over "
+           "the same steps (the mean of the shipped AT runs logged every 10 steps: "
+           f"{', '.join(f'`{r}`' for r in AT_RUNS)} where shipped), the yardstick of a from-scratch adversarial "
+           "classifier at that point.", "",
+           "| run | settings added to Algorithm 1 as written | steps | roll-backs (first at) | CE | "
+           "AT's CE, same steps | batch acc | E(x⁺) | E(x̃) | E(x̃) − E(x⁺) | max abs logit | minutes | trains |",
+           "|" + "---|" * 13]
     for r in rows:
         verdict = "yes" if r["trains"] else "no" + (" (the guard gave up)" if r["gave_up"] else "")
         out.append(f"| `{r['run']}` | {', '.join(f'`{a}`' for a in r['added']) or 'none (as written)'} | "
                    f"{r['steps']} | {r['rollbacks']} ({f(r['first_rollback_step'])}) | {f(r['ce_last10'])} | "
+                   f"{f(r.get('at_ce_same_steps'))} | "
                    f"{f(r['acc_last10'])} | {f(r['e_pos_last10'])} | {f(r['e_neg_last10'])} | "
                    f"{f(r['contrast_last10'])} | {f(r['max_abs_logit_last10'])} | {r['train_minutes']} | {verdict} |")
     return "\n".join(out) + "\n"
