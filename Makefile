@@ -37,11 +37,11 @@ audit: setup
 	# each claim of the paper measured on the shipped models -> figures/audit.md (+ .json)
 	$(BIN)/jeat audit --out figures/audit.md
 
-# three workers (pytest-xdist) on two cores: the browser tests wait on Chromium and JupyterLab much of the
-# time, and the third worker fills those waits; the tests that share the one execution of the notebooks
-# (or the tiny zoo) run on one worker each (xdist_group marks), so each session fixture is made once
+# two workers (pytest-xdist, one per core; a third was measured slower); the tests that share the one
+# execution of the notebooks (or the tiny zoo) run on one worker each (xdist_group marks), so each session
+# fixture is made once
 test: setup
-	$(BIN)/python -m pytest -q -n 3 --dist loadgroup
+	$(BIN)/python -m pytest -q -n 2 --dist loadgroup
 
 test-fast: setup
 	$(BIN)/python -m pytest -q -n 2 --dist loadgroup -m "not slow"
