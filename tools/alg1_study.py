@@ -114,7 +114,7 @@ def to_markdown(rows: list[dict]) -> str:
         verdict = "yes" if r["trains"] else "no" + (" (the guard gave up)" if r["gave_up"] else "")
         out.append(f"| `{r['run']}` | {', '.join(f'`{a}`' for a in r['added']) or 'none (as written)'} | "
                    f"{r['steps']} | {r['rollbacks']} ({f(r['first_rollback_step'])}) | {f(r['ce_last10'])} | "
-                   f"{f(r.get('at_ce_same_steps'))} | "
+                   f"{f(r['at_ce_same_steps'])} | "
                    f"{f(r['acc_last10'])} | {f(r['e_pos_last10'])} | {f(r['e_neg_last10'])} | "
                    f"{f(r['contrast_last10'])} | {f(r['max_abs_logit_last10'])} | {r['train_minutes']} | {verdict} |")
     return "\n".join(out) + "\n"

@@ -229,10 +229,6 @@ def _offdiag_mean(k: Tensor) -> Tensor:
     return (k.sum((-2, -1)) - k.diagonal(dim1=-2, dim2=-1).sum(-1)) / (n * (n - 1))
 
 
-def _kid_from_kernels(kxx: Tensor, kyy: Tensor, kxy: Tensor) -> Tensor:
-    return _offdiag_mean(kxx) + _offdiag_mean(kyy) - 2 * kxy.mean((-2, -1))
-
-
 def self_kernel_mean(f: Tensor) -> Tensor:
     """KID's within-set term of ``f (N, D)``: the mean cubic kernel over distinct pairs (float64, 0-d).
     A reference set's term is the same for every set scored against it: compute it once and pass it to
